@@ -1,0 +1,64 @@
+// Package testenv finds the real components that integration tests start
+// (Prometheus, promtool, Alertmanager, Chromium, VictoriaLogs) and decides
+// what happens when one is missing: on a developer machine the test is
+// skipped; under CI (CI=true, or BANTAY_REQUIRE_COMPONENTS=1) it fails, so a
+// missing install step can never turn into a silently green run.
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// Strict reports whether missing components must fail tests rather than skip them.
+func Strict() bool {
+	if v, err := strconv.ParseBool(os.Getenv("BANTAY_REQUIRE_COMPONENTS")); err == nil {
+		return v
+	}
+	v, _ := strconv.ParseBool(os.Getenv("CI"))
+	return v
+}
+
+// Unavailable skips the test, or fails it under CI, with the reason given.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Strict() {
+		t.Fatalf("required test component unavailable (CI=true): "+format, args...)
+	}
+	t.Skipf("skipping, component unavailable: "+format, args...)
+}
+
+// Binary returns the path of the named executable, looking at the
+// environment variable envVar first (if non-empty) and then PATH. It calls
+// Unavailable when the binary cannot be found.
+func Binary(t testing.TB, name, envVar string) string {
+	t.Helper()
+	if envVar != "" {
+		if p := os.Getenv(envVar); p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+			Unavailable(t, "%s=%s does not exist", envVar, p)
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Unavailable(t, "%s not found in PATH (install it, or set %s)", name, envVar)
+	}
+	return p
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago, for a real server the test is about to start.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("reserve a loopback port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
