@@ -1,0 +1,153 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadExample(t *testing.T) {
+	cfg, err := Load("testdata/probe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Probe.ID != "mnl-01" || cfg.Probe.City != "Manila" {
+		t.Errorf("probe = %+v, want id mnl-01 and canonical city Manila", cfg.Probe)
+	}
+	if u := cfg.Uplinks[0]; u.Carrier != "Globe" || u.NetworkType != "5g" || u.BindAddress != "127.0.1.1" {
+		t.Errorf("uplinks[0] = %+v, want canonical Globe/5g bound to 127.0.1.1", u)
+	}
+	if u := cfg.Uplinks[1]; u.Carrier != "PLDT" || u.NetworkType != "fiber" {
+		t.Errorf("uplinks[1] = %+v, want PLDT/fiber", u)
+	}
+	want := []struct {
+		dst               string
+		interval, timeout time.Duration
+	}{{"Davao", 10 * time.Second, 2 * time.Second}, {"Manila", 15 * time.Second, 5 * time.Second}, {"Baguio", 15 * time.Second, 5 * time.Second}}
+	for i, w := range want {
+		tg := cfg.Targets[i]
+		if tg.DstCity != w.dst || tg.Interval != w.interval || tg.Timeout != w.timeout {
+			t.Errorf("targets[%d] = %+v, want dst %s interval %s timeout %s", i, tg, w.dst, w.interval, w.timeout)
+		}
+	}
+	if cfg.Collector.ExportInterval != 15*time.Second || cfg.Collector.Protocol != "grpc" {
+		t.Errorf("collector = %+v", cfg.Collector)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse("min.yaml", []byte(`
+probe: {id: dvo-01, city: Davao}
+collector: {endpoint: "collector.example:4317"}
+uplinks: [{name: dito, carrier: DITO, network_type: LTE}]
+targets: [{name: t, dst_city: Manila, method: tcp, address: "127.0.0.1:1"}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Probe.Environment != DefaultEnvironment || cfg.Collector.Protocol != ProtocolGRPC ||
+		cfg.Collector.ExportInterval != DefaultExportInterval || cfg.Collector.Timeout != DefaultExportTimeout ||
+		cfg.Targets[0].Interval != DefaultInterval || cfg.Targets[0].Timeout != DefaultTimeout {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+// valid is a minimal good config; each bad case replaces one line.
+const valid = `probe:
+  id: mnl-01
+  city: Manila
+collector:
+  endpoint: 127.0.0.1:4317
+  tls: {insecure: true}
+uplinks:
+  - name: globe-5g
+    carrier: Globe
+    network_type: 5g
+    bind_address: 127.0.1.1
+targets:
+  - name: a
+    dst_city: Davao
+    method: udp
+    address: 127.0.0.1:7001
+  - name: b
+    dst_city: Manila
+    method: http
+    address: http://127.0.0.1:8081/health
+  - name: c
+    dst_city: Baguio
+    method: tcp
+    address: 127.0.0.1:7002
+`
+
+func TestValidationErrors(t *testing.T) {
+	if _, err := Parse("probe.yaml", []byte(valid)); err != nil {
+		t.Fatalf("base config must be valid: %v", err)
+	}
+	cases := []struct {
+		name, old, new string
+		want           string // substring: file:line: path: message
+	}{
+		{"missing id", "  id: mnl-01\n", "", "probe.yaml:1: probe.id: is required"},
+		{"bad id", "id: mnl-01", "id: MNL_01", "probe.yaml:2: probe.id: \"MNL_01\" may contain only"},
+		{"unknown city", "city: Manila", "city: Gotham", "probe.yaml:3: probe.city: \"Gotham\" is not a city"},
+		{"typo key", "city: Manila", "cty: Manila", "probe.yaml:3: field cty not found"},
+		{"bad protocol", "  tls: {insecure: true}", "  protocol: amqp\n  tls: {insecure: true}", "probe.yaml:6: collector.protocol: \"amqp\" is not one of grpc, http"},
+		{"grpc with scheme", "endpoint: 127.0.0.1:4317", "endpoint: http://127.0.0.1:4317", "probe.yaml:5: collector.endpoint:"},
+		{"http plain without insecure", "  endpoint: 127.0.0.1:4317\n  tls: {insecure: true}", "  endpoint: http://127.0.0.1:4318\n  protocol: http", "collector.endpoint: \"http://127.0.0.1:4318\" is plain http but tls.insecure is false"},
+		{"insecure with ca", "tls: {insecure: true}", "tls: {insecure: true, ca_file: ca.pem}", "probe.yaml:6: collector.tls.ca_file: is set but tls.insecure is true"},
+		{"token twice", "  tls: {insecure: true}", "  tls: {insecure: true}\n  token: a\n  token_file: /x", "probe.yaml:7: collector.token: set token or token_file, not both"},
+		{"no uplinks", "uplinks:\n  - name: globe-5g\n    carrier: Globe\n    network_type: 5g\n    bind_address: 127.0.1.1\n", "", "probe.yaml: uplinks: at least one uplink is required"},
+		{"bad carrier", "carrier: Globe", "carrier: Telstra", "probe.yaml:9: uplinks[0].carrier: \"Telstra\" is not a known carrier"},
+		{"bad network type", "network_type: 5g", "network_type: 3g", "probe.yaml:10: uplinks[0].network_type: \"3g\" is not a known network type"},
+		{"bad bind address", "bind_address: 127.0.1.1", "bind_address: eth0", "probe.yaml:11: uplinks[0].bind_address: \"eth0\" is not an IP address"},
+		{"bad method", "method: tcp", "method: icmp", "probe.yaml:23: targets[2].method: \"icmp\" is not one of tcp, http, udp"},
+		{"bad dst city", "dst_city: Baguio", "dst_city: Atlantis", "probe.yaml:22: targets[2].dst_city: \"Atlantis\" is not a city"},
+		{"duplicate target", "name: c", "name: a", "probe.yaml:21: targets[2].name: \"a\" is used twice"},
+		{"bad udp address", "address: 127.0.0.1:7001", "address: 127.0.0.1", "probe.yaml:16: targets[0].address: \"127.0.0.1\": not host:port"},
+		{"bad port", "address: 127.0.0.1:7002", "address: 127.0.0.1:99999", "probe.yaml:24: targets[2].address: \"127.0.0.1:99999\": port \"99999\" is not a number"},
+		{"bad http url", "address: http://127.0.0.1:8081/health", "address: ftp://x/", "probe.yaml:20: targets[1].address: \"ftp://x/\" is not an http:// or https:// URL"},
+		{"expect_status on tcp", "address: 127.0.0.1:7002", "address: 127.0.0.1:7002\n    expect_status: 200", "probe.yaml:25: targets[2].expect_status: applies only to method http"},
+		{"timeout over interval", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 1s\n    timeout: 2s", "probe.yaml:18: targets[0].timeout: 2s must be shorter than the interval 1s"},
+		{"bad duration", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: soon", "probe.yaml:17: cannot unmarshal !!str `soon` into time.Duration"},
+		{"missing target name", "  - name: b\n", "  -\n", "probe.yaml:18: targets[1].name: is required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(valid, tc.old) {
+				t.Fatalf("test bug: %q not in base config", tc.old)
+			}
+			_, err := Parse("probe.yaml", []byte(strings.Replace(valid, tc.old, tc.new, 1)))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReportedAtOnce(t *testing.T) {
+	bad := strings.Replace(strings.Replace(valid, "carrier: Globe", "carrier: X", 1), "method: tcp", "method: y", 1)
+	_, err := Parse("probe.yaml", []byte(bad))
+	e, ok := err.(*Error)
+	if !ok || len(e.Problems) != 2 {
+		t.Fatalf("want 2 problems in one *Error, got %v", err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.yaml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(empty); err == nil || !strings.Contains(err.Error(), empty+": file is empty") {
+		t.Errorf("empty file: %v", err)
+	}
+}

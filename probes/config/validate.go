@@ -1,0 +1,298 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxProbeIDLength bounds the probe id so it fits in a UDP echo packet.
+const MaxProbeIDLength = 63
+
+var (
+	probeIDPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+	namePattern    = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+)
+
+type validator struct {
+	gaz   *gazetteer.Gazetteer
+	probs []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.probs = append(v.probs, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// validate checks the config, fills defaults and rewrites names to their
+// canonical gazetteer spelling.
+func (c *Config) validate() []Problem {
+	v := &validator{gaz: gazetteer.Default()}
+
+	switch {
+	case c.Probe.ID == "":
+		v.add("probe.id", "is required")
+	case len(c.Probe.ID) > MaxProbeIDLength:
+		v.add("probe.id", "%q is longer than %d characters", c.Probe.ID, MaxProbeIDLength)
+	case !probeIDPattern.MatchString(c.Probe.ID):
+		v.add("probe.id", "%q may contain only lower-case letters, digits and '-'", c.Probe.ID)
+	}
+	if c.Probe.City == "" {
+		v.add("probe.city", "is required")
+	} else if city, ok := v.gaz.City(c.Probe.City); ok {
+		c.Probe.City = city.Name
+	} else {
+		v.add("probe.city", "%q is not a city in the gazetteer (known: %s)", c.Probe.City, cityNames(v.gaz))
+	}
+	if c.Probe.Environment == "" {
+		c.Probe.Environment = DefaultEnvironment
+	}
+
+	c.Collector.validate(v)
+
+	if len(c.Uplinks) == 0 {
+		v.add("uplinks", "at least one uplink is required")
+	}
+	uplinkNames := map[string]bool{}
+	for i := range c.Uplinks {
+		u := &c.Uplinks[i]
+		p := fmt.Sprintf("uplinks[%d]", i)
+		checkName(v, p+".name", u.Name, uplinkNames)
+		if u.Carrier == "" {
+			v.add(p+".carrier", "is required")
+		} else if canon, ok := v.gaz.Carrier(u.Carrier); ok {
+			u.Carrier = canon
+		} else {
+			v.add(p+".carrier", "%q is not a known carrier (known: Globe, Smart, DITO, PLDT, Converge and their aliases)", u.Carrier)
+		}
+		if u.NetworkType == "" {
+			v.add(p+".network_type", "is required")
+		} else if canon, ok := v.gaz.NetworkType(u.NetworkType); ok {
+			u.NetworkType = canon
+		} else {
+			v.add(p+".network_type", "%q is not a known network type (4g, 5g, fiber, wifi or an alias such as LTE, NR, FTTH)", u.NetworkType)
+		}
+		if u.BindAddress != "" {
+			if _, err := netip.ParseAddr(u.BindAddress); err != nil {
+				v.add(p+".bind_address", "%q is not an IP address", u.BindAddress)
+			}
+		}
+	}
+
+	if c.Defaults.Interval == 0 {
+		c.Defaults.Interval = DefaultInterval
+	}
+	if c.Defaults.Timeout == 0 {
+		c.Defaults.Timeout = DefaultTimeout
+	}
+	checkSchedule(v, "defaults", c.Defaults.Interval, c.Defaults.Timeout)
+
+	if len(c.Targets) == 0 {
+		v.add("targets", "at least one target is required")
+	}
+	targetNames := map[string]bool{}
+	for i := range c.Targets {
+		c.Targets[i].validate(v, fmt.Sprintf("targets[%d]", i), c.Defaults, targetNames)
+	}
+	return v.probs
+}
+
+func (c *Collector) validate(v *validator) {
+	if c.Protocol == "" {
+		c.Protocol = ProtocolGRPC
+	}
+	switch c.Protocol {
+	case ProtocolGRPC:
+		if c.Endpoint == "" {
+			v.add("collector.endpoint", "is required (host:port, e.g. 127.0.0.1:4317)")
+		} else if strings.Contains(c.Endpoint, "://") {
+			v.add("collector.endpoint", "%q: for protocol grpc give host:port without a scheme", c.Endpoint)
+		} else if err := checkHostPort(c.Endpoint); err != nil {
+			v.add("collector.endpoint", "%q: %v", c.Endpoint, err)
+		}
+	case ProtocolHTTP:
+		if c.Endpoint == "" {
+			v.add("collector.endpoint", "is required (a URL, e.g. http://127.0.0.1:4318)")
+		} else if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("collector.endpoint", "%q: for protocol http give a URL such as http://127.0.0.1:4318", c.Endpoint)
+		} else if u.Scheme == "http" && !c.TLS.Insecure {
+			v.add("collector.endpoint", "%q is plain http but tls.insecure is false; use https or set tls.insecure: true", c.Endpoint)
+		} else if u.Scheme == "https" && c.TLS.Insecure {
+			v.add("collector.endpoint", "%q is https but tls.insecure is true", c.Endpoint)
+		}
+	default:
+		v.add("collector.protocol", "%q is not one of grpc, http", c.Protocol)
+	}
+	if c.TLS.Insecure {
+		for _, f := range []struct{ name, val string }{{"ca_file", c.TLS.CAFile}, {"cert_file", c.TLS.CertFile}, {"key_file", c.TLS.KeyFile}, {"server_name", c.TLS.ServerName}} {
+			if f.val != "" {
+				v.add("collector.tls."+f.name, "is set but tls.insecure is true, so it would be ignored")
+			}
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.add("collector.tls.cert_file", "cert_file and key_file must be set together")
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		v.add("collector.token", "set token or token_file, not both")
+	}
+	if c.ExportInterval == 0 {
+		c.ExportInterval = DefaultExportInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultExportTimeout
+	}
+	if c.ExportInterval < 0 {
+		v.add("collector.export_interval", "%s must be positive", c.ExportInterval)
+	}
+	if c.Timeout < 0 {
+		v.add("collector.timeout", "%s must be positive", c.Timeout)
+	}
+}
+
+func (t *Target) validate(v *validator, p string, defaults Schedule, names map[string]bool) {
+	checkName(v, p+".name", t.Name, names)
+	if t.DstCity == "" {
+		v.add(p+".dst_city", "is required")
+	} else if city, ok := v.gaz.City(t.DstCity); ok {
+		t.DstCity = city.Name
+	} else {
+		v.add(p+".dst_city", "%q is not a city in the gazetteer (known: %s)", t.DstCity, cityNames(v.gaz))
+	}
+	switch t.Method {
+	case "":
+		v.add(p+".method", "is required (tcp, http or udp)")
+	case MethodTCP, MethodUDP:
+		if t.Address == "" {
+			v.add(p+".address", "is required (host:port)")
+		} else if err := checkHostPort(t.Address); err != nil {
+			v.add(p+".address", "%q: %v", t.Address, err)
+		}
+	case MethodHTTP:
+		if t.Address == "" {
+			v.add(p+".address", "is required (a URL such as http://host/health)")
+		} else if u, err := url.Parse(t.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(p+".address", "%q is not an http:// or https:// URL", t.Address)
+		}
+	default:
+		v.add(p+".method", "%q is not one of tcp, http, udp", t.Method)
+	}
+	if t.Method != MethodHTTP {
+		if t.ExpectStatus != 0 {
+			v.add(p+".expect_status", "applies only to method http")
+		}
+		if t.InsecureSkipVerify {
+			v.add(p+".insecure_skip_verify", "applies only to method http")
+		}
+	} else if t.ExpectStatus != 0 && (t.ExpectStatus < 100 || t.ExpectStatus > 599) {
+		v.add(p+".expect_status", "%d is not an HTTP status code", t.ExpectStatus)
+	}
+	if t.Interval == 0 {
+		t.Interval = defaults.Interval
+	}
+	if t.Timeout == 0 {
+		t.Timeout = defaults.Timeout
+	}
+	checkSchedule(v, p, t.Interval, t.Timeout)
+}
+
+func checkName(v *validator, path, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		v.add(path, "is required")
+	case !namePattern.MatchString(name):
+		v.add(path, "%q may contain only letters, digits, '.', '_' and '-'", name)
+	case seen[name]:
+		v.add(path, "%q is used twice", name)
+	}
+	seen[name] = true
+}
+
+// checkSchedule insists on timeout < interval: a run that may last longer
+// than the interval would make the schedule a lie (runs never overlap, so
+// they would silently come less often than configured).
+func checkSchedule(v *validator, p string, interval, timeout time.Duration) {
+	if interval < 10*time.Millisecond {
+		v.add(p+".interval", "%s is too short (at least 10ms)", interval)
+	}
+	if timeout <= 0 {
+		v.add(p+".timeout", "%s must be positive", timeout)
+	} else if timeout >= interval {
+		v.add(p+".timeout", "%s must be shorter than the interval %s", timeout, interval)
+	}
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("not host:port: %w", err)
+	}
+	if host == "" {
+		return fmt.Errorf("host is empty")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+func cityNames(g *gazetteer.Gazetteer) string {
+	var names []string
+	for _, c := range g.Cities() {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// lineOf finds the line of a field path such as "targets[2].method" in the
+// YAML tree. A field that is missing gets the line of its nearest parent,
+// which is where the operator has to add it.
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(path, ".") {
+		key, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
+			key = part[:i]
+			idx, _ = strconv.Atoi(part[i+1 : len(part)-1])
+		}
+		next := mappingValue(n, key)
+		if next == nil {
+			return line
+		}
+		n, line = next.value, next.key.Line
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n = n.Content[idx]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+type keyValue struct{ key, value *yaml.Node }
+
+func mappingValue(n *yaml.Node, key string) *keyValue {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return &keyValue{n.Content[i], n.Content[i+1]}
+		}
+	}
+	return nil
+}
