@@ -1,0 +1,80 @@
+package citytagprocessor
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap"
+)
+
+func loadConfig(t *testing.T, name string) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.MustNewIDWithName(TypeStr, name).String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg, confmap.Validate(cfg)
+}
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(TypeStr)
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	require.NoError(t, confmap.Validate(cfg))
+
+	assert.Equal(t, 30000.0, cfg.MaxLatencyMs)
+	gaz, reg, err := cfg.build()
+	require.NoError(t, err)
+	assert.Equal(t, "Manila", reg["mnl-01"].city.Name, "registry aliases resolve to canonical cities")
+	assert.Contains(t, reg["mnl-01"].uplinks, uplinkKey{"PLDT", "fiber"})
+	assert.Contains(t, reg["mnl-01"].uplinks, uplinkKey{"Globe", "5g"})
+	assert.Equal(t, "Mindanao", reg["dvo-01"].city.IslandGroup)
+	pps, ok := gaz.City("pps")
+	require.True(t, ok, "operator-added cities extend the shipped gazetteer")
+	assert.Equal(t, "MIMAROPA", pps.Region)
+	_, ok = gaz.City("Baguio")
+	assert.True(t, ok, "shipped cities remain when the operator adds one")
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	for name, want := range map[string]string{
+		"bad_city":    `probes::x-01::city: unknown city "Atlantis"`,
+		"bad_carrier": `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
+		"no_uplinks":  `probes::x-01::uplinks: at least one uplink`,
+		"empty":       `probes: the registry is empty`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadConfig(t, name)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), want)
+		})
+	}
+}
+
+func TestConfigRejectsBadLimits(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Probes = map[string]ProbeEntry{"p1": {City: "Manila", Uplinks: []Uplink{{"Globe", "4g"}}}}
+	require.NoError(t, cfg.Validate())
+	cfg.MaxLatencyMs = 0
+	assert.ErrorContains(t, cfg.Validate(), "max_latency_ms")
+	cfg.MaxLatencyMs = 1000
+	cfg.Probes["bad id with spaces"] = cfg.Probes["p1"]
+	assert.ErrorContains(t, cfg.Validate(), "probe id must match")
+}
+
+func TestConfigRejectsAmbiguousAlias(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Probes = map[string]ProbeEntry{"p1": {City: "Manila", Uplinks: []Uplink{{"Globe", "4g"}}}}
+	// "Davao City" already means Davao; a new city may not claim it.
+	cfg.Cities = append(cfg.Cities, cityFixture("Tagum", "Davao City"))
+	assert.ErrorContains(t, cfg.Validate(), `name "Davao City" is already used by city "Davao"`)
+}

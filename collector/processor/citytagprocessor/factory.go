@@ -1,0 +1,43 @@
+// Package citytagprocessor implements the `citytag` processor: the
+// collector's authority for where a latency measurement was taken and where
+// it went. It replaces what probes say about themselves with canonical
+// labels from a probe registry and a gazetteer of Philippine cities, and
+// rejects, with a counted reason, whatever it cannot place.
+package citytagprocessor
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+)
+
+// TypeStr is the processor's name in collector configs.
+const TypeStr = "citytag"
+
+var componentType = component.MustNewType(TypeStr)
+
+// NewFactory returns the citytag processor factory.
+func NewFactory() processor.Factory {
+	return processor.NewFactory(componentType, createDefaultConfig,
+		processor.WithMetrics(createMetrics, component.StabilityLevelBeta))
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		MaxLatencyMs: 60_000,
+		LogInterval:  time.Minute,
+	}
+}
+
+func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
+	tagger, err := newCityTagger(set, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	return processorhelper.NewMetrics(ctx, set, cfg, next, tagger.processMetrics,
+		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
+}

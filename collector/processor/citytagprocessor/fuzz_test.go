@@ -1,0 +1,42 @@
+package citytagprocessor
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// FuzzPlacement feeds arbitrary probe, carrier, network and destination
+// strings through the processor: it must never panic, and every point it
+// lets through must carry canonical labels from the gazetteer.
+func FuzzPlacement(f *testing.F) {
+	f.Add("dvo-01", "Davao City", "DITO", "LTE", "Metro Manila")
+	f.Add("mnl-01", "", "globe", "5G NR", "baguio ")
+	f.Add("", "\x00", "\xff", "", "")
+	cfg := testConfig()
+	h := newHarness(f, cfg)
+	gaz, _, err := cfg.build()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, probe, city, carrier, network, dst string) {
+		md := pmetric.NewMetrics()
+		addResource(md, uplinkRes{probe, city, carrier, network}, dst)
+		if err := h.proc.ConsumeMetrics(context.Background(), md); err != nil {
+			t.Fatalf("ConsumeMetrics: %v", err)
+		}
+		for _, got := range h.sink.AllMetrics() {
+			for _, p := range pointAttrs(t, got) {
+				c, ok := gaz.City(p["dst_city"].(string))
+				if !ok || c.Name != p["dst_city"] {
+					t.Fatalf("non-canonical dst_city %q stored", p["dst_city"])
+				}
+				if _, ok := cfg.Probes[p["probe"].(string)]; !ok {
+					t.Fatalf("unregistered probe %q stored", p["probe"])
+				}
+			}
+		}
+		h.sink.Reset()
+	})
+}

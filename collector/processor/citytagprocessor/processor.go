@@ -1,0 +1,423 @@
+package citytagprocessor
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
+)
+
+// Attribute names: what probes send (see docs/metric-model.md) and what citytag sets.
+const (
+	attrProbeID         = "service.instance.id"
+	attrDeclaredCity    = "bantay.probe.city"
+	attrUplinkCarrier   = "bantay.uplink.carrier"
+	attrUplinkNetwork   = "bantay.uplink.network_type"
+	attrDstCity         = "dst_city"
+	labelSrcCity        = "src_city"
+	labelRegion         = "region"
+	labelIslandGroup    = "island_group"
+	labelDstRegion      = "dst_region"
+	labelDstIslandGroup = "dst_island_group"
+	labelCarrier        = "carrier"
+	labelNetworkType    = "network_type"
+	labelProbe          = "probe"
+
+	latencyMetric = "network.latency"
+)
+
+// Rejection reasons, the values of the `reason` attribute of the rejected-points counter.
+const (
+	reasonMissingProbeID    = "missing_probe_id"
+	reasonUnknownProbe      = "unknown_probe"
+	reasonUnknownCarrier    = "unknown_carrier"
+	reasonUnknownNetwork    = "unknown_network_type"
+	reasonUnregisteredLink  = "unregistered_uplink"
+	reasonMissingDstCity    = "missing_dst_city"
+	reasonUnknownDstCity    = "unknown_dst_city"
+	reasonInvalidValue      = "invalid_value"
+	reasonDeclaredCityClash = "declared_city_mismatch"
+)
+
+type uplinkKey struct{ carrier, networkType string }
+
+type registeredProbe struct {
+	id      string
+	city    gazetteer.City
+	uplinks map[uplinkKey]struct{}
+}
+
+// cityTagger places every data point on the map, or rejects it with a reason.
+type cityTagger struct {
+	logger     *zap.Logger
+	gaz        *gazetteer.Gazetteer
+	probes     map[string]registeredProbe
+	maxLatency float64
+
+	rejected     metric.Int64Counter
+	cityMismatch metric.Int64Counter
+	logs         *logLimiter
+}
+
+func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
+	gaz, probes, err := cfg.build()
+	if err != nil {
+		return nil, err
+	}
+	meter := set.MeterProvider.Meter("github.com/bantay-noc/bantay/collector/processor/citytagprocessor")
+	rejected, err := meter.Int64Counter("bantay_citytag_rejected_points",
+		metric.WithDescription("Data points citytag refused to store, by reason."),
+		metric.WithUnit("{point}"))
+	if err != nil {
+		return nil, err
+	}
+	mismatch, err := meter.Int64Counter("bantay_citytag_declared_city_mismatches",
+		metric.WithDescription("Resources whose declared city differs from the registry's; tagged with the registry's city."),
+		metric.WithUnit("{resource}"))
+	if err != nil {
+		return nil, err
+	}
+	return &cityTagger{
+		logger:       set.Logger,
+		gaz:          gaz,
+		probes:       probes,
+		maxLatency:   cfg.MaxLatencyMs,
+		rejected:     rejected,
+		cityMismatch: mismatch,
+		logs:         newLogLimiter(cfg.LogInterval),
+	}, nil
+}
+
+// placement is the canonical location of one probe uplink.
+type placement struct {
+	probe       string
+	city        gazetteer.City
+	carrier     string
+	networkType string
+}
+
+// processMetrics tags what it can place and drops the rest, counting each
+// dropped point by reason. A bad resource or point never affects the others.
+func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		res := rm.Resource().Attributes()
+		pl, reason, detail := t.place(res)
+		if reason != "" {
+			t.reject(ctx, reason, pl.probe, detail, countPoints(rm))
+			return true
+		}
+		res.Remove(attrDeclaredCity)
+		res.Remove(attrUplinkCarrier)
+		res.Remove(attrUplinkNetwork)
+		dst := dstCache{gaz: t.gaz}
+		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				return t.tagMetric(ctx, pl, &dst, m) == 0
+			})
+			return sm.Metrics().Len() == 0
+		})
+		return rm.ScopeMetrics().Len() == 0
+	})
+	if md.ResourceMetrics().Len() == 0 {
+		return md, processorhelper.ErrSkipProcessingData
+	}
+	return md, nil
+}
+
+// place resolves a resource (one probe uplink) against the registry.
+func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
+	var pl placement
+	id, ok := res.Get(attrProbeID)
+	if !ok || id.Str() == "" {
+		return pl, reasonMissingProbeID, "resource has no service.instance.id"
+	}
+	pl.probe = id.Str()
+	probe, ok := t.probes[pl.probe]
+	if !ok {
+		return pl, reasonUnknownProbe, "probe is not in the citytag registry"
+	}
+	pl.city = probe.city
+	rawCarrier := strAttr(res, attrUplinkCarrier)
+	if pl.carrier, ok = t.gaz.Carrier(rawCarrier); !ok {
+		return pl, reasonUnknownCarrier, "carrier " + quote(rawCarrier) + " is not in the gazetteer"
+	}
+	rawNetwork := strAttr(res, attrUplinkNetwork)
+	if pl.networkType, ok = t.gaz.NetworkType(rawNetwork); !ok {
+		return pl, reasonUnknownNetwork, "network type " + quote(rawNetwork) + " is not in the gazetteer"
+	}
+	if _, ok := probe.uplinks[uplinkKey{pl.carrier, pl.networkType}]; !ok {
+		return pl, reasonUnregisteredLink, "uplink " + pl.carrier + "/" + pl.networkType + " is not registered for this probe"
+	}
+	if declared := strAttr(res, attrDeclaredCity); declared != "" {
+		if c, ok := t.gaz.City(declared); !ok || c.Name != probe.city.Name {
+			t.cityMismatch.Add(context.Background(), 1)
+			t.logs.maybeLog(t.logger, reasonDeclaredCityClash, pl.probe,
+				"probe declares city "+quote(declared)+"; using the registry's "+quote(probe.city.Name))
+		}
+	}
+	return pl, "", ""
+}
+
+// tagMetric tags or drops each point of m and returns how many remain.
+func (t *cityTagger) tagMetric(ctx context.Context, pl placement, dst *dstCache, m pmetric.Metric) int {
+	isLatency := m.Name() == latencyMetric
+	check := func(attrs pcommon.Map, valid bool) bool { // true: drop the point
+		if !valid {
+			t.reject(ctx, reasonInvalidValue, pl.probe, "metric "+m.Name()+" has an impossible value", 1)
+			return true
+		}
+		reason, detail := t.tagPoint(pl, dst, attrs)
+		if reason != "" {
+			t.reject(ctx, reason, pl.probe, detail, 1)
+			return true
+		}
+		return false
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeHistogram:
+		dps := m.Histogram().DataPoints()
+		dps.RemoveIf(func(dp pmetric.HistogramDataPoint) bool {
+			return check(dp.Attributes(), t.validHistogram(dp, isLatency))
+		})
+		return dps.Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		dps := m.ExponentialHistogram().DataPoints()
+		dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
+			return check(dp.Attributes(), validExpHistogram(dp, isLatency))
+		})
+		return dps.Len()
+	case pmetric.MetricTypeSum:
+		monotonic := m.Sum().IsMonotonic()
+		dps := m.Sum().DataPoints()
+		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
+			return check(dp.Attributes(), validNumber(dp, monotonic))
+		})
+		return dps.Len()
+	case pmetric.MetricTypeGauge:
+		dps := m.Gauge().DataPoints()
+		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
+			return check(dp.Attributes(), validNumber(dp, false))
+		})
+		return dps.Len()
+	case pmetric.MetricTypeSummary:
+		dps := m.Summary().DataPoints()
+		dps.RemoveIf(func(dp pmetric.SummaryDataPoint) bool {
+			return check(dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()))
+		})
+		return dps.Len()
+	default:
+		return 0
+	}
+}
+
+// tagPoint writes the canonical labels onto one point.
+func (t *cityTagger) tagPoint(pl placement, dst *dstCache, attrs pcommon.Map) (string, string) {
+	raw := strAttr(attrs, attrDstCity)
+	if raw == "" {
+		return reasonMissingDstCity, "data point has no dst_city attribute"
+	}
+	city, ok := dst.lookup(raw)
+	if !ok {
+		return reasonUnknownDstCity, "dst_city " + quote(raw) + " is not in the gazetteer"
+	}
+	attrs.PutStr(labelSrcCity, pl.city.Name)
+	attrs.PutStr(labelRegion, pl.city.Region)
+	attrs.PutStr(labelIslandGroup, pl.city.IslandGroup)
+	attrs.PutStr(attrDstCity, city.Name)
+	attrs.PutStr(labelDstRegion, city.Region)
+	attrs.PutStr(labelDstIslandGroup, city.IslandGroup)
+	attrs.PutStr(labelCarrier, pl.carrier)
+	attrs.PutStr(labelNetworkType, pl.networkType)
+	attrs.PutStr(labelProbe, pl.probe)
+	return "", ""
+}
+
+// validHistogram rejects histograms that cannot be true: buckets that do not
+// add up to the count, bounds out of order, and for latency a negative,
+// non-finite or absurd sum, min or max. A stale marker (no recorded value)
+// passes: it is how a series ends.
+func (t *cityTagger) validHistogram(dp pmetric.HistogramDataPoint, isLatency bool) bool {
+	if dp.Flags().NoRecordedValue() {
+		return true
+	}
+	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+	if counts.Len() > 0 {
+		if counts.Len() != bounds.Len()+1 {
+			return false
+		}
+		var total uint64
+		for i := range counts.Len() {
+			total += counts.At(i)
+		}
+		if total != dp.Count() {
+			return false
+		}
+	}
+	for i := range bounds.Len() {
+		b := bounds.At(i)
+		if !finite(b) || (i > 0 && b <= bounds.At(i-1)) {
+			return false
+		}
+	}
+	if dp.HasSum() && !finite(dp.Sum()) {
+		return false
+	}
+	if !isLatency {
+		return true
+	}
+	if dp.HasSum() && (dp.Sum() < 0 || (dp.Count() > 0 && dp.Sum()/float64(dp.Count()) > t.maxLatency)) {
+		return false
+	}
+	if dp.HasMin() && !t.plausibleLatency(dp.Min()) {
+		return false
+	}
+	if dp.HasMax() && !t.plausibleLatency(dp.Max()) {
+		return false
+	}
+	return true
+}
+
+func (t *cityTagger) plausibleLatency(v float64) bool {
+	return finite(v) && v >= 0 && v <= t.maxLatency
+}
+
+func validExpHistogram(dp pmetric.ExponentialHistogramDataPoint, isLatency bool) bool {
+	if dp.Flags().NoRecordedValue() {
+		return true
+	}
+	if dp.HasSum() && (!finite(dp.Sum()) || (isLatency && dp.Sum() < 0)) {
+		return false
+	}
+	return !isLatency || dp.Negative().BucketCounts().Len() == 0
+}
+
+func validNumber(dp pmetric.NumberDataPoint, monotonic bool) bool {
+	if dp.Flags().NoRecordedValue() {
+		return true
+	}
+	var v float64
+	switch dp.ValueType() {
+	case pmetric.NumberDataPointValueTypeInt:
+		v = float64(dp.IntValue())
+	case pmetric.NumberDataPointValueTypeDouble:
+		v = dp.DoubleValue()
+	default:
+		return false
+	}
+	return finite(v) && (!monotonic || v >= 0)
+}
+
+func (t *cityTagger) reject(ctx context.Context, reason, probe, detail string, points int) {
+	if points <= 0 {
+		return
+	}
+	t.rejected.Add(ctx, int64(points), metric.WithAttributes(attribute.String("reason", reason)))
+	t.logs.maybeLog(t.logger, reason, probe, detail)
+}
+
+// dstCache memoises dst_city lookups within one resource: a probe reports
+// many points for the same few destinations.
+type dstCache struct {
+	gaz  *gazetteer.Gazetteer
+	set  bool
+	last string
+	city gazetteer.City
+	ok   bool
+}
+
+func (d *dstCache) lookup(raw string) (gazetteer.City, bool) {
+	if !d.set || raw != d.last {
+		d.set, d.last = true, raw
+		d.city, d.ok = d.gaz.City(raw)
+	}
+	return d.city, d.ok
+}
+
+// logLimiter logs each (reason, probe) at most once per interval, with a
+// count of what was suppressed in between, so a misconfigured probe sending
+// every 15 s cannot flood the collector's log.
+type logLimiter struct {
+	interval time.Duration
+	mu       sync.Mutex
+	last     map[[2]string]logState
+}
+
+type logState struct {
+	at         time.Time
+	suppressed int
+}
+
+// maxLoggedKeys bounds the limiter's memory; past it, new keys are not logged
+// until old ones age out (the rejections are still counted in the metric).
+const maxLoggedKeys = 4096
+
+func newLogLimiter(interval time.Duration) *logLimiter {
+	return &logLimiter{interval: interval, last: make(map[[2]string]logState)}
+}
+
+func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) {
+	key := [2]string{reason, truncate(probe)}
+	now := time.Now()
+	l.mu.Lock()
+	if len(l.last) >= maxLoggedKeys {
+		// Random probe ids from a misbehaving client must not grow this map without bound.
+		for k, st := range l.last {
+			if now.Sub(st.at) >= l.interval {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= maxLoggedKeys {
+			l.mu.Unlock()
+			return
+		}
+	}
+	st, seen := l.last[key]
+	if seen && now.Sub(st.at) < l.interval {
+		st.suppressed++
+		l.last[key] = st
+		l.mu.Unlock()
+		return
+	}
+	l.last[key] = logState{at: now}
+	l.mu.Unlock()
+	logger.Warn("citytag rejected data",
+		zap.String("reason", reason), zap.String("probe", key[1]), zap.String("detail", detail),
+		zap.Int("similar_rejections_not_logged", st.suppressed))
+}
+
+func countPoints(rm pmetric.ResourceMetrics) int {
+	md := pmetric.NewMetrics()
+	rm.CopyTo(md.ResourceMetrics().AppendEmpty())
+	return md.DataPointCount()
+}
+
+func strAttr(m pcommon.Map, key string) string {
+	v, ok := m.Get(key)
+	if !ok {
+		return ""
+	}
+	return v.AsString()
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+func quote(s string) string { return "\"" + truncate(s) + "\"" }
+
+// truncate keeps what outside input puts into logs short.
+func truncate(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

@@ -1,0 +1,251 @@
+package citytagprocessor
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
+)
+
+func cityFixture(name string, aliases ...string) gazetteer.City {
+	return gazetteer.City{Name: name, Region: "Davao Region", IslandGroup: gazetteer.Mindanao,
+		Latitude: 7.45, Longitude: 125.8, Aliases: aliases}
+}
+
+func testConfig() *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Probes = map[string]ProbeEntry{
+		"mnl-01": {City: "Manila", Uplinks: []Uplink{{"Globe", "5g"}, {"PLDT", "fiber"}}},
+		"dvo-01": {City: "Davao", Uplinks: []Uplink{{"DITO", "4g"}, {"Smart", "5g"}}},
+		"bag-01": {City: "Baguio", Uplinks: []Uplink{{"Converge", "fiber"}}},
+	}
+	return cfg
+}
+
+type harness struct {
+	sink *consumertest.MetricsSink
+	tel  *componenttest.Telemetry
+	proc interface {
+		ConsumeMetrics(context.Context, pmetric.Metrics) error
+	}
+}
+
+func newHarness(t testing.TB, cfg *Config) *harness {
+	t.Helper()
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	set := processortest.NewNopSettings(componentType)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	sink := new(consumertest.MetricsSink)
+	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
+	return &harness{sink: sink, tel: tel, proc: p}
+}
+
+// rejected returns the rejected-points counter by reason.
+func (h *harness) rejected(t *testing.T) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	m, err := h.tel.GetMetric("bantay_citytag_rejected_points")
+	if err != nil {
+		return out
+	}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		r, _ := dp.Attributes.Value("reason")
+		out[r.AsString()] = dp.Value
+	}
+	return out
+}
+
+type uplinkRes struct{ probe, city, carrier, network string }
+
+// addResource appends one probe uplink's resource with a latency histogram
+// per destination.
+func addResource(md pmetric.Metrics, u uplinkRes, dsts ...string) pmetric.Metric {
+	rm := md.ResourceMetrics().AppendEmpty()
+	attrs := rm.Resource().Attributes()
+	attrs.PutStr("service.name", "bantay-probe")
+	if u.probe != "" {
+		attrs.PutStr("service.instance.id", u.probe)
+	}
+	attrs.PutStr("bantay.probe.city", u.city)
+	attrs.PutStr("bantay.uplink.carrier", u.carrier)
+	attrs.PutStr("bantay.uplink.network_type", u.network)
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("network.latency")
+	m.SetUnit("ms")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for _, d := range dsts {
+		dp := h.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("dst_city", d)
+		dp.Attributes().PutStr("target", "reflector-"+d)
+		dp.ExplicitBounds().FromRaw([]float64{10, 20, 50})
+		dp.BucketCounts().FromRaw([]uint64{1, 2, 1, 0})
+		dp.SetCount(4)
+		dp.SetSum(70)
+		dp.SetMin(5)
+		dp.SetMax(30)
+		dp.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000))
+	}
+	return m
+}
+
+func pointAttrs(t *testing.T, md pmetric.Metrics) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				switch m.Type() {
+				case pmetric.MetricTypeHistogram:
+					for p := range m.Histogram().DataPoints().Len() {
+						out = append(out, m.Histogram().DataPoints().At(p).Attributes().AsRaw())
+					}
+				case pmetric.MetricTypeSum:
+					for p := range m.Sum().DataPoints().Len() {
+						out = append(out, m.Sum().DataPoints().At(p).Attributes().AsRaw())
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestTagsCanonicalLabelsFromAliases(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	addResource(md, uplinkRes{"dvo-01", "DAVAO CITY", "dito telecommunity", "LTE"}, "Metro Manila", "baguio", "City of Manila")
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+
+	got := h.sink.AllMetrics()
+	require.Len(t, got, 1)
+	pts := pointAttrs(t, got[0])
+	require.Len(t, pts, 3)
+	want := map[string]any{
+		"src_city": "Davao", "region": "Davao Region", "island_group": "Mindanao",
+		"dst_city": "Manila", "dst_region": "NCR", "dst_island_group": "Luzon",
+		"carrier": "DITO", "network_type": "4g", "probe": "dvo-01", "target": "reflector-Metro Manila",
+	}
+	assert.Equal(t, want, pts[0])
+	assert.Equal(t, "Baguio", pts[1]["dst_city"])
+	assert.Equal(t, "CAR", pts[1]["dst_region"])
+	assert.Equal(t, "Luzon", pts[1]["dst_island_group"])
+	assert.Equal(t, "Manila", pts[2]["dst_city"])
+
+	res := got[0].ResourceMetrics().At(0).Resource().Attributes()
+	for _, k := range []string{"bantay.probe.city", "bantay.uplink.carrier", "bantay.uplink.network_type"} {
+		_, ok := res.Get(k)
+		assert.False(t, ok, "declared attribute %s must not reach the store", k)
+	}
+	assert.Empty(t, h.rejected(t))
+}
+
+func TestRegistryIsTheAuthorityForCity(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	// The probe claims Luzon; the registry puts dvo-01 in Davao, Mindanao.
+	addResource(md, uplinkRes{"dvo-01", "Manila", "Smart", "5g"}, "Manila")
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	pts := pointAttrs(t, h.sink.AllMetrics()[0])
+	require.Len(t, pts, 1)
+	assert.Equal(t, "Davao", pts[0]["src_city"])
+	assert.Equal(t, "Mindanao", pts[0]["island_group"])
+	m, err := h.tel.GetMetric("bantay_citytag_declared_city_mismatches")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), m.Data.(metricdata.Sum[int64]).DataPoints[0].Value)
+}
+
+func TestRejectsWhatItCannotPlaceAndKeepsTheRest(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao", "Atlantis", "")
+	addResource(md, uplinkRes{"ghost-9", "Manila", "Globe", "5g"}, "Davao", "Baguio")
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Verizon", "5g"}, "Davao")
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "carrier pigeon"}, "Davao")
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Smart", "5g"}, "Davao")
+	addResource(md, uplinkRes{"", "Manila", "Globe", "5g"}, "Davao")
+	addResource(md, uplinkRes{"bag-01", "Baguio", "Converge", "fiber"}, "Davao")
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+
+	pts := pointAttrs(t, h.sink.AllMetrics()[0])
+	require.Len(t, pts, 2, "only the placeable points go on")
+	assert.Equal(t, "Manila", pts[0]["src_city"])
+	assert.Equal(t, "Baguio", pts[1]["src_city"])
+	assert.Equal(t, map[string]int64{
+		reasonUnknownDstCity:   1,
+		reasonMissingDstCity:   1,
+		reasonUnknownProbe:     2,
+		reasonUnknownCarrier:   1,
+		reasonUnknownNetwork:   1,
+		reasonUnregisteredLink: 1,
+		reasonMissingProbeID:   1,
+	}, h.rejected(t))
+}
+
+func TestRejectsImpossibleValues(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	m := addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao", "Davao", "Davao", "Davao", "Davao", "Davao", "Davao")
+	dps := m.Histogram().DataPoints()
+	dps.At(1).SetSum(math.NaN())
+	dps.At(2).SetSum(-5)
+	dps.At(3).SetMax(1e9)                          // absurd latency
+	dps.At(4).BucketCounts().FromRaw([]uint64{9, 9, 9, 9}) // buckets do not add up to count
+	dps.At(5).ExplicitBounds().FromRaw([]float64{50, 20, 10})
+	// A stale marker carries no value and must pass untouched.
+	dps.At(6).SetSum(math.NaN())
+	dps.At(6).SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+
+	sum := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	sum.SetName("bantay.probe.attempts")
+	s := sum.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	good := s.DataPoints().AppendEmpty()
+	good.Attributes().PutStr("dst_city", "Davao")
+	good.SetIntValue(12)
+	bad := s.DataPoints().AppendEmpty()
+	bad.Attributes().PutStr("dst_city", "Davao")
+	bad.SetIntValue(-3)
+
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	pts := pointAttrs(t, h.sink.AllMetrics()[0])
+	assert.Len(t, pts, 3, "the good histogram, the stale marker and the good counter")
+	assert.Equal(t, map[string]int64{reasonInvalidValue: 6}, h.rejected(t))
+}
+
+func TestAllRejectedSendsNothingDownstream(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	addResource(md, uplinkRes{"nobody", "Manila", "Globe", "5g"}, "Davao")
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	assert.Empty(t, h.sink.AllMetrics())
+	assert.Equal(t, map[string]int64{reasonUnknownProbe: 1}, h.rejected(t))
+}
+
+func TestLogLimiterBoundsMemory(t *testing.T) {
+	l := newLogLimiter(1 << 62)
+	logger := processortest.NewNopSettings(componentType).Logger
+	for i := range maxLoggedKeys + 100 {
+		l.maybeLog(logger, reasonUnknownProbe, string(rune('a'+i%26))+string(rune(i)), "x")
+	}
+	assert.LessOrEqual(t, len(l.last), maxLoggedKeys)
+}
