@@ -1,0 +1,586 @@
+package heatmap
+
+import (
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kind says which metric of the metric model a point belongs to.
+type Kind uint8
+
+// The metrics the heatmap consumes (docs/metric-model.md).
+const (
+	// KindLatency is network.latency (network_latency_milliseconds).
+	KindLatency Kind = iota + 1
+	// KindAttempts is bantay.probe.attempts (bantay_probe_attempts_total).
+	KindAttempts
+	// KindFailures is bantay.probe.failures (bantay_probe_failures_total).
+	KindFailures
+)
+
+// String returns the metric's short name used in the heatmap's own metrics.
+func (k Kind) String() string {
+	switch k {
+	case KindLatency:
+		return "latency"
+	case KindAttempts:
+		return "attempts"
+	case KindFailures:
+		return "failures"
+	}
+	return "unknown"
+}
+
+// Point is one CUMULATIVE data point as the exporter (or the rebuild) hands
+// it over. The heatmap derives deltas itself, per Stream.
+type Point struct {
+	Kind Kind
+	// Stream identifies the cumulative series: build it with
+	// AppendStreamKey. The heatmap copies it when it first sees it.
+	Stream []byte
+	Cell   CellKey
+	// Start is the point's start timestamp; zero when unknown. A change of
+	// Start is a counter reset.
+	Start time.Time
+	Time  time.Time
+	// Value is the counter value (KindAttempts, KindFailures).
+	Value float64
+	// Bounds, Counts and Sum are the histogram (KindLatency): explicit upper
+	// bounds in ms, per-bucket (not cumulative over le) counts, one more
+	// than Bounds for the +Inf bucket, and the sum of observations.
+	Bounds []float64
+	Counts []uint64
+	Sum    float64
+}
+
+// Label is one name/value pair of a stream's identity.
+type Label struct{ Name, Value string }
+
+// AppendStreamKey appends the identity of one cumulative stream to dst: the
+// metric kind, the probe instance (service.instance.id, Prometheus label
+// "instance") and the point's labels, which must be sorted by name. Names
+// are escaped the way the store escapes them (anything but [A-Za-z0-9_]
+// becomes "_"), and "__name__", "le", "job", "instance" and "otel_scope_*"
+// are skipped, so the exporter (from OTLP attributes) and Rebuild (from TSDB
+// labels) produce the same key for the same series and a restart continues
+// the deltas where the TSDB left off.
+func AppendStreamKey(dst []byte, kind Kind, instance string, labels []Label) []byte {
+	dst = append(dst, byte('0'+kind), 0xff)
+	dst = append(dst, instance...)
+	for _, l := range labels {
+		switch {
+		case l.Name == "__name__", l.Name == "le", l.Name == "job", l.Name == "instance",
+			strings.HasPrefix(l.Name, "otel_scope_"):
+			continue
+		}
+		dst = append(dst, 0xff)
+		for i := 0; i < len(l.Name); i++ {
+			c := l.Name[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+				c = '_'
+			}
+			dst = append(dst, c)
+		}
+		dst = append(dst, 0xfe)
+		dst = append(dst, l.Value...)
+	}
+	return dst
+}
+
+// stream is the delta-tracking state of one cumulative series.
+type stream struct {
+	cell    *cell
+	kind    Kind
+	startMs int64
+	lastMs  int64    // timestamp of the last accepted point; 0 = none yet
+	counts  []uint64 // histogram: last cumulative count per cell bucket
+	sum     float64  // histogram: last cumulative sum
+	value   float64  // counter: last cumulative value
+}
+
+// cell is one (src, dst, carrier, network type) path.
+type cell struct {
+	key        CellKey
+	id         string
+	ring       *ring
+	lastSeen   int64 // ms
+	intervalMs int64 // learnt spacing of points of one stream
+	health     health
+	removed    bool
+	view       *cellView // last computed view (what the hub last saw)
+}
+
+// winStats are one window's numbers for one cell. NaN = not computable.
+type winStats struct {
+	p50, p90, p99, mean float64
+	count               uint64
+	attempts, failures  float64
+	loss                float64
+}
+
+// cellView is an immutable snapshot of a cell's numbers; the hub keeps and
+// shares them without locks.
+type cellView struct {
+	id       string
+	key      CellKey
+	wins     []winStats // in Config.Windows order
+	baseP50  float64
+	lastSeen int64
+	stale    bool
+	state    string
+}
+
+// changedCell is a view plus a bit per window whose numbers changed (bits
+// for all windows when a common field changed).
+type changedCell struct {
+	view *cellView
+	mask uint32
+}
+
+// aggregator holds all cells and the per-stream delta state. One mutex
+// guards everything: an observation is a few hundred nanoseconds, and the
+// periodic collect is O(cells × buckets).
+type aggregator struct {
+	mu        sync.Mutex
+	cfg       Config
+	resMs     int64
+	bounds    []float64
+	nb        int
+	winSlots  []int64
+	evWin     int // index of Events.Window in cfg.Windows
+	firstMax  int64
+	cells     map[CellKey]*cell
+	byID      map[string]*cell
+	streams   map[string]*stream
+	scratch   []uint64
+	scratch2  []uint64
+	lastSweep int64
+	m         *metrics
+	now       func() time.Time
+}
+
+func newAggregator(cfg Config, m *metrics) *aggregator {
+	a := &aggregator{
+		cfg:     cfg,
+		resMs:   cfg.Resolution.Milliseconds(),
+		bounds:  cfg.Bounds,
+		nb:      len(cfg.Bounds) + 1,
+		cells:   map[CellKey]*cell{},
+		byID:    map[string]*cell{},
+		streams: map[string]*stream{},
+		m:       m,
+		now:     time.Now,
+	}
+	for i, w := range cfg.Windows {
+		a.winSlots = append(a.winSlots, int64(w/cfg.Resolution))
+		if w == cfg.Events.Window {
+			a.evWin = i
+		}
+	}
+	// A stream's first point counts as a delta only if it started recently
+	// (a fresh probe, or deltatocumulative's first point); otherwise it is
+	// a long-running counter seen for the first time and only sets the base.
+	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution).Milliseconds()
+	a.scratch = make([]uint64, a.nb)
+	a.scratch2 = make([]uint64, a.nb)
+	return a
+}
+
+func (a *aggregator) slotOf(ms int64) int64 {
+	if ms < 0 {
+		return 0
+	}
+	return ms / a.resMs
+}
+
+func (a *aggregator) count(k Kind, result string) {
+	if byKind, ok := a.m.points[k]; ok {
+		byKind[result].Inc()
+	}
+}
+
+// cellFor returns the cell for key, creating it within MaxCells.
+func (a *aggregator) cellFor(key CellKey) *cell {
+	if c, ok := a.cells[key]; ok {
+		return c
+	}
+	if len(a.cells) >= a.cfg.MaxCells {
+		return nil
+	}
+	c := &cell{key: key, id: key.ID(), ring: newRing(a.nb, int64(a.cfg.History/a.cfg.Resolution), a.winSlots)}
+	a.cells[key] = c
+	a.byID[c.id] = c
+	a.m.cells.Set(float64(len(a.cells)))
+	return c
+}
+
+// fold maps a histogram's buckets onto the cell bounds: each source bucket
+// goes to the cell bucket that holds its upper bound. Exact when the source
+// bounds include every cell bound (the metric model's bounds do).
+func (a *aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool {
+	if len(counts) != len(bounds)+1 {
+		return false
+	}
+	clear(dst)
+	same := len(bounds) == len(a.bounds)
+	if same {
+		for i, b := range bounds {
+			if b != a.bounds[i] {
+				same = false
+				break
+			}
+		}
+	}
+	if same {
+		copy(dst, counts)
+		return true
+	}
+	for i, c := range counts {
+		j := len(a.bounds) // +Inf
+		if i < len(bounds) {
+			if math.IsNaN(bounds[i]) || (i > 0 && bounds[i] <= bounds[i-1]) {
+				return false
+			}
+			j = sort.SearchFloat64s(a.bounds, bounds[i])
+		}
+		dst[j] += c
+	}
+	return true
+}
+
+// observe applies one cumulative point.
+func (a *aggregator) observe(p *Point) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.observeLocked(p)
+}
+
+func (a *aggregator) observeLocked(p *Point) {
+	if p.Cell.SrcCity == "" || p.Cell.DstCity == "" || p.Cell.Carrier == "" || p.Cell.NetworkType == "" {
+		a.count(p.Kind, resBadLabels)
+		return
+	}
+	if p.Kind == KindLatency && !a.fold(a.scratch, p.Bounds, p.Counts) {
+		a.count(p.Kind, resBadBuckets)
+		return
+	}
+	st, ok := a.streams[string(p.Stream)]
+	if !ok {
+		if len(a.streams) >= a.cfg.MaxStreams {
+			a.count(p.Kind, resStreamLimit)
+			return
+		}
+		st = &stream{kind: p.Kind}
+		if p.Kind == KindLatency {
+			st.counts = make([]uint64, a.nb)
+		}
+		a.streams[string(p.Stream)] = st
+		a.m.streams.Set(float64(len(a.streams)))
+	}
+	c := st.cell
+	if c == nil || c.removed || c.key != p.Cell {
+		c = a.cellFor(p.Cell)
+		if c == nil {
+			a.count(p.Kind, resCellLimit)
+			return
+		}
+		st.cell = c
+	}
+	tMs := p.Time.UnixMilli()
+	var startMs int64
+	if !p.Start.IsZero() && p.Start.UnixNano() > 0 {
+		startMs = p.Start.UnixMilli()
+	}
+
+	result := resAccepted
+	full := false // take the whole cumulative value as the delta
+	switch {
+	case st.lastMs == 0:
+		if startMs != 0 && tMs-startMs <= a.firstMax && tMs >= startMs {
+			full = true
+		} else {
+			result = resBaseline
+		}
+	case tMs == st.lastMs:
+		a.count(p.Kind, resDuplicate)
+		return
+	case tMs < st.lastMs:
+		a.count(p.Kind, resOutOfOrder)
+		return
+	default:
+		if startMs != 0 && st.startMs != 0 && startMs != st.startMs {
+			full, result = true, resReset
+		} else if a.decreased(st, p) {
+			full, result = true, resReset
+		}
+		if gap := tMs - st.lastMs; gap < time.Hour.Milliseconds() {
+			if c.intervalMs == 0 {
+				c.intervalMs = gap
+			} else {
+				c.intervalMs = (7*c.intervalMs + gap) / 8
+			}
+		}
+	}
+
+	slot := a.slotOf(tMs)
+	apply := result != resBaseline
+	if apply && !c.ring.inRing(slot) {
+		result, apply = resTooOld, false
+	}
+	switch p.Kind {
+	case KindLatency:
+		if apply {
+			d := a.scratch2
+			for i := range d {
+				if full {
+					d[i] = a.scratch[i]
+				} else {
+					d[i] = a.scratch[i] - st.counts[i]
+				}
+			}
+			sum := p.Sum
+			if !full {
+				sum -= st.sum
+			}
+			if math.IsNaN(sum) || sum < 0 {
+				sum = 0
+			}
+			if cl := c.ring.addHistogram(slot, d, sum); cl > 0 {
+				a.m.clamped.Add(float64(cl))
+			}
+		}
+		copy(st.counts, a.scratch)
+		st.sum = p.Sum
+	case KindAttempts, KindFailures:
+		if apply {
+			d := p.Value
+			if !full {
+				d -= st.value
+			}
+			if d > 0 && !math.IsInf(d, 0) {
+				c.ring.addCounter(slot, p.Kind == KindFailures, d)
+			}
+		}
+		st.value = p.Value
+	}
+	st.startMs = startMs
+	st.lastMs = tMs
+	if tMs > c.lastSeen {
+		c.lastSeen = tMs
+	}
+	a.count(p.Kind, result)
+}
+
+// decreased reports whether any cumulative value went down (a reset).
+func (a *aggregator) decreased(st *stream, p *Point) bool {
+	if p.Kind == KindLatency {
+		for i, v := range a.scratch {
+			if v < st.counts[i] {
+				return true
+			}
+		}
+		return false
+	}
+	return p.Value < st.value
+}
+
+func (a *aggregator) stats(w *window) winStats {
+	s := winStats{count: w.count(), attempts: w.attempts, failures: w.failures}
+	s.p50 = round3(bucketQuantile(0.5, a.bounds, w.counts))
+	s.p90 = round3(bucketQuantile(0.9, a.bounds, w.counts))
+	s.p99 = round3(bucketQuantile(0.99, a.bounds, w.counts))
+	s.mean = math.NaN()
+	if s.count > 0 {
+		s.mean = round3(w.sum / float64(s.count))
+	}
+	s.attempts = math.Round(s.attempts*1000) / 1000
+	s.failures = math.Round(s.failures*1000) / 1000
+	s.loss = math.NaN()
+	if s.attempts > 0 {
+		s.loss = round6(min(s.failures/s.attempts, 1))
+	}
+	return s
+}
+
+func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+
+func (s winStats) equal(o winStats) bool {
+	return sameFloat(s.p50, o.p50) && sameFloat(s.p90, o.p90) && sameFloat(s.p99, o.p99) &&
+		sameFloat(s.mean, o.mean) && s.count == o.count && sameFloat(s.attempts, o.attempts) &&
+		sameFloat(s.failures, o.failures) && sameFloat(s.loss, o.loss)
+}
+
+// staleAfterMs is the silence after which a cell is stale.
+func (a *aggregator) staleAfterMs(c *cell) int64 {
+	iv := c.intervalMs
+	if iv <= 0 {
+		iv = a.cfg.ProbeInterval.Milliseconds()
+	}
+	return int64(a.cfg.StaleAfter * float64(iv))
+}
+
+// collect brings every cell to time now: slides its windows, recomputes its
+// view, judges its health, expires it if its probes vanished. It returns
+// the cells whose view changed, the ids of removed cells and the events.
+func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []string, events []Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	nowMs := now.UnixMilli()
+	cur := a.slotOf(nowMs)
+	expireMs := a.cfg.Expire.Milliseconds()
+	allMask := uint32(1)<<len(a.cfg.Windows) - 1
+	for key, c := range a.cells {
+		if nowMs-c.lastSeen > expireMs {
+			delete(a.cells, key)
+			delete(a.byID, c.id)
+			c.removed = true
+			removed = append(removed, c.id)
+			continue
+		}
+		c.ring.moveTo(cur)
+		v := &cellView{id: c.id, key: c.key, lastSeen: c.lastSeen, wins: make([]winStats, len(a.cfg.Windows))}
+		for i := range a.cfg.Windows {
+			v.wins[i] = a.stats(&c.ring.wins[i])
+		}
+		hist := &c.ring.wins[len(c.ring.wins)-1]
+		v.baseP50 = round3(bucketQuantile(0.5, a.bounds, hist.counts))
+		v.stale = nowMs-c.lastSeen > a.staleAfterMs(c)
+		if ev, ok := a.judge(c, v, now, nowMs, hist); ok {
+			events = append(events, ev)
+		}
+		switch {
+		case v.stale:
+			v.state = "stale"
+		case c.health.degraded:
+			v.state = "degraded"
+		default:
+			v.state = "ok"
+		}
+		var mask uint32
+		if o := c.view; o == nil || !sameFloat(o.baseP50, v.baseP50) || o.lastSeen != v.lastSeen || o.stale != v.stale || o.state != v.state {
+			mask = allMask
+		} else {
+			for i := range v.wins {
+				if !v.wins[i].equal(o.wins[i]) {
+					mask |= 1 << i
+				}
+			}
+		}
+		if mask != 0 {
+			c.view = v
+			changed = append(changed, changedCell{view: v, mask: mask})
+		}
+	}
+	if len(removed) > 0 {
+		a.m.cells.Set(float64(len(a.cells)))
+	}
+	// Streams are swept once per resolution step: their state is small but
+	// there can be many, and a vanished probe's streams must not pile up.
+	if nowMs-a.lastSweep >= a.resMs {
+		a.lastSweep = nowMs
+		for k, st := range a.streams {
+			if nowMs-st.lastMs > expireMs {
+				delete(a.streams, k)
+			}
+		}
+		a.m.streams.Set(float64(len(a.streams)))
+	}
+	return changed, removed, events
+}
+
+// judge updates the cell's stale flag and degraded hysteresis.
+func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, hist *window) (Event, bool) {
+	ew := &c.ring.wins[a.evWin]
+	ws := v.wins[a.evWin]
+	ev := Event{
+		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
+		P95After: round3(bucketQuantile(0.95, a.bounds, ew.counts)),
+		P95Before: round3(bucketQuantile(0.95, a.bounds, hist.counts)),
+		Loss:      ws.loss, Samples: ws.count, LastSeen: time.UnixMilli(c.lastSeen),
+	}
+	if v.stale != c.health.stale {
+		c.health.stale = v.stale
+		c.health.pendingSince = 0
+		if v.stale {
+			ev.Kind = EventStale
+			ev.Reason = "no data for " + (time.Duration(nowMs-c.lastSeen) * time.Millisecond).Round(time.Second).String()
+		} else {
+			ev.Kind = EventBack
+			ev.Reason = "data again"
+		}
+		if c.health.degraded {
+			ev.P95Before = c.health.p95Before
+		}
+		return ev, true
+	}
+	if v.stale {
+		return Event{}, false
+	}
+	kind, reason, ok := c.health.judge(&a.cfg.Events, nowMs, ev.P95After, ev.P95Before, ws.count, ws.loss, ws.attempts)
+	if !ok {
+		return Event{}, false
+	}
+	ev.Kind, ev.Reason = kind, reason
+	ev.P95Before = c.health.p95Before
+	return ev, true
+}
+
+// column is one resolution step of a cell's drill-down matrix.
+type column struct {
+	t                  int64 // ms, start of the step
+	counts             []uint64
+	count              uint64
+	p50, mean          float64
+	attempts, failures float64
+	loss               float64
+}
+
+// drilldown returns the cell's view and its newest `n` columns (n <= 0: the
+// whole history), oldest first, brought to time now.
+func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []column, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.byID[id]
+	if !ok {
+		return nil, nil, false
+	}
+	cur := a.slotOf(now.UnixMilli())
+	c.ring.moveTo(cur)
+	total := int(c.ring.n)
+	if n <= 0 || n > total {
+		n = total
+	}
+	cols := make([]column, n)
+	for i := range cols {
+		s := cur - int64(n-1-i)
+		col := column{t: s * a.resMs, counts: make([]uint64, a.nb)}
+		sum, att, fail := c.ring.slot(s, col.counts)
+		for _, x := range col.counts {
+			col.count += x
+		}
+		col.attempts, col.failures = float64(float32(att)), float64(float32(fail))
+		col.p50 = round3(bucketQuantile(0.5, a.bounds, col.counts))
+		col.mean, col.loss = math.NaN(), math.NaN()
+		if col.count > 0 {
+			col.mean = round3(sum / float64(col.count))
+		} else {
+			col.counts = nil
+		}
+		if att > 0 {
+			col.loss = round6(min(fail/att, 1))
+		}
+		cols[i] = col
+	}
+	v := c.view
+	return v, cols, true
+}
+
+// cellCount returns the number of cells.
+func (a *aggregator) cellCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.cells)
+}

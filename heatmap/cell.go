@@ -1,0 +1,252 @@
+package heatmap
+
+import (
+	"math"
+)
+
+// CellKey identifies one heatmap cell: a path from a source city to a
+// destination city over one carrier and access network type. Every probe
+// and target with these four labels is aggregated into the cell.
+type CellKey struct {
+	SrcCity     string
+	DstCity     string
+	Carrier     string
+	NetworkType string
+}
+
+// ID is the cell's stable protocol id ("src|dst|carrier|network_type").
+func (k CellKey) ID() string {
+	return k.SrcCity + "|" + k.DstCity + "|" + k.Carrier + "|" + k.NetworkType
+}
+
+// maxSlotCount is what one uint16 slot bucket can hold. Deltas beyond it are
+// clamped (and counted) rather than wrapped, so window sums, which add and
+// later subtract exactly what the slot holds, never drift.
+const maxSlotCount = math.MaxUint16
+
+// window keeps running sums over the newest `slots` slots of a cell's ring,
+// so reading a window costs O(buckets) and not O(slots × buckets).
+type window struct {
+	slots    int64
+	counts   []uint64
+	sum      float64
+	attempts float64
+	failures float64
+}
+
+func (w *window) count() uint64 {
+	var n uint64
+	for _, c := range w.counts {
+		n += c
+	}
+	return n
+}
+
+// ring is the fixed-size time × bucket store of one cell: one slot per
+// resolution step over the history, plus running window sums. Its memory is
+// allocated once when the cell is created and never grows.
+type ring struct {
+	nb      int   // buckets per slot (bounds + the +Inf bucket)
+	n       int64 // slots in the ring
+	head    int64 // absolute slot number of the newest slot; 0 before any data
+	advance int64 // advances since the last exact recomputation of the sums
+
+	counts   []uint16  // n × nb
+	sums     []float32 // n
+	attempts []float32 // n
+	failures []float32 // n
+
+	wins []window // the configured windows, then the whole history (baseline)
+}
+
+func newRing(nb int, nslots int64, windowSlots []int64) *ring {
+	r := &ring{
+		nb:       nb,
+		n:        nslots,
+		counts:   make([]uint16, int64(nb)*nslots),
+		sums:     make([]float32, nslots),
+		attempts: make([]float32, nslots),
+		failures: make([]float32, nslots),
+	}
+	all := append(append([]int64(nil), windowSlots...), nslots)
+	r.wins = make([]window, len(all))
+	for i, s := range all {
+		r.wins[i] = window{slots: s, counts: make([]uint64, nb)}
+	}
+	return r
+}
+
+func (r *ring) pos(slot int64) int64 {
+	p := slot % r.n
+	if p < 0 {
+		p += r.n
+	}
+	return p
+}
+
+// moveTo makes `slot` the newest slot: slots that leave a window are
+// subtracted from its sums and ring positions that are reused are cleared.
+// Moving backwards is a no-op.
+func (r *ring) moveTo(slot int64) {
+	if slot <= r.head {
+		return
+	}
+	if r.head == 0 || slot-r.head >= r.n {
+		// Everything in the ring is older than the whole history.
+		clear(r.counts)
+		clear(r.sums)
+		clear(r.attempts)
+		clear(r.failures)
+		for i := range r.wins {
+			w := &r.wins[i]
+			clear(w.counts)
+			w.sum, w.attempts, w.failures = 0, 0, 0
+		}
+		r.head = slot
+		return
+	}
+	for s := r.head + 1; s <= slot; s++ {
+		for i := range r.wins {
+			w := &r.wins[i]
+			r.subtract(w, s-w.slots)
+		}
+		p := r.pos(s)
+		clear(r.counts[p*int64(r.nb) : (p+1)*int64(r.nb)])
+		r.sums[p], r.attempts[p], r.failures[p] = 0, 0, 0
+		r.advance++
+	}
+	r.head = slot
+	// The float sums are added and subtracted in different orders, which can
+	// leave rounding residue; recompute them exactly once per ring turn.
+	if r.advance >= r.n {
+		r.advance = 0
+		r.recompute()
+	}
+}
+
+// subtract removes slot s from window w, if s is still held by the ring.
+func (r *ring) subtract(w *window, s int64) {
+	if s <= r.head-r.n || s <= 0 {
+		return // already cleared
+	}
+	p := r.pos(s)
+	base := p * int64(r.nb)
+	for b := 0; b < r.nb; b++ {
+		w.counts[b] -= uint64(r.counts[base+int64(b)])
+	}
+	w.sum -= float64(r.sums[p])
+	w.attempts -= float64(r.attempts[p])
+	w.failures -= float64(r.failures[p])
+}
+
+func (r *ring) recompute() {
+	for i := range r.wins {
+		w := &r.wins[i]
+		clear(w.counts)
+		w.sum, w.attempts, w.failures = 0, 0, 0
+		for s := r.head - w.slots + 1; s <= r.head; s++ {
+			if s <= 0 {
+				continue
+			}
+			p := r.pos(s)
+			base := p * int64(r.nb)
+			for b := 0; b < r.nb; b++ {
+				w.counts[b] += uint64(r.counts[base+int64(b)])
+			}
+			w.sum += float64(r.sums[p])
+			w.attempts += float64(r.attempts[p])
+			w.failures += float64(r.failures[p])
+		}
+	}
+}
+
+// inRing reports whether slot s can still be written (it is not older than
+// the history). Slots newer than head are always writable (moveTo first).
+func (r *ring) inRing(s int64) bool {
+	return r.head == 0 || s > r.head-r.n
+}
+
+// addHistogram adds bucket deltas to slot s. It returns how many
+// observations were clamped because a slot bucket was full.
+func (r *ring) addHistogram(s int64, counts []uint64, sum float64) (clamped uint64) {
+	if s > r.head {
+		r.moveTo(s)
+	}
+	p := r.pos(s)
+	base := p * int64(r.nb)
+	sum32 := float32(sum)
+	r.sums[p] += sum32
+	for i := range r.wins {
+		w := &r.wins[i]
+		if s > r.head-w.slots {
+			w.sum += float64(sum32)
+		}
+	}
+	for b, d := range counts {
+		if d == 0 {
+			continue
+		}
+		cur := uint64(r.counts[base+int64(b)])
+		add := d
+		if cur+add > maxSlotCount {
+			add = maxSlotCount - cur
+			clamped += d - add
+		}
+		r.counts[base+int64(b)] = uint16(cur + add)
+		for i := range r.wins {
+			w := &r.wins[i]
+			if s > r.head-w.slots {
+				w.counts[b] += add
+			}
+		}
+	}
+	return clamped
+}
+
+// addCounter adds attempts or failures to slot s.
+func (r *ring) addCounter(s int64, failures bool, v float64) {
+	if s > r.head {
+		r.moveTo(s)
+	}
+	p := r.pos(s)
+	v32 := float32(v)
+	if failures {
+		r.failures[p] += v32
+	} else {
+		r.attempts[p] += v32
+	}
+	for i := range r.wins {
+		w := &r.wins[i]
+		if s > r.head-w.slots {
+			if failures {
+				w.failures += float64(v32)
+			} else {
+				w.attempts += float64(v32)
+			}
+		}
+	}
+}
+
+// slotCounts copies slot s's bucket counts into dst (zeros if s is outside
+// the ring) and returns its sum, attempts and failures.
+func (r *ring) slot(s int64, dst []uint64) (sum, attempts, failures float64) {
+	clear(dst)
+	if s > r.head || s <= r.head-r.n || s <= 0 {
+		return 0, 0, 0
+	}
+	p := r.pos(s)
+	base := p * int64(r.nb)
+	for b := 0; b < r.nb; b++ {
+		dst[b] = uint64(r.counts[base+int64(b)])
+	}
+	return float64(r.sums[p]), float64(r.attempts[p]), float64(r.failures[p])
+}
+
+// memBytes is the ring's heap footprint, for the documented per-cell cost.
+func (r *ring) memBytes() int {
+	n := len(r.counts)*2 + (len(r.sums)+len(r.attempts)+len(r.failures))*4
+	for _, w := range r.wins {
+		n += len(w.counts)*8 + 48
+	}
+	return n
+}
