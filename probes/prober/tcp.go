@@ -1,0 +1,38 @@
+package prober
+
+import (
+	"context"
+	"time"
+
+	"github.com/bantay-noc/bantay/probes/config"
+)
+
+// TCP measures the time to complete a TCP handshake (connect), then closes
+// the connection without sending anything.
+type TCP struct {
+	address string
+	opts    Options
+}
+
+// NewTCP returns a prober for host:port.
+func NewTCP(address string, opts Options) *TCP { return &TCP{address: address, opts: opts} }
+
+// Method implements Prober.
+func (*TCP) Method() string { return config.MethodTCP }
+
+// Probe implements Prober. A host name is resolved before the clock starts,
+// so the latency is the path's, not the resolver's.
+func (p *TCP) Probe(ctx context.Context) (time.Duration, error) {
+	addr, err := resolve(ctx, p.opts, p.address)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	conn, err := p.opts.dialer("tcp").DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	rtt := time.Since(start)
+	conn.Close()
+	return rtt, nil
+}
