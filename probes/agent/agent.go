@@ -1,0 +1,196 @@
+// Package agent is bantay-probe's scheduler and meter: it runs every target
+// on every uplink on its own jittered schedule and records the results with
+// the OpenTelemetry SDK, one MeterProvider (and so one OTel resource and one
+// OTLP exporter) per uplink, as docs/metric-model.md specifies.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/bantay-noc/bantay/probes/config"
+	"github.com/bantay-noc/bantay/probes/prober"
+)
+
+// ScopeName is the instrumentation scope of every metric the probe sends.
+const ScopeName = "github.com/bantay-noc/bantay/probes"
+
+// Metric names and units, from docs/metric-model.md.
+const (
+	MetricLatency  = "network.latency"
+	MetricAttempts = "bantay.probe.attempts"
+	MetricFailures = "bantay.probe.failures"
+)
+
+// LatencyBuckets are the explicit histogram bounds in milliseconds: sub-ms
+// for LAN targets, dense from 1 to 200 ms where Philippine domestic paths
+// live, then coarse up to the longest timeout anyone should configure.
+var LatencyBuckets = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
+
+// Agent runs a probe configuration.
+type Agent struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	uplink []*uplink
+
+	runOnce sync.Once
+}
+
+// uplink is one MeterProvider with its instruments and jobs.
+type uplink struct {
+	name     string
+	provider *sdkmetric.MeterProvider
+	exporter *outageExporter
+	jobs     []*job
+}
+
+// New builds an agent from a validated config: the probers, one exporter and
+// MeterProvider per uplink. Nothing is measured or sent until Run.
+func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, logger: logger}
+	for _, u := range cfg.Uplinks {
+		up, err := a.newUplink(u)
+		if err != nil {
+			a.shutdownProviders(context.Background())
+			return nil, fmt.Errorf("uplink %q: %w", u.Name, err)
+		}
+		a.uplink = append(a.uplink, up)
+	}
+	return a, nil
+}
+
+func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
+	exp, err := newExporter(context.Background(), a.cfg.Collector)
+	if err != nil {
+		return nil, fmt.Errorf("create OTLP exporter: %w", err)
+	}
+	logger := a.logger.With("uplink", u.Name)
+	wrapped := &outageExporter{Exporter: exp, logger: logger, now: time.Now}
+	res := resource.NewSchemaless(
+		attribute.String("service.name", "bantay-probe"),
+		attribute.String("service.instance.id", a.cfg.Probe.ID),
+		attribute.String("deployment.environment.name", a.cfg.Probe.Environment),
+		attribute.String("bantay.probe.city", a.cfg.Probe.City),
+		attribute.String("bantay.uplink.carrier", u.Carrier),
+		attribute.String("bantay.uplink.network_type", u.NetworkType),
+	)
+	provider := sdkmetric.NewMeterProvider(
+		sdkmetric.WithResource(res),
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(wrapped,
+			sdkmetric.WithInterval(a.cfg.Collector.ExportInterval),
+			sdkmetric.WithTimeout(a.cfg.Collector.Timeout))),
+	)
+	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
+	inst, err := newInstruments(provider.Meter(ScopeName))
+	if err != nil {
+		provider.Shutdown(context.Background())
+		return nil, err
+	}
+	opts := prober.Options{ProbeID: a.cfg.Probe.ID}
+	if u.BindAddress != "" {
+		opts.BindAddress = netip.MustParseAddr(u.BindAddress) // validated by config
+	}
+	for _, t := range a.cfg.Targets {
+		p, err := prober.New(t, opts)
+		if err != nil {
+			provider.Shutdown(context.Background())
+			return nil, err
+		}
+		up.jobs = append(up.jobs, newJob(t, p, inst, logger.With("target", t.Name)))
+	}
+	return up, nil
+}
+
+// instruments are the three metrics of the model, on one uplink's meter.
+type instruments struct {
+	latency  metric.Float64Histogram
+	attempts metric.Int64Counter
+	failures metric.Int64Counter
+}
+
+func newInstruments(m metric.Meter) (*instruments, error) {
+	latency, err := m.Float64Histogram(MetricLatency,
+		metric.WithUnit("ms"),
+		metric.WithDescription("Latency of successful probes, from the monotonic clock."),
+		metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+	if err != nil {
+		return nil, err
+	}
+	attempts, err := m.Int64Counter(MetricAttempts,
+		metric.WithUnit("{attempt}"),
+		metric.WithDescription("Probe runs, successful or not."))
+	if err != nil {
+		return nil, err
+	}
+	failures, err := m.Int64Counter(MetricFailures,
+		metric.WithUnit("{failure}"),
+		metric.WithDescription("Failed probe runs, by reason."))
+	if err != nil {
+		return nil, err
+	}
+	return &instruments{latency: latency, attempts: attempts, failures: failures}, nil
+}
+
+// Run measures until ctx is cancelled, then stops the schedules, makes a
+// final export and returns. The error is non-nil when that final export
+// could not be delivered (the measurements since the last delivery are
+// lost) or when Run is called a second time.
+func (a *Agent) Run(ctx context.Context) error {
+	first := false
+	a.runOnce.Do(func() { first = true })
+	if !first {
+		return errors.New("agent: Run called twice")
+	}
+	jobs := 0
+	for _, u := range a.uplink {
+		jobs += len(u.jobs)
+	}
+	a.logger.Info("probe running", "probe", a.cfg.Probe.ID, "city", a.cfg.Probe.City,
+		"uplinks", len(a.uplink), "targets", len(a.cfg.Targets), "schedules", jobs,
+		"collector", a.cfg.Collector.Endpoint, "protocol", a.cfg.Collector.Protocol)
+
+	var wg sync.WaitGroup
+	for _, u := range a.uplink {
+		for _, j := range u.jobs {
+			wg.Go(func() { j.run(ctx, newRand()) })
+		}
+	}
+	<-ctx.Done()
+	wg.Wait()
+
+	// A fresh context: the caller's is already cancelled, and the last
+	// measurements deserve one bounded attempt to reach the collector.
+	flushCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Collector.Timeout+time.Second)
+	defer cancel()
+	err := a.shutdownProviders(flushCtx)
+	a.logger.Info("probe stopped", "probe", a.cfg.Probe.ID)
+	return err
+}
+
+// shutdownProviders exports once more (Shutdown flushes) and closes every
+// uplink's provider, reporting uplinks whose data could not be delivered.
+func (a *Agent) shutdownProviders(ctx context.Context) error {
+	var errs []error
+	for _, u := range a.uplink {
+		if err := u.provider.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("uplink %q: shut down meter: %w", u.name, err))
+		}
+		if err := u.exporter.undelivered(); err != nil {
+			errs = append(errs, fmt.Errorf("uplink %q: final export not delivered: %w", u.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,388 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/probes/config"
+	"github.com/bantay-noc/bantay/probes/reflector"
+)
+
+// receiver is a minimal OTLP/gRPC metrics endpoint that keeps every request.
+type receiver struct {
+	colmetricspb.UnimplementedMetricsServiceServer
+	srv *grpc.Server
+
+	mu   sync.Mutex
+	reqs []*colmetricspb.ExportMetricsServiceRequest
+	auth []string
+}
+
+func startReceiver(t *testing.T, addr string) *receiver {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{srv: grpc.NewServer()}
+	colmetricspb.RegisterMetricsServiceServer(r.srv, r)
+	go r.srv.Serve(l)
+	t.Cleanup(r.srv.Stop)
+	return r
+}
+
+func (r *receiver) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, req)
+	r.auth = append(r.auth, md.Get("authorization")...)
+	return &colmetricspb.ExportMetricsServiceResponse{}, nil
+}
+
+// latest returns the newest ResourceMetrics per uplink carrier.
+func (r *receiver) latest() map[string]*metricspb.ResourceMetrics {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]*metricspb.ResourceMetrics{}
+	for _, req := range r.reqs {
+		for _, rm := range req.ResourceMetrics {
+			out[attrs(rm.Resource.Attributes)["bantay.uplink.carrier"]] = rm
+		}
+	}
+	return out
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reqs)
+}
+
+func attrs(kvs []*commonpb.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		m[kv.Key] = kv.Value.GetStringValue()
+	}
+	return m
+}
+
+func metricsByName(rm *metricspb.ResourceMetrics) map[string]*metricspb.Metric {
+	m := map[string]*metricspb.Metric{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			m[mt.Name] = mt
+		}
+	}
+	return m
+}
+
+// sumFor is a counter's value for one target (and reason, if given).
+func sumFor(m *metricspb.Metric, target, reason string) int64 {
+	if m == nil {
+		return 0
+	}
+	var n int64
+	for _, dp := range m.GetSum().GetDataPoints() {
+		a := attrs(dp.Attributes)
+		if a["target"] == target && (reason == "" || a["reason"] == reason) {
+			n += dp.GetAsInt()
+		}
+	}
+	return n
+}
+
+// logRecorder keeps every log message, for asserting what was logged how often.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.msgs = append(l.msgs, r.Message)
+	return nil
+}
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l *logRecorder) count(prefix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startReflector(t *testing.T) string {
+	t.Helper()
+	r, err := reflector.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Serve(context.Background())
+	t.Cleanup(func() { r.Close() })
+	return r.Addr().String()
+}
+
+func testConfig(t *testing.T, collector, reflectorAddr, closedAddr string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("agent-test.yaml", fmt.Appendf(nil, `
+probe: {id: mnl-01, city: Metro Manila, environment: test}
+collector:
+  endpoint: %s
+  tls: {insecure: true}
+  token: s3cret
+  export_interval: 100ms
+  timeout: 1s
+uplinks:
+  - {name: globe-5g, carrier: Globe, network_type: NR, bind_address: 127.0.1.1}
+  - {name: pldt-fiber, carrier: PLDT, network_type: fiber, bind_address: 127.0.1.2}
+defaults: {interval: 50ms, timeout: 40ms}
+targets:
+  - {name: davao-reflector, dst_city: Davao City, method: udp, address: "%s"}
+  - {name: baguio-tcp, dst_city: Baguio, method: tcp, address: "%s"}
+`, collector, reflectorAddr, closedAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func runAgent(t *testing.T, cfg *config.Config, logger *slog.Logger) (cancel func() error) {
+	t.Helper()
+	a, err := New(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	cancel = func() error {
+		once.Do(func() {
+			stop()
+			select {
+			case runErr = <-done:
+			case <-time.After(10 * time.Second):
+				runErr = fmt.Errorf("Run did not return within 10s of cancel")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { cancel() })
+	return cancel
+}
+
+// wantBuckets is copied from docs/metric-model.md, not from the code, so a
+// change on either side fails here.
+var wantBuckets = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
+
+func TestAgentExportsMetricModel(t *testing.T) {
+	collector := testenv.FreeAddr(t)
+	recv := startReceiver(t, collector)
+	cfg := testConfig(t, collector, startReflector(t), testenv.FreeAddr(t))
+	stop := runAgent(t, cfg, nil)
+
+	ready := func() bool {
+		l := recv.latest()
+		for _, carrier := range []string{"Globe", "PLDT"} {
+			rm, ok := l[carrier]
+			if !ok {
+				return false
+			}
+			m := metricsByName(rm)
+			if sumFor(m[MetricAttempts], "davao-reflector", "") < 3 || sumFor(m[MetricFailures], "baguio-tcp", "refused") < 3 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, "three runs of every target on both uplinks", 20*time.Second, ready)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	recv.mu.Lock()
+	for _, a := range recv.auth {
+		if a != "Bearer s3cret" {
+			t.Errorf("authorization header %q, want Bearer s3cret", a)
+		}
+	}
+	if len(recv.auth) == 0 {
+		t.Error("no authorization header sent")
+	}
+	recv.mu.Unlock()
+
+	for carrier, network := range map[string]string{"Globe": "5g", "PLDT": "fiber"} {
+		rm := recv.latest()[carrier]
+		wantRes := map[string]string{
+			"service.name":                "bantay-probe",
+			"service.instance.id":         "mnl-01",
+			"deployment.environment.name": "test",
+			"bantay.probe.city":           "Manila",
+			"bantay.uplink.carrier":       carrier,
+			"bantay.uplink.network_type":  network,
+		}
+		if got := attrs(rm.Resource.Attributes); !mapsEqual(got, wantRes) {
+			t.Errorf("resource %v, want exactly %v", got, wantRes)
+		}
+		if len(rm.ScopeMetrics) != 1 || rm.ScopeMetrics[0].Scope.Name != "github.com/bantay-noc/bantay/probes" {
+			t.Errorf("scope metrics %v", rm.ScopeMetrics)
+		}
+		m := metricsByName(rm)
+
+		lat := m["network.latency"]
+		if lat == nil || lat.Unit != "ms" || lat.GetHistogram() == nil {
+			t.Fatalf("network.latency = %v, want a histogram in ms", lat)
+		}
+		if lat.GetHistogram().AggregationTemporality != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+			t.Errorf("latency temporality %v", lat.GetHistogram().AggregationTemporality)
+		}
+		dps := lat.GetHistogram().DataPoints
+		if len(dps) != 1 {
+			t.Fatalf("latency points %d, want 1 (only the reflector succeeds)", len(dps))
+		}
+		dp := dps[0]
+		if !slices.Equal(dp.ExplicitBounds, wantBuckets) {
+			t.Errorf("bucket bounds %v", dp.ExplicitBounds)
+		}
+		if want := map[string]string{"target": "davao-reflector", "dst_city": "Davao", "method": "udp"}; !mapsEqual(attrs(dp.Attributes), want) {
+			t.Errorf("latency point attributes %v, want %v", attrs(dp.Attributes), want)
+		}
+		if dp.Count == 0 || dp.GetSum() <= 0 || dp.GetMax() > 1000 {
+			t.Errorf("latency point count %d sum %v max %v", dp.Count, dp.GetSum(), dp.GetMax())
+		}
+
+		for name, unit := range map[string]string{"bantay.probe.attempts": "{attempt}", "bantay.probe.failures": "{failure}"} {
+			c := m[name]
+			if c == nil || c.Unit != unit || c.GetSum() == nil || !c.GetSum().IsMonotonic ||
+				c.GetSum().AggregationTemporality != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+				t.Fatalf("%s = %v, want a cumulative monotonic sum in %s", name, c, unit)
+			}
+		}
+		for _, dp := range m["bantay.probe.failures"].GetSum().DataPoints {
+			want := map[string]string{"target": "baguio-tcp", "dst_city": "Baguio", "method": "tcp", "reason": "refused"}
+			if !mapsEqual(attrs(dp.Attributes), want) {
+				t.Errorf("failure point %v, want only %v", attrs(dp.Attributes), want)
+			}
+		}
+		attempts := m["bantay.probe.attempts"]
+		for _, dp := range attempts.GetSum().DataPoints {
+			if a := attrs(dp.Attributes); len(a) != 3 || a["method"] == "" {
+				t.Errorf("attempt point attributes %v", a)
+			}
+		}
+		// Every successful run is in the histogram, every failed one a failure.
+		if got, want := int64(dp.Count), sumFor(attempts, "davao-reflector", ""); got != want {
+			t.Errorf("udp: %d latencies for %d attempts (reflector on loopback should answer all)", got, want)
+		}
+		if got, want := sumFor(m["bantay.probe.failures"], "baguio-tcp", ""), sumFor(attempts, "baguio-tcp", ""); got != want {
+			t.Errorf("tcp: %d failures for %d attempts to a closed port", got, want)
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestOutage starts the agent with no collector, then brings the collector
+// up: measurements taken during the outage arrive (the cumulative series
+// started before the receiver existed), and the outage and the recovery are
+// each logged exactly once however many exports failed.
+func TestOutage(t *testing.T) {
+	collector := testenv.FreeAddr(t)
+	logs := &logRecorder{}
+	cfg := testConfig(t, collector, startReflector(t), testenv.FreeAddr(t))
+	cfg.Uplinks = cfg.Uplinks[:1]
+	stop := runAgent(t, cfg, slog.New(logs))
+
+	waitFor(t, "the outage to be logged", 10*time.Second, func() bool { return logs.count("collector unreachable") > 0 })
+	// Let several more exports fail, so "logged once" means something.
+	time.Sleep(500 * time.Millisecond)
+	upAt := time.Now()
+	recv := startReceiver(t, collector)
+	waitFor(t, "data after the collector came back", 20*time.Second, func() bool { return recv.count() > 0 })
+	waitFor(t, "the recovery to be logged", 10*time.Second, func() bool { return logs.count("delivered again after ") > 0 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	if n := logs.count("collector unreachable"); n != 1 {
+		t.Errorf("outage logged %d times, want once", n)
+	}
+	if n := logs.count("delivered again after "); n != 1 {
+		t.Errorf("recovery logged %d times, want once", n)
+	}
+	recv.mu.Lock()
+	first := recv.reqs[0]
+	recv.mu.Unlock()
+	m := metricsByName(first.ResourceMetrics[0])
+	var sawOld bool
+	for _, dp := range m["bantay.probe.attempts"].GetSum().GetDataPoints() {
+		if time.Unix(0, int64(dp.StartTimeUnixNano)).Before(upAt) && dp.GetAsInt() > 0 {
+			sawOld = true
+		}
+	}
+	if !sawOld {
+		t.Error("first delivery after the outage does not carry the attempts counted during it")
+	}
+}
+
+// TestShutdownReportsUndelivered: stopping while the collector is down
+// returns an error, because the last measurements were not delivered.
+func TestShutdownReportsUndelivered(t *testing.T) {
+	cfg := testConfig(t, testenv.FreeAddr(t), startReflector(t), testenv.FreeAddr(t))
+	cfg.Collector.Timeout = 200 * time.Millisecond
+	logs := &logRecorder{}
+	stop := runAgent(t, cfg, slog.New(logs))
+	waitFor(t, "the outage to be logged", 10*time.Second, func() bool { return logs.count("collector unreachable") > 0 })
+	err := stop()
+	if err == nil || !strings.Contains(err.Error(), "not delivered") {
+		t.Fatalf("Run returned %v, want an undelivered error", err)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

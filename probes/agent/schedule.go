@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bantay-noc/bantay/probes/config"
+	"github.com/bantay-noc/bantay/probes/prober"
+)
+
+// jitterFraction spreads runs ±10% around the interval so that probes
+// started together (a fleet rebooted by one power cut) do not fire in
+// lock-step and hit reflectors and collectors as a wave.
+const jitterFraction = 0.1
+
+// job is one (uplink, target) pair on its own schedule.
+type job struct {
+	target config.Target
+	prober prober.Prober
+	inst   *instruments
+	logger *slog.Logger
+
+	attrs    metric.MeasurementOption
+	failures map[prober.Reason]metric.MeasurementOption
+	// lastReason is "" while the target answers; only changes are logged,
+	// so a dead target is one log line, not one per interval.
+	lastReason prober.Reason
+}
+
+func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Logger) *job {
+	base := []attribute.KeyValue{
+		attribute.String("target", t.Name),
+		attribute.String("dst_city", t.DstCity),
+		attribute.String("method", t.Method),
+	}
+	j := &job{
+		target: t, prober: p, inst: inst, logger: logger,
+		attrs:    metric.WithAttributeSet(attribute.NewSet(base...)),
+		failures: make(map[prober.Reason]metric.MeasurementOption),
+	}
+	for _, r := range []prober.Reason{prober.ReasonTimeout, prober.ReasonRefused, prober.ReasonDNS, prober.ReasonTLS, prober.ReasonHTTPStatus, prober.ReasonOther} {
+		j.failures[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], attribute.String("reason", string(r)))...))
+	}
+	return j
+}
+
+// newRand gives each schedule its own generator, so schedules need no lock.
+func newRand() *rand.Rand {
+	var seed [16]byte
+	_, _ = crand.Read(seed[:])
+	return rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+}
+
+// run fires the probe after a random offset within one interval and then
+// every interval ±10%. Runs are sequential: the next one is scheduled only
+// after the previous returned, and each is bounded by the target's timeout
+// (shorter than the interval), so a slow target can never pile runs up.
+func (j *job) run(ctx context.Context, rng *rand.Rand) {
+	interval := j.target.Interval
+	timer := time.NewTimer(time.Duration(rng.Int64N(int64(interval))))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		j.once(ctx)
+		next := jittered(interval, rng) - time.Since(start)
+		timer.Reset(max(next, 0))
+	}
+}
+
+func jittered(interval time.Duration, rng *rand.Rand) time.Duration {
+	f := 1 - jitterFraction + 2*jitterFraction*rng.Float64()
+	return time.Duration(float64(interval) * f)
+}
+
+// once runs one measurement and records it.
+func (j *job) once(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, j.target.Timeout)
+	d, err := j.prober.Probe(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		// Interrupted by shutdown: neither a success nor a failure of the path.
+		return
+	}
+	// The measurement context must not be the (possibly cancelled) probe
+	// context; recording is local and never blocks.
+	rec := context.Background()
+	j.inst.attempts.Add(rec, 1, j.attrs)
+	if err != nil {
+		reason := prober.Classify(err)
+		j.inst.failures.Add(rec, 1, j.failures[reason])
+		if reason != j.lastReason {
+			j.logger.Warn("probe failing", "reason", reason, "error", err)
+		}
+		j.lastReason = reason
+		return
+	}
+	j.inst.latency.Record(rec, float64(d)/float64(time.Millisecond), j.attrs)
+	if j.lastReason != "" {
+		j.logger.Info("probe succeeding again", "latency", d)
+		j.lastReason = ""
+	}
+}
