@@ -35,7 +35,7 @@ func newExporter(ctx context.Context, c config.Collector) (sdkmetric.Exporter, e
 		}
 	}
 	retry := struct {
-		Enabled                                         bool
+		Enabled                                      bool
 		InitialInterval, MaxInterval, MaxElapsedTime time.Duration
 	}{true, min(time.Second, c.Timeout/4), max(c.Timeout/2, 10*time.Millisecond), c.Timeout}
 
@@ -89,7 +89,9 @@ func newExporter(ctx context.Context, c config.Collector) (sdkmetric.Exporter, e
 	}
 }
 
-func cumulative(sdkmetric.InstrumentKind) metricdata.Temporality { return metricdata.CumulativeTemporality }
+func cumulative(sdkmetric.InstrumentKind) metricdata.Temporality {
+	return metricdata.CumulativeTemporality
+}
 
 // authHeaders returns the bearer-token header, or nil without a token.
 func authHeaders(c config.Collector) (map[string]string, error) {
@@ -179,4 +181,3 @@ func (e *outageExporter) undelivered() error {
 	}
 	return fmt.Errorf("collector unreachable since %s: %w", e.downSince.Format(time.RFC3339), e.lastErr)
 }
-
