@@ -313,6 +313,11 @@ func (a *aggregator) observeLocked(p *Point) {
 	default:
 		if startMs != 0 && st.startMs != 0 && startMs != st.startMs {
 			full, result = true, resReset
+		} else if startMs != 0 && st.startMs == 0 && startMs >= st.lastMs {
+			// The stream was seeded from the TSDB (no start time there) and
+			// this series began after the last stored sample: a new series
+			// (e.g. deltatocumulative restarted with the collector).
+			full, result = true, resReset
 		} else if a.decreased(st, p) {
 			full, result = true, resReset
 		}
@@ -497,7 +502,7 @@ func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, his
 	ws := v.wins[a.evWin]
 	ev := Event{
 		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
-		P95After: round3(bucketQuantile(0.95, a.bounds, ew.counts)),
+		P95After:  round3(bucketQuantile(0.95, a.bounds, ew.counts)),
 		P95Before: round3(bucketQuantile(0.95, a.bounds, hist.counts)),
 		Loss:      ws.loss, Samples: ws.count, LastSeen: time.UnixMilli(c.lastSeen),
 	}

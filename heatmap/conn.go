@@ -1,0 +1,295 @@
+package heatmap
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// client is one websocket connection: a reader goroutine (client messages,
+// pongs) and a writer goroutine that drains a bounded queue of shared,
+// pre-encoded frames. The broadcaster only ever appends to the queue under
+// a short lock, so a stalled client costs it nothing.
+type client struct {
+	h        *hub
+	conn     *websocket.Conn
+	compress bool
+
+	// group and drill are guarded by hub.mu.
+	group *group
+	drill string
+
+	qmu    sync.Mutex
+	queue  []frame // len <= cfg.SendQueue
+	resync bool    // the queue overflowed: send a fresh snapshot next
+	wake   chan struct{}
+
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// Reader-goroutine state.
+	tokens  float64
+	lastTok time.Time
+	errs    int
+}
+
+func newClient(h *hub, conn *websocket.Conn, compress bool) *client {
+	return &client{
+		h: h, conn: conn, compress: compress,
+		queue:   make([]frame, 0, h.cfg.SendQueue),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		tokens:  float64(h.cfg.RequestBurst),
+		lastTok: time.Now(),
+	}
+}
+
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues a frame without ever blocking. When the queue is full the
+// client is behind: its queued frames are dropped and the writer will send
+// the latest snapshot instead (coalescing), so memory stays bounded by
+// SendQueue frame references per connection.
+func (c *client) enqueue(f frame) {
+	c.qmu.Lock()
+	switch {
+	case c.resync:
+		// Everything up to now will be covered by the resync snapshot.
+	case len(c.queue) >= c.h.cfg.SendQueue:
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.resync = true
+		c.h.m.coalesced.Inc()
+	default:
+		c.queue = append(c.queue, f)
+	}
+	c.qmu.Unlock()
+	c.signal()
+}
+
+// replaceQueue drops whatever is queued (it belonged to the previous
+// subscription) and queues f, typically a snapshot.
+func (c *client) replaceQueue(f frame) {
+	c.qmu.Lock()
+	clear(c.queue)
+	c.queue = append(c.queue[:0], f)
+	c.resync = false
+	c.qmu.Unlock()
+	c.signal()
+}
+
+func (c *client) queueLen() int {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return len(c.queue)
+}
+
+// take moves the queued frames into dst.
+func (c *client) take(dst []frame) ([]frame, bool) {
+	c.qmu.Lock()
+	dst = append(dst[:0], c.queue...)
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	resync := c.resync
+	c.resync = false
+	c.qmu.Unlock()
+	return dst, resync
+}
+
+// writeLoop is the connection's only data writer.
+func (c *client) writeLoop() {
+	ping := time.NewTicker(c.h.cfg.PingInterval)
+	defer ping.Stop()
+	batch := make([]frame, 0, c.h.cfg.SendQueue)
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
+				c.writeFailed(err)
+				return
+			}
+		case <-c.wake:
+			var resync bool
+			batch, resync = c.take(batch)
+			if resync {
+				batch = append(c.h.resyncFrames(c), batch...)
+			}
+			for i := range batch {
+				if err := c.write(batch[i]); err != nil {
+					c.writeFailed(err)
+					return
+				}
+				batch[i] = frame{}
+			}
+		}
+	}
+}
+
+func (c *client) write(f frame) error {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	// Compression is negotiated per connection but chosen per frame: small
+	// frames are not worth the CPU and the prepared frame caches both forms.
+	c.conn.EnableWriteCompression(c.compress && f.size >= c.h.cfg.CompressMinBytes)
+	if err := c.conn.WritePreparedMessage(f.pm); err != nil {
+		return err
+	}
+	c.h.m.frames.WithLabelValues(f.typ).Inc()
+	c.h.m.frameBytes.WithLabelValues(f.typ).Add(float64(f.size))
+	return nil
+}
+
+func (c *client) writeFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.closeWith(websocket.CloseTryAgainLater, "slow consumer", "slow_consumer")
+		return
+	}
+	c.closeWith(0, "", "write_error")
+}
+
+// closeWith ends the connection once, sending a close frame with code and
+// text first when code is non-zero (best effort: a stalled peer may never
+// read it), and counts the reason.
+func (c *client) closeWith(code int, text, reason string) {
+	c.closeOnce.Do(func() {
+		if code != 0 {
+			_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+		}
+		close(c.done)
+		_ = c.conn.Close()
+		c.h.unregister(c)
+		c.h.m.disconnects.WithLabelValues(reason).Inc()
+	})
+}
+
+// allow takes a token for a subscribe or drilldown request.
+func (c *client) allow(now time.Time) bool {
+	c.tokens += now.Sub(c.lastTok).Seconds() * c.h.cfg.RequestRate
+	c.lastTok = now
+	if burst := float64(c.h.cfg.RequestBurst); c.tokens > burst {
+		c.tokens = burst
+	}
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// reject answers a bad message with an error frame, and closes the
+// connection with 1008 once it has made too many mistakes.
+func (c *client) reject(e *protoError) bool {
+	c.h.m.invalid.WithLabelValues(e.code).Inc()
+	c.errs++
+	c.enqueue(newFrame("error", errorFrame(e)))
+	if c.errs >= c.h.cfg.MaxErrors {
+		c.closeGracefully(websocket.ClosePolicyViolation, "too many invalid messages", "too_many_errors")
+		return false
+	}
+	return true
+}
+
+// closeGracefully sends the close frame and then lets the reader drain
+// until the peer answers (or a second passes), so the peer sees the reason
+// rather than a TCP reset caused by unread input.
+func (c *client) closeGracefully(code int, text, reason string) {
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	_ = c.conn.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, _, err := c.conn.NextReader(); err != nil {
+			break
+		}
+	}
+	c.closeWith(0, "", reason)
+}
+
+// readLoop reads and answers client messages until the connection ends.
+func (c *client) readLoop() {
+	cfg := &c.h.cfg
+	c.conn.SetReadLimit(cfg.MaxMessageBytes)
+	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout))
+	})
+	for {
+		mt, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout))
+		if mt != websocket.TextMessage {
+			if !c.reject(&protoError{code: codeBinaryUnsupported, msg: "binary messages are not part of the protocol; send JSON text"}) {
+				return
+			}
+			continue
+		}
+		req, perr := c.h.parser.parse(data)
+		if perr != nil {
+			if !c.reject(perr) {
+				return
+			}
+			continue
+		}
+		if (req.kind == reqSubscribe || req.kind == reqDrilldown) && !c.allow(time.Now()) {
+			if !c.reject(&protoError{code: codeRateLimited, msg: "too many subscribe/drilldown messages; the message was ignored", ref: req.id}) {
+				return
+			}
+			continue
+		}
+		switch req.kind {
+		case reqSubscribe:
+			c.h.mu.Lock()
+			if c.group != nil {
+				c.h.join(c, req.sub, req.id, true)
+			}
+			c.h.mu.Unlock()
+		case reqDrilldown:
+			if !c.h.startDrill(c, req.cell, req.id) {
+				if !c.reject(&protoError{code: codeUnknownCell, msg: "no cell with id " + quoteClip(req.cell), ref: req.id}) {
+					return
+				}
+			}
+		case reqDrilldownStop:
+			c.h.mu.Lock()
+			c.h.stopDrill(c)
+			c.h.mu.Unlock()
+		case reqPing:
+			c.enqueue(newFrame("pong", pongFrame(req.id, time.Now().UnixMilli())))
+		}
+	}
+}
+
+func quoteClip(s string) string {
+	return string(appendString(nil, clip(s)))
+}
+
+func (c *client) readFailed(err error) {
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		// gorilla has already sent 1009 (message too big).
+		c.h.m.invalid.WithLabelValues(codeTooLarge).Inc()
+		c.closeWith(0, "", "message_too_big")
+	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
+		c.closeWith(0, "", "client_closed")
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.closeWith(websocket.ClosePolicyViolation, "keepalive timeout", "keepalive_timeout")
+			return
+		}
+		c.closeWith(0, "", "read_error")
+	}
+}

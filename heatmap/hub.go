@@ -1,0 +1,573 @@
+package heatmap
+
+import (
+	"cmp"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/gorilla/websocket"
+)
+
+// frame is one encoded message, shared by every client it is queued for.
+type frame struct {
+	pm   *websocket.PreparedMessage
+	typ  string
+	size int
+}
+
+func newFrame(typ string, data []byte) frame {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	if err != nil {
+		// Preparing an uncompressed text frame only copies bytes; it cannot
+		// fail, so this is a programming error worth crashing on in tests.
+		panic("heatmap: prepare frame: " + err.Error())
+	}
+	return frame{pm: pm, typ: typ, size: len(data)}
+}
+
+// group is the set of clients with one subscription. Its frames are encoded
+// once per tick and shared.
+type group struct {
+	key     string
+	sub     subscription
+	clients map[*client]struct{}
+	snap    frame // the snapshot at snapSeq, built lazily
+	snapSeq uint64
+}
+
+// drill is the set of clients watching one cell's drill-down.
+type drill struct {
+	watchers map[*client]struct{}
+	full     frame // the full drill-down at fullSeq, for resyncs
+	fullSeq  uint64
+}
+
+// hub owns the last broadcast state of every cell and fans it out. Lock
+// order: hub.mu, then aggregator.mu, then client.qmu.
+type hub struct {
+	cfg    Config
+	agg    *aggregator
+	m      *metrics
+	log    *slog.Logger
+	parser *parser
+
+	bmu sync.Mutex // serialises broadcasts
+
+	mu       sync.Mutex
+	seq      uint64
+	nowMs    int64
+	views    map[string]*cellView
+	ids      []string // sorted keys of views
+	idsDirty bool
+	meta     []byte // `"carriers":[...],"network_types":[...],"cities":[...]`
+	metaSig  string
+	groups   map[string]*group
+	clients  map[*client]struct{}
+	drills   map[string]*drill
+	closed   bool
+	cityRank map[string]int
+}
+
+func newHub(cfg Config, agg *aggregator, m *metrics, log *slog.Logger) *hub {
+	h := &hub{
+		cfg: cfg, agg: agg, m: m, log: log,
+		views:    map[string]*cellView{},
+		groups:   map[string]*group{},
+		clients:  map[*client]struct{}{},
+		drills:   map[string]*drill{},
+		cityRank: map[string]int{},
+	}
+	h.parser = &parser{gaz: cfg.Gazetteer}
+	for i, w := range cfg.Windows {
+		h.parser.windows = append(h.parser.windows, windowName(w))
+		if w == cfg.DefaultWindow {
+			h.parser.defWin = i
+		}
+	}
+	for i, c := range cfg.Gazetteer.Cities() {
+		h.cityRank[c.Name] = i
+	}
+	h.meta = h.buildMeta()
+	return h
+}
+
+// broadcast runs one tick: brings the aggregation to `now`, records the
+// changed views and queues one delta per group and one update per open
+// drill-down. It returns the tick's events for the subscribers.
+func (h *hub) broadcast(now time.Time) []Event {
+	h.bmu.Lock()
+	defer h.bmu.Unlock()
+	began := time.Now()
+	changed, removed, events := h.agg.collect(now)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return events
+	}
+	h.seq++
+	h.nowMs = now.UnixMilli()
+	for _, c := range changed {
+		if _, ok := h.views[c.view.id]; !ok {
+			h.idsDirty = true
+		}
+		h.views[c.view.id] = c.view
+	}
+	for _, id := range removed {
+		delete(h.views, id)
+		h.idsDirty = true
+	}
+	metaChanged := false
+	if h.idsDirty {
+		h.sortIDs()
+		if sig := h.metaSignature(); sig != h.metaSig {
+			h.metaSig = sig
+			h.meta = h.buildMeta()
+			metaChanged = true
+		}
+	}
+
+	var buf []byte
+	for _, g := range h.groups {
+		if len(g.clients) == 0 {
+			continue
+		}
+		bit := uint32(1) << g.sub.window
+		buf = h.deltaHead(buf[:0], g)
+		n := 0
+		for _, c := range changed {
+			if c.mask&bit == 0 || !g.sub.matches(c.view.key) {
+				continue
+			}
+			if n > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendCell(buf, c.view, g.sub.window, g.sub.statistic)
+			n++
+		}
+		buf = append(buf, `],"removed":`...)
+		buf = appendStrings(buf, removed)
+		if metaChanged {
+			buf = append(buf, ',')
+			buf = append(buf, h.meta...)
+		}
+		buf = append(buf, '}')
+		if n == 0 && len(removed) == 0 && !metaChanged {
+			continue
+		}
+		f := newFrame("delta", buf)
+		h.m.encoded.Inc()
+		for c := range g.clients {
+			c.enqueue(f)
+		}
+	}
+
+	if len(h.drills) > 0 {
+		gone := map[string]bool{}
+		for _, id := range removed {
+			gone[id] = true
+		}
+		touched := map[string]*cellView{}
+		for _, c := range changed {
+			if _, ok := h.drills[c.view.id]; ok {
+				touched[c.view.id] = c.view
+			}
+		}
+		for id, d := range h.drills {
+			if gone[id] {
+				f := newFrame("drilldown_end", drilldownEndFrame(id, "cell expired"))
+				for c := range d.watchers {
+					c.drill = ""
+					c.enqueue(f)
+				}
+				delete(h.drills, id)
+				continue
+			}
+			if _, ok := touched[id]; !ok {
+				continue
+			}
+			v, cols, ok := h.agg.drilldown(id, now, 2)
+			if !ok || v == nil {
+				continue
+			}
+			f := newFrame("drilldown_update", h.drillFrame(nil, "drilldown_update", "", v, cols, false))
+			h.m.encoded.Inc()
+			for c := range d.watchers {
+				c.enqueue(f)
+			}
+		}
+	}
+
+	high := 0
+	for c := range h.clients {
+		high = max(high, c.queueLen())
+	}
+	h.m.queueHighWater.Set(float64(high))
+	h.m.broadcastDur.Observe(time.Since(began).Seconds())
+	return events
+}
+
+func (h *hub) sortIDs() {
+	h.ids = h.ids[:0]
+	for id := range h.views {
+		h.ids = append(h.ids, id)
+	}
+	slices.Sort(h.ids)
+	h.idsDirty = false
+}
+
+// metaSignature is a cheap fingerprint of the city/carrier/network type sets.
+func (h *hub) metaSignature() string {
+	cities, carriers, nts := h.sets()
+	return stringsKey(cities) + "\x00" + stringsKey(carriers) + "\x00" + stringsKey(nts)
+}
+
+func stringsKey(ss []string) string {
+	n := 0
+	for _, s := range ss {
+		n += len(s) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, s := range ss {
+		b = append(b, s...)
+		b = append(b, 0)
+	}
+	return string(b)
+}
+
+// sets returns the cities (in island-group order), carriers and network
+// types present in the cells.
+func (h *hub) sets() (cities, carriers, nts []string) {
+	cs, ca, nt := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, v := range h.views {
+		cs[v.key.SrcCity], cs[v.key.DstCity] = true, true
+		ca[v.key.Carrier], nt[v.key.NetworkType] = true, true
+	}
+	for c := range cs {
+		cities = append(cities, c)
+	}
+	slices.SortFunc(cities, func(a, b string) int {
+		ra, oka := h.cityRank[a]
+		rb, okb := h.cityRank[b]
+		switch {
+		case oka && okb:
+			return cmp.Compare(ra, rb)
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return cmp.Compare(a, b)
+	})
+	for c := range ca {
+		carriers = append(carriers, c)
+	}
+	for n := range nt {
+		nts = append(nts, n)
+	}
+	slices.Sort(carriers)
+	slices.Sort(nts)
+	return cities, carriers, nts
+}
+
+func (h *hub) buildMeta() []byte {
+	cities, carriers, nts := h.sets()
+	b := append([]byte(nil), `"carriers":`...)
+	b = appendStrings(b, carriers)
+	b = append(b, `,"network_types":`...)
+	b = appendStrings(b, nts)
+	b = append(b, `,"cities":[`...)
+	for i, name := range cities {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		c, ok := h.cfg.Gazetteer.City(name)
+		if !ok || c.Name != name {
+			c = gazetteer.City{Name: name}
+		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, c.Name)
+		b = append(b, `,"region":`...)
+		b = appendString(b, c.Region)
+		b = append(b, `,"island_group":`...)
+		b = appendString(b, c.IslandGroup)
+		b = append(b, `,"latitude":`...)
+		if ok {
+			b = appendFloat(b, c.Latitude)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"longitude":`...)
+		if ok {
+			b = appendFloat(b, c.Longitude)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendWindow renders "window":{"name","from","to"} for window wi at the
+// last broadcast time. The window covers the slots (cur-L, cur], i.e. from
+// the start of its oldest slot to now.
+func (h *hub) appendWindow(b []byte, wi int) []byte {
+	w := h.cfg.Windows[wi]
+	res := h.cfg.Resolution.Milliseconds()
+	cur := h.nowMs / res
+	from := (cur - int64(w/h.cfg.Resolution) + 1) * res
+	b = append(b, `"window":{"name":`...)
+	b = appendString(b, windowName(w))
+	b = append(b, `,"from":`...)
+	b = strconv.AppendInt(b, from, 10)
+	b = append(b, `,"to":`...)
+	b = strconv.AppendInt(b, h.nowMs, 10)
+	return append(b, '}')
+}
+
+func (h *hub) deltaHead(b []byte, g *group) []byte {
+	b = appendHead(b, "delta")
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, h.seq, 10)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, h.nowMs, 10)
+	b = append(b, ',')
+	b = h.appendWindow(b, g.sub.window)
+	return append(b, `,"cells":[`...)
+}
+
+// snapshot renders the full state for a subscription. Caller holds h.mu.
+func (h *hub) snapshot(b []byte, sub subscription, ref string) []byte {
+	b = appendHead(b, "snapshot")
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, h.seq, 10)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, h.nowMs, 10)
+	if ref != "" {
+		b = append(b, `,"ref":`...)
+		b = appendString(b, ref)
+	}
+	b = append(b, `,"interval_ms":`...)
+	b = strconv.AppendInt(b, h.cfg.BroadcastInterval.Milliseconds(), 10)
+	b = append(b, `,"resolution_ms":`...)
+	b = strconv.AppendInt(b, h.cfg.Resolution.Milliseconds(), 10)
+	b = append(b, `,"subscription":{"carriers":`...)
+	b = appendStrings(b, sub.carriers)
+	b = append(b, `,"network_types":`...)
+	b = appendStrings(b, sub.networkTypes)
+	b = append(b, `,"window":`...)
+	b = appendString(b, h.parser.windows[sub.window])
+	b = append(b, `,"statistic":`...)
+	b = appendString(b, sub.statistic)
+	b = append(b, `},`...)
+	b = h.appendWindow(b, sub.window)
+	b = append(b, `,"windows":`...)
+	b = appendStrings(b, h.parser.windows)
+	b = append(b, `,"bounds":`...)
+	b = appendFloats(b, h.cfg.Bounds)
+	b = append(b, ',')
+	b = append(b, h.meta...)
+	b = append(b, `,"cells":[`...)
+	n := 0
+	for _, id := range h.ids {
+		v := h.views[id]
+		if !sub.matches(v.key) {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendCell(b, v, sub.window, sub.statistic)
+		n++
+	}
+	return append(b, "]}"...)
+}
+
+// groupSnapshot returns the group's shared snapshot for the current seq.
+func (h *hub) groupSnapshot(g *group) frame {
+	if g.snap.pm == nil || g.snapSeq != h.seq {
+		g.snap = newFrame("snapshot", h.snapshot(nil, g.sub, ""))
+		g.snapSeq = h.seq
+		h.m.encoded.Inc()
+	}
+	return g.snap
+}
+
+// drillFrame renders a drilldown or drilldown_update frame.
+func (h *hub) drillFrame(b []byte, typ, ref string, v *cellView, cols []column, full bool) []byte {
+	b = appendHead(b, typ)
+	if ref != "" {
+		b = append(b, `,"ref":`...)
+		b = appendString(b, ref)
+	}
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, h.nowMs, 10)
+	b = append(b, `,"cell":`...)
+	b = appendCell(b, v, h.parser.defWin, "all")
+	if full {
+		b = append(b, `,"resolution_ms":`...)
+		b = strconv.AppendInt(b, h.cfg.Resolution.Milliseconds(), 10)
+		b = append(b, `,"bounds":`...)
+		b = appendFloats(b, h.cfg.Bounds)
+	}
+	b = append(b, `,"columns":[`...)
+	for i := range cols {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendColumn(b, &cols[i])
+	}
+	return append(b, "]}"...)
+}
+
+// fullDrill renders the complete drill-down of a cell; false if unknown.
+// Caller holds h.mu.
+func (h *hub) fullDrill(id, ref string) ([]byte, bool) {
+	v, cols, ok := h.agg.drilldown(id, time.UnixMilli(h.nowMs), 0)
+	if !ok || v == nil {
+		return nil, false
+	}
+	return h.drillFrame(nil, "drilldown", ref, v, cols, true), true
+}
+
+// join puts a client into the group for sub and queues the snapshot. The
+// answer to a subscribe message (own) gets its own encoding carrying the
+// request's ref; otherwise the group's shared snapshot is used. Caller
+// holds h.mu.
+func (h *hub) join(c *client, sub subscription, ref string, own bool) {
+	if c.group != nil {
+		delete(c.group.clients, c)
+		if len(c.group.clients) == 0 {
+			delete(h.groups, c.group.key)
+		}
+	}
+	k := sub.key()
+	g, ok := h.groups[k]
+	if !ok {
+		g = &group{key: k, sub: sub, clients: map[*client]struct{}{}}
+		h.groups[k] = g
+	}
+	g.clients[c] = struct{}{}
+	c.group = g
+	if !own {
+		c.replaceQueue(h.groupSnapshot(g))
+		return
+	}
+	f := newFrame("snapshot", h.snapshot(nil, sub, ref))
+	h.m.encoded.Inc()
+	c.replaceQueue(f)
+}
+
+// register adds a new connection. It fails when the hub is closed.
+func (h *hub) register(c *client, sub subscription) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.clients[c] = struct{}{}
+	h.join(c, sub, "", false)
+	h.m.connections.Set(float64(len(h.clients)))
+	return true
+}
+
+func (h *hub) unregister(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	delete(h.clients, c)
+	if g := c.group; g != nil {
+		delete(g.clients, c)
+		if len(g.clients) == 0 {
+			delete(h.groups, g.key)
+		}
+	}
+	h.stopDrill(c)
+	h.m.connections.Set(float64(len(h.clients)))
+}
+
+func (h *hub) connCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// stopDrill removes the client from its drill-down. Caller holds h.mu.
+func (h *hub) stopDrill(c *client) {
+	if c.drill == "" {
+		return
+	}
+	if d, ok := h.drills[c.drill]; ok {
+		delete(d.watchers, c)
+		if len(d.watchers) == 0 {
+			delete(h.drills, c.drill)
+		}
+	}
+	c.drill = ""
+}
+
+// startDrill opens a drill-down; false if the cell is unknown.
+func (h *hub) startDrill(c *client, id, ref string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	data, ok := h.fullDrill(id, ref)
+	if !ok {
+		return false
+	}
+	h.stopDrill(c)
+	d, ok := h.drills[id]
+	if !ok {
+		d = &drill{watchers: map[*client]struct{}{}}
+		h.drills[id] = d
+	}
+	d.watchers[c] = struct{}{}
+	c.drill = id
+	h.m.encoded.Inc()
+	c.enqueue(newFrame("drilldown", data))
+	return true
+}
+
+// resyncFrames is what a client that fell behind gets instead of the
+// deltas it missed: the current snapshot of its group and, if it has a
+// drill-down open, the current full drill-down.
+func (h *hub) resyncFrames(c *client) []frame {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.group == nil {
+		return nil
+	}
+	out := []frame{h.groupSnapshot(c.group)}
+	if d, ok := h.drills[c.drill]; ok {
+		if d.full.pm == nil || d.fullSeq != h.seq {
+			if data, ok := h.fullDrill(c.drill, ""); ok {
+				d.full = newFrame("drilldown", data)
+				d.fullSeq = h.seq
+				h.m.encoded.Inc()
+			}
+		}
+		if d.full.pm != nil {
+			out = append(out, d.full)
+		}
+	}
+	return out
+}
+
+// close disconnects every client with 1001 and refuses new ones.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	clients := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+	for _, c := range clients {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down", "server_shutdown")
+	}
+}

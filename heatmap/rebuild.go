@@ -1,0 +1,231 @@
+package heatmap
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Prometheus series the rebuild reads (docs/metric-model.md).
+const (
+	seriesBucket   = "network_latency_milliseconds_bucket"
+	seriesSum      = "network_latency_milliseconds_sum"
+	seriesAttempts = "bantay_probe_attempts_total"
+	seriesFailures = "bantay_probe_failures_total"
+)
+
+type sample struct {
+	t int64
+	v float64
+}
+
+// histSeries is one latency histogram assembled from its _bucket series.
+type histSeries struct {
+	lset    labels.Labels // without __name__ and le
+	les     []float64
+	buckets [][]sample // per le
+	sums    []sample
+}
+
+// Rebuild refills the cells from the store: it reads the last History (plus
+// a little before, for the first delta) of network_latency_milliseconds
+// _bucket and _sum, bantay_probe_attempts_total and
+// bantay_probe_failures_total and feeds them through the same delta logic as
+// live data, so a collector restart does not blank the wall and the next
+// live point continues each stream's deltas where the store left off.
+//
+// Call it before live points arrive (the collector's extension starts
+// before its pipelines): a stream that already has a newer live point
+// ignores older stored samples as out of order.
+func (h *Heatmap) Rebuild(ctx context.Context, q storage.Queryable) error {
+	return h.rebuild(ctx, q, h.agg.now())
+}
+
+func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Time) error {
+	margin := 2 * max(h.cfg.ProbeInterval, h.cfg.Resolution)
+	mint := now.Add(-h.cfg.History - margin).UnixMilli()
+	maxt := now.UnixMilli()
+	querier, err := q.Querier(mint, maxt)
+	if err != nil {
+		return fmt.Errorf("heatmap rebuild: open querier: %w", err)
+	}
+	defer querier.Close()
+
+	hists := map[string]*histSeries{}
+	var sums []struct {
+		lset    labels.Labels
+		samples []sample
+	}
+	read := func(name string, fn func(lset labels.Labels, s []sample) error) error {
+		ss := querier.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name))
+		for ss.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			series := ss.At()
+			var samples []sample
+			it := series.Iterator(nil)
+			for typ := it.Next(); typ != chunkenc.ValNone; typ = it.Next() {
+				if typ != chunkenc.ValFloat {
+					continue
+				}
+				t, v := it.At()
+				if value.IsStaleNaN(v) || math.IsNaN(v) {
+					continue
+				}
+				samples = append(samples, sample{t, v})
+			}
+			if err := it.Err(); err != nil {
+				return fmt.Errorf("read %s%s: %w", name, series.Labels(), err)
+			}
+			h.m.rebuildPoints.Add(float64(len(samples)))
+			if err := fn(series.Labels(), samples); err != nil {
+				return err
+			}
+		}
+		if err := ss.Err(); err != nil {
+			return fmt.Errorf("select %s: %w", name, err)
+		}
+		return nil
+	}
+
+	err = read(seriesBucket, func(lset labels.Labels, s []sample) error {
+		le, err := strconv.ParseFloat(lset.Get(labels.BucketLabel), 64)
+		if err != nil {
+			return nil // not a valid bucket series; nothing to rebuild from it
+		}
+		base := labels.NewBuilder(lset).Del(labels.MetricName, labels.BucketLabel).Labels()
+		k := base.String()
+		hs, ok := hists[k]
+		if !ok {
+			hs = &histSeries{lset: base}
+			hists[k] = hs
+		}
+		hs.les = append(hs.les, le)
+		hs.buckets = append(hs.buckets, s)
+		return nil
+	})
+	if err == nil {
+		err = read(seriesSum, func(lset labels.Labels, s []sample) error {
+			sums = append(sums, struct {
+				lset    labels.Labels
+				samples []sample
+			}{labels.NewBuilder(lset).Del(labels.MetricName).Labels(), s})
+			return nil
+		})
+	}
+	for _, s := range sums {
+		if hs, ok := hists[s.lset.String()]; ok {
+			hs.sums = s.samples
+		}
+	}
+	var key []byte
+	if err == nil {
+		for _, hs := range hists {
+			key = h.rebuildHistogram(hs, key)
+		}
+		err = read(seriesAttempts, func(lset labels.Labels, s []sample) error {
+			key = h.rebuildCounter(KindAttempts, lset, s, key)
+			return nil
+		})
+	}
+	if err == nil {
+		err = read(seriesFailures, func(lset labels.Labels, s []sample) error {
+			key = h.rebuildCounter(KindFailures, lset, s, key)
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("heatmap rebuild: %w", err)
+	}
+	h.log.Info("heatmap rebuilt from the store", "cells", h.agg.cellCount(), "from", time.UnixMilli(mint).UTC(), "to", time.UnixMilli(maxt).UTC())
+	return nil
+}
+
+// streamIdentity returns the cell key and stream key of a stored series.
+func streamIdentity(kind Kind, lset labels.Labels, key []byte) (CellKey, []byte) {
+	ck := CellKey{
+		SrcCity: lset.Get("src_city"), DstCity: lset.Get("dst_city"),
+		Carrier: lset.Get("carrier"), NetworkType: lset.Get("network_type"),
+	}
+	var ls []Label
+	lset.Range(func(l labels.Label) { ls = append(ls, Label{l.Name, l.Value}) })
+	return ck, AppendStreamKey(key[:0], kind, lset.Get("instance"), ls)
+}
+
+func (h *Heatmap) rebuildCounter(kind Kind, lset labels.Labels, samples []sample, key []byte) []byte {
+	ck, key := streamIdentity(kind, lset, key)
+	p := Point{Kind: kind, Stream: key, Cell: ck}
+	for _, s := range samples {
+		p.Time, p.Value = time.UnixMilli(s.t), s.v
+		h.agg.observe(&p)
+	}
+	return key
+}
+
+// rebuildHistogram turns the per-le cumulative series back into histogram
+// points: at each timestamp where every bucket has a sample, the bucket
+// counts are the differences of consecutive le values.
+func (h *Heatmap) rebuildHistogram(hs *histSeries, key []byte) []byte {
+	ck, key := streamIdentity(KindLatency, hs.lset, key)
+	order := make([]int, len(hs.les))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(hs.les[a], hs.les[b]) })
+	if len(order) < 2 || !math.IsInf(hs.les[order[len(order)-1]], 1) {
+		return key // no +Inf bucket: not a usable histogram
+	}
+	bounds := make([]float64, 0, len(order)-1)
+	for _, i := range order[:len(order)-1] {
+		bounds = append(bounds, hs.les[i])
+	}
+	// Walk the +Inf series' timestamps; look the others up by timestamp.
+	inf := hs.buckets[order[len(order)-1]]
+	idx := make([]int, len(order))
+	sumIdx := 0
+	counts := make([]uint64, len(order))
+	p := Point{Kind: KindLatency, Stream: key, Cell: ck, Bounds: bounds, Counts: counts}
+	for _, ref := range inf {
+		complete := true
+		var prev float64
+		for j, bi := range order {
+			s := hs.buckets[bi]
+			for idx[j] < len(s) && s[idx[j]].t < ref.t {
+				idx[j]++
+			}
+			if idx[j] >= len(s) || s[idx[j]].t != ref.t {
+				complete = false
+				break
+			}
+			v := s[idx[j]].v
+			if v < prev {
+				v = prev // non-monotonic le values (torn write): clamp like Prometheus
+			}
+			counts[j] = uint64(math.Round(v - prev))
+			prev = v
+		}
+		if !complete {
+			continue
+		}
+		for sumIdx < len(hs.sums) && hs.sums[sumIdx].t < ref.t {
+			sumIdx++
+		}
+		p.Sum = 0
+		if sumIdx < len(hs.sums) && hs.sums[sumIdx].t == ref.t {
+			p.Sum = hs.sums[sumIdx].v
+		}
+		p.Time = time.UnixMilli(ref.t)
+		h.agg.observe(&p)
+	}
+	return key
+}
