@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bantay-noc/bantay/probes/echo"
+)
+
+func runCmd(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidate(t *testing.T) {
+	code, out, errs := runCmd(context.Background(), "validate", "--config", "../../config/testdata/probe.yaml")
+	if code != 0 || !strings.Contains(out, "ok (probe mnl-01 in Manila, 2 uplinks, 3 targets)") {
+		t.Fatalf("valid config: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("probe: {id: x, city: Gotham}\n"), 0o600)
+	code, _, errs = runCmd(context.Background(), "validate", "--config", bad)
+	if code == 0 || !strings.Contains(errs, bad+":1: probe.city: \"Gotham\" is not a city") {
+		t.Fatalf("bad config: code %d, stderr %q", code, errs)
+	}
+	// run refuses the same config before doing anything.
+	if code, _, errs = runCmd(context.Background(), "run", "--config", bad); code == 0 || !strings.Contains(errs, "probe.city") {
+		t.Fatalf("run with bad config: code %d, stderr %q", code, errs)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"validate"}, {"run", "--config"}, {"reflect", "extra"}, {"run", "--config", "x", "--log-level", "loud"}} {
+		if code, _, _ := runCmd(context.Background(), args...); code == 0 {
+			t.Errorf("%q exited 0", args)
+		}
+	}
+	if code, out, _ := runCmd(context.Background(), "version"); code != 0 || !strings.HasPrefix(out, "bantay-probe ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestReflect(t *testing.T) {
+	// A UDP port that was free a moment ago.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { done <- run(ctx, []string{"reflect", "--listen", addr}, &bytes.Buffer{}, &stderr) }()
+
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req, _ := echo.Append(nil, echo.Packet{Sequence: 42, ProbeID: "bag-01"})
+	buf := make([]byte, 256)
+	var got echo.Packet
+	// The reflector may not be listening yet: resend until it answers.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c.Write(req)
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil {
+			got, err = echo.Decode(buf[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("reflector never answered")
+		}
+	}
+	if got.Kind != echo.KindReply || got.Sequence != 42 {
+		t.Fatalf("reply %+v", got)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("reflect exited %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reflect did not stop on cancel")
+	}
+}
