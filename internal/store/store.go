@@ -1,0 +1,346 @@
+// Package store is Bantay's embedded Prometheus: a TSDB with WAL and
+// retention, OTLP ingestion through Prometheus's own OTLP translator, the
+// PromQL engine, and the Prometheus HTTP API v1 over them. It is plain Go,
+// wired into the collector by the `bantay` extension, so that it can be
+// tested and benchmarked without a pipeline.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"github.com/prometheus/prometheus/tsdb"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Config configures the store.
+type Config struct {
+	// Dir holds the TSDB: WAL, head chunks and blocks.
+	Dir string
+	// Retention is how long samples are kept.
+	Retention time.Duration
+	// OutOfOrderWindow accepts samples this much older than a series' newest
+	// one, so that late deliveries (a probe catching up after an outage, a
+	// retried request) are stored instead of refused.
+	OutOfOrderWindow time.Duration
+	// MaxConcurrentAppends bounds appends in flight. Beyond it a request is
+	// refused with a retryable error rather than queued in memory.
+	MaxConcurrentAppends int
+	// AppendWait is how long a request may wait for an append slot before it
+	// is refused.
+	AppendWait time.Duration
+	// LookbackDelta, QueryTimeout and MaxSamples configure the PromQL engine
+	// exactly as Prometheus's flags of the same names do.
+	LookbackDelta time.Duration
+	QueryTimeout  time.Duration
+	MaxSamples    int
+	// RetryAfter is the delay suggested to clients refused for overload.
+	RetryAfter time.Duration
+}
+
+// DefaultConfig returns Prometheus's defaults where Prometheus has one.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:                  dir,
+		Retention:            15 * 24 * time.Hour,
+		OutOfOrderWindow:     30 * time.Minute,
+		MaxConcurrentAppends: 4,
+		AppendWait:           2 * time.Second,
+		LookbackDelta:        5 * time.Minute,
+		QueryTimeout:         2 * time.Minute,
+		MaxSamples:           50_000_000,
+		RetryAfter:           5 * time.Second,
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("dir: must be set")
+	case c.Retention < time.Hour:
+		return fmt.Errorf("retention: %v is shorter than the 1h minimum", c.Retention)
+	case c.OutOfOrderWindow < 0:
+		return fmt.Errorf("out_of_order_window: must not be negative, got %v", c.OutOfOrderWindow)
+	case c.MaxConcurrentAppends < 1:
+		return fmt.Errorf("max_concurrent_appends: must be at least 1, got %d", c.MaxConcurrentAppends)
+	case c.AppendWait < 0:
+		return fmt.Errorf("append_wait: must not be negative, got %v", c.AppendWait)
+	case c.LookbackDelta <= 0:
+		return fmt.Errorf("lookback_delta: must be positive, got %v", c.LookbackDelta)
+	case c.QueryTimeout <= 0:
+		return fmt.Errorf("query_timeout: must be positive, got %v", c.QueryTimeout)
+	case c.MaxSamples <= 0:
+		return fmt.Errorf("max_samples: must be positive, got %d", c.MaxSamples)
+	}
+	return nil
+}
+
+// Store is the embedded TSDB with its query engine.
+type Store struct {
+	cfg     Config
+	logger  *slog.Logger
+	db      *tsdb.DB
+	dbStats *tsdb.DBStats
+	engine  *promql.Engine
+	parser  parser.Parser
+	slots   chan struct{}
+	started time.Time
+
+	converters sync.Pool
+	metadata   metadataIndex
+	settings   otlptranslator.Settings
+
+	appendedSamples prometheus.Counter
+	rejectedSamples *prometheus.CounterVec
+	refusedRequests *prometheus.CounterVec
+	warnings        *prometheus.CounterVec
+}
+
+// Open opens (or creates) the TSDB in cfg.Dir, replaying its WAL, and
+// registers the TSDB's, the engine's and the store's own metrics with reg.
+func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = cfg.Retention.Milliseconds()
+	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
+	dbStats := tsdb.NewDBStats()
+	db, err := tsdb.Open(cfg.Dir, logger.With("component", "tsdb"), reg, opts, dbStats)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB in %s: %w", cfg.Dir, err)
+	}
+	p := parser.NewParser(parser.Options{})
+	s := &Store{
+		cfg:     cfg,
+		logger:  logger,
+		db:      db,
+		dbStats: dbStats,
+		parser:  p,
+		slots:   make(chan struct{}, cfg.MaxConcurrentAppends),
+		started: time.Now(),
+		engine: promql.NewEngine(promql.EngineOpts{
+			Logger:               logger.With("component", "query engine"),
+			Reg:                  reg,
+			MaxSamples:           cfg.MaxSamples,
+			Timeout:              cfg.QueryTimeout,
+			LookbackDelta:        cfg.LookbackDelta,
+			EnableAtModifier:     true,
+			EnableNegativeOffset: true,
+			Parser:               p,
+		}),
+		settings: translatorSettings(config.DefaultOTLPConfig, cfg.LookbackDelta),
+		appendedSamples: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bantay_store_appended_samples_total",
+			Help: "Samples committed to the TSDB WAL from OTLP requests.",
+		}),
+		rejectedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bantay_store_rejected_samples_total",
+			Help: "Samples the TSDB refused (out of order beyond the window, too old, conflicting duplicate), by reason.",
+		}, []string{"reason"}),
+		refusedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bantay_store_rejected_requests_total",
+			Help: "OTLP requests refused as a whole, by reason (overload is retryable; invalid is not).",
+		}, []string{"reason"}),
+		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bantay_store_translation_warnings_total",
+			Help: "Warnings from Prometheus's OTLP translator, by category.",
+		}, []string{"category"}),
+	}
+	s.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	for _, c := range []prometheus.Collector{s.appendedSamples, s.rejectedSamples, s.refusedRequests, s.warnings} {
+		if err := reg.Register(c); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("register store metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// translatorSettings maps Prometheus's OTLP configuration onto the
+// translator's settings the same way Prometheus's own OTLP endpoint does, so
+// that names and labels come out exactly as a Prometheus server would store
+// them (by default: UnderscoreEscapingWithSuffixes, no resource attributes
+// promoted beyond job and instance).
+func translatorSettings(otlp config.OTLPConfig, lookback time.Duration) otlptranslator.Settings {
+	return otlptranslator.Settings{
+		AddMetricSuffixes:                    otlp.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !otlp.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(otlp),
+		KeepIdentifyingResourceAttributes:    otlp.KeepIdentifyingResourceAttributes,
+		ConvertHistogramsToNHCB:              otlp.ConvertHistogramsToNHCB,
+		PromoteScopeMetadata:                 otlp.PromoteScopeMetadata,
+		LookbackDelta:                        lookback,
+		LabelNameUnderscoreSanitization:      otlp.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: otlp.LabelNamePreserveMultipleUnderscores,
+	}
+}
+
+// Close flushes and closes the TSDB.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the TSDB for components that need its native interfaces
+// (storage.Queryable, storage.Appendable).
+func (s *Store) DB() *tsdb.DB { return s.db }
+
+// Engine is the PromQL engine over the store.
+func (s *Store) Engine() *promql.Engine { return s.engine }
+
+// Parser is the PromQL parser the engine uses.
+func (s *Store) Parser() parser.Parser { return s.parser }
+
+// LookbackDelta is the engine's lookback delta.
+func (s *Store) LookbackDelta() time.Duration { return s.cfg.LookbackDelta }
+
+// ErrOverloaded is wrapped by refusals for overload. The error returned
+// carries gRPC status RESOURCE_EXHAUSTED with a RetryInfo, which the OTLP
+// receiver turns into a retryable answer (gRPC RESOURCE_EXHAUSTED, HTTP 429
+// with Retry-After): the client keeps the data and sends it again.
+var ErrOverloaded = errors.New("store overloaded")
+
+// AppendMetrics converts md with Prometheus's OTLP translator and commits it
+// to the TSDB. It returns only after the samples are in the WAL: a nil error
+// means stored. Samples the TSDB refuses one by one (out of order beyond the
+// window, conflicting duplicates) do not stop the rest of the request; they
+// are counted and reported in a permanent error after the others commit.
+func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer func() { <-s.slots }()
+
+	app := &tolerantAppender{AppenderV2: s.db.AppenderV2(ctx), metadata: &s.metadata}
+	conv := s.converters.Get().(*otlptranslator.PrometheusConverter)
+	conv.Reset(app)
+	annots, convErr := conv.FromMetrics(ctx, md, s.settings)
+	conv.Reset(nil)
+	s.converters.Put(conv)
+
+	for category, n := range otlptranslator.CountWarningsByCategory(annots) {
+		s.warnings.WithLabelValues(string(category)).Add(float64(n))
+	}
+	if ctx.Err() != nil {
+		_ = app.Rollback()
+		return status.Error(codes.Unavailable, "request cancelled before commit: "+ctx.Err().Error())
+	}
+	if err := app.Commit(); err != nil {
+		s.refusedRequests.WithLabelValues("commit_failed").Inc()
+		return status.Error(codes.Unavailable, "commit to TSDB: "+err.Error())
+	}
+	s.appendedSamples.Add(float64(app.appended))
+	for reason, n := range app.rejected {
+		s.rejectedSamples.WithLabelValues(reason).Add(float64(n))
+	}
+	var problems []string
+	if convErr != nil {
+		s.refusedRequests.WithLabelValues("invalid").Inc()
+		problems = append(problems, convErr.Error())
+	}
+	if app.firstErr != nil {
+		problems = append(problems, fmt.Sprintf("%d samples refused by the TSDB, first: %v", app.rejectedTotal(), app.firstErr))
+	}
+	if len(problems) > 0 {
+		return consumererror.NewPermanent(status.Error(codes.InvalidArgument,
+			fmt.Sprintf("stored %d samples; not stored: %v", app.appended, problems)))
+	}
+	return nil
+}
+
+func (s *Store) acquire(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.AppendWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	s.refusedRequests.WithLabelValues("overloaded").Inc()
+	st, err := status.New(codes.ResourceExhausted, ErrOverloaded.Error()+": all append slots busy, retry later").
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(s.cfg.RetryAfter)})
+	if err != nil {
+		return status.Error(codes.ResourceExhausted, ErrOverloaded.Error())
+	}
+	return fmt.Errorf("%w: %w", ErrOverloaded, st.Err())
+}
+
+// tolerantAppender stores what it can: a sample the TSDB refuses is counted
+// and skipped instead of aborting the conversion of everything after it.
+type tolerantAppender struct {
+	storage.AppenderV2
+	metadata   *metadataIndex
+	lastFamily string
+	appended int
+	rejected map[string]int
+	firstErr error
+}
+
+func (a *tolerantAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	r, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	var partial *storage.AppendPartialError
+	if err == nil || errors.As(err, &partial) { // partial: the sample is written, an exemplar is not
+		a.appended++
+		if opts.MetricFamilyName != a.lastFamily {
+			a.lastFamily = opts.MetricFamilyName
+			a.metadata.observe(opts.MetricFamilyName, opts.Metadata)
+		}
+		return r, nil
+	}
+	reason := sampleErrorReason(err)
+	if reason == "" {
+		return r, err
+	}
+	if a.rejected == nil {
+		a.rejected = make(map[string]int)
+	}
+	a.rejected[reason]++
+	if a.firstErr == nil {
+		a.firstErr = fmt.Errorf("series %s: %w", ls.String(), err)
+	}
+	return r, nil
+}
+
+func (a *tolerantAppender) rejectedTotal() int {
+	n := 0
+	for _, c := range a.rejected {
+		n += c
+	}
+	return n
+}
+
+// sampleErrorReason names per-sample refusals; "" means the error is not about one sample.
+func sampleErrorReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return "out_of_order"
+	case errors.Is(err, storage.ErrTooOldSample), errors.Is(err, storage.ErrOutOfBounds):
+		return "too_old"
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return "duplicate_conflict"
+	default:
+		return ""
+	}
+}
