@@ -1,0 +1,162 @@
+package promtest
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// AllValue is the value a dashboard variable gets when "All" is selected and
+// the variable's custom all value is ".*" (as Bantay's dashboards set it).
+// Grafana inserts a custom all value verbatim, without escaping.
+const AllValue = "$__all"
+
+// grafanaVariable is Grafana's own variable syntax regexp
+// (public/app/features/variables/utils.ts, variableRegex): $var,
+// [[var]] / [[var:format]], ${var} / ${var.field} / ${var:format}.
+var grafanaVariable = regexp.MustCompile(`\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?\}`)
+
+// ExpandGrafanaVars expands Grafana template variables in a Prometheus query
+// the way Grafana's Prometheus data source does before it sends the query.
+//
+// vars maps a variable name (without "$") to its selected values:
+//   - one value: a single-value variable, inserted with Grafana's
+//     prometheusRegularEscape (backslash and single quote escaped);
+//   - several values: a multi-value variable, each value regex-escaped for
+//     use inside a PromQL string (prometheusSpecialRegexEscape) and joined as
+//     "(a|b)";
+//   - []string{AllValue}: "All" selected with the custom all value ".*".
+//
+// Names starting with "__" ($__rate_interval, $__interval, $__range, …) are
+// built-ins and are inserted verbatim; BuiltinVars computes them.
+// ${var:format} supports Grafana's regex, pipe, csv, raw, singlequote,
+// doublequote and glob formats; an unknown format falls back to the default.
+// Variables not in vars are left as they are, as Grafana does, so that a
+// parser downstream reports them.
+func ExpandGrafanaVars(expr string, vars map[string][]string) string {
+	return grafanaVariable.ReplaceAllStringFunc(expr, func(m string) string {
+		sub := grafanaVariable.FindStringSubmatch(m)
+		name, format := sub[1], ""
+		switch {
+		case sub[2] != "":
+			name, format = sub[2], sub[3]
+		case sub[4] != "":
+			name, format = sub[4], sub[6]
+		}
+		values, ok := vars[name]
+		if !ok {
+			return m
+		}
+		if strings.HasPrefix(name, "__") {
+			return strings.Join(values, ",")
+		}
+		if len(values) == 1 && values[0] == AllValue {
+			return ".*"
+		}
+		return formatVariable(values, format)
+	})
+}
+
+func formatVariable(values []string, format string) string {
+	switch format {
+	case "regex":
+		// Grafana's regex formatter escapes for a regexp, not for a PromQL
+		// string: its single backslashes are only valid inside backquotes.
+		escaped := mapStrings(values, escapeRegex)
+		if len(escaped) == 1 {
+			return escaped[0]
+		}
+		return "(" + strings.Join(escaped, "|") + ")"
+	case "pipe":
+		return strings.Join(values, "|")
+	case "csv", "raw":
+		return strings.Join(values, ",")
+	case "singlequote":
+		return strings.Join(mapStrings(values, func(v string) string {
+			return "'" + strings.ReplaceAll(v, "'", `\'`) + "'"
+		}), ",")
+	case "doublequote":
+		return strings.Join(mapStrings(values, func(v string) string {
+			return `"` + strings.ReplaceAll(v, `"`, `\"`) + `"`
+		}), ",")
+	case "glob":
+		if len(values) == 1 {
+			return values[0]
+		}
+		return "{" + strings.Join(values, ",") + "}"
+	}
+	// Grafana's Prometheus data source, interpolateQueryExpr.
+	if len(values) == 1 {
+		return prometheusRegularEscape(values[0])
+	}
+	return "(" + strings.Join(mapStrings(values, prometheusSpecialRegexEscape), "|") + ")"
+}
+
+// prometheusRegularEscape is Grafana's function of the same name, in its
+// default ("classic") form: a backslash is doubled and a single quote becomes
+// \\' (both are meant for a PromQL string literal).
+func prometheusRegularEscape(v string) string {
+	v = strings.ReplaceAll(v, `\`, `\\`)
+	return strings.ReplaceAll(v, `'`, `\\'`)
+}
+
+// prometheusSpecialRegexEscape is Grafana's function of the same name, in its
+// default form: regexp metacharacters get a backslash that is itself escaped
+// for the PromQL string literal, so "a.b" becomes `a\\.b`, which the PromQL
+// string turns into the regexp a\.b.
+func prometheusSpecialRegexEscape(v string) string {
+	var b strings.Builder
+	for _, r := range v {
+		switch r {
+		case '\\':
+			b.WriteString(`\\\\`)
+			continue
+		case '$', '^', '*', '{', '}', '[', ']', '+', '?', '.', '(', ')', '|':
+			b.WriteString(`\\`)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// escapeRegex is Grafana's escapeRegex (lodash's escapeRegExp plus "/").
+func escapeRegex(v string) string {
+	var b strings.Builder
+	for _, r := range v {
+		if strings.ContainsRune(`\^$.|?*+()[]{}/`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func mapStrings(in []string, f func(string) string) []string {
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
+
+// BuiltinVars returns Grafana's built-in interval variables for a range
+// query with the given step and time range and the data source's scrape
+// interval (Grafana's default is 15s):
+// $__interval = step, $__rate_interval = max(step + scrape, 4 * scrape)
+// (Grafana's documented formula), $__range, and their _ms/_s forms.
+func BuiltinVars(step, rng, scrape time.Duration) map[string][]string {
+	rate := max(step+scrape, 4*scrape)
+	return map[string][]string{
+		"__interval":      {model.Duration(step).String()},
+		"__interval_ms":   {itoa(step.Milliseconds())},
+		"__rate_interval": {model.Duration(rate).String()},
+		"__range":         {model.Duration(rng).String()},
+		"__range_s":       {itoa(int64(rng / time.Second))},
+		"__range_ms":      {itoa(rng.Milliseconds())},
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
