@@ -1,0 +1,253 @@
+package heatmap
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// probeStream simulates one probe→target series as OTLP would deliver it
+// (cumulative, with a start time) and as the tsdb exporter would store it.
+type probeStream struct {
+	cell     CellKey
+	probe    string
+	target   string
+	meanMs   float64
+	rng      *rand.Rand
+	start    time.Time
+	counts   []uint64 // cumulative per bucket
+	sum      float64
+	attempts float64
+	failures float64
+}
+
+func (s *probeStream) labels(name string, extra ...string) labels.Labels {
+	kv := []string{
+		labels.MetricName, name, "job", "bantay-probe", "instance", s.probe,
+		"src_city", s.cell.SrcCity, "dst_city", s.cell.DstCity, "carrier", s.cell.Carrier,
+		"network_type", s.cell.NetworkType, "probe", s.probe, "target", s.target, "method", "tcp",
+	}
+	return labels.FromStrings(append(kv, extra...)...)
+}
+
+func (s *probeStream) attrs(extra ...Label) []Label {
+	ls := []Label{{"carrier", s.cell.Carrier}, {"dst_city", s.cell.DstCity}, {"method", "tcp"},
+		{"network_type", s.cell.NetworkType}, {"probe", s.probe}, {"src_city", s.cell.SrcCity}, {"target", s.target}}
+	ls = append(ls, extra...)
+	slices.SortFunc(ls, func(a, b Label) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return ls
+}
+
+// step records one probe interval ending at t, appends it to the TSDB and
+// returns the live points for it.
+func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, reset bool) []*Point {
+	t.Helper()
+	if reset {
+		clear(s.counts)
+		s.sum, s.attempts, s.failures = 0, 0, 0
+		s.start = at.Add(-10 * time.Second)
+	}
+	n := 8 + s.rng.IntN(4)
+	for range n {
+		v := s.meanMs * (0.6 + 0.8*s.rng.Float64())
+		s.counts[slices.IndexFunc(append(slices.Clone(DefaultBounds), math.Inf(1)), func(b float64) bool { return v <= b })]++
+		s.sum += v
+	}
+	s.attempts += float64(n + 1)
+	s.failures++
+	ms := at.UnixMilli()
+	var cum uint64
+	for i, c := range s.counts {
+		cum += c
+		le := "+Inf"
+		if i < len(DefaultBounds) {
+			le = strconv.FormatFloat(DefaultBounds[i], 'f', -1, 64)
+		}
+		if _, err := app.Append(0, s.labels(seriesBucket, "le", le), ms, float64(cum)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range []struct {
+		name string
+		v    float64
+		ls   labels.Labels
+	}{
+		{seriesSum, s.sum, s.labels(seriesSum)},
+		{seriesAttempts, s.attempts, s.labels(seriesAttempts)},
+		{seriesFailures, s.failures, s.labels(seriesFailures, "reason", "timeout")},
+	} {
+		if _, err := app.Append(0, a.ls, ms, a.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []*Point{
+		{Kind: KindLatency, Stream: AppendStreamKey(nil, KindLatency, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at,
+			Bounds: DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum},
+		{Kind: KindAttempts, Stream: AppendStreamKey(nil, KindAttempts, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at, Value: s.attempts},
+		{Kind: KindFailures, Stream: AppendStreamKey(nil, KindFailures, s.probe, s.attrs(Label{"reason", "timeout"})), Cell: s.cell, Start: s.start, Time: at, Value: s.failures},
+	}
+}
+
+func newTestHeatmap(t testing.TB, mod func(*Config)) *Heatmap {
+	t.Helper()
+	var cfg Config
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// TestRebuildFromTSDB fills a real TSDB and a live heatmap with the same 70
+// minutes of data, rebuilds a second heatmap from the TSDB, and checks that
+// (1) the rebuilt cells equal the live ones in every window, (2) the next
+// live point continues the deltas, and (3) the cell's p50 equals what the
+// Prometheus engine computes over the same window.
+func TestRebuildFromTSDB(t *testing.T) {
+	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	mnlDvo := CellKey{"Manila", "Davao", "Globe", "5g"}
+	cebMnl := CellKey{"Cebu", "Manila", "Smart", "4g"}
+	streams := []*probeStream{
+		{cell: mnlDvo, probe: "mnl-01", target: "dvo-reflector:7", meanMs: 30},
+		{cell: mnlDvo, probe: "mnl-02", target: "dvo-web:443", meanMs: 40},
+		{cell: cebMnl, probe: "ceb-01", target: "mnl-web:443", meanMs: 12},
+	}
+	for i, s := range streams {
+		s.rng = rand.New(rand.NewPCG(uint64(i), 7))
+		s.start = t0.Add(-24 * time.Hour)
+		s.counts = make([]uint64, len(DefaultBounds)+1)
+	}
+
+	live := newTestHeatmap(t, nil)
+	begin := t0.Add(3 * time.Second)
+	const steps = 280 // 70 minutes at 15 s
+	for i := range steps {
+		at := begin.Add(time.Duration(i) * 15 * time.Second)
+		app := db.Appender(context.Background())
+		for j, s := range streams {
+			// mnl-02 restarts half way through: a counter reset.
+			for _, p := range s.step(t, app, at, j == 1 && i == 200) {
+				live.Observe(p)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := begin.Add(steps*15*time.Second - 10*time.Second)
+
+	rebuilt := newTestHeatmap(t, nil)
+	if err := rebuilt.rebuild(context.Background(), db, now); err != nil {
+		t.Fatal(err)
+	}
+	live.hub.broadcast(now)
+	rebuilt.hub.broadcast(now)
+	compareViews(t, live, rebuilt, 2)
+
+	// The next live point after the restart continues each stream's deltas.
+	next := now.Add(5 * time.Second)
+	app := db.Appender(context.Background())
+	for _, s := range streams {
+		for _, p := range s.step(t, app, next, false) {
+			live.Observe(p)
+			rebuilt.Observe(p)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	live.hub.broadcast(next.Add(time.Second))
+	rebuilt.hub.broadcast(next.Add(time.Second))
+	compareViews(t, live, rebuilt, 2)
+
+	// The same window asked of Prometheus: the difference of the cumulative
+	// buckets between the end of the window and just before its start.
+	rebuilt.hub.mu.Lock()
+	nowMs := rebuilt.hub.nowMs
+	v := rebuilt.hub.views[cebMnl.ID()]
+	rebuilt.hub.mu.Unlock()
+	res := rebuilt.cfg.Resolution.Milliseconds()
+	for wi, w := range rebuilt.cfg.Windows {
+		from := (nowMs/res - int64(w/rebuilt.cfg.Resolution) + 1) * res
+		sel := `network_latency_milliseconds_bucket{src_city="Cebu",dst_city="Manila",carrier="Smart",network_type="4g"}`
+		q := fmt.Sprintf(`histogram_quantile(0.5, sum by (le) (%s - %s offset %dms))`, sel, sel, nowMs-from+1)
+		got := promQL(t, db, q, time.UnixMilli(nowMs))
+		if math.Abs(got-v.wins[wi].p50) > 0.001 {
+			t.Errorf("window %v: heatmap p50 %g, Prometheus %g (%s)", w, v.wins[wi].p50, got, q)
+		}
+		if v.wins[wi].count == 0 {
+			t.Errorf("window %v is empty", w)
+		}
+	}
+}
+
+func promQL(t *testing.T, q storage.Queryable, expr string, at time.Time) float64 {
+	t.Helper()
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	qry, err := engine.NewInstantQuery(context.Background(), q, nil, expr, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qry.Close()
+	r := qry.Exec(context.Background())
+	if r.Err != nil {
+		t.Fatalf("%s: %v", expr, r.Err)
+	}
+	vec, err := r.Vector()
+	if err != nil || len(vec) != 1 {
+		t.Fatalf("%s: want one sample, got %v (%v)", expr, r.Value, err)
+	}
+	return vec[0].F
+}
+
+func compareViews(t *testing.T, a, b *Heatmap, wantCells int) {
+	t.Helper()
+	a.hub.mu.Lock()
+	defer a.hub.mu.Unlock()
+	b.hub.mu.Lock()
+	defer b.hub.mu.Unlock()
+	if len(a.hub.views) != wantCells || len(b.hub.views) != wantCells {
+		t.Fatalf("cells: live %d, rebuilt %d, want %d", len(a.hub.views), len(b.hub.views), wantCells)
+	}
+	for id, va := range a.hub.views {
+		vb, ok := b.hub.views[id]
+		if !ok {
+			t.Fatalf("rebuilt heatmap lacks cell %s", id)
+		}
+		for i := range va.wins {
+			if !va.wins[i].equal(vb.wins[i]) {
+				t.Errorf("cell %s window %d: live %+v, rebuilt %+v", id, i, va.wins[i], vb.wins[i])
+			}
+		}
+		if !sameFloat(va.baseP50, vb.baseP50) || va.lastSeen != vb.lastSeen {
+			t.Errorf("cell %s: baseline %g/%g last seen %d/%d", id, va.baseP50, vb.baseP50, va.lastSeen, vb.lastSeen)
+		}
+	}
+}
