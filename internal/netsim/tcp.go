@@ -202,4 +202,3 @@ func (p *TCPProxy) Close() error {
 	})
 	return err
 }
-
