@@ -76,7 +76,6 @@ type UDPProxy struct {
 type udpFlow struct {
 	client     netip.AddrPort
 	upstream   *net.UDPConn
-	profile    Profile
 	lastActive atomic.Int64 // unix nanos
 }
 
@@ -135,7 +134,7 @@ func (p *UDPProxy) serve() {
 			continue
 		}
 		f.lastActive.Store(time.Now().UnixNano())
-		p.impair(f.profile, buf[:n], func(b []byte) { f.upstream.Write(b) })
+		p.impair(p.table.Lookup(client.Addr()), buf[:n], func(b []byte) { f.upstream.Write(b) })
 	}
 }
 
@@ -180,7 +179,7 @@ func (p *UDPProxy) flow(client netip.AddrPort) (*udpFlow, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &udpFlow{client: client, upstream: up, profile: p.table.Lookup(client.Addr())}
+	f := &udpFlow{client: client, upstream: up}
 	f.lastActive.Store(time.Now().UnixNano())
 	p.flows[client] = f
 	p.wg.Add(1)
@@ -203,7 +202,9 @@ func (p *UDPProxy) replies(f *udpFlow) {
 			continue
 		}
 		f.lastActive.Store(time.Now().UnixNano())
-		p.impair(f.profile, buf[:n], func(b []byte) { p.conn.WriteToUDPAddrPort(b, f.client) })
+		// Looked up per packet, so a Table change (a staged incident)
+		// applies at once, also to flows that are already open.
+		p.impair(p.table.Lookup(f.client.Addr()), buf[:n], func(b []byte) { p.conn.WriteToUDPAddrPort(b, f.client) })
 	}
 }
 
