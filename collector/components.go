@@ -73,7 +73,7 @@ func Components() (otelcol.Factories, error) {
 		tsdbexporter.NewFactory().Type(): bantay + "exporters/tsdbexporter",
 	}
 	f.ExtensionModules = map[component.Type]string{
-		bantayextension.NewFactory().Type():     bantay + "collector/extension/bantayextension",
+		bantayextension.NewFactory().Type():      bantay + "collector/extension/bantayextension",
 		healthcheckextension.NewFactory().Type(): contrib + "extension/healthcheckextension v0.165.0",
 	}
 	return f, nil

@@ -293,9 +293,9 @@ type tolerantAppender struct {
 	storage.AppenderV2
 	metadata   *metadataIndex
 	lastFamily string
-	appended int
-	rejected map[string]int
-	firstErr error
+	appended   int
+	rejected   map[string]int
+	firstErr   error
 }
 
 func (a *tolerantAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {

@@ -207,7 +207,7 @@ func TestRejectsImpossibleValues(t *testing.T) {
 	dps := m.Histogram().DataPoints()
 	dps.At(1).SetSum(math.NaN())
 	dps.At(2).SetSum(-5)
-	dps.At(3).SetMax(1e9)                          // absurd latency
+	dps.At(3).SetMax(1e9)                                  // absurd latency
 	dps.At(4).BucketCounts().FromRaw([]uint64{9, 9, 9, 9}) // buckets do not add up to count
 	dps.At(5).ExplicitBounds().FromRaw([]float64{50, 20, 10})
 	// A stale marker carries no value and must pass untouched.
