@@ -2,6 +2,7 @@ package heatmap
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -26,6 +27,10 @@ type client struct {
 	queue  []frame // len <= cfg.SendQueue
 	resync bool    // the queue overflowed: send a fresh snapshot next
 	wake   chan struct{}
+	// closeCode/closeText: a close frame to send once the queue is flushed
+	// (so an error frame is not overtaken by the close that follows it).
+	closeCode int
+	closeText string
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -75,12 +80,19 @@ func (c *client) enqueue(f frame) {
 	c.signal()
 }
 
-// replaceQueue drops whatever is queued (it belonged to the previous
-// subscription) and queues f, typically a snapshot.
+// replaceQueue drops the queued snapshots and deltas (they belonged to the
+// previous subscription; f, a snapshot, supersedes them) but keeps answers
+// such as error frames, and queues f.
 func (c *client) replaceQueue(f frame) {
 	c.qmu.Lock()
-	clear(c.queue)
-	c.queue = append(c.queue[:0], f)
+	kept := c.queue[:0]
+	for _, q := range c.queue {
+		if q.typ != "snapshot" && q.typ != "delta" {
+			kept = append(kept, q)
+		}
+	}
+	clear(c.queue[len(kept):])
+	c.queue = append(kept, f)
 	c.resync = false
 	c.qmu.Unlock()
 	c.signal()
@@ -92,16 +104,17 @@ func (c *client) queueLen() int {
 	return len(c.queue)
 }
 
-// take moves the queued frames into dst.
-func (c *client) take(dst []frame) ([]frame, bool) {
+// take moves the queued frames into dst and reports a pending resync and
+// a requested close.
+func (c *client) take(dst []frame) ([]frame, bool, int, string) {
 	c.qmu.Lock()
+	defer c.qmu.Unlock()
 	dst = append(dst[:0], c.queue...)
 	clear(c.queue)
 	c.queue = c.queue[:0]
 	resync := c.resync
 	c.resync = false
-	c.qmu.Unlock()
-	return dst, resync
+	return dst, resync, c.closeCode, c.closeText
 }
 
 // writeLoop is the connection's only data writer.
@@ -120,7 +133,9 @@ func (c *client) writeLoop() {
 			}
 		case <-c.wake:
 			var resync bool
-			batch, resync = c.take(batch)
+			var closeCode int
+			var closeText string
+			batch, resync, closeCode, closeText = c.take(batch)
 			if resync {
 				batch = append(c.h.resyncFrames(c), batch...)
 			}
@@ -130,6 +145,13 @@ func (c *client) writeLoop() {
 					return
 				}
 				batch[i] = frame{}
+			}
+			if closeCode != 0 {
+				// The reader waits for the peer's answer and then ends the
+				// connection; nothing more is written.
+				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode, closeText), time.Now().Add(c.h.cfg.WriteTimeout))
+				<-c.done
+				return
 			}
 		}
 	}
@@ -170,6 +192,7 @@ func (c *client) closeWith(code int, text, reason string) {
 		close(c.done)
 		_ = c.conn.Close()
 		c.h.unregister(c)
+		c.h.slots.Add(-1)
 		c.h.m.disconnects.WithLabelValues(reason).Inc()
 	})
 }
@@ -201,12 +224,16 @@ func (c *client) reject(e *protoError) bool {
 	return true
 }
 
-// closeGracefully sends the close frame and then lets the reader drain
-// until the peer answers (or a second passes), so the peer sees the reason
-// rather than a TCP reset caused by unread input.
+// closeGracefully has the writer send the close frame after what is
+// queued, then drains input until the peer answers (or the write timeout
+// passes), so the peer sees the reason rather than a TCP reset caused by
+// unread input. Called from the reader goroutine.
 func (c *client) closeGracefully(code int, text, reason string) {
-	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-	_ = c.conn.SetReadDeadline(time.Now().Add(time.Second))
+	c.qmu.Lock()
+	c.closeCode, c.closeText = code, text
+	c.qmu.Unlock()
+	c.signal()
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.h.cfg.WriteTimeout + time.Second))
 	for {
 		if _, _, err := c.conn.NextReader(); err != nil {
 			break
@@ -224,9 +251,22 @@ func (c *client) readLoop() {
 		return c.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout))
 	})
 	for {
-		mt, data, err := c.conn.ReadMessage()
+		mt, r, err := c.conn.NextReader()
 		if err != nil {
 			c.readFailed(err)
+			return
+		}
+		// SetReadLimit bounds the frame on the wire; a permessage-deflate
+		// frame can inflate far beyond it, so the inflated size is bounded
+		// here too (one byte over the limit is enough to know).
+		data, err := io.ReadAll(io.LimitReader(r, cfg.MaxMessageBytes+1))
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if int64(len(data)) > cfg.MaxMessageBytes {
+			c.h.m.invalid.WithLabelValues(codeTooLarge).Inc()
+			c.closeGracefully(websocket.CloseMessageTooBig, "message too big", "message_too_big")
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout))

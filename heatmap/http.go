@@ -108,17 +108,20 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, "bad_request", http.StatusBadRequest, strings.Replace(perr.msg, "field", "parameter", 1))
 		return
 	}
-	if s.h.connCount() >= s.h.cfg.MaxConnections {
+	if s.h.slots.Add(1) > int64(s.h.cfg.MaxConnections) {
+		s.h.slots.Add(-1)
 		w.Header().Set("Retry-After", "5")
 		s.refuse(w, "too_many_connections", http.StatusServiceUnavailable, "too many websocket connections")
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.h.slots.Add(-1)
 		return // Upgrader.Error answered and counted
 	}
 	c := newClient(s.h, conn, true)
 	if !s.h.register(c, sub) {
+		s.h.slots.Add(-1)
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
 		_ = conn.Close()
 		return

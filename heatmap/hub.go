@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
@@ -56,6 +57,10 @@ type hub struct {
 	parser *parser
 
 	bmu sync.Mutex // serialises broadcasts
+
+	// slots counts connections, taken before the upgrade so the limit holds
+	// even while handshakes are in flight.
+	slots atomic.Int64
 
 	mu       sync.Mutex
 	seq      uint64
