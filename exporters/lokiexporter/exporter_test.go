@@ -106,7 +106,10 @@ func testConfig(endpoint string) *Config {
 	return cfg
 }
 
-func startExporter(t *testing.T, cfg *Config) (exporter.Logs, *componenttest.Telemetry) {
+// startExporter creates and starts the exporter through its factory;
+// before applies changes (a fake clock) before Start, so that no goroutine
+// of the exporter sees them change.
+func startExporter(t *testing.T, cfg *Config, before ...func(*lokiExporter)) (exporter.Logs, *componenttest.Telemetry) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
@@ -118,6 +121,9 @@ func startExporter(t *testing.T, cfg *Config) (exporter.Logs, *componenttest.Tel
 	exp, err := NewFactory().CreateLogs(context.Background(), set, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(exp.(*lokiExporter))
 	}
 	if err := exp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
@@ -377,9 +383,8 @@ func TestRateLimitSuppressesAndSummarises(t *testing.T) {
 	cfg := testConfig(sink.URL)
 	cfg.RateLimit.Burst = 5
 	cfg.RateLimit.EventsPerMinute = 6
-	exp, tt := startExporter(t, cfg)
 	clock := &fakeClock{now: time.Now()}
-	exp.(*lokiExporter).now = clock.Now
+	exp, tt := startExporter(t, cfg, func(e *lokiExporter) { e.now = clock.Now })
 
 	ld, lrs := newLogs()
 	for range 20 {
@@ -484,5 +489,30 @@ func TestQueueOverflowIsCountedAndNeverBlocks(t *testing.T) {
 	}
 	if _, entries := sink.entries(t); len(entries) != accepted {
 		t.Errorf("delivered %d, want every accepted event (%d)", len(entries), accepted)
+	}
+}
+
+func TestUnusableLabelValueIsCountedAndKept(t *testing.T) {
+	sink := newSink(t)
+	exp, tt := startExporter(t, testConfig(sink.URL))
+	ld, lrs := newLogs()
+	lr := event(lrs, t0, "probe_rejected", "", "Manila", strings.Repeat("Globe", 300), "probe rejected: unknown carrier")
+	lr.Attributes().PutStr("src_city", "Ma\xffnila")
+	if err := exp.ConsumeLogs(context.Background(), ld); err != nil {
+		t.Fatal(err)
+	}
+	_ = exp.Shutdown(context.Background())
+	labels, entries := sink.entries(t)
+	if len(entries) != 1 {
+		t.Fatalf("%d entries, want the record delivered without the bad labels", len(entries))
+	}
+	if strings.Contains(labels[0], "carrier=") || strings.Contains(labels[0], "src_city=") {
+		t.Errorf("unusable values used as labels: %s", labels[0])
+	}
+	if m := metaMap(entries[0]); len(m["carrier"]) != 1500 {
+		t.Errorf("carrier not kept in structured metadata: %d bytes", len(m["carrier"]))
+	}
+	if n := counter(t, tt, metricInvalidLabel); n != 2 {
+		t.Errorf("%s = %d, want 2", metricInvalidLabel, n)
 	}
 }

@@ -155,3 +155,20 @@ func TestWindowText(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkLimiterAdmit(b *testing.B) {
+	l := testLimiter(10, 6, 10_000)
+	keys := make([]string, 500)
+	for i := range keys {
+		keys[i] = fmt.Sprint("probe-", i)
+	}
+	attrs := attrsOf("Manila")
+	now := t0
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		now = now.Add(time.Millisecond)
+		l.admit(keys[i%len(keys)], now, attrs)
+		i++
+	}
+}
