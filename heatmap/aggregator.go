@@ -54,6 +54,10 @@ type Point struct {
 	Bounds []float64
 	Counts []uint64
 	Sum    float64
+	// Delta marks a point with delta temporality: its values are added as
+	// they are, without stream state (so a retried delta point cannot be
+	// recognised; the collector pipeline runs deltatocumulative first).
+	Delta bool
 }
 
 // Label is one name/value pair of a stream's identity.
@@ -267,6 +271,10 @@ func (a *aggregator) observeLocked(p *Point) {
 		a.count(p.Kind, resBadBuckets)
 		return
 	}
+	if p.Delta {
+		a.observeDelta(p)
+		return
+	}
 	st, ok := a.streams[string(p.Stream)]
 	if !ok {
 		if len(a.streams) >= a.cfg.MaxStreams {
@@ -377,6 +385,40 @@ func (a *aggregator) observeLocked(p *Point) {
 		c.lastSeen = tMs
 	}
 	a.count(p.Kind, result)
+}
+
+// observeDelta adds a delta point to its cell. Caller holds a.mu and has
+// folded a histogram into a.scratch.
+func (a *aggregator) observeDelta(p *Point) {
+	c := a.cellFor(p.Cell)
+	if c == nil {
+		a.count(p.Kind, resCellLimit)
+		return
+	}
+	tMs := p.Time.UnixMilli()
+	slot := a.slotOf(tMs)
+	if !c.ring.inRing(slot) {
+		a.count(p.Kind, resTooOld)
+		return
+	}
+	switch p.Kind {
+	case KindLatency:
+		sum := p.Sum
+		if math.IsNaN(sum) || sum < 0 {
+			sum = 0
+		}
+		if cl := c.ring.addHistogram(slot, a.scratch, sum); cl > 0 {
+			a.m.clamped.Add(float64(cl))
+		}
+	case KindAttempts, KindFailures:
+		if p.Value > 0 && !math.IsInf(p.Value, 0) {
+			c.ring.addCounter(slot, p.Kind == KindFailures, p.Value)
+		}
+	}
+	if tMs > c.lastSeen {
+		c.lastSeen = tMs
+	}
+	a.count(p.Kind, resAccepted)
 }
 
 // decreased reports whether any cumulative value went down (a reset).

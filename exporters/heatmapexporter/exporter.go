@@ -1,0 +1,194 @@
+package heatmapexporter
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/bantay-noc/bantay/heatmap"
+)
+
+// Metric names of the metric model (docs/metric-model.md).
+const (
+	metricLatency  = "network.latency"
+	metricAttempts = "bantay.probe.attempts"
+	metricFailures = "bantay.probe.failures"
+)
+
+// HeatmapProvider is what the exporter looks for among the host's
+// extensions (Bantay's "bantay" extension implements it).
+type HeatmapProvider interface {
+	Heatmap() *heatmap.Heatmap
+}
+
+type heatmapExporter struct {
+	cfg    *Config
+	logger *zap.Logger
+	hm     *heatmap.Heatmap
+	pool   sync.Pool // *scratch: buffers reused across pushes
+}
+
+// scratch holds per-push buffers so a push allocates nothing per point.
+type scratch struct {
+	labels []heatmap.Label
+	key    []byte
+	bounds []float64
+	counts []uint64
+	point  heatmap.Point
+}
+
+func newExporter(cfg *Config, set exporter.Settings) *heatmapExporter {
+	e := &heatmapExporter{cfg: cfg, logger: set.Logger}
+	e.pool.New = func() any { return &scratch{} }
+	return e
+}
+
+// start finds the heatmap among the host's extensions.
+func (e *heatmapExporter) start(_ context.Context, host component.Host) error {
+	ext, ok := host.GetExtensions()[e.cfg.Extension]
+	if !ok {
+		return fmt.Errorf("heatmap exporter: extension %q is not configured; add it to service.extensions (it owns the heatmap)", e.cfg.Extension)
+	}
+	p, ok := ext.(HeatmapProvider)
+	if !ok {
+		return fmt.Errorf("heatmap exporter: extension %q does not provide a heatmap (it has no Heatmap() method)", e.cfg.Extension)
+	}
+	hm := p.Heatmap()
+	if hm == nil {
+		return fmt.Errorf("heatmap exporter: extension %q has no heatmap (is it disabled in its config?)", e.cfg.Extension)
+	}
+	e.hm = hm
+	return nil
+}
+
+// pushMetrics hands every latency histogram and attempts/failures counter
+// point to the heatmap. Points it cannot use are counted by the heatmap
+// (bantay_heatmap_points_total); other metrics are ignored.
+func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) error {
+	if e.hm == nil {
+		return errors.New("heatmap exporter: not started")
+	}
+	s := e.pool.Get().(*scratch)
+	defer e.pool.Put(s)
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		instance := ""
+		if v, ok := rm.Resource().Attributes().Get("service.instance.id"); ok {
+			instance = v.AsString()
+		}
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				switch m.Name() {
+				case metricLatency:
+					if m.Type() == pmetric.MetricTypeHistogram {
+						e.histograms(s, instance, m.Histogram())
+					}
+				case metricAttempts:
+					if m.Type() == pmetric.MetricTypeSum {
+						e.counters(s, instance, heatmap.KindAttempts, m.Sum())
+					}
+				case metricFailures:
+					if m.Type() == pmetric.MetricTypeSum {
+						e.counters(s, instance, heatmap.KindFailures, m.Sum())
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// identify fills the point's cell and stream key from its attributes.
+func (s *scratch) identify(kind heatmap.Kind, instance string, attrs pcommon.Map) {
+	s.labels = s.labels[:0]
+	var cell heatmap.CellKey
+	for k, v := range attrs.All() {
+		val := v.AsString()
+		switch k {
+		case "src_city":
+			cell.SrcCity = val
+		case "dst_city":
+			cell.DstCity = val
+		case "carrier":
+			cell.Carrier = val
+		case "network_type":
+			cell.NetworkType = val
+		}
+		s.labels = append(s.labels, heatmap.Label{Name: k, Value: val})
+	}
+	slices.SortFunc(s.labels, func(a, b heatmap.Label) int { return cmp.Compare(a.Name, b.Name) })
+	s.key = heatmap.AppendStreamKey(s.key[:0], kind, instance, s.labels)
+	s.point = heatmap.Point{Kind: kind, Stream: s.key, Cell: cell}
+}
+
+func (e *heatmapExporter) histograms(s *scratch, instance string, h pmetric.Histogram) {
+	delta := h.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	dps := h.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		if dp.Flags().NoRecordedValue() {
+			continue
+		}
+		s.identify(heatmap.KindLatency, instance, dp.Attributes())
+		s.bounds = s.bounds[:0]
+		for j := 0; j < dp.ExplicitBounds().Len(); j++ {
+			s.bounds = append(s.bounds, dp.ExplicitBounds().At(j))
+		}
+		s.counts = s.counts[:0]
+		for j := 0; j < dp.BucketCounts().Len(); j++ {
+			s.counts = append(s.counts, dp.BucketCounts().At(j))
+		}
+		p := &s.point
+		p.Bounds, p.Counts, p.Delta = s.bounds, s.counts, delta
+		p.Sum = math.NaN()
+		if dp.HasSum() {
+			p.Sum = dp.Sum()
+		}
+		if dp.StartTimestamp() != 0 {
+			p.Start = dp.StartTimestamp().AsTime()
+		}
+		p.Time = dp.Timestamp().AsTime()
+		e.hm.Observe(p)
+	}
+}
+
+func (e *heatmapExporter) counters(s *scratch, instance string, kind heatmap.Kind, sum pmetric.Sum) {
+	delta := sum.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	dps := sum.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		if dp.Flags().NoRecordedValue() {
+			continue
+		}
+		s.identify(kind, instance, dp.Attributes())
+		p := &s.point
+		switch dp.ValueType() {
+		case pmetric.NumberDataPointValueTypeInt:
+			p.Value = float64(dp.IntValue())
+		case pmetric.NumberDataPointValueTypeDouble:
+			p.Value = dp.DoubleValue()
+		default:
+			continue
+		}
+		p.Delta = delta
+		if dp.StartTimestamp() != 0 {
+			p.Start = dp.StartTimestamp().AsTime()
+		}
+		p.Time = dp.Timestamp().AsTime()
+		e.hm.Observe(p)
+	}
+}

@@ -1,0 +1,230 @@
+package heatmapexporter
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/bantay-noc/bantay/heatmap"
+)
+
+// providerExtension stands in for the bantay extension (owned by another
+// package): the smallest component that provides a real heatmap.
+type providerExtension struct {
+	component.StartFunc
+	component.ShutdownFunc
+	hm *heatmap.Heatmap
+}
+
+func (p *providerExtension) Heatmap() *heatmap.Heatmap { return p.hm }
+
+type host struct {
+	component.Host
+	exts map[component.ID]component.Component
+}
+
+func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+var bounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
+
+// batch builds what the pipeline hands the exporter after citytag and
+// deltatocumulative: one probe uplink, cumulative latency and counters.
+func batch(start, at time.Time, temporality pmetric.AggregationTemporality, counts []uint64, sum float64, attempts, failures int64) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
+	rm.Resource().Attributes().PutStr("service.instance.id", "mnl-01")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	attrs := func(m pcommon.Map) {
+		for k, v := range map[string]string{"src_city": "Manila", "dst_city": "Davao", "carrier": "Globe",
+			"network_type": "5g", "region": "NCR", "island_group": "Luzon", "dst_region": "Davao Region",
+			"dst_island_group": "Mindanao", "probe": "mnl-01", "target": "dvo-web:443", "method": "tcp"} {
+			m.PutStr(k, v)
+		}
+	}
+	lat := ms.AppendEmpty()
+	lat.SetName(metricLatency)
+	lat.SetUnit("ms")
+	h := lat.SetEmptyHistogram()
+	h.SetAggregationTemporality(temporality)
+	dp := h.DataPoints().AppendEmpty()
+	attrs(dp.Attributes())
+	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+	dp.ExplicitBounds().FromRaw(bounds)
+	dp.BucketCounts().FromRaw(counts)
+	var n uint64
+	for _, c := range counts {
+		n += c
+	}
+	dp.SetCount(n)
+	dp.SetSum(sum)
+	for _, c := range []struct {
+		name string
+		v    int64
+		f    bool
+	}{{metricAttempts, attempts, false}, {metricFailures, failures, true}} {
+		m := ms.AppendEmpty()
+		m.SetName(c.name)
+		s := m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(temporality)
+		p := s.DataPoints().AppendEmpty()
+		attrs(p.Attributes())
+		if c.f {
+			p.Attributes().PutStr("reason", "timeout")
+		}
+		p.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		p.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		p.SetIntValue(c.v)
+	}
+	return md
+}
+
+func counts(idx ...int) []uint64 {
+	c := make([]uint64, len(bounds)+1)
+	for _, i := range idx {
+		c[i]++
+	}
+	return c
+}
+
+type snapCell struct {
+	ID       string   `json:"id"`
+	P50      *float64 `json:"p50"`
+	Count    uint64   `json:"count"`
+	Attempts float64  `json:"attempts"`
+	Failures float64  `json:"failures"`
+	Loss     *float64 `json:"loss"`
+}
+
+func snapshot(t *testing.T, hm *heatmap.Heatmap) map[string]snapCell {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	hm.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, heatmap.PathSnapshot, nil))
+	var s struct {
+		Cells []snapCell `json:"cells"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+		t.Fatalf("snapshot: %v\n%s", err, rec.Body.String())
+	}
+	out := map[string]snapCell{}
+	for _, c := range s.Cells {
+		out[c.ID] = c
+	}
+	return out
+}
+
+func startExporter(t *testing.T, hm *heatmap.Heatmap) exporter.Metrics {
+	t.Helper()
+	cfg := createDefaultConfig()
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+		component.MustNewID("bantay"): &providerExtension{hm: hm},
+	}}
+	if err := exp.Start(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	return exp
+}
+
+func TestExportFeedsHeatmapOnceEvenOnRetry(t *testing.T) {
+	hm, err := heatmap.New(heatmap.Config{}, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hm.Close()
+	exp := startExporter(t, hm)
+	now := time.Now()
+	start := now.Add(-25 * time.Second)
+	ctx := context.Background()
+	// Two 15 s intervals; the second batch is delivered twice (a retry).
+	// Bucket 9 is (15,20], bucket 13 is (40,50].
+	b1 := batch(start, now.Add(-15*time.Second), pmetric.AggregationTemporalityCumulative, counts(9, 9, 9), 54, 4, 1)
+	b2 := batch(start, now, pmetric.AggregationTemporalityCumulative, counts(9, 9, 9, 9, 13), 117, 6, 1)
+	for _, md := range []pmetric.Metrics{b1, b2, b2} {
+		if err := exp.ConsumeMetrics(ctx, md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hm.Start(ctx); err != nil { // the first broadcast tick happens here
+		t.Fatal(err)
+	}
+	c, ok := snapshot(t, hm)["Manila|Davao|Globe|5g"]
+	if !ok {
+		t.Fatal("no Manila→Davao Globe 5g cell in the snapshot")
+	}
+	// Five samples (not eight: the retry is ignored), p50 at rank 2.5 of
+	// four in (15,20] → 15 + 5·2.5/4.
+	if c.Count != 5 || c.P50 == nil || *c.P50 != 18.125 {
+		t.Errorf("cell count %d p50 %v, want 5 and 18.125", c.Count, c.P50)
+	}
+	if c.Attempts != 6 || c.Failures != 1 || c.Loss == nil || *c.Loss != 1.0/6 && *c.Loss != 0.166667 {
+		t.Errorf("attempts %g failures %g loss %v, want 6, 1, 1/6", c.Attempts, c.Failures, c.Loss)
+	}
+}
+
+func TestExportDeltaTemporality(t *testing.T) {
+	hm, err := heatmap.New(heatmap.Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hm.Close()
+	exp := startExporter(t, hm)
+	now := time.Now()
+	for i := range 3 {
+		at := now.Add(time.Duration(i-2) * 15 * time.Second)
+		if err := exp.ConsumeMetrics(context.Background(), batch(at.Add(-15*time.Second), at, pmetric.AggregationTemporalityDelta, counts(13), 45, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hm.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c := snapshot(t, hm)["Manila|Davao|Globe|5g"]; c.Count != 3 || c.Attempts != 3 {
+		t.Errorf("delta points: count %d attempts %g, want 3 and 3", c.Count, c.Attempts)
+	}
+}
+
+func TestStartFailsWithoutTheExtension(t *testing.T) {
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = exp.Start(context.Background(), componenttest.NewNopHost())
+	if err == nil || !strings.Contains(err.Error(), `extension "bantay" is not configured`) {
+		t.Fatalf("start without extension: %v", err)
+	}
+	h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+		component.MustNewID("bantay"): componentWithoutHeatmap{},
+	}}
+	exp2, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = exp2.Start(context.Background(), h)
+	if err == nil || !strings.Contains(err.Error(), "does not provide a heatmap") {
+		t.Fatalf("start with the wrong extension: %v", err)
+	}
+}
+
+type componentWithoutHeatmap struct {
+	component.StartFunc
+	component.ShutdownFunc
+}

@@ -1,0 +1,40 @@
+// Package heatmapexporter is a collector exporter that tees the pipeline's
+// metrics into Bantay's live heatmap (package heatmap), which the collector's
+// bantay extension owns and serves at /ws.
+package heatmapexporter
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+)
+
+// typeStr is the component type used in collector configs.
+var typeStr = component.MustNewType("heatmap")
+
+// defaultExtension is the extension that owns the heatmap in Bantay's distribution.
+var defaultExtension = component.MustNewID("bantay")
+
+// NewFactory returns the factory of the "heatmap" exporter.
+func NewFactory() exporter.Factory {
+	return exporter.NewFactory(typeStr, createDefaultConfig,
+		exporter.WithMetrics(createMetrics, component.StabilityLevelAlpha))
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{Extension: defaultExtension}
+}
+
+// createMetrics builds the exporter without a sending queue or retries:
+// the heatmap is in memory and fast, so the push is synchronous and a
+// failure is reported to the pipeline at once.
+func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
+	e := newExporter(cfg.(*Config), set)
+	return exporterhelper.NewMetrics(ctx, set, cfg, e.pushMetrics,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	)
+}
