@@ -131,8 +131,14 @@ func (cfg *Config) Validate() error {
 	}
 	if !cfg.QueueConfig.HasValue() {
 		errs = append(errs, errors.New("sending_queue: must be enabled, so that a slow or absent Loki never holds back event producers"))
-	} else if q := cfg.QueueConfig.Get(); q.BlockOnOverflow {
-		errs = append(errs, errors.New("sending_queue::block_on_overflow: must be false, events beyond the queue bound are dropped and counted rather than blocking producers"))
+	} else {
+		q := cfg.QueueConfig.Get()
+		if q.BlockOnOverflow {
+			errs = append(errs, errors.New("sending_queue::block_on_overflow: must be false, events beyond the queue bound are dropped and counted rather than blocking producers"))
+		}
+		if q.WaitForResult {
+			errs = append(errs, errors.New("sending_queue::wait_for_result: must be false, producers would wait for Loki (for as long as retries last)"))
+		}
 	}
 	if cfg.BasicAuth.Username != "" && cfg.BearerToken != "" {
 		errs = append(errs, errors.New("basic_auth and bearer_token: set at most one"))

@@ -145,6 +145,7 @@ func TestValidateNamesTheBadField(t *testing.T) {
 		{"no host", func(c *Config) { c.Endpoint = "http:///loki" }, "host missing"},
 		{"compression", func(c *Config) { c.Compression = configcompression.TypeGzip }, "compression"},
 		{"blocking queue", func(c *Config) { c.QueueConfig.Get().BlockOnOverflow = true }, "block_on_overflow"},
+		{"waiting queue", func(c *Config) { c.QueueConfig.Get().WaitForResult = true }, "wait_for_result"},
 		{"zero queue", func(c *Config) { c.QueueConfig.Get().QueueSize = 0 }, "queue_size"},
 		{"two auths", func(c *Config) { c.BasicAuth.Username = "u"; c.BearerToken = "t" }, "set at most one"},
 		{"password only", func(c *Config) { c.BasicAuth.Password = "p" }, "basic_auth::username"},
