@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -41,8 +42,15 @@ func newExporter(ctx context.Context, c config.Collector) (sdkmetric.Exporter, e
 
 	switch c.Protocol {
 	case config.ProtocolHTTP:
+		u, err := url.Parse(c.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("collector.endpoint: %w", err)
+		}
+		// The endpoint is the base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is:
+		// the signal path is appended (http://host:4318 → …/v1/metrics).
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/metrics"
 		opts := []otlpmetrichttp.Option{
-			otlpmetrichttp.WithEndpointURL(c.Endpoint),
+			otlpmetrichttp.WithEndpointURL(u.String()),
 			otlpmetrichttp.WithTimeout(c.Timeout),
 			otlpmetrichttp.WithRetry(otlpmetrichttp.RetryConfig(retry)),
 			// Pinned, not left to OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE:

@@ -68,7 +68,8 @@ type Probe struct {
 
 // Collector says where and how to send OTLP.
 type Collector struct {
-	// Endpoint is host:port for grpc, or a URL (http://host:4318) for http.
+	// Endpoint is host:port for grpc, or a base URL (http://host:4318) for
+	// http, to which the exporter appends /v1/metrics.
 	Endpoint string `yaml:"endpoint"`
 	Protocol string `yaml:"protocol"`
 	TLS      TLS    `yaml:"tls"`

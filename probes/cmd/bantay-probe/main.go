@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/bantay-noc/bantay/probes/agent"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/reflector"
@@ -104,6 +106,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				*configPath, cfg.Probe.ID, cfg.Probe.City, len(cfg.Uplinks), len(cfg.Targets))
 			return 0
 		}
+		// The SDK reports internal errors through a process-wide handler
+		// that prints with the standard logger; send them to our log.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("opentelemetry sdk", "error", err)
+		}))
 		a, err := agent.New(cfg, logger)
 		if err != nil {
 			fmt.Fprintln(stderr, "bantay-probe:", err)

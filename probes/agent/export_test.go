@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/probes/config"
+)
+
+// TestHTTPProtocol sends over OTLP/HTTP to a plain HTTP server that decodes
+// the protobuf body, with the token read from token_file.
+func TestHTTPProtocol(t *testing.T) {
+	var mu sync.Mutex
+	var got []*colmetricspb.ExportMetricsServiceRequest
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := &colmetricspb.ExportMetricsServiceRequest{}
+		if r.URL.Path != "/v1/metrics" || r.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(body, req) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		got = append(got, req)
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		b, _ := proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	}))
+	defer srv.Close()
+
+	cfg := testConfig(t, "127.0.0.1:1", startReflector(t), testenv.FreeAddr(t))
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("from-file\n"), 0o600)
+	cfg.Collector.Protocol, cfg.Collector.Endpoint = "http", srv.URL
+	cfg.Collector.Token, cfg.Collector.TokenFile = "", tokenFile
+	stop := runAgent(t, cfg, nil)
+	waitFor(t, "an OTLP/HTTP export with latencies", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, req := range got {
+			for _, rm := range req.ResourceMetrics {
+				if m := metricsByName(rm)[MetricLatency]; m != nil && len(m.GetHistogram().DataPoints) > 0 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range auth {
+		if a != "Bearer from-file" {
+			t.Fatalf("Authorization %q, want the token from the file, trimmed", a)
+		}
+	}
+}
+
+// TestGRPCWithTLS checks ca_file, server_name and a client certificate
+// (mTLS) against a gRPC receiver that requires all of them.
+func TestGRPCWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t)
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
+	serverCert := issue(t, ca, caKey, "collector.bantay.test", x509.ExtKeyUsageServerAuth)
+	clientCert := issue(t, ca, caKey, "mnl-01", x509.ExtKeyUsageClientAuth)
+	writePEM(t, filepath.Join(dir, "client.pem"), "CERTIFICATE", clientCert.Certificate[0])
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(clientCert.PrivateKey)
+	writePEM(t, filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", keyDER)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	addr := testenv.FreeAddr(t)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := &receiver{srv: grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{serverCert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	})))}
+	colmetricspb.RegisterMetricsServiceServer(recv.srv, recv)
+	go recv.srv.Serve(l)
+	defer recv.srv.Stop()
+
+	cfg := testConfig(t, addr, startReflector(t), testenv.FreeAddr(t))
+	cfg.Collector.TLS.Insecure = false
+	cfg.Collector.TLS.CAFile = filepath.Join(dir, "ca.pem")
+	cfg.Collector.TLS.CertFile = filepath.Join(dir, "client.pem")
+	cfg.Collector.TLS.KeyFile = filepath.Join(dir, "client-key.pem")
+	cfg.Collector.TLS.ServerName = "collector.bantay.test"
+	stop := runAgent(t, cfg, nil)
+	waitFor(t, "an export over mTLS", 20*time.Second, func() bool { return recv.count() > 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewRejectsBadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
+	empty := filepath.Join(dir, "empty-token")
+	os.WriteFile(empty, []byte("  \n"), 0o600)
+	cases := []struct {
+		name string
+		edit func(c *config.Collector)
+		want string
+	}{
+		{"ca not pem", func(c *config.Collector) { c.TLS.Insecure = false; c.TLS.CAFile = notPEM }, "collector.tls.ca_file"},
+		{"missing ca", func(c *config.Collector) { c.TLS.Insecure = false; c.TLS.CAFile = filepath.Join(dir, "nope") }, "collector.tls.ca_file"},
+		{"bad keypair", func(c *config.Collector) {
+			c.TLS.Insecure = false
+			c.TLS.CertFile, c.TLS.KeyFile = notPEM, notPEM
+		}, "collector.tls.cert_file"},
+		{"empty token file", func(c *config.Collector) { c.Token = ""; c.TokenFile = empty }, "is empty"},
+		{"missing token file", func(c *config.Collector) { c.Token = ""; c.TokenFile = filepath.Join(dir, "nope") }, "collector.token_file"},
+	}
+	for _, tc := range cases {
+		cfg := testConfig(t, "127.0.0.1:4317", "127.0.0.1:7001", "127.0.0.1:7002")
+		tc.edit(&cfg.Collector)
+		_, err := New(cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New returned %v, want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+}
+
+func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "bantay test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	return ca, key
+}
+
+func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, usage x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(fmt.Errorf("issue %s: %w", name, err))
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
