@@ -1,0 +1,457 @@
+// The city × city matrix: one small multiple per (carrier, network type),
+// painted on canvas, with a transparent ARIA grid laid exactly over the
+// cells. The grid is what the mouse and keyboard hit and what screen
+// readers read; it carries every number as data-* attributes. Layout is
+// recomputed only when the set of cities or panels or the container size
+// changes, never for a data update, so the wall never jumps.
+import { latencyColor, lossColor, fmtMs, fmtLoss } from "./scale.js";
+
+const NT_NAMES = { "4g": "4G", "5g": "5G", "3g": "3G", fiber: "Fiber", wifi: "Wi-Fi" };
+/** Display name of a network type. */
+export function ntName(nt) {
+  return NT_NAMES[nt] || nt;
+}
+
+/** Paints one cell glyph (shared by the matrix and the legend). */
+export function paintCell(ctx, x, y, s, cell, stat, theme, opts = {}) {
+  const v = cell ? cell[stat] : null;
+  const has = v != null && !Number.isNaN(v);
+  let light = false;
+  if (!cell) {
+    ctx.fillStyle = theme.empty;
+    ctx.fillRect(x, y, s, s);
+    return;
+  }
+  if (has) {
+    const c = latencyColor(v);
+    ctx.fillStyle = c.css;
+    light = c.light;
+  } else {
+    ctx.fillStyle = theme.nodata;
+    light = theme.nodataLight;
+  }
+  ctx.fillRect(x, y, s, s);
+  if (cell.stale) hatch(ctx, x, y, s, light ? "rgba(0,0,0,0.55)" : "rgba(255,255,255,0.6)");
+  if (cell.state === "degraded") {
+    const lw = Math.max(2, Math.round(s / 18));
+    ctx.lineWidth = lw;
+    ctx.strokeStyle = light ? "#000" : "#fff";
+    ctx.setLineDash([]);
+    ctx.strokeRect(x + lw * 1.5, y + lw * 1.5, s - lw * 3, s - lw * 3);
+  }
+  const loss = cell.loss;
+  if (loss != null && loss > 0) {
+    // Corner triangle: its size grows with loss (full size at 20 %) and
+    // its colour is the drill-down's loss colour, outlined for contrast.
+    const t = s * (0.3 + 0.4 * Math.min(1, loss / 0.2));
+    ctx.beginPath();
+    ctx.moveTo(x + s, y);
+    ctx.lineTo(x + s - t, y);
+    ctx.lineTo(x + s, y + t);
+    ctx.closePath();
+    ctx.fillStyle = lossColor(loss);
+    ctx.fill();
+    ctx.lineWidth = Math.max(1.5, s / 40);
+    ctx.strokeStyle = light ? "#000" : "#fff";
+    ctx.stroke();
+  }
+  if (opts.text === false || s < 30) return;
+  const fs = Math.round(Math.min(s * 0.3, opts.maxFont || 34));
+  const two = s >= 64;
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.font = `700 ${fs}px ${theme.font}`;
+  const cx = x + s / 2;
+  const cy = y + s * (two ? 0.44 : 0.52);
+  const label = has ? fmtMs(v) : "–";
+  // A halo in the cell colour keeps the number legible over the hatching.
+  ctx.lineWidth = Math.max(3, fs / 5);
+  ctx.strokeStyle = has ? latencyColor(v).css : theme.nodata;
+  ctx.lineJoin = "round";
+  ctx.strokeText(label, cx, cy);
+  ctx.fillStyle = light ? "#000" : "#fff";
+  ctx.fillText(label, cx, cy);
+  if (two) {
+    let sub = "";
+    if (cell.stale) sub = "stale";
+    else if (loss != null && loss > 0) sub = fmtLoss(loss) + " loss";
+    else if (has) sub = "ms";
+    if (sub) {
+      const fs2 = Math.round(fs * 0.5);
+      ctx.font = `600 ${fs2}px ${theme.font}`;
+      ctx.strokeText(sub, cx, y + s * 0.76);
+      ctx.fillText(sub, cx, y + s * 0.76);
+    }
+  }
+}
+
+function hatch(ctx, x, y, s, color) {
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(x, y, s, s);
+  ctx.clip();
+  ctx.strokeStyle = color;
+  ctx.lineWidth = Math.max(1.5, s / 22);
+  const step = Math.max(6, s / 6);
+  ctx.beginPath();
+  for (let d = -s; d < s; d += step) {
+    ctx.moveTo(x + d, y + s);
+    ctx.lineTo(x + d + s, y);
+  }
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** Text summary of a cell for screen readers and titles. */
+export function cellSummary(cell, src, dst, panel) {
+  const head = `${src} to ${dst}, ${panel.carrier} ${ntName(panel.nt)}`;
+  if (!cell) return `${head}: not probed`;
+  const parts = [`p50 ${fmtMs(cell.p50, true)}`, `p90 ${fmtMs(cell.p90, true)}`, `p99 ${fmtMs(cell.p99, true)}`, `loss ${fmtLoss(cell.loss)}`, `${cell.count} samples`];
+  if (cell.stale) parts.push("stale");
+  if (cell.state === "degraded") parts.push("degraded");
+  return `${head}: ${parts.join(", ")}`;
+}
+
+const ATTRS = [
+  ["p50", "data-p50"], ["p90", "data-p90"], ["p99", "data-p99"], ["mean", "data-mean"],
+  ["count", "data-count"], ["attempts", "data-attempts"], ["failures", "data-failures"],
+  ["loss", "data-loss"], ["baseline_p50", "data-baseline-p50"], ["trend", "data-trend"],
+  ["last_seen", "data-last-seen"], ["stale", "data-stale"], ["state", "data-state"],
+];
+
+function setAttr(el, name, v) {
+  const s = v == null ? "" : String(v);
+  if (el.getAttribute(name) !== s) el.setAttribute(name, s);
+}
+
+export class Matrix {
+  /**
+   * container: the scrolling element the panels go into.
+   * hooks.onOpen(id, el): a cell was clicked or Enter was pressed.
+   * hooks.onHover(id or null, el): pointer or focus entered/left a cell.
+   */
+  constructor(container, hooks) {
+    this.el = container;
+    this.hooks = hooks;
+    this.sig = "";
+    this.panels = [];
+    this.focus = { p: 0, r: 0, c: 0 };
+    this.hover = null; // id under the pointer or focus
+    this.model = null;
+  }
+
+  /** model: {cities:[{name, island_group}], panels:[{key, carrier, nt}], cells: Map, stat, theme} */
+  render(model) {
+    this.model = model;
+    const w = this.el.clientWidth, h = this.el.clientHeight;
+    const sig = [w, h, model.theme.name, model.cities.map((c) => c.name).join(","), model.panels.map((p) => p.key).join(",")].join("|");
+    if (sig !== this.sig) {
+      this.sig = sig;
+      this.build(w, h);
+    }
+    this.paint();
+  }
+
+  build(W, H) {
+    const { cities, panels, theme } = this.model;
+    const hadFocus = this.el.contains(document.activeElement);
+    this.el.replaceChildren();
+    this.panels = [];
+    const n = cities.length;
+    if (!n || !panels.length || !W || !H) return;
+
+    const fpx = theme.labelPx;
+    const meas = document.createElement("canvas").getContext("2d");
+    meas.font = `600 ${fpx}px ${theme.font}`;
+    const maxName = Math.max(...cities.map((c) => meas.measureText(c.name).width));
+    const gapP = theme.wall ? 24 : 16;
+    const titleH = Math.round(fpx * 2.1);
+    const labelW = Math.ceil(maxName + fpx * 0.9);
+    const maxCell = theme.wall ? 128 : 96;
+
+    // Pick the arrangement of small multiples with the largest cells.
+    let best = null;
+    for (let cols = 1; cols <= panels.length; cols++) {
+      const rows = Math.ceil(panels.length / cols);
+      const pw = (W - (cols - 1) * gapP) / cols;
+      const ph = (H - (rows - 1) * gapP) / rows;
+      // Column headers: horizontal when the names fit in a cell, else slanted.
+      let headH = Math.round(fpx * 1.8);
+      let cell = Math.floor(Math.min((pw - labelW) / n, (ph - titleH - headH) / n));
+      let slant = false;
+      if (cell < maxName + 8) {
+        slant = true;
+        headH = Math.ceil(maxName * 0.72 + fpx * 1.2);
+        cell = Math.floor(Math.min((pw - labelW) / n, (ph - titleH - headH) / n));
+      }
+      cell = Math.min(maxCell, cell);
+      if (!best || cell > best.cell) best = { cols, rows, cell, headH, slant };
+    }
+    const cell = Math.max(18, best.cell);
+    const { cols, headH, slant } = best;
+    const pw = labelW + n * cell, ph = titleH + headH + n * cell;
+    const rows = Math.ceil(panels.length / cols);
+    const totalW = cols * pw + (cols - 1) * gapP, totalH = rows * ph + (rows - 1) * gapP;
+    const x0 = Math.max(0, Math.floor((W - totalW) / 2)), y0 = Math.max(0, Math.floor((H - totalH) / 2));
+    const gap = cell >= 40 ? 3 : cell >= 24 ? 2 : 1;
+    const dpr = window.devicePixelRatio || 1;
+    const groups = cities.map((c, i) => i > 0 && c.island_group !== cities[i - 1].island_group);
+
+    panels.forEach((p, pi) => {
+      const px = x0 + (pi % cols) * (pw + gapP), py = y0 + Math.floor(pi / cols) * (ph + gapP);
+      const wrap = document.createElement("div");
+      wrap.className = "mpanel";
+      wrap.dataset.panel = p.key;
+      Object.assign(wrap.style, { left: px + "px", top: py + "px", width: pw + "px", height: ph + "px" });
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(pw * dpr);
+      canvas.height = Math.round(ph * dpr);
+      canvas.style.width = pw + "px";
+      canvas.style.height = ph + "px";
+      canvas.setAttribute("aria-hidden", "true");
+      wrap.append(canvas);
+
+      const grid = document.createElement("div");
+      grid.className = "mgrid";
+      grid.setAttribute("role", "grid");
+      grid.setAttribute("aria-label", `${p.carrier} ${ntName(p.nt)}: latency from source city (rows) to destination city (columns)`);
+      Object.assign(grid.style, { left: "0px", top: "0px", width: pw + "px", height: ph + "px" });
+      const headRow = document.createElement("div");
+      headRow.setAttribute("role", "row");
+      const corner = document.createElement("span");
+      corner.setAttribute("role", "columnheader");
+      corner.className = "sr-only";
+      corner.textContent = "from \\ to";
+      headRow.append(corner);
+      for (const c of cities) {
+        const th = document.createElement("span");
+        th.setAttribute("role", "columnheader");
+        th.className = "sr-only";
+        th.textContent = c.name;
+        headRow.append(th);
+      }
+      grid.append(headRow);
+      const cellEls = [];
+      cities.forEach((src, r) => {
+        const row = document.createElement("div");
+        row.setAttribute("role", "row");
+        const rh = document.createElement("span");
+        rh.setAttribute("role", "rowheader");
+        rh.className = "sr-only";
+        rh.textContent = src.name;
+        row.append(rh);
+        const line = [];
+        cities.forEach((dst, c) => {
+          const el = document.createElement("div");
+          el.className = "mcell";
+          el.setAttribute("role", "gridcell");
+          el.tabIndex = -1;
+          const id = `${src.name}|${dst.name}|${p.carrier}|${p.nt}`;
+          el.dataset.id = id;
+          el.dataset.src = src.name;
+          el.dataset.dst = dst.name;
+          el.dataset.carrier = p.carrier;
+          el.dataset.networkType = p.nt;
+          Object.assign(el.style, {
+            left: labelW + c * cell + "px", top: titleH + headH + r * cell + "px",
+            width: cell + "px", height: cell + "px",
+          });
+          const pos = { p: pi, r, c };
+          el.addEventListener("mouseenter", () => this.setHover(id, el));
+          el.addEventListener("mouseleave", () => this.setHover(null, null));
+          el.addEventListener("focus", () => { this.focus = pos; this.setHover(id, el); });
+          el.addEventListener("blur", () => this.setHover(null, null));
+          el.addEventListener("click", () => this.open(el));
+          el.addEventListener("keydown", (ev) => this.key(ev, pos));
+          row.append(el);
+          line.push(el);
+        });
+        cellEls.push(line);
+        grid.append(row);
+      });
+      wrap.append(grid);
+      this.el.append(wrap);
+      this.panels.push({ ...p, canvas, grid, cellEls, pw, ph, labelW, titleH, headH, cell, gap, slant, groups, dpr });
+    });
+
+    // Keep exactly one cell in the tab order (roving tabindex).
+    const f = this.focus;
+    if (f.p >= this.panels.length || f.r >= n || f.c >= n) this.focus = { p: 0, r: 0, c: 0 };
+    const el = this.cellAt(this.focus);
+    if (el) {
+      el.tabIndex = 0;
+      if (hadFocus) el.focus({ preventScroll: true });
+    }
+  }
+
+  cellAt(pos) {
+    const p = this.panels[pos.p];
+    return p && p.cellEls[pos.r] && p.cellEls[pos.r][pos.c];
+  }
+
+  setHover(id, el) {
+    if (this.hover === id) return;
+    this.hover = id;
+    this.hooks.onHover(id, el);
+    this.paint();
+  }
+
+  open(el) {
+    if (el.getAttribute("aria-disabled") === "true") return;
+    this.hooks.onOpen(el.dataset.id, el);
+  }
+
+  key(ev, pos) {
+    const n = this.model.cities.length;
+    let { p, r, c } = pos;
+    switch (ev.key) {
+      case "ArrowUp": r = Math.max(0, r - 1); break;
+      case "ArrowDown": r = Math.min(n - 1, r + 1); break;
+      case "ArrowLeft": c = Math.max(0, c - 1); break;
+      case "ArrowRight": c = Math.min(n - 1, c + 1); break;
+      case "Home": c = 0; break;
+      case "End": c = n - 1; break;
+      case "PageUp": p = Math.max(0, p - 1); break;
+      case "PageDown": p = Math.min(this.panels.length - 1, p + 1); break;
+      case "Enter":
+      case " ":
+        ev.preventDefault();
+        this.open(ev.currentTarget);
+        return;
+      default:
+        return;
+    }
+    ev.preventDefault();
+    this.moveFocus({ p, r, c });
+  }
+
+  moveFocus(pos) {
+    const cur = this.cellAt(this.focus);
+    const next = this.cellAt(pos);
+    if (!next) return;
+    if (cur) cur.tabIndex = -1;
+    next.tabIndex = 0;
+    this.focus = pos;
+    next.focus();
+  }
+
+  /** Focus the grid cell with this id (after closing a drill-down). */
+  focusId(id) {
+    for (let pi = 0; pi < this.panels.length; pi++) {
+      const rows = this.panels[pi].cellEls;
+      for (let r = 0; r < rows.length; r++) {
+        for (let c = 0; c < rows[r].length; c++) {
+          if (rows[r][c].dataset.id === id) {
+            this.moveFocus({ p: pi, r, c });
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  paint() {
+    if (!this.model) return;
+    const { cities, cells, stat, theme } = this.model;
+    for (const p of this.panels) {
+      const ctx = p.canvas.getContext("2d");
+      ctx.setTransform(p.dpr, 0, 0, p.dpr, 0, 0);
+      ctx.clearRect(0, 0, p.pw, p.ph);
+      const fpx = theme.labelPx;
+      const gridTop = p.titleH + p.headH;
+      const gridLeft = p.labelW;
+      const size = cities.length * p.cell;
+
+      // Title: carrier and network type, big enough to read across a room.
+      ctx.textBaseline = "middle";
+      ctx.textAlign = "left";
+      ctx.fillStyle = theme.ink;
+      ctx.font = `700 ${Math.round(fpx * 1.2)}px ${theme.font}`;
+      ctx.fillText(`${p.carrier} · ${ntName(p.nt)}`, 0, p.titleH * 0.45);
+      ctx.font = `400 ${Math.round(fpx * 0.8)}px ${theme.font}`;
+      ctx.fillStyle = theme.muted;
+      ctx.textAlign = "right";
+      ctx.fillText("from ↓   to →", p.labelW - 6, gridTop - fpx * 0.7);
+
+      // Row labels (sources) and column labels (destinations).
+      ctx.font = `600 ${fpx}px ${theme.font}`;
+      const hoverCell = this.hover ? cells.get(this.hover) : null;
+      const hoverEl = this.hover && p.cellEls.flat().find((e) => e.dataset.id === this.hover);
+      cities.forEach((c, i) => {
+        const on = hoverEl && (hoverEl.dataset.src === c.name);
+        ctx.fillStyle = on ? theme.accent : theme.ink;
+        ctx.textAlign = "right";
+        ctx.fillText(c.name, p.labelW - fpx * 0.5, gridTop + i * p.cell + p.cell / 2);
+      });
+      cities.forEach((c, i) => {
+        const on = hoverEl && (hoverEl.dataset.dst === c.name);
+        ctx.fillStyle = on ? theme.accent : theme.ink;
+        const cx = gridLeft + i * p.cell + p.cell / 2;
+        if (p.slant) {
+          ctx.save();
+          ctx.translate(cx, gridTop - fpx * 0.5);
+          ctx.rotate(-Math.PI / 4);
+          ctx.textAlign = "left";
+          ctx.fillText(c.name, 0, 0);
+          ctx.restore();
+        } else {
+          ctx.textAlign = "center";
+          ctx.fillText(c.name, cx, gridTop - fpx * 0.7);
+        }
+      });
+
+      // Cells.
+      for (let r = 0; r < cities.length; r++) {
+        for (let c = 0; c < cities.length; c++) {
+          const el = p.cellEls[r][c];
+          const id = el.dataset.id;
+          const cell = cells.get(id);
+          const x = gridLeft + c * p.cell + p.gap / 2, y = gridTop + r * p.cell + p.gap / 2;
+          paintCell(ctx, x, y, p.cell - p.gap, cell, stat, theme, { maxFont: theme.wall ? 40 : 28 });
+          this.mirror(el, cell, cities[r].name, cities[c].name, p);
+        }
+      }
+
+      // Island-group boundaries (Luzon | Visayas | Mindanao).
+      ctx.strokeStyle = theme.muted;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      p.groups.forEach((g, i) => {
+        if (!g) return;
+        const o = i * p.cell;
+        ctx.moveTo(gridLeft + o, gridTop - 4);
+        ctx.lineTo(gridLeft + o, gridTop + size);
+        ctx.moveTo(gridLeft - 4, gridTop + o);
+        ctx.lineTo(gridLeft + size, gridTop + o);
+      });
+      ctx.stroke();
+
+      // Hover / focus ring.
+      if (hoverEl) {
+        const r = Number(cities.findIndex((c) => c.name === hoverEl.dataset.src));
+        const c = Number(cities.findIndex((c) => c.name === hoverEl.dataset.dst));
+        const x = gridLeft + c * p.cell, y = gridTop + r * p.cell;
+        ctx.lineWidth = 4;
+        ctx.strokeStyle = theme.panel;
+        ctx.strokeRect(x - 1, y - 1, p.cell + 2, p.cell + 2);
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = theme.accent;
+        ctx.strokeRect(x - 1, y - 1, p.cell + 2, p.cell + 2);
+      }
+      void hoverCell;
+    }
+  }
+
+  /** Copies a cell's numbers into its grid element. */
+  mirror(el, cell, src, dst, panel) {
+    const label = cellSummary(cell, src, dst, panel);
+    setAttr(el, "aria-label", label);
+    if (!cell) {
+      setAttr(el, "aria-disabled", "true");
+      for (const [, a] of ATTRS) if (el.hasAttribute(a)) el.removeAttribute(a);
+      return;
+    }
+    if (el.hasAttribute("aria-disabled")) el.removeAttribute("aria-disabled");
+    for (const [k, a] of ATTRS) setAttr(el, a, cell[k]);
+  }
+}
