@@ -1,0 +1,376 @@
+// Package demo runs the whole Bantay system on one machine: the collector
+// distribution with its embedded store, one probe per city (Manila, Baguio,
+// Davao), each with two uplinks on different carriers and network types,
+// and per-city target servers (a UDP reflector and an HTTP server) behind
+// user-space impairment proxies that give every (uplink, destination) pair
+// realistic delay, jitter and loss (internal/netsim, docs/demo-network.md).
+// Everything it measures is real: real sockets, real probes, real OTLP.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/bantay-noc/bantay/collector"
+	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/probes/agent"
+	"github.com/bantay-noc/bantay/probes/config"
+	"github.com/bantay-noc/bantay/probes/reflector"
+)
+
+// Options configures a demo run. Zero values take the defaults in Defaults.
+type Options struct {
+	// DataDir holds the TSDB and the generated configs.
+	DataDir string
+	// HTTPAddr serves the web page, /ws and the Prometheus API.
+	HTTPAddr string
+	// GRPCAddr and OTLPHTTPAddr are the collector's OTLP listeners.
+	GRPCAddr     string
+	OTLPHTTPAddr string
+	// TelemetryPort is the collector's own /metrics port (on 127.0.0.1).
+	TelemetryPort int
+	// HealthAddr is the health_check extension's listener.
+	HealthAddr string
+	// ProbeInterval is how often each target is measured, and how often
+	// probes export. The demo uses 5 s so the wall fills within seconds;
+	// production probes default to 15 s.
+	ProbeInterval time.Duration
+	// Logger receives every component's logs.
+	Logger *slog.Logger
+}
+
+// Defaults are the demo's standard ports, as in the README.
+func Defaults() Options {
+	return Options{
+		DataDir:       "bantay-demo-data",
+		HTTPAddr:      "127.0.0.1:8080",
+		GRPCAddr:      "127.0.0.1:4317",
+		OTLPHTTPAddr:  "127.0.0.1:4318",
+		TelemetryPort: 8888,
+		HealthAddr:    "127.0.0.1:13133",
+		ProbeInterval: 5 * time.Second,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := Defaults()
+	if o.DataDir == "" {
+		o.DataDir = d.DataDir
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = d.HTTPAddr
+	}
+	if o.GRPCAddr == "" {
+		o.GRPCAddr = d.GRPCAddr
+	}
+	if o.OTLPHTTPAddr == "" {
+		o.OTLPHTTPAddr = d.OTLPHTTPAddr
+	}
+	if o.TelemetryPort == 0 {
+		o.TelemetryPort = d.TelemetryPort
+	}
+	if o.HealthAddr == "" {
+		o.HealthAddr = d.HealthAddr
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = d.ProbeInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return o
+}
+
+// Run starts everything, blocks until ctx is cancelled, then stops
+// everything in order (probes flush first, then the collector). ready, if
+// not nil, is called once the collector answers and the probes run.
+func Run(ctx context.Context, opts Options, ready func()) error {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	sites, err := startSites(opts.Logger)
+	if err != nil {
+		return err
+	}
+	defer sites.close()
+
+	cfgPath := filepath.Join(opts.DataDir, "collector.yaml")
+	if err := writeCollectorConfig(cfgPath, opts); err != nil {
+		return err
+	}
+	set := collector.Settings([]string{cfgPath})
+	set.DisableGracefulShutdown = true // the demo owns signals and shuts down in order
+	col, err := otelcol.NewCollector(set)
+	if err != nil {
+		return fmt.Errorf("create collector: %w", err)
+	}
+	colErr := make(chan error, 1)
+	go func() { colErr <- col.Run(context.Background()) }()
+	if err := waitReady(ctx, "http://"+opts.HTTPAddr+"/-/ready", colErr); err != nil {
+		col.Shutdown()
+		return err
+	}
+
+	runCtx, stopProbes := context.WithCancel(ctx)
+	defer stopProbes()
+	var probes sync.WaitGroup
+	probeErrs := make(chan error, len(netsim.DemoCities()))
+	for _, city := range netsim.DemoCities() {
+		cfg, err := probeConfig(city, opts, sites)
+		if err != nil {
+			stopProbes()
+			col.Shutdown()
+			return err
+		}
+		a, err := agent.New(cfg, opts.Logger.With("probe", cfg.Probe.ID))
+		if err != nil {
+			stopProbes()
+			col.Shutdown()
+			return fmt.Errorf("probe %s: %w", cfg.Probe.ID, err)
+		}
+		probes.Go(func() {
+			if err := a.Run(runCtx); err != nil {
+				probeErrs <- fmt.Errorf("probe %s: %w", cfg.Probe.ID, err)
+			}
+		})
+	}
+	if ready != nil {
+		ready()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-colErr:
+		runErr = fmt.Errorf("collector stopped: %w", runErr)
+	}
+	stopProbes()
+	probes.Wait() // probes flush their last measurements to the running collector
+	close(probeErrs)
+	col.Shutdown()
+	if runErr == nil {
+		runErr = <-colErr
+	}
+	errs := []error{runErr}
+	for err := range probeErrs {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func waitReady(ctx context.Context, url string, colErr <-chan error) error {
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-colErr:
+			return fmt.Errorf("collector failed to start: %w", err)
+		case <-deadline:
+			return fmt.Errorf("collector not ready at %s after 60s", url)
+		case <-tick.C:
+		}
+	}
+}
+
+// site is one city's target servers and the impairment proxies in front of them.
+type site struct {
+	ReflectorAddr string // proxy in front of the UDP reflector
+	WebURL        string // proxy in front of the HTTP server
+}
+
+type sites struct {
+	byCity  map[string]site
+	closers []func() error
+}
+
+func (s *sites) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+}
+
+func startSites(logger *slog.Logger) (*sites, error) {
+	s := &sites{byCity: map[string]site{}}
+	tables := netsim.DemoProfiles()
+	for _, city := range netsim.DemoCities() {
+		refl, err := reflector.Listen("127.0.0.1:0", logger.With("reflector", city))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("%s reflector: %w", city, err)
+		}
+		go func() { _ = refl.Serve(context.Background()) }()
+		s.closers = append(s.closers, refl.Close)
+		udp, err := netsim.NewUDPProxy("127.0.0.1:0", refl.Addr().String(), tables[city], netsim.Options{})
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("%s udp impairment: %w", city, err)
+		}
+		s.closers = append(s.closers, udp.Close)
+
+		web, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		srv := &http.Server{Handler: healthHandler(city), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(web) }()
+		s.closers = append(s.closers, srv.Close)
+		tcp, err := netsim.NewTCPProxy("127.0.0.1:0", web.Addr().String(), tables[city], netsim.Options{})
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("%s tcp impairment: %w", city, err)
+		}
+		s.closers = append(s.closers, tcp.Close)
+		s.byCity[city] = site{ReflectorAddr: udp.Addr().String(), WebURL: "http://" + tcp.Addr().String() + "/health"}
+	}
+	return s, nil
+}
+
+func healthHandler(city string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = fmt.Fprintf(w, "ok from %s\n", city)
+	})
+}
+
+// probeConfig builds the city's probe config as YAML and parses it with the
+// probe's own loader, so the demo exercises the same validation as a real
+// deployment.
+func probeConfig(city string, opts Options, s *sites) (*config.Config, error) {
+	var b strings.Builder
+	var id string
+	var uplinks []netsim.DemoUplink
+	for _, u := range netsim.DemoUplinks() {
+		if u.City == city {
+			id = u.Probe
+			uplinks = append(uplinks, u)
+		}
+	}
+	err := probeTemplate.Execute(&b, map[string]any{
+		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "Interval": opts.ProbeInterval,
+		"Uplinks": uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return config.Parse("demo probe "+id, []byte(b.String()))
+}
+
+var probeTemplate = template.Must(template.New("probe").Parse(`
+probe: {id: {{.ID}}, city: {{.City}}, environment: demo}
+collector:
+  endpoint: {{.Endpoint}}
+  protocol: grpc
+  tls: {insecure: true}
+  export_interval: {{.Interval}}
+  timeout: 5s
+uplinks:
+{{- range .Uplinks}}
+  - {name: {{.Name}}, carrier: {{.Carrier}}, network_type: {{.NetworkType}}, bind_address: {{.Addr}}}
+{{- end}}
+defaults: {interval: {{.Interval}}, timeout: 2s}
+targets:
+{{- range $city := .Cities}}{{with index $.Sites $city}}
+  - {name: reflector-{{$city | printf "%s"}}, dst_city: {{$city}}, method: udp, address: {{.ReflectorAddr}}}
+  - {name: web-{{$city | printf "%s"}}, dst_city: {{$city}}, method: http, address: {{.WebURL}}, expect_status: 200}
+{{- end}}{{end}}
+`))
+
+// writeCollectorConfig writes the demo's collector config: the production
+// pipeline with the demo's registry and ports.
+func writeCollectorConfig(path string, o Options) error {
+	var reg strings.Builder
+	seen := map[string]bool{}
+	for _, u := range netsim.DemoUplinks() {
+		if !seen[u.Probe] {
+			seen[u.Probe] = true
+			fmt.Fprintf(&reg, "      %s:\n        city: %s\n        uplinks:\n", u.Probe, u.City)
+			for _, v := range netsim.DemoUplinks() {
+				if v.Probe == u.Probe {
+					fmt.Fprintf(&reg, "          - {carrier: %s, network_type: %s}\n", v.Carrier, v.NetworkType)
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	err := collectorTemplate.Execute(&b, map[string]any{
+		"Opts": o, "Registry": reg.String(), "Data": filepath.Join(o.DataDir, "tsdb"),
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+var collectorTemplate = template.Must(template.New("collector").Parse(`# Generated by the Bantay demo; see collector/config/bantay.yaml for a deployment.
+extensions:
+  health_check:
+    endpoint: {{.Opts.HealthAddr}}
+  bantay:
+    endpoint: {{.Opts.HTTPAddr}}
+    storage:
+      path: {{.Data}}
+    heatmap:
+      resolution: {{.Opts.ProbeInterval}}
+      probe_interval: {{.Opts.ProbeInterval}}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {{.Opts.GRPCAddr}}
+      http:
+        endpoint: {{.Opts.OTLPHTTPAddr}}
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: 75
+    spike_limit_percentage: 20
+  citytag:
+    probes:
+{{.Registry}}
+  delta_to_cumulative:
+    max_stale: 10m
+    max_streams: 200000
+exporters:
+  tsdb: {}
+service:
+  extensions: [health_check, bantay]
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter, citytag, delta_to_cumulative]
+      exporters: [tsdb]
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: {{.Opts.TelemetryPort}}
+`))
