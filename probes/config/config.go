@@ -180,6 +180,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		return nil, &Error{File: name, Problems: decodeProblems(err)}
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &Error{File: name, Problems: []Problem{{Line: extra.Line, Message: "holds more than one YAML document; a probe config is one document"}}}
+	}
 	cfg.File = name
 	var root yaml.Node
 	// The strict decode above succeeded, so this one cannot fail; the node

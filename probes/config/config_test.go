@@ -143,6 +143,9 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("missing file: %v", err)
 	}
+	if _, err := Parse("two.yaml", []byte(valid+"---\nprobe: {id: x}\n")); err == nil || !strings.Contains(err.Error(), "two.yaml:25: holds more than one YAML document") {
+		t.Errorf("two documents: %v", err)
+	}
 	empty := filepath.Join(dir, "empty.yaml")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
