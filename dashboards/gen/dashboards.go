@@ -114,6 +114,12 @@ func prom(expr, legend string) *prometheus.DataqueryBuilder {
 	return q
 }
 
+// tableFooter is Grafana's default (hidden) footer, spelled out because the
+// SDK's default leaves its required reducer list null.
+func tableFooter() *common.TableFooterOptionsBuilder {
+	return common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"sum"})
+}
+
 func promInstantTable(expr string) *prometheus.DataqueryBuilder {
 	return prometheus.NewDataqueryBuilder().Datasource(promDS()).Expr(expr).Instant().Format(prometheus.PromQueryFormatTable)
 }
@@ -179,7 +185,9 @@ func eventsPanel(title, logQL string) *logs.PanelBuilder {
 }
 
 func latencyHeatmapDashboard() *dashboard.DashboardBuilder {
-	pathSelRow := `src_city="$src_city", dst_city="$dst_city", carrier=~"$carrier", network_type=~"$network_type"`
+	// Repeated panels get one value of a multi-value variable each, which
+	// Grafana still regex-escapes: =~ is the matching operator.
+	pathSelRow := `src_city=~"$src_city", dst_city=~"$dst_city", carrier=~"$carrier", network_type=~"$network_type"`
 	return base("bantay-latency-heatmap", "Bantay / Latency heatmap",
 		"Latency distribution of the probe histograms: all selected paths, per carrier, and per path.").
 		Variables(append([]cog.Builder[dashboard.VariableModel]{datasourceVar(), lokiVar()}, pathVars(true)...)).
@@ -194,7 +202,7 @@ func latencyHeatmapDashboard() *dashboard.DashboardBuilder {
 			Height(9).
 			Span(8)).
 		WithRow(dashboard.NewRowBuilder("Per carrier")).
-		WithPanel(latencyHeatmap("Latency distribution, $carrier $network_type", `src_city=~"$src_city", dst_city=~"$dst_city", carrier="$carrier", network_type="$network_type"`).
+		WithPanel(latencyHeatmap("Latency distribution, $carrier", `src_city=~"$src_city", dst_city=~"$dst_city", carrier=~"$carrier", network_type=~"$network_type"`).
 			Repeat("carrier").RepeatDirection(dashboard.PanelRepeatDirectionH).MaxPerRow(3).Span(8)).
 		WithRow(dashboard.NewRowBuilder("From $src_city").Repeat("src_city")).
 		WithPanel(latencyHeatmap("$src_city → $dst_city", pathSelRow).
@@ -207,7 +215,7 @@ func latencyHeatmapDashboard() *dashboard.DashboardBuilder {
 func cityMatrixDashboard() *dashboard.DashboardBuilder {
 	sel := `carrier="$carrier", network_type="$network_type", src_city=~"$src_city", dst_city=~"$dst_city"`
 	matrix := func(title, q string) *table.PanelBuilder {
-		return table.NewPanelBuilder().
+		return table.NewPanelBuilder().Footer(tableFooter()).
 			Title(title).
 			Description("Rows: from city. Columns: to city. Over the dashboard's time range, for one carrier and network type.").
 			Datasource(promDS()).
@@ -235,7 +243,7 @@ func cityMatrixDashboard() *dashboard.DashboardBuilder {
 		Variables(append([]cog.Builder[dashboard.VariableModel]{datasourceVar()}, pathVars(false)...)).
 		WithPanel(matrix("p50 latency (ms), $carrier $network_type", "0.5")).
 		WithPanel(matrix("p95 latency (ms), $carrier $network_type", "0.95")).
-		WithPanel(table.NewPanelBuilder().
+		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
 			Title("Loss by path, $carrier $network_type").
 			Datasource(promDS()).
 			WithTarget(promInstantTable(lossExpr("src_city, dst_city", sel, "$__range"))).
@@ -256,11 +264,11 @@ func cityMatrixDashboard() *dashboard.DashboardBuilder {
 }
 
 func carrierComparisonDashboard() *dashboard.DashboardBuilder {
-	pathRow := `src_city="$src_city", dst_city="$dst_city", carrier=~"$carrier", network_type=~"$network_type"`
+	pathRow := pathSel // one src_city and dst_city per repeated panel
 	return base("bantay-carrier-comparison", "Bantay / Carrier comparison",
 		"The same paths measured over each carrier and network type, side by side.").
 		Variables(append([]cog.Builder[dashboard.VariableModel]{datasourceVar()}, pathVars(true)...)).
-		WithPanel(table.NewPanelBuilder().
+		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
 			Title("p95 latency (ms) by path and carrier").
 			Description("Rows: path. Columns: carrier and network type. Over the dashboard's time range.").
 			Datasource(promDS()).
@@ -366,7 +374,7 @@ func probeHealthDashboard() *dashboard.DashboardBuilder {
 			ShowValue(common.VisibilityModeNever).
 			Height(8).
 			Span(24)).
-		WithPanel(table.NewPanelBuilder().
+		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
 			Title("Last seen (seconds ago)").
 			Description("Per probe uplink: seconds since its newest attempt sample. Uplinks silent for more than 5 minutes drop out of this table (Prometheus lookback); the stale count above still shows them for an hour.").
 			Datasource(promDS()).

@@ -67,13 +67,20 @@ type CheckOptions struct {
 	ScrapeInterval time.Duration
 }
 
+// maxRepeats bounds the queries one repeated panel may issue in a check.
+const maxRepeats = 64
+
 // CheckDashboards runs every Prometheus query of the dashboards at paths
 // against the Prometheus HTTP API at baseURL (Bantay or Prometheus) the way
-// Grafana's Prometheus data source does: variables expanded, range queries
-// through /api/v1/query_range with a step, instant (table) queries through
-// /api/v1/query at the end of the range, and label_values() variables
-// through /api/v1/label/<name>/values with match[]. Loki queries are left
-// out. The report holds every outcome; Problems lists the empty ones.
+// Grafana's Prometheus data source does: label_values() variables through
+// /api/v1/label/<name>/values with match[]; variables expanded (a
+// single-value variable gets the first of several selected values, "All"
+// resolves to the values the API offers); range queries through
+// /api/v1/query_range with a step, instant (table) queries through
+// /api/v1/query at the end of the range; a repeated panel once per value of
+// its repeat variables (a repeated query counts as empty only when every
+// repetition is). Loki queries are left out. The report holds every
+// outcome; Problems lists the failed and empty ones.
 func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts CheckOptions) (DashboardReport, error) {
 	if opts.ScrapeInterval == 0 {
 		opts.ScrapeInterval = 15 * time.Second
@@ -81,29 +88,12 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 	if opts.Step <= 0 || !opts.End.After(opts.Start) {
 		return DashboardReport{}, fmt.Errorf("check dashboards: need Start < End and Step > 0, got %v..%v step %v", opts.Start, opts.End, opts.Step)
 	}
-	vars := BuiltinVars(opts.Step, opts.End.Sub(opts.Start), opts.ScrapeInterval)
-	maps.Copy(vars, opts.Vars)
-
 	c := NewClient(baseURL)
 	var rep DashboardReport
 	for _, path := range paths {
 		qs, err := DashboardQueries(path)
 		if err != nil {
 			return rep, err
-		}
-		for _, q := range qs {
-			if q.DatasourceType != "prometheus" {
-				continue
-			}
-			qc := QueryCheck{Query: q, Expanded: ExpandGrafanaVars(q.Expr, vars)}
-			var res Result
-			if q.Instant {
-				res, qc.Err = c.Query(ctx, qc.Expanded, opts.End)
-			} else {
-				res, qc.Err = c.QueryRange(ctx, qc.Expanded, opts.Start, opts.End, opts.Step)
-			}
-			qc.Series = res.Len()
-			rep.Queries = append(rep.Queries, qc)
 		}
 		vs, err := DashboardVariables(path)
 		if err != nil {
@@ -113,6 +103,12 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 		if len(qs) > 0 {
 			title = qs[0].Dashboard
 		}
+
+		vars := BuiltinVars(opts.Step, opts.End.Sub(opts.Start), opts.ScrapeInterval)
+		maps.Copy(vars, opts.Vars)
+		// What "All" stands for, per variable, for repeated panels.
+		allValues := map[string][]string{}
+		// Variables in dashboard order: each may refer to the ones before it.
 		for _, v := range vs {
 			if v.Type != "query" || v.DatasourceType != "prometheus" {
 				continue
@@ -129,7 +125,82 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 				vc.Values, vc.Err = c.LabelValues(ctx, label, match, opts.Start, opts.End)
 			}
 			rep.Variables = append(rep.Variables, vc)
+			allValues[v.Name] = vc.Values
+			chosen, ok := vars[v.Name]
+			if !ok || len(chosen) == 0 {
+				continue
+			}
+			isAll := len(chosen) == 1 && chosen[0] == AllValue
+			switch {
+			case isAll && !v.IncludeAll, !isAll && len(chosen) > 1 && !v.Multi:
+				// The dashboard cannot hold this selection; Grafana would
+				// show the first value.
+				if isAll {
+					chosen = vc.Values
+				}
+				if len(chosen) > 0 {
+					vars[v.Name] = chosen[:1]
+				}
+			case isAll && v.AllValue == "":
+				// Without a custom all value Grafana sends every value.
+				vars[v.Name] = vc.Values
+			}
+		}
+
+		for _, q := range qs {
+			if q.DatasourceType != "prometheus" {
+				continue
+			}
+			qc := QueryCheck{Query: q}
+			for i, rv := range repeatCombinations(q.Repeat, vars, allValues) {
+				expanded := ExpandGrafanaVars(q.Expr, rv)
+				if i == 0 {
+					qc.Expanded = expanded
+				}
+				var res Result
+				var err error
+				if q.Instant {
+					res, err = c.Query(ctx, expanded, opts.End)
+				} else {
+					res, err = c.QueryRange(ctx, expanded, opts.Start, opts.End, opts.Step)
+				}
+				if err != nil {
+					qc.Err, qc.Expanded = err, expanded
+					break
+				}
+				qc.Series += res.Len()
+			}
+			rep.Queries = append(rep.Queries, qc)
 		}
 	}
 	return rep, nil
+}
+
+// repeatCombinations returns the variable sets Grafana runs a repeated
+// panel's query with: one per combination of single values of the repeat
+// variables (at most maxRepeats), or just vars for a panel without repeat.
+func repeatCombinations(repeat []string, vars, allValues map[string][]string) []map[string][]string {
+	combos := []map[string][]string{vars}
+	for _, name := range repeat {
+		values := vars[name]
+		if len(values) == 1 && values[0] == AllValue {
+			values = allValues[name]
+		}
+		if len(values) == 0 {
+			continue
+		}
+		var next []map[string][]string
+		for _, c := range combos {
+			for _, v := range values {
+				if len(next) == maxRepeats {
+					break
+				}
+				m := maps.Clone(c)
+				m[name] = []string{v}
+				next = append(next, m)
+			}
+		}
+		combos = next
+	}
+	return combos
 }

@@ -22,6 +22,10 @@ type Query struct {
 	Instant bool
 	// Format is the target's format ("time_series", "table", "heatmap").
 	Format string
+	// Repeat names the variables the panel is repeated over: its row's
+	// repeat variable first, then its own. Grafana runs the query once per
+	// value, with the variable set to that single value.
+	Repeat []string
 }
 
 // Variable is one templating variable of a dashboard.
@@ -50,6 +54,7 @@ type dashboardJSON struct {
 type panelJSON struct {
 	Type       string          `json:"type"`
 	Title      string          `json:"title"`
+	Repeat     string          `json:"repeat"`
 	Datasource *datasourceJSON `json:"datasource"`
 	Targets    []targetJSON    `json:"targets"`
 	Panels     []panelJSON     `json:"panels"` // a collapsed row holds its panels
@@ -105,10 +110,22 @@ func DashboardQueries(path string) ([]Query, error) {
 		}
 	}
 	var out []Query
-	var walk func(panels []panelJSON)
-	walk = func(panels []panelJSON) {
+	var walk func(panels []panelJSON, rowRepeat string)
+	walk = func(panels []panelJSON, rowRepeat string) {
 		for _, p := range panels {
-			walk(p.Panels)
+			if p.Type == "row" {
+				// An expanded row owns the panels after it (up to the next
+				// row); a collapsed one holds them inside.
+				rowRepeat = p.Repeat
+				walk(p.Panels, rowRepeat)
+				continue
+			}
+			var repeat []string
+			for _, r := range []string{rowRepeat, p.Repeat} {
+				if r != "" {
+					repeat = append(repeat, r)
+				}
+			}
 			for _, t := range p.Targets {
 				if strings.TrimSpace(t.Expr) == "" {
 					continue
@@ -126,11 +143,12 @@ func DashboardQueries(path string) ([]Query, error) {
 					Expr:           t.Expr,
 					Instant:        t.Instant,
 					Format:         t.Format,
+					Repeat:         repeat,
 				})
 			}
 		}
 	}
-	walk(d.Panels)
+	walk(d.Panels, "")
 	return out, nil
 }
 

@@ -12,6 +12,7 @@ func TestDashboardQueries(t *testing.T) {
 	}
 	want := []Query{
 		{Dashboard: "Test dashboard", Panel: "Panel one", PanelType: "timeseries", RefID: "A", DatasourceType: "prometheus", Expr: `up{city=~"$city"}`},
+		{Dashboard: "Test dashboard", Panel: "Repeated", PanelType: "timeseries", RefID: "A", DatasourceType: "prometheus", Expr: `up{city=~"$city", other=~"$other"}`, Repeat: []string{"city", "other"}},
 		{Dashboard: "Test dashboard", Panel: "Inside the row", PanelType: "table", RefID: "A", DatasourceType: "prometheus", Expr: `sum(up)`, Instant: true, Format: "table"},
 		{Dashboard: "Test dashboard", Panel: "Logs", PanelType: "logs", RefID: "A", DatasourceType: "loki", Expr: `{service="bantay"}`},
 	}

@@ -1,0 +1,254 @@
+package dashboards
+
+import (
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/testenv"
+)
+
+var ruleFiles = []string{"rules/bantay-recording.yml", "rules/bantay-alerts.yml"}
+
+func promtool(t *testing.T, args ...string) {
+	t.Helper()
+	bin := testenv.Binary(t, "promtool", "PROMTOOL")
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("promtool %s:\n%s", strings.Join(args, " "), out)
+}
+
+// promtool (Debian's Prometheus 2.42) accepts the rule files…
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool(t, append([]string{"check", "rules"}, ruleFiles...)...)
+}
+
+// …and every unit test in rules/tests passes.
+func TestPromtoolTestRules(t *testing.T) {
+	tests, err := filepath.Glob("rules/tests/*.yml")
+	if err != nil || len(tests) == 0 {
+		t.Fatalf("no promtool tests found (%v)", err)
+	}
+	promtool(t, append([]string{"test", "rules"}, tests...)...)
+}
+
+// The rule files must also load in the Prometheus version Bantay embeds
+// (v0.316): the collector evaluates them with that rules engine.
+func parseRules(t *testing.T) []rulefmt.RuleGroup {
+	t.Helper()
+	var groups []rulefmt.RuleGroup
+	p := parser.NewParser(parser.Options{})
+	for _, f := range ruleFiles {
+		rgs, errs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler))
+		for _, err := range errs {
+			t.Errorf("%s: %v", f, err)
+		}
+		if rgs != nil {
+			groups = append(groups, rgs.Groups...)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return groups
+}
+
+func TestRulesLoadInEmbeddedPrometheus(t *testing.T) {
+	groups := parseRules(t)
+	n := 0
+	for _, g := range groups {
+		n += len(g.Rules)
+	}
+	if n < 20 {
+		t.Errorf("only %d rules parsed", n)
+	}
+}
+
+// The embedded copies are the files on disk.
+func TestRuleFilesEmbedded(t *testing.T) {
+	for _, name := range RuleFileNames {
+		embedded, err := RuleFiles.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onDisk, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(embedded) != string(onDisk) {
+			t.Errorf("%s: embedded copy differs", name)
+		}
+	}
+}
+
+var runbookAnchor = regexp.MustCompile(`^https://github\.com/bantay-noc/bantay/blob/main/docs/RUNBOOK\.md#([a-z0-9-]+)$`)
+
+// githubAnchors returns the anchors GitHub generates for the Markdown
+// headings of a file: lower case, punctuation dropped, spaces to hyphens.
+func githubAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := regexp.MustCompile(`[^\p{L}\p{N}\- _]`)
+	anchors := map[string]bool{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		h = drop.ReplaceAllString(strings.ToLower(h), "")
+		anchors[strings.ReplaceAll(h, " ", "-")] = true
+	}
+	return anchors
+}
+
+// Every alert says how bad it is, what happened, and where its runbook
+// section is — and that section exists.
+func TestAlertsAreDocumented(t *testing.T) {
+	anchors := githubAnchors(t, "../docs/RUNBOOK.md")
+	for _, g := range parseRules(t) {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
+			}
+			for _, a := range []string{"summary", "description", "runbook_url"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("%s: no %s annotation", r.Alert, a)
+				}
+			}
+			m := runbookAnchor.FindStringSubmatch(r.Annotations["runbook_url"])
+			if m == nil {
+				t.Errorf("%s: runbook_url %q does not point into docs/RUNBOOK.md", r.Alert, r.Annotations["runbook_url"])
+				continue
+			}
+			if m[1] != strings.ToLower(r.Alert) {
+				t.Errorf("%s: runbook anchor #%s is not the alert's own section", r.Alert, m[1])
+			}
+			if !anchors[m[1]] {
+				t.Errorf("%s: docs/RUNBOOK.md has no heading for #%s", r.Alert, m[1])
+			}
+		}
+	}
+}
+
+// Every alert is exercised by an alert_rule_test and every recorded series by
+// a promql_expr_test in rules/tests.
+func TestEveryRuleIsUnitTested(t *testing.T) {
+	tests, err := filepath.Glob("rules/tests/*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, f := range tests {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+	}
+	text := all.String()
+	for _, g := range parseRules(t) {
+		for _, r := range g.Rules {
+			switch {
+			case r.Alert != "":
+				if !strings.Contains(text, "alertname: "+r.Alert+"\n") {
+					t.Errorf("alert %s has no alert_rule_test", r.Alert)
+				}
+			case !regexp.MustCompile(`(?m)^\s+- expr: .*` + regexp.QuoteMeta(r.Record) + `\b`).MatchString(text):
+				t.Errorf("recording rule %s has no promql_expr_test", r.Record)
+			}
+		}
+	}
+}
+
+// The latency thresholds double as histogram bucket bounds (the burn-rate
+// SLI counts the bucket le=<threshold>): each threshold series must carry an
+// le label equal to its value, and that value must be one of the bounds the
+// probes use.
+func TestLatencyThresholdsAreBucketBounds(t *testing.T) {
+	bounds := map[string]bool{}
+	for _, b := range promtest.LatencyBucketBounds {
+		bounds[strconv.FormatFloat(b, 'f', -1, 64)] = true
+	}
+	// The bounds in promtest must be the contract's.
+	doc, err := os.ReadFile("../docs/metric-model.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, b := range promtest.LatencyBucketBounds {
+		want = append(want, strconv.FormatFloat(b, 'f', -1, 64))
+	}
+	if !strings.Contains(string(doc), strings.Join(want, ", ")) {
+		t.Fatalf("docs/metric-model.md does not list the bucket bounds %v", want)
+	}
+
+	vectorN := regexp.MustCompile(`^vector\(([0-9.]+)\)$`)
+	classes := map[string]bool{}
+	for _, g := range parseRules(t) {
+		for _, r := range g.Rules {
+			if r.Record != "bantay:latency_threshold_milliseconds" {
+				continue
+			}
+			m := vectorN.FindStringSubmatch(strings.TrimSpace(r.Expr))
+			if m == nil {
+				t.Errorf("threshold rule %v: expr %q is not vector(<ms>)", r.Labels, r.Expr)
+				continue
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			if le := r.Labels["le"]; le != strconv.FormatFloat(v, 'f', -1, 64) {
+				t.Errorf("threshold %s: le label %q differs from the value %s", r.Labels["route_class"], le, m[1])
+			}
+			if !bounds[r.Labels["le"]] {
+				t.Errorf("threshold %s: %s ms is not a histogram bucket bound", r.Labels["route_class"], r.Labels["le"])
+			}
+			classes[r.Labels["route_class"]] = true
+		}
+	}
+	for _, c := range []string{"intra_island", "inter_island"} {
+		if !classes[c] {
+			t.Errorf("no latency threshold for route class %s", c)
+		}
+	}
+}
+
+// The example Alertmanager configuration is valid for Debian's Alertmanager.
+func TestAlertmanagerExampleConfig(t *testing.T) {
+	bin := testenv.Binary(t, "amtool", "AMTOOL")
+	out, err := exec.Command(bin, "check-config", "alertmanager/alertmanager.yml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("amtool check-config: %v\n%s", err, out)
+	}
+	// Every alert named in it exists.
+	b, _ := os.ReadFile("alertmanager/alertmanager.yml")
+	alerts := map[string]bool{}
+	for _, g := range parseRules(t) {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				alerts[r.Alert] = true
+			}
+		}
+	}
+	for _, m := range regexp.MustCompile(`Bantay[A-Za-z]+`).FindAllString(string(b), -1) {
+		if !alerts[m] {
+			t.Errorf("alertmanager.yml names %s, which is no alert", m)
+		}
+	}
+}
