@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/echo"
 )
 
@@ -96,5 +99,62 @@ func TestReflect(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("reflect did not stop on cancel")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while run writes logs to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunWithoutCollector runs the real command with no collector: it keeps
+// measuring, logs the outage, and on shutdown exits 1 because the last
+// measurements could not be delivered.
+func TestRunWithoutCollector(t *testing.T) {
+	cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
+	os.WriteFile(cfgPath, []byte(`
+probe: {id: mnl-01, city: Manila}
+collector: {endpoint: "`+testenv.FreeAddr(t)+`", tls: {insecure: true}, export_interval: 100ms, timeout: 200ms}
+uplinks: [{name: globe-5g, carrier: Globe, network_type: 5g}]
+targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t)+`", interval: 50ms, timeout: 20ms}]
+`), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfgPath, "--log-format", "json"}, io.Discard, stderr) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "collector unreachable"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no outage logged:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(stderr.String(), "final export not delivered") {
+			t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop on cancel")
+	}
+	if n := strings.Count(stderr.String(), `"msg":"collector unreachable`); n != 1 {
+		t.Errorf("outage logged %d times:\n%s", n, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"probe failing","uplink":"globe-5g","target":"t","reason":"refused"`) {
+		t.Errorf("refused target not logged as such:\n%s", stderr.String())
 	}
 }
