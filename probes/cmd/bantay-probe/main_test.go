@@ -135,7 +135,9 @@ targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t
 	defer cancel()
 	stderr := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfgPath, "--log-format", "json"}, io.Discard, stderr) }()
+	go func() {
+		done <- run(ctx, []string{"run", "--config", cfgPath, "--log-format", "json"}, io.Discard, stderr)
+	}()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "collector unreachable"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("no outage logged:\n%s", stderr.String())
