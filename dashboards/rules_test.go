@@ -339,3 +339,68 @@ func TestRulesEvaluateInPrometheus(t *testing.T) {
 		t.Errorf("Manila -> Baguio p50 = %v (%v), want about 9 ms", v, err)
 	}
 }
+
+// With the example Alertmanager configuration, a carrier-wide alert
+// suppresses the per-path alerts of that carrier (but not of others), so one
+// carrier problem pages once.
+func TestAlertmanagerInhibitsPathAlertsUnderCarrierAlert(t *testing.T) {
+	sink := promtest.NewWebhookSink(t)
+	cfg, err := os.ReadFile("alertmanager/alertmanager.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example's receivers are placeholders; send both to the test's sink.
+	text := regexp.MustCompile(`http://127\.0\.0\.1:9095/\w+`).ReplaceAllString(string(cfg), sink.URL)
+	cfgFile := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(cfgFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	am := promtest.StartAlertmanager(t, "--config.file="+cfgFile)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	path := func(carrier, dst string) promtest.PostableAlert {
+		return promtest.PostableAlert{Labels: map[string]string{
+			"alertname": "BantayPathLatencySLOBreach", "severity": "warning",
+			"src_city": "Cebu", "dst_city": dst, "carrier": carrier, "network_type": "4g",
+		}}
+	}
+	alerts := []promtest.PostableAlert{
+		{Labels: map[string]string{"alertname": "BantayCarrierDegraded", "severity": "critical", "carrier": "Smart"}},
+		path("Smart", "Manila"), path("Smart", "Davao"), path("Globe", "Manila"),
+	}
+	if err := am.PostAlerts(ctx, alerts); err != nil {
+		t.Fatal(err)
+	}
+	// Inhibition is decided as Alertmanager processes the alerts; poll the
+	// API (bounded) until every alert has a final state.
+	var got []promtest.GettableAlert
+	for range 100 {
+		if got, err = am.Alerts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		settled := len(got) == len(alerts)
+		for _, a := range got {
+			settled = settled && a.Status.State != "unprocessed"
+		}
+		if settled {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	state := map[string]string{}
+	for _, a := range got {
+		state[a.Labels["alertname"]+"/"+a.Labels["carrier"]+"/"+a.Labels["dst_city"]] = a.Status.State
+	}
+	want := map[string]string{
+		"BantayCarrierDegraded/Smart/":            "active",
+		"BantayPathLatencySLOBreach/Smart/Manila": "suppressed",
+		"BantayPathLatencySLOBreach/Smart/Davao":  "suppressed",
+		"BantayPathLatencySLOBreach/Globe/Manila": "active",
+	}
+	for k, w := range want {
+		if state[k] != w {
+			t.Errorf("%s: state %q, want %q (all: %v)", k, state[k], w, state)
+		}
+	}
+}

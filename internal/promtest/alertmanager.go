@@ -118,7 +118,9 @@ type GettableAlert struct {
 	StartsAt    time.Time         `json:"startsAt"`
 	EndsAt      time.Time         `json:"endsAt"`
 	Status      struct {
-		State string `json:"state"` // active, suppressed, unprocessed
+		State       string   `json:"state"` // active, suppressed, unprocessed
+		InhibitedBy []string `json:"inhibitedBy"`
+		SilencedBy  []string `json:"silencedBy"`
 	} `json:"status"`
 }
 
