@@ -176,16 +176,22 @@ func TestDashboardQueriesParse(t *testing.T) {
 					all[k] = v
 				}
 				for _, q := range qs {
-					expanded := promtest.ExpandGrafanaVars(q.Expr, all)
-					if strings.Contains(expanded, "$") && !strings.Contains(q.Expr, `"$1"`) {
-						t.Errorf("%s / %s: unexpanded variable in %s", f, q.Panel, expanded)
-					}
-					if q.DatasourceType != "prometheus" {
-						continue
-					}
-					n++
-					if _, err := p.ParseExpr(expanded); err != nil {
-						t.Errorf("%s / %s [%s]: %v\n    %s", f, q.Panel, q.RefID, err, expanded)
+					// Both with the variables' definitions (exactly as
+					// Grafana) and without (every value list as given).
+					for _, expanded := range []string{
+						promtest.ExpandDashboardVars(q.Expr, all, vars),
+						promtest.ExpandGrafanaVars(q.Expr, all),
+					} {
+						if strings.Contains(expanded, "$") && !strings.Contains(q.Expr, `"$1"`) {
+							t.Errorf("%s / %s: unexpanded variable in %s", f, q.Panel, expanded)
+						}
+						if q.DatasourceType != "prometheus" {
+							continue
+						}
+						n++
+						if _, err := p.ParseExpr(expanded); err != nil {
+							t.Errorf("%s / %s [%s]: %v\n    %s", f, q.Panel, q.RefID, err, expanded)
+						}
 					}
 				}
 				for _, v := range vars {
@@ -197,7 +203,7 @@ func TestDashboardQueriesParse(t *testing.T) {
 						t.Errorf("%s: variable %s: %v", f, v.Name, err)
 						continue
 					}
-					if _, err := p.ParseMetricSelector(promtest.ExpandGrafanaVars(sel, all)); err != nil {
+					if _, err := p.ParseMetricSelector(promtest.ExpandDashboardVars(sel, all, vars)); err != nil {
 						t.Errorf("%s: variable %s selector: %v", f, v.Name, err)
 					}
 				}

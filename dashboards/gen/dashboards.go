@@ -132,15 +132,17 @@ func step(value *float64, color string) dashboard.Threshold {
 	return dashboard.Threshold{Value: value, Color: color}
 }
 
-// latencyHeatmap is a heatmap of the histogram buckets: increase per bucket
-// per interval, drawn by Grafana as the classic Prometheus heatmap.
+// latencyHeatmap is a heatmap of the histogram buckets: the rate of each
+// bucket, which Grafana's "heatmap" format turns into per-bucket counts (it
+// subtracts the cumulative buckets) and draws as the classic Prometheus
+// heatmap.
 func latencyHeatmap(title, sel string) *heatmap.PanelBuilder {
 	return heatmap.NewPanelBuilder().
 		Title(title).
 		Datasource(promDS()).
 		WithTarget(prometheus.NewDataqueryBuilder().
 			Datasource(promDS()).
-			Expr(fmt.Sprintf(`sum by (le) (increase(network_latency_milliseconds_bucket{%s}[$__rate_interval]))`, sel)).
+			Expr(fmt.Sprintf(`sum by (le) (rate(network_latency_milliseconds_bucket{%s}[$__rate_interval]))`, sel)).
 			Format(prometheus.PromQueryFormatHeatmap).
 			LegendFormat("{{le}}").
 			Range()).

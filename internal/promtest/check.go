@@ -120,7 +120,7 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 			} else {
 				var match []string
 				if sel != "" {
-					match = []string{ExpandGrafanaVars(sel, vars)}
+					match = []string{ExpandDashboardVars(sel, vars, vs)}
 				}
 				vc.Values, vc.Err = c.LabelValues(ctx, label, match, opts.Start, opts.End)
 			}
@@ -153,7 +153,7 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 			}
 			qc := QueryCheck{Query: q}
 			for i, rv := range repeatCombinations(q.Repeat, vars, allValues) {
-				expanded := ExpandGrafanaVars(q.Expr, rv)
+				expanded := ExpandDashboardVars(q.Expr, rv, vs)
 				if i == 0 {
 					qc.Expanded = expanded
 				}

@@ -37,6 +37,24 @@ var grafanaVariable = regexp.MustCompile(`\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{
 // Variables not in vars are left as they are, as Grafana does, so that a
 // parser downstream reports them.
 func ExpandGrafanaVars(expr string, vars map[string][]string) string {
+	return expand(expr, vars, nil)
+}
+
+// ExpandDashboardVars is ExpandGrafanaVars with the dashboard's variable
+// definitions (from DashboardVariables), which make the expansion exact: a
+// variable that is multi-value or offers "All" is regex-escaped even when one
+// value is selected, as Grafana does, and "All" becomes the variable's own
+// custom all value. Variables without a definition (or not in defs) are
+// treated as by ExpandGrafanaVars.
+func ExpandDashboardVars(expr string, vars map[string][]string, defs []Variable) string {
+	byName := make(map[string]Variable, len(defs))
+	for _, d := range defs {
+		byName[d.Name] = d
+	}
+	return expand(expr, vars, byName)
+}
+
+func expand(expr string, vars map[string][]string, defs map[string]Variable) string {
 	return grafanaVariable.ReplaceAllStringFunc(expr, func(m string) string {
 		sub := grafanaVariable.FindStringSubmatch(m)
 		name, format := sub[1], ""
@@ -53,14 +71,22 @@ func ExpandGrafanaVars(expr string, vars map[string][]string) string {
 		if strings.HasPrefix(name, "__") {
 			return strings.Join(values, ",")
 		}
+		def, hasDef := defs[name]
 		if len(values) == 1 && values[0] == AllValue {
+			if hasDef && def.AllValue != "" {
+				return def.AllValue
+			}
 			return ".*"
 		}
-		return formatVariable(values, format)
+		multi := len(values) > 1
+		if hasDef {
+			multi = def.Multi || def.IncludeAll
+		}
+		return formatVariable(values, format, multi)
 	})
 }
 
-func formatVariable(values []string, format string) string {
+func formatVariable(values []string, format string, multi bool) string {
 	switch format {
 	case "regex":
 		// Grafana's regex formatter escapes for a regexp, not for a PromQL
@@ -89,10 +115,14 @@ func formatVariable(values []string, format string) string {
 		return "{" + strings.Join(values, ",") + "}"
 	}
 	// Grafana's Prometheus data source, interpolateQueryExpr.
-	if len(values) == 1 {
-		return prometheusRegularEscape(values[0])
+	if !multi {
+		return prometheusRegularEscape(strings.Join(values, ","))
 	}
-	return "(" + strings.Join(mapStrings(values, prometheusSpecialRegexEscape), "|") + ")"
+	escaped := mapStrings(values, prometheusSpecialRegexEscape)
+	if len(escaped) == 1 {
+		return escaped[0]
+	}
+	return "(" + strings.Join(escaped, "|") + ")"
 }
 
 // prometheusRegularEscape is Grafana's function of the same name, in its

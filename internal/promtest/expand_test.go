@@ -77,6 +77,29 @@ func TestExpandGrafanaVarsMatchesValues(t *testing.T) {
 	}
 }
 
+// With the variable definitions, a multi-value variable with one selected
+// value is still regex-escaped, a single-value one is not, and "All" is the
+// variable's own all value.
+func TestExpandDashboardVars(t *testing.T) {
+	defs := []Variable{
+		{Name: "multi", Multi: true},
+		{Name: "withall", IncludeAll: true, AllValue: "[A-Z].*"},
+		{Name: "single"},
+	}
+	vars := map[string][]string{"multi": {"a.b"}, "withall": {AllValue}, "single": {"a.b"}, "undefined": {"a.b"}}
+	cases := []struct{ in, want string }{
+		{`$multi`, `a\\.b`},
+		{`$withall`, `[A-Z].*`},
+		{`$single`, `a.b`},
+		{`$undefined`, `a.b`},
+	}
+	for _, c := range cases {
+		if got := ExpandDashboardVars(c.in, vars, defs); got != c.want {
+			t.Errorf("ExpandDashboardVars(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
 func TestBuiltinVars(t *testing.T) {
 	v := BuiltinVars(30*time.Second, 6*time.Hour, 15*time.Second)
 	want := map[string]string{
