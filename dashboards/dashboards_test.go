@@ -329,3 +329,40 @@ func TestDashboardsReturnDataFromPrometheus(t *testing.T) {
 		}
 	}
 }
+
+// Loki queries select streams only by the labels the events exporter sets
+// (docs/loki.md): anything else would match no stream.
+func TestLokiQueriesUseEventLabels(t *testing.T) {
+	allowed := map[string]bool{"service": true, "kind": true, "src_city": true, "carrier": true, "island_group": true}
+	selector := regexp.MustCompile(`^\{([^}]*)\}`)
+	matcher := regexp.MustCompile(`(\w+)\s*(=~|!~|!=|=)\s*"`)
+	n := 0
+	for _, f := range dashboardFiles(t) {
+		qs, err := promtest.DashboardQueries(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			if q.DatasourceType != "loki" {
+				continue
+			}
+			n++
+			m := selector.FindStringSubmatch(q.Expr)
+			if m == nil {
+				t.Errorf("%s / %s: %q does not start with a stream selector", f, q.Panel, q.Expr)
+				continue
+			}
+			if !strings.Contains(m[1], `service="bantay"`) {
+				t.Errorf("%s / %s: %q does not select service=\"bantay\"", f, q.Panel, q.Expr)
+			}
+			for _, lm := range matcher.FindAllStringSubmatch(m[1], -1) {
+				if !allowed[lm[1]] {
+					t.Errorf("%s / %s: label %s is not an events label", f, q.Panel, lm[1])
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no Loki queries found")
+	}
+}

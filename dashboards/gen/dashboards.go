@@ -172,6 +172,8 @@ func lossExpr(by, sel, window string) string {
 	return fmt.Sprintf(`(sum by (%[1]s) (rate(bantay_probe_failures_total{%[2]s}[%[3]s])) or 0 * sum by (%[1]s) (rate(bantay_probe_attempts_total{%[2]s}[%[3]s]))) / sum by (%[1]s) (rate(bantay_probe_attempts_total{%[2]s}[%[3]s]))`, by, sel, window)
 }
 
+// eventsPanel shows Bantay's events; the stream labels (service, kind,
+// src_city, carrier, island_group) and kinds are those of docs/loki.md.
 func eventsPanel(title, logQL string) *logs.PanelBuilder {
 	return logs.NewPanelBuilder().
 		Title(title).
@@ -210,8 +212,8 @@ func latencyHeatmapDashboard() *dashboard.DashboardBuilder {
 		WithPanel(latencyHeatmap("$src_city → $dst_city", pathSelRow).
 			Repeat("dst_city").RepeatDirection(dashboard.PanelRepeatDirectionH).MaxPerRow(4).Span(6)).
 		WithRow(dashboard.NewRowBuilder("Events")).
-		WithPanel(eventsPanel("Events for the selected cities and carriers",
-			`{service="bantay", src_city=~"$src_city", carrier=~"$carrier"}`))
+		WithPanel(eventsPanel("Path events for the selected cities and carriers",
+			`{service="bantay", kind=~"path_degraded|path_recovered", src_city=~"$src_city", carrier=~"$carrier"}`))
 }
 
 func cityMatrixDashboard() *dashboard.DashboardBuilder {
@@ -402,7 +404,7 @@ func probeHealthDashboard() *dashboard.DashboardBuilder {
 			Height(9).
 			Span(24)).
 		WithRow(dashboard.NewRowBuilder("Events")).
-		WithPanel(eventsPanel("Probe events", `{service="bantay", src_city=~"$src_city", carrier=~"$carrier"}`))
+		WithPanel(eventsPanel("Probe events", `{service="bantay", kind=~"probe_failure|probe_rejected|path_stale|path_back", src_city=~"$src_city", carrier=~"$carrier"}`))
 }
 
 func collectorHealthDashboard() *dashboard.DashboardBuilder {
@@ -458,7 +460,7 @@ func collectorHealthDashboard() *dashboard.DashboardBuilder {
 			Height(8).
 			Span(12)).
 		WithRow(dashboard.NewRowBuilder("Events")).
-		WithPanel(eventsPanel("Collector events", `{service="bantay"}`))
+		WithPanel(eventsPanel("Collector events", `{service="bantay", kind=~"probe_rejected|rules_reloaded|events_suppressed"}`))
 }
 
 // generated is every dashboard, by file name under grafana/.
