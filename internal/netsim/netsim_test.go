@@ -29,7 +29,7 @@ func median(t *testing.T, n int, p prober.Prober) time.Duration {
 	t.Helper()
 	var ds []time.Duration
 	for range n {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		d, err := p.Probe(ctx)
 		cancel()
 		if err != nil {
@@ -39,6 +39,21 @@ func median(t *testing.T, n int, p prober.Prober) time.Duration {
 	}
 	slices.Sort(ds)
 	return ds[len(ds)/2]
+}
+
+// checkInjected compares the median through an impaired profile with the
+// median of an unimpaired source on the same proxy. Every impaired sample
+// is at least base (two halves, each at least base/2), so that bound is
+// exact. The others are generous and relative, so a loaded machine, which
+// slows both sources alike, does not fail them.
+func checkInjected(t *testing.T, slow, fast, base time.Duration) {
+	t.Helper()
+	if slow < base {
+		t.Errorf("impaired median %v is below the profile's base %v", slow, base)
+	}
+	if extra := slow - fast; extra < base/2 || extra > 5*base+200*time.Millisecond {
+		t.Errorf("impaired median %v vs unimpaired %v: injected about %v, want about %v", slow, fast, extra, base)
+	}
 }
 
 func startReflector(t *testing.T) string {
@@ -66,14 +81,7 @@ func TestUDPProxyDelay(t *testing.T) {
 
 	slow, _ := prober.NewUDP(proxy.Addr().String(), prober.Options{ProbeID: "t", BindAddress: impaired})
 	fast, _ := prober.NewUDP(proxy.Addr().String(), prober.Options{ProbeID: "t", BindAddress: clean})
-	// Every sample is at least Base (two halves, each at least Base/2), so
-	// the lower bound is exact; the upper bound is only generous.
-	if m := median(t, 21, slow); m < base || m > 3*base+50*time.Millisecond {
-		t.Errorf("impaired median RTT %v, want about %v", m, base)
-	}
-	if m := median(t, 21, fast); m >= base {
-		t.Errorf("unimpaired source median RTT %v, want well under %v", m, base)
-	}
+	checkInjected(t, median(t, 21, slow), median(t, 21, fast), base)
 }
 
 func TestUDPProxyLoss(t *testing.T) {
@@ -171,12 +179,7 @@ func TestTCPProxyDelaysHTTP(t *testing.T) {
 	url := "http://" + proxy.Addr().String() + "/"
 	slow := prober.NewHTTP(url, 200, false, prober.Options{BindAddress: impaired})
 	fast := prober.NewHTTP(url, 200, false, prober.Options{BindAddress: clean})
-	if m := median(t, 21, slow); m < base || m > 3*base+50*time.Millisecond {
-		t.Errorf("impaired median HTTP time %v, want about %v", m, base)
-	}
-	if m := median(t, 21, fast); m >= base {
-		t.Errorf("unimpaired median HTTP time %v, want well under %v", m, base)
-	}
+	checkInjected(t, median(t, 21, slow), median(t, 21, fast), base)
 }
 
 // TestTCPProxyIntegrity pushes 2 MiB each way through a jittery, lossy

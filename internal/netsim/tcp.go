@@ -33,6 +33,7 @@ type TCPProxy struct {
 	conns map[net.Conn]struct{}
 
 	forwarded, lost, evicted atomic.Uint64
+	active                   atomic.Int64 // connections being proxied
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -61,10 +62,7 @@ func (p *TCPProxy) Addr() net.Addr { return p.listener.Addr() }
 // Stats returns a snapshot of the counters (Forwarded counts connections,
 // Lost counts chunks that paid a retransmission timeout).
 func (p *TCPProxy) Stats() Stats {
-	p.mu.Lock()
-	n := len(p.conns) / 2
-	p.mu.Unlock()
-	return Stats{Forwarded: p.forwarded.Load(), Lost: p.lost.Load(), Evicted: p.evicted.Load(), Flows: n}
+	return Stats{Forwarded: p.forwarded.Load(), Lost: p.lost.Load(), Evicted: p.evicted.Load(), Flows: int(p.active.Load())}
 }
 
 func (p *TCPProxy) serve() {
@@ -77,14 +75,13 @@ func (p *TCPProxy) serve() {
 			}
 			continue
 		}
-		p.mu.Lock()
-		full := len(p.conns)/2 >= p.opts.MaxFlows
-		p.mu.Unlock()
-		if full {
+		// Only this goroutine increments, so check-then-add is exact.
+		if p.active.Load() >= int64(p.opts.MaxFlows) {
 			p.evicted.Add(1)
 			c.Close()
 			continue
 		}
+		p.active.Add(1)
 		p.wg.Add(1)
 		go p.handle(c)
 	}
@@ -109,6 +106,7 @@ func (p *TCPProxy) untrack(c net.Conn) {
 
 func (p *TCPProxy) handle(client net.Conn) {
 	defer p.wg.Done()
+	defer p.active.Add(-1)
 	defer client.Close()
 	var src netip.Addr
 	if a, ok := client.RemoteAddr().(*net.TCPAddr); ok {

@@ -54,11 +54,15 @@ type uplink struct {
 	jobs     []*job
 }
 
-// New builds an agent from a validated config: the probers, one exporter and
-// MeterProvider per uplink. Nothing is measured or sent until Run.
+// New builds an agent: the probers, one exporter and MeterProvider per
+// uplink. Nothing is measured or sent until Run. cfg is validated first (as
+// config.Load does, filling defaults), so a Config built in code works too.
 func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	a := &Agent{cfg: cfg, logger: logger}
 	for _, u := range cfg.Uplinks {
@@ -101,7 +105,10 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	}
 	opts := prober.Options{ProbeID: a.cfg.Probe.ID}
 	if u.BindAddress != "" {
-		opts.BindAddress = netip.MustParseAddr(u.BindAddress) // validated by config
+		if opts.BindAddress, err = netip.ParseAddr(u.BindAddress); err != nil {
+			provider.Shutdown(context.Background())
+			return nil, fmt.Errorf("bind_address: %w", err)
+		}
 	}
 	for _, t := range a.cfg.Targets {
 		p, err := prober.New(t, opts)

@@ -198,6 +198,19 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
+// Validate checks a Config built in code (Load and Parse already did),
+// filling defaults and canonical names as Parse does. It is idempotent.
+func (c *Config) Validate() error {
+	if probs := c.validate(); len(probs) > 0 {
+		name := c.File
+		if name == "" {
+			name = "probe config"
+		}
+		return &Error{File: name, Problems: probs}
+	}
+	return nil
+}
+
 // decodeProblems turns yaml's errors ("line 7: field intervall not found in
 // type config.Target") into problems without repeating "yaml:".
 func decodeProblems(err error) []Problem {

@@ -102,6 +102,8 @@ func TestValidationErrors(t *testing.T) {
 		{"bad carrier", "carrier: Globe", "carrier: Telstra", "probe.yaml:9: uplinks[0].carrier: \"Telstra\" is not a known carrier"},
 		{"bad network type", "network_type: 5g", "network_type: 3g", "probe.yaml:10: uplinks[0].network_type: \"3g\" is not a known network type"},
 		{"bad bind address", "bind_address: 127.0.1.1", "bind_address: eth0", "probe.yaml:11: uplinks[0].bind_address: \"eth0\" is not an IP address"},
+		{"same bind address twice", "targets:\n", "  - {name: b, carrier: PLDT, network_type: fiber, bind_address: 127.0.1.1}\ntargets:\n", "probe.yaml:12: uplinks[1].bind_address: 127.0.1.1 is also the bind_address of uplinks[0]"},
+		{"same uplink kind twice", "targets:\n", "  - {name: b, carrier: Globe Telecom, network_type: NR}\ntargets:\n", "probe.yaml:12: uplinks[1]: carrier Globe with network_type 5g is already uplinks[0]"},
 		{"bad method", "method: tcp", "method: icmp", "probe.yaml:23: targets[2].method: \"icmp\" is not one of tcp, http, udp"},
 		{"bad dst city", "dst_city: Baguio", "dst_city: Atlantis", "probe.yaml:22: targets[2].dst_city: \"Atlantis\" is not a city"},
 		{"duplicate target", "name: c", "name: a", "probe.yaml:21: targets[2].name: \"a\" is used twice"},
@@ -126,6 +128,28 @@ func TestValidationErrors(t *testing.T) {
 				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestValidateConfigBuiltInCode(t *testing.T) {
+	cfg := &Config{
+		Probe:     Probe{ID: "dvo-01", City: "Davao City"},
+		Collector: Collector{Endpoint: "127.0.0.1:4317", TLS: TLS{Insecure: true}},
+		Uplinks:   []Uplink{{Name: "dito", Carrier: "dito", NetworkType: "lte"}},
+		Targets:   []Target{{Name: "t", DstCity: "mnl", Method: "udp", Address: "127.0.0.1:7001"}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("second Validate: %v", err)
+	}
+	if cfg.Probe.City != "Davao" || cfg.Uplinks[0].Carrier != "DITO" || cfg.Targets[0].DstCity != "Manila" || cfg.Targets[0].Interval != DefaultInterval {
+		t.Errorf("not canonicalised and defaulted: %+v", cfg)
+	}
+	cfg.Targets[0].Method = "icmp"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "probe config: targets[0].method") {
+		t.Errorf("bad method: %v", err)
 	}
 }
 

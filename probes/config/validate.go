@@ -61,6 +61,8 @@ func (c *Config) validate() []Problem {
 		v.add("uplinks", "at least one uplink is required")
 	}
 	uplinkNames := map[string]bool{}
+	binds := map[string]int{}
+	kinds := map[[2]string]int{}
 	for i := range c.Uplinks {
 		u := &c.Uplinks[i]
 		p := fmt.Sprintf("uplinks[%d]", i)
@@ -82,7 +84,19 @@ func (c *Config) validate() []Problem {
 		if u.BindAddress != "" {
 			if _, err := netip.ParseAddr(u.BindAddress); err != nil {
 				v.add(p+".bind_address", "%q is not an IP address", u.BindAddress)
+			} else if j, dup := binds[u.BindAddress]; dup {
+				v.add(p+".bind_address", "%s is also the bind_address of uplinks[%d]; two uplinks on one address measure the same path", u.BindAddress, j)
+			} else {
+				binds[u.BindAddress] = i
 			}
+		}
+		// The collector tells a probe's uplinks apart by carrier and network
+		// type only, so two alike would merge into one series in the store.
+		kind := [2]string{u.Carrier, u.NetworkType}
+		if j, dup := kinds[kind]; dup && u.Carrier != "" && u.NetworkType != "" {
+			v.add(p, "carrier %s with network_type %s is already uplinks[%d]; the collector could not tell them apart", u.Carrier, u.NetworkType, j)
+		} else {
+			kinds[kind] = i
 		}
 	}
 

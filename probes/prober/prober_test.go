@@ -115,7 +115,7 @@ func TestTCP(t *testing.T) {
 	}()
 
 	p := NewTCP(l.Addr().String(), Options{BindAddress: netip.MustParseAddr("127.0.0.2")})
-	d, err, _ := probe(t, p, 5*time.Second)
+	d, err, _ := probe(t, p, 30*time.Second)
 	if err != nil || d <= 0 {
 		t.Fatalf("tcp probe: %v, %v", d, err)
 	}
@@ -123,8 +123,8 @@ func TestTCP(t *testing.T) {
 		t.Errorf("connection came from %s, want the bind address 127.0.0.2", from)
 	}
 
-	wantReason(t, NewTCP(closedPort(t, "tcp"), Options{}), 5*time.Second, ReasonRefused)
-	wantReason(t, NewTCP("nonexistent.invalid.:80", Options{Resolver: nxdomainResolver(t)}), 5*time.Second, ReasonDNS)
+	wantReason(t, NewTCP(closedPort(t, "tcp"), Options{}), 30*time.Second, ReasonRefused)
+	wantReason(t, NewTCP("nonexistent.invalid.:80", Options{Resolver: nxdomainResolver(t)}), 30*time.Second, ReasonDNS)
 }
 
 func TestHTTP(t *testing.T) {
@@ -153,7 +153,7 @@ func TestHTTP(t *testing.T) {
 	defer tlsSrv.Close()
 
 	bound := Options{BindAddress: netip.MustParseAddr("127.0.0.3")}
-	if d, err, _ := probe(t, NewHTTP(srv.URL+"/ok", 200, false, bound), 5*time.Second); err != nil || d <= 0 {
+	if d, err, _ := probe(t, NewHTTP(srv.URL+"/ok", 200, false, bound), 30*time.Second); err != nil || d <= 0 {
 		t.Fatalf("http probe: %v, %v", d, err)
 	}
 	mu.Lock()
@@ -162,20 +162,20 @@ func TestHTTP(t *testing.T) {
 	}
 	mu.Unlock()
 
-	if _, err, _ := probe(t, NewHTTP(srv.URL+"/moved", 0, false, Options{}), 5*time.Second); err != nil {
+	if _, err, _ := probe(t, NewHTTP(srv.URL+"/moved", 0, false, Options{}), 30*time.Second); err != nil {
 		t.Errorf("a 302 must pass the default status check: %v", err)
 	}
-	wantReason(t, NewHTTP(srv.URL+"/fail", 0, false, Options{}), 5*time.Second, ReasonHTTPStatus)
-	wantReason(t, NewHTTP(srv.URL+"/moved", 200, false, Options{}), 5*time.Second, ReasonHTTPStatus)
+	wantReason(t, NewHTTP(srv.URL+"/fail", 0, false, Options{}), 30*time.Second, ReasonHTTPStatus)
+	wantReason(t, NewHTTP(srv.URL+"/moved", 200, false, Options{}), 30*time.Second, ReasonHTTPStatus)
 	wantReason(t, NewHTTP(srv.URL+"/slow", 0, false, Options{}), 300*time.Millisecond, ReasonTimeout)
-	wantReason(t, NewHTTP("http://"+closedPort(t, "tcp")+"/", 0, false, Options{}), 5*time.Second, ReasonRefused)
-	wantReason(t, NewHTTP("http://nonexistent.invalid./", 0, false, Options{Resolver: nxdomainResolver(t)}), 5*time.Second, ReasonDNS)
+	wantReason(t, NewHTTP("http://"+closedPort(t, "tcp")+"/", 0, false, Options{}), 30*time.Second, ReasonRefused)
+	wantReason(t, NewHTTP("http://nonexistent.invalid./", 0, false, Options{Resolver: nxdomainResolver(t)}), 30*time.Second, ReasonDNS)
 
 	// TLS: https to a plain HTTP server, and to an untrusted certificate.
 	plainAsTLS := "https://" + srv.Listener.Addr().String() + "/ok"
-	wantReason(t, NewHTTP(plainAsTLS, 0, false, Options{}), 5*time.Second, ReasonTLS)
-	wantReason(t, NewHTTP(tlsSrv.URL+"/ok", 0, false, Options{}), 5*time.Second, ReasonTLS)
-	if _, err, _ := probe(t, NewHTTP(tlsSrv.URL+"/ok", 200, true, Options{}), 5*time.Second); err != nil {
+	wantReason(t, NewHTTP(plainAsTLS, 0, false, Options{}), 30*time.Second, ReasonTLS)
+	wantReason(t, NewHTTP(tlsSrv.URL+"/ok", 0, false, Options{}), 30*time.Second, ReasonTLS)
+	if _, err, _ := probe(t, NewHTTP(tlsSrv.URL+"/ok", 200, true, Options{}), 30*time.Second); err != nil {
 		t.Errorf("https with insecure_skip_verify: %v", err)
 	}
 }
@@ -194,7 +194,7 @@ func TestUDPWithReflector(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if d, err, _ := probe(t, p, 5*time.Second); err != nil || d <= 0 {
+		if d, err, _ := probe(t, p, 30*time.Second); err != nil || d <= 0 {
 			t.Fatalf("udp probe: %v, %v", d, err)
 		}
 	}
@@ -246,7 +246,7 @@ func TestUDPMatchesBySequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		d, err, _ := probe(t, p, 5*time.Second)
+		d, err, _ := probe(t, p, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,10 +269,10 @@ func TestUDPFailures(t *testing.T) {
 	wantReason(t, p, 200*time.Millisecond, ReasonTimeout)
 
 	p, _ = NewUDP(closedPort(t, "udp"), Options{ProbeID: "p"})
-	wantReason(t, p, 5*time.Second, ReasonRefused)
+	wantReason(t, p, 30*time.Second, ReasonRefused)
 
 	p, _ = NewUDP("nonexistent.invalid.:7001", Options{ProbeID: "p", Resolver: nxdomainResolver(t)})
-	wantReason(t, p, 5*time.Second, ReasonDNS)
+	wantReason(t, p, 30*time.Second, ReasonDNS)
 
 	if _, err := NewUDP("127.0.0.1:1", Options{}); err == nil {
 		t.Error("NewUDP accepted an empty probe id")

@@ -45,6 +45,8 @@ type Stats struct {
 	Dropped map[string]uint64
 	// SendErrors counts replies the kernel refused to send.
 	SendErrors uint64
+	// ReadErrors counts failed socket reads (the reflector keeps serving).
+	ReadErrors uint64
 }
 
 // Reflector answers echo requests on one UDP socket.
@@ -52,12 +54,13 @@ type Reflector struct {
 	conn   net.PacketConn
 	logger *slog.Logger
 
-	received, reflected, sendErrors atomic.Uint64
-	dropped                         map[string]*atomic.Uint64
+	received, reflected, sendErrors, readErrors atomic.Uint64
+	dropped                                     map[string]*atomic.Uint64
 
 	logMu         sync.Mutex
 	lastGarbage   time.Time
 	droppedLogged uint64
+	lastReadError time.Time
 
 	closeOnce sync.Once
 }
@@ -86,8 +89,8 @@ func New(conn net.PacketConn, logger *slog.Logger) *Reflector {
 // Addr is the address the reflector listens on.
 func (r *Reflector) Addr() net.Addr { return r.conn.LocalAddr() }
 
-// Serve answers requests until ctx is cancelled or Close is called. It
-// returns nil on a clean stop and the socket error otherwise.
+// Serve answers requests until ctx is cancelled or Close is called, and
+// then returns nil. Socket errors are counted and logged, never fatal.
 func (r *Reflector) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { r.Close() })
 	defer stop()
@@ -100,11 +103,13 @@ func (r *Reflector) Serve(ctx context.Context) error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
+			// Anything else (e.g. a queued ICMP error) is transient for a
+			// datagram socket: count it and keep serving, slowly enough
+			// that a persistent error cannot spin a core.
+			r.readErrors.Add(1)
+			r.logReadError(err)
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		r.received.Add(1)
 		reply, reason := handle(buf[:n])
@@ -157,6 +162,15 @@ func (r *Reflector) drop(reason string, from net.Addr) {
 	r.lastGarbage, r.droppedLogged = now, total
 }
 
+func (r *Reflector) logReadError(err error) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if now := time.Now(); r.lastReadError.IsZero() || now.Sub(r.lastReadError) >= garbageLogEvery {
+		r.logger.Warn("reading from the socket failed; still serving", "error", err, "read_errors_total", r.readErrors.Load())
+		r.lastReadError = now
+	}
+}
+
 func (r *Reflector) totalDropped() uint64 {
 	var n uint64
 	for _, c := range r.dropped {
@@ -171,6 +185,7 @@ func (r *Reflector) Stats() Stats {
 		Received:   r.received.Load(),
 		Reflected:  r.reflected.Load(),
 		SendErrors: r.sendErrors.Load(),
+		ReadErrors: r.readErrors.Load(),
 		Dropped:    make(map[string]uint64, len(r.dropped)),
 	}
 	for reason, c := range r.dropped {

@@ -67,7 +67,12 @@ func TestReflectsRequestsAndDropsGarbage(t *testing.T) {
 	if err != nil || p.Kind != echo.KindReply || p.Sequence != 77 || p.ProbeID != "mnl-01" || p.SentUnixNano != 5 {
 		t.Fatalf("reply %+v, %v", p, err)
 	}
+	// The counter moves after the send returns, which may be after the
+	// reply arrived here.
 	s := r.Stats()
+	for deadline := time.Now().Add(5 * time.Second); s.Reflected == 0 && time.Now().Before(deadline); s = r.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if s.Received != 5 || s.Reflected != 1 {
 		t.Errorf("stats %+v", s)
 	}
