@@ -370,3 +370,33 @@ func TestSamplerIsSeededAndShaped(t *testing.T) {
 		t.Errorf("round-trip loss %.4f, want 0.03", r)
 	}
 }
+
+// BenchmarkUDPProxyRoundTrip is one echo through an unimpaired proxy: the
+// proxy's own cost on top of loopback.
+func BenchmarkUDPProxyRoundTrip(b *testing.B) {
+	r, err := reflector.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go r.Serve(context.Background())
+	defer r.Close()
+	proxy, err := NewUDPProxy("127.0.0.1:0", r.Addr().String(), NewTable(Profile{}), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proxy.Close()
+	c, err := net.Dial("udp", proxy.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req, _ := echo.Append(nil, echo.Packet{Sequence: 1, ProbeID: "t"})
+	buf := make([]byte, 256)
+	for b.Loop() {
+		c.Write(req)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

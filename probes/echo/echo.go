@@ -78,43 +78,49 @@ func Append(dst []byte, p Packet) ([]byte, error) {
 
 // Decode parses one packet. It never panics, whatever b holds.
 func Decode(b []byte) (Packet, error) {
-	if len(b) < HeaderLen {
-		return Packet{}, ErrShort
-	}
-	if string(b[:4]) != Magic {
-		return Packet{}, ErrMagic
-	}
-	if b[4] != Version {
-		return Packet{}, ErrVersion
-	}
-	kind := b[5]
-	if kind != KindRequest && kind != KindReply {
-		return Packet{}, ErrKind
-	}
-	if b[7] != 0 {
-		return Packet{}, ErrReserved
-	}
-	n := int(b[6])
-	if n == 0 || n > MaxIDLen || len(b) != HeaderLen+n {
-		return Packet{}, ErrLength
+	if err := check(b); err != nil {
+		return Packet{}, err
 	}
 	return Packet{
-		Kind:         kind,
+		Kind:         b[5],
 		Sequence:     binary.BigEndian.Uint64(b[8:16]),
 		SentUnixNano: int64(binary.BigEndian.Uint64(b[16:24])),
 		ProbeID:      string(b[HeaderLen:]),
 	}, nil
 }
 
+// check validates a packet without decoding it, so the reflector's hot
+// path does not allocate.
+func check(b []byte) error {
+	if len(b) < HeaderLen {
+		return ErrShort
+	}
+	if string(b[:4]) != Magic {
+		return ErrMagic
+	}
+	if b[4] != Version {
+		return ErrVersion
+	}
+	if kind := b[5]; kind != KindRequest && kind != KindReply {
+		return ErrKind
+	}
+	if b[7] != 0 {
+		return ErrReserved
+	}
+	if n := int(b[6]); n == 0 || n > MaxIDLen || len(b) != HeaderLen+n {
+		return ErrLength
+	}
+	return nil
+}
+
 // MakeReply turns a valid request in place into its reply, so a reflector
 // answers without allocating. It returns an error for anything that is not
 // a well-formed request.
 func MakeReply(b []byte) error {
-	p, err := Decode(b)
-	if err != nil {
+	if err := check(b); err != nil {
 		return err
 	}
-	if p.Kind != KindRequest {
+	if b[5] != KindRequest {
 		return ErrKind
 	}
 	b[5] = KindReply

@@ -77,3 +77,15 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendDecode(b *testing.B) {
+	p := Packet{Kind: KindRequest, Sequence: 1, SentUnixNano: 2, ProbeID: "mnl-01"}
+	buf := make([]byte, 0, MaxLen)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ := Append(buf[:0], p)
+		if _, err := Decode(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
