@@ -101,7 +101,7 @@ func TestUDPProxyLoss(t *testing.T) {
 	defer conn.Close()
 
 	// Small windows, so no socket buffer overflows and only the profile loses.
-	const windows, perWindow = 25, 20
+	const windows, perWindow = 10, 50
 	got := map[uint64]bool{}
 	buf := make([]byte, 256)
 	for w := range windows {
@@ -109,7 +109,7 @@ func TestUDPProxyLoss(t *testing.T) {
 			b, _ := echo.Append(nil, echo.Packet{Sequence: uint64(w*perWindow + i), ProbeID: "t"})
 			conn.Write(b)
 		}
-		conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		conn.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {
