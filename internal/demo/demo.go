@@ -271,6 +271,7 @@ func probeConfig(city string, opts Options, s *sites) (*config.Config, error) {
 	}
 	err := probeTemplate.Execute(&b, map[string]any{
 		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "Interval": opts.ProbeInterval,
+		"Timeout": min(2*time.Second, opts.ProbeInterval*8/10),
 		"Uplinks": uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
 	})
 	if err != nil {
@@ -291,7 +292,7 @@ uplinks:
 {{- range .Uplinks}}
   - {name: {{.Name}}, carrier: {{.Carrier}}, network_type: {{.NetworkType}}, bind_address: {{.Addr}}}
 {{- end}}
-defaults: {interval: {{.Interval}}, timeout: 2s}
+defaults: {interval: {{.Interval}}, timeout: {{.Timeout}}}
 targets:
 {{- range $city := .Cities}}{{with index $.Sites $city}}
   - {name: reflector-{{$city | printf "%s"}}, dst_city: {{$city}}, method: udp, address: {{.ReflectorAddr}}}
