@@ -1,0 +1,70 @@
+package events
+
+import (
+	"fmt"
+	"time"
+)
+
+// Attribute names of the collector's own events.
+const (
+	AttrPoints = "points"
+	AttrGroups = "groups"
+	AttrRules  = "rules"
+)
+
+// ProbeRejected is the event for data the collector refused from a probe
+// (citytag: unknown probe, uplink not registered, unknown dst_city,
+// impossible values; or a bad credential). reason is the same short,
+// bounded reason the refusal is counted under
+// (bantay_citytag_rejected_points_total{reason}); detail says what exactly
+// was wrong; points is how many points were refused. Publish it as often as
+// the refusal is logged (once per reason and probe per minute), not per
+// point. Set SrcCity/Carrier/IslandGroup on the result when the probe is
+// known, so the event lands in that city's stream.
+func ProbeRejected(t time.Time, probe, reason, detail string, points int) Event {
+	who := probe
+	if who == "" {
+		who = "an unidentified probe"
+	}
+	body := fmt.Sprintf("data from %s rejected (%s)", who, reason)
+	if points > 0 {
+		body = fmt.Sprintf("%d points from %s rejected (%s)", points, who, reason)
+	}
+	if detail != "" {
+		body += ": " + detail
+	}
+	e := Event{
+		Kind:     KindProbeRejected,
+		Time:     t,
+		Severity: SeverityWarn,
+		Body:     body,
+		Probe:    probe,
+		Reason:   reason,
+		Error:    detail,
+	}
+	if points > 0 {
+		e.Attrs = map[string]any{AttrPoints: points}
+	}
+	return e
+}
+
+// RulesReloaded is the event for a (re)load of the alerting and recording
+// rules: how many groups and rules are now active, or, when err is not nil,
+// why the load failed (the previous rules stay active then).
+func RulesReloaded(t time.Time, groups, rules int, err error) Event {
+	e := Event{
+		Kind:     KindRulesReloaded,
+		Time:     t,
+		Severity: SeverityInfo,
+		Body:     fmt.Sprintf("rules loaded: %d groups, %d rules", groups, rules),
+		Attrs:    map[string]any{AttrGroups: groups, AttrRules: rules},
+	}
+	if err != nil {
+		e.Severity = SeverityError
+		e.Reason = "load_failed"
+		e.Error = err.Error()
+		e.Body = "rules reload failed, previous rules stay active: " + err.Error()
+		e.Attrs = nil
+	}
+	return e
+}
