@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // QueryCheck is the outcome of one dashboard query against an API.
@@ -19,8 +22,16 @@ type QueryCheck struct {
 type VariableCheck struct {
 	Dashboard string
 	Variable  Variable
-	Values    []string
-	Err       error
+	// Values is the answer of /api/v1/label/<name>/values?match[]=…, what
+	// current Grafana asks.
+	Values []string
+	// SeriesValues are the label's values in the answer of
+	// /api/v1/series?match[]=…, what Grafana asks of data sources that do
+	// not filter label values; they must agree with Values.
+	SeriesValues []string
+	// InLabels tells whether /api/v1/labels?match[]=… lists the label.
+	InLabels bool
+	Err      error
 }
 
 // DashboardReport is what CheckDashboards found.
@@ -47,6 +58,10 @@ func (r DashboardReport) Problems() []string {
 			out = append(out, fmt.Sprintf("%s / variable %s: %v", v.Dashboard, v.Variable.Name, v.Err))
 		case len(v.Values) == 0:
 			out = append(out, fmt.Sprintf("%s / variable %s: no values for %s", v.Dashboard, v.Variable.Name, v.Variable.Query))
+		case !slices.Equal(v.Values, v.SeriesValues):
+			out = append(out, fmt.Sprintf("%s / variable %s: label values %v, but the series API gives %v", v.Dashboard, v.Variable.Name, v.Values, v.SeriesValues))
+		case !v.InLabels:
+			out = append(out, fmt.Sprintf("%s / variable %s: /api/v1/labels does not list the label", v.Dashboard, v.Variable.Name))
 		}
 	}
 	return out
@@ -73,7 +88,9 @@ const maxRepeats = 64
 // CheckDashboards runs every Prometheus query of the dashboards at paths
 // against the Prometheus HTTP API at baseURL (Bantay or Prometheus) the way
 // Grafana's Prometheus data source does: label_values() variables through
-// /api/v1/label/<name>/values with match[]; variables expanded (a
+// /api/v1/label/<name>/values with match[] (and, as a cross-check, through
+// /api/v1/series and /api/v1/labels, which older Grafana versions and the
+// query editor use); variables expanded (a
 // single-value variable gets the first of several selected values, "All"
 // resolves to the values the API offers); range queries through
 // /api/v1/query_range with a step, instant (table) queries through
@@ -123,6 +140,11 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 					match = []string{ExpandDashboardVars(sel, vars, vs)}
 				}
 				vc.Values, vc.Err = c.LabelValues(ctx, label, match, opts.Start, opts.End)
+				if vc.Err == nil && len(match) > 0 {
+					vc.SeriesValues, vc.InLabels, vc.Err = seriesLabelValues(ctx, c, label, match, opts.Start, opts.End)
+				} else {
+					vc.SeriesValues, vc.InLabels = vc.Values, true
+				}
 			}
 			rep.Variables = append(rep.Variables, vc)
 			allValues[v.Name] = vc.Values
@@ -203,4 +225,24 @@ func repeatCombinations(repeat []string, vars, allValues map[string][]string) []
 		combos = next
 	}
 	return combos
+}
+
+// seriesLabelValues answers a label_values(selector, label) variable the
+// other two ways Grafana can: from /api/v1/series and /api/v1/labels.
+func seriesLabelValues(ctx context.Context, c *Client, label string, match []string, start, end time.Time) ([]string, bool, error) {
+	series, err := c.Series(ctx, match, start, end)
+	if err != nil {
+		return nil, false, err
+	}
+	seen := map[string]bool{}
+	for _, ls := range series {
+		if v, ok := ls[model.LabelName(label)]; ok && v != "" {
+			seen[string(v)] = true
+		}
+	}
+	names, err := c.Labels(ctx, match, start, end)
+	if err != nil {
+		return nil, false, err
+	}
+	return slices.Sorted(maps.Keys(seen)), slices.Contains(names, label), nil
 }
