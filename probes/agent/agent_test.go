@@ -411,5 +411,3 @@ func TestShutdownReportsUndelivered(t *testing.T) {
 		t.Fatalf("Run returned %v, want an undelivered error", err)
 	}
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -15,6 +15,11 @@ import (
 	"github.com/bantay-noc/bantay/probes/prober"
 )
 
+// failLogAfter is how many consecutive failures make a target "failing" in
+// the log. One lost packet on a 3%-loss path is data for the histogram and
+// the loss ratio, not news for the operator.
+const failLogAfter = 3
+
 // jitterFraction spreads runs ±10% around the interval so that probes
 // started together (a fleet rebooted by one power cut) do not fire in
 // lock-step and hit reflectors and collectors as a wave.
@@ -29,9 +34,11 @@ type job struct {
 
 	attrs    metric.MeasurementOption
 	failures map[prober.Reason]metric.MeasurementOption
-	// lastReason is "" while the target answers; only changes are logged,
-	// so a dead target is one log line, not one per interval.
-	lastReason prober.Reason
+	// consecutive failures and the reason last logged ("" while not logged
+	// as failing): only changes are logged, so a dead target is one log
+	// line, not one per interval.
+	consecutive int
+	loggedReason prober.Reason
 }
 
 func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Logger) *job {
@@ -100,15 +107,18 @@ func (j *job) once(ctx context.Context) {
 	if err != nil {
 		reason := prober.Classify(err)
 		j.inst.failures.Add(rec, 1, j.failures[reason])
-		if reason != j.lastReason {
-			j.logger.Warn("probe failing", "reason", reason, "error", err)
+		j.consecutive++
+		if j.consecutive >= failLogAfter && reason != j.loggedReason {
+			j.logger.Warn("probe failing", "reason", reason, "consecutive_failures", j.consecutive, "error", err)
+			j.loggedReason = reason
+		} else {
+			j.logger.Debug("probe failed", "reason", reason, "error", err)
 		}
-		j.lastReason = reason
 		return
 	}
 	j.inst.latency.Record(rec, float64(d)/float64(time.Millisecond), j.attrs)
-	if j.lastReason != "" {
-		j.logger.Info("probe succeeding again", "latency", d)
-		j.lastReason = ""
+	if j.loggedReason != "" {
+		j.logger.Info("probe succeeding again", "latency", d, "after_failures", j.consecutive)
 	}
+	j.consecutive, j.loggedReason = 0, ""
 }

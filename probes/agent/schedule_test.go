@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,8 @@ func TestTimeoutsNeverPileUp(t *testing.T) {
 	}
 	p := &stuckProber{}
 	target := config.Target{Name: "hole", DstCity: "Davao", Method: "udp", Interval: 20 * time.Millisecond, Timeout: 15 * time.Millisecond}
-	j := newJob(target, p, inst, discardLogger())
+	logs := &logRecorder{}
+	j := newJob(target, p, inst, slog.New(logs))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -74,6 +76,9 @@ func TestTimeoutsNeverPileUp(t *testing.T) {
 
 	if m := p.maxRunning.Load(); m != 1 {
 		t.Fatalf("%d runs of one schedule overlapped", m)
+	}
+	if n := logs.count("probe failing"); n != 1 {
+		t.Errorf("a target failing every run logged %d warnings, want 1", n)
 	}
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
