@@ -37,7 +37,7 @@ type job struct {
 	// consecutive failures and the reason last logged ("" while not logged
 	// as failing): only changes are logged, so a dead target is one log
 	// line, not one per interval.
-	consecutive int
+	consecutive  int
 	loggedReason prober.Reason
 }
 
