@@ -16,13 +16,13 @@ const THEMES = {
     name: "light", wall: false, font: FONT, labelPx: 14,
     ink: "#15171c", muted: "#5b6170", line: "#d5d8e0", grid: "#e8eaef", panel: "#ffffff",
     accent: "#1f5fbf", nodata: "#c9ccd3", nodataLight: true, empty: "#eef0f3",
-    land: "#e2e6ec", coast: "#a9b1c0", halo: "#ffffff", smoke: "34,38,48",
+    land: "#e2e6ec", coast: "#a9b1c0", halo: "#ffffff", smoke: "34,38,48", smokeMin: 0.14, smokeSpan: 0.76,
   },
   dark: {
     name: "dark", wall: true, font: FONT, labelPx: 20,
     ink: "#eef1f6", muted: "#a3abbd", line: "#2b3242", grid: "#222836", panel: "#141821",
     accent: "#7fb2ff", nodata: "#4a4f5c", nodataLight: false, empty: "#1a1f29",
-    land: "#232a39", coast: "#46506a", halo: "#141821", smoke: "220,225,235",
+    land: "#232a39", coast: "#46506a", halo: "#141821", smoke: "200,208,222", smokeMin: 0.10, smokeSpan: 0.55,
   },
 };
 const STATS = ["p50", "p90", "p99"];
@@ -94,6 +94,8 @@ function render() {
     state.sel.carrier || state.sel.nt ? "No paths for this carrier / network type." : "Waiting for probe data…";
   matrix.render({ cities: state.cities, panels: ps, cells: state.cells, stat: state.sel.stat, theme: th });
   drawMap($("map"), state.cities, mapLinks(), th);
+  const mt = `Paths · worst ${state.sel.stat} of shown carriers`;
+  if ($("map-title").textContent !== mt) $("map-title").textContent = mt;
   if (state.drill) renderDrill();
   renderTooltip();
   $("app").dataset.frames = String(state.frames);
@@ -260,7 +262,7 @@ function renderLegend() {
   const items = [];
   const title = document.createElement("span");
   title.className = "item title";
-  title.textContent = `${state.sel.stat} latency, last ${state.window ? state.window.name : state.sel.window || "5m"}`;
+  title.textContent = `${state.sel.stat} latency (ms), last ${state.window ? state.window.name : state.sel.window || "5m"}`;
   items.push(title);
 
   // Gradient bar with ticks in ms (log scale).
@@ -276,12 +278,17 @@ function renderLegend() {
   ctx.fillStyle = th.ink;
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
+  let lastRight = -Infinity;
   for (const t of SCALE_TICKS) {
     const x = 10 + scalePos(t) * (gw - 21);
     ctx.fillRect(Math.round(x), barH, 1, 4);
-    const label = t === SCALE_TICKS[SCALE_TICKS.length - 1] ? `${t}+ ms` : String(t);
-    ctx.textAlign = t === SCALE_TICKS[SCALE_TICKS.length - 1] ? "right" : "center";
-    ctx.fillText(label, t === SCALE_TICKS[SCALE_TICKS.length - 1] ? gw : x, barH + 5);
+    // Skip a label that would run into its neighbour (the log scale
+    // crowds the top end).
+    const lw = ctx.measureText(String(t)).width;
+    const lx = Math.min(gw - lw / 2, x);
+    if (lx - lw / 2 < lastRight + 4) continue;
+    ctx.fillText(String(t), lx, barH + 5);
+    lastRight = lx + lw / 2;
   }
   g.el.setAttribute("role", "img");
   g.el.setAttribute("aria-label", `Colour scale from ${SCALE_TICKS[0]} ms (dark purple) to ${SCALE_TICKS[SCALE_TICKS.length - 1]} ms or more (yellow), logarithmic`);
@@ -303,7 +310,7 @@ function renderLegend() {
   items.push(sw("loss ≥ 20 %", { p50: 20, loss: 0.25 }));
   const hint = document.createElement("span");
   hint.className = "item title";
-  hint.textContent = "rows: from · columns: to · click a cell for its last hour";
+  hint.textContent = th.wall ? "" : "rows: from · columns: to · click a cell for its last hour";
   items.push(hint);
   lg.replaceChildren(...items);
 
@@ -311,7 +318,7 @@ function renderLegend() {
   const dl = $("drill-legend");
   dl.replaceChildren();
   const smoke = document.createElement("span");
-  smoke.innerHTML = `<span class="sw smoke"></span>smoke: spread of measurements (darker = more)`;
+  smoke.innerHTML = `<span class="sw smoke"></span>smoke: spread of measurements (denser shade = more of them)`;
   dl.append(smoke);
   const med = document.createElement("span");
   med.textContent = "median line, coloured by loss:";
@@ -354,7 +361,9 @@ function openDrill(id) {
   state.hover = null;
   tip.hidden = true;
   sendDrill();
-  $("drill-close").focus();
+  // Focus the dialog itself, not its close button: the Enter that opened
+  // it must not also press Close.
+  drillEl.focus();
   schedule();
 }
 
@@ -535,14 +544,16 @@ function tickStatus() {
   const up = $("updated");
   if (state.lastUpdate) {
     const age = now - state.lastUpdate;
-    up.textContent = `Updated ${fmtAgo(age)} ago · data ${fmtTime(state.dataTime)}`;
+    up.textContent = `Updated ${fmtAgo(age)} ago`;
+    up.title = `Newest frame from the collector: ${fmtTime(state.dataTime)} Manila time`;
     // Deltas come when something changes; probes report every resolution,
     // so two resolutions of silence is worth a glance.
     up.dataset.late = String(age > 2 * state.resolutionMs);
   } else {
     up.textContent = "no data yet";
   }
-  $("clock").textContent = `${fmtDay(now)} ${fmtTime(now)}`;
+  $("clock").textContent = `${fmtTime(now)} PHT`;
+  $("clock").title = `${fmtDay(now)}, Manila time`;
 }
 
 // ---- start ---------------------------------------------------------------
@@ -557,11 +568,13 @@ function wsURL() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${q ? "?" + q : ""}`;
 }
 
+let connects = 0;
 const feed = new Feed({
   url: wsURL,
   onFrame,
   onState,
   onOpen: () => {
+    $("app").dataset.connects = String(++connects);
     // The server forgets a drill-down with the connection: ask again.
     if (state.drill) sendDrill();
   },

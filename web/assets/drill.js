@@ -51,7 +51,7 @@ export function drawDrill(canvas, d, theme) {
 
   const left = Math.round(fpx * 4.6), right = 18, top = 14;
   const stripH = Math.round(fpx * 0.9);
-  const bottom = Math.round(fpx * 2.4) + stripH + 8;
+  const bottom = Math.round(fpx * 3.2) + stripH;
   const plotW = w - left - right, plotH = h - top - bottom;
   if (plotW < 50 || plotH < 50) return null;
 
@@ -106,7 +106,7 @@ export function drawDrill(canvas, d, theme) {
     ctx.lineTo(xx, top + plotH);
     ctx.stroke();
     ctx.fillStyle = theme.muted;
-    ctx.fillText(fmtHM(t), xx, top + plotH + stripH + 10);
+    ctx.fillText(fmtHM(t), xx, top + plotH + stripH + Math.round(fpx * 1.2));
   }
   ctx.strokeStyle = theme.line;
   ctx.strokeRect(left + 0.5, top + 0.5, plotW - 1, plotH - 1);
@@ -126,7 +126,7 @@ export function drawDrill(canvas, d, theme) {
     const max = Math.max(...c.counts);
     c.counts.forEach((n, i) => {
       if (!n) return;
-      const a = 0.14 + 0.76 * Math.sqrt(n / max);
+      const a = theme.smokeMin + theme.smokeSpan * Math.sqrt(n / max);
       ctx.fillStyle = `rgba(${smoke},${a.toFixed(3)})`;
       const ya = y(upper(bounds, i)), yb = y(lower(bounds, i));
       ctx.fillRect(Math.floor(xa), Math.floor(ya), xb - Math.floor(xa), Math.max(1, Math.ceil(yb - ya)));
@@ -160,7 +160,7 @@ export function drawDrill(canvas, d, theme) {
   }
 
   // Loss strip under the plot: one block per column that had attempts.
-  const sy = top + plotH + 4;
+  const sy = top + plotH + Math.round(fpx * 0.75);
   ctx.fillStyle = theme.empty;
   ctx.fillRect(left, sy, plotW, stripH);
   for (const c of cols) {

@@ -167,7 +167,7 @@ export class Matrix {
     const gapP = theme.wall ? 24 : 16;
     const titleH = Math.round(fpx * 2.1);
     const labelW = Math.ceil(maxName + fpx * 0.9);
-    const maxCell = theme.wall ? 128 : 96;
+    const maxCell = theme.wall ? 190 : 130;
 
     // Pick the arrangement of small multiples with the largest cells.
     let best = null;
@@ -282,6 +282,14 @@ export class Matrix {
       el.tabIndex = 0;
       if (hadFocus) el.focus({ preventScroll: true });
     }
+    // The hovered cell's element was replaced: point the tooltip at the new one.
+    if (this.hover) {
+      const h = this.panels.flatMap((p) => p.cellEls.flat()).find((e) => e.dataset.id === this.hover);
+      if (h) this.hooks.onHover(this.hover, h);
+      else this.setHover(null, null);
+    }
+    this.builds = (this.builds || 0) + 1;
+    this.el.dataset.builds = String(this.builds);
   }
 
   cellAt(pos) {
@@ -368,14 +376,15 @@ export class Matrix {
       ctx.fillStyle = theme.ink;
       ctx.font = `700 ${Math.round(fpx * 1.2)}px ${theme.font}`;
       ctx.fillText(`${p.carrier} · ${ntName(p.nt)}`, 0, p.titleH * 0.45);
-      ctx.font = `400 ${Math.round(fpx * 0.8)}px ${theme.font}`;
+      // Which way the matrix reads, in the corner above the row labels.
+      ctx.font = `400 ${Math.round(fpx * 0.75)}px ${theme.font}`;
       ctx.fillStyle = theme.muted;
-      ctx.textAlign = "right";
-      ctx.fillText("from ↓   to →", p.labelW - 6, gridTop - fpx * 0.7);
+      ctx.textAlign = "left";
+      const hint = "from ↓ to →";
+      if (ctx.measureText(hint).width < p.labelW - 8) ctx.fillText(hint, 0, gridTop - fpx * 0.7);
 
       // Row labels (sources) and column labels (destinations).
       ctx.font = `600 ${fpx}px ${theme.font}`;
-      const hoverCell = this.hover ? cells.get(this.hover) : null;
       const hoverEl = this.hover && p.cellEls.flat().find((e) => e.dataset.id === this.hover);
       cities.forEach((c, i) => {
         const on = hoverEl && (hoverEl.dataset.src === c.name);
@@ -407,7 +416,7 @@ export class Matrix {
           const id = el.dataset.id;
           const cell = cells.get(id);
           const x = gridLeft + c * p.cell + p.gap / 2, y = gridTop + r * p.cell + p.gap / 2;
-          paintCell(ctx, x, y, p.cell - p.gap, cell, stat, theme, { maxFont: theme.wall ? 40 : 28 });
+          paintCell(ctx, x, y, p.cell - p.gap, cell, stat, theme, { maxFont: theme.wall ? 52 : 32 });
           this.mirror(el, cell, cities[r].name, cities[c].name, p);
         }
       }
@@ -438,7 +447,6 @@ export class Matrix {
         ctx.strokeStyle = theme.accent;
         ctx.strokeRect(x - 1, y - 1, p.cell + 2, p.cell + 2);
       }
-      void hoverCell;
     }
   }
 
