@@ -68,7 +68,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	for _, u := range cfg.Uplinks {
 		up, err := a.newUplink(u)
 		if err != nil {
-			a.shutdownProviders(context.Background())
+			a.discard()
 			return nil, fmt.Errorf("uplink %q: %w", u.Name, err)
 		}
 		a.uplink = append(a.uplink, up)
@@ -77,11 +77,28 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 }
 
 func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
+	logger := a.logger.With("uplink", u.Name)
+	// Probers first: they can fail without leaving anything to clean up.
+	opts := prober.Options{ProbeID: a.cfg.Probe.ID}
+	if u.BindAddress != "" {
+		var err error
+		if opts.BindAddress, err = netip.ParseAddr(u.BindAddress); err != nil {
+			return nil, fmt.Errorf("bind_address: %w", err)
+		}
+	}
+	probers := make([]prober.Prober, len(a.cfg.Targets))
+	for i, t := range a.cfg.Targets {
+		p, err := prober.New(t, opts)
+		if err != nil {
+			return nil, err
+		}
+		probers[i] = p
+	}
+
 	exp, err := newExporter(context.Background(), a.cfg.Collector)
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP exporter: %w", err)
 	}
-	logger := a.logger.With("uplink", u.Name)
 	wrapped := &outageExporter{Exporter: exp, logger: logger, now: time.Now}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", "bantay-probe"),
@@ -100,25 +117,29 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
 	inst, err := newInstruments(provider.Meter(ScopeName))
 	if err != nil {
-		provider.Shutdown(context.Background())
+		wrapped.silent.Store(true)
+		provider.Shutdown(canceled())
 		return nil, err
 	}
-	opts := prober.Options{ProbeID: a.cfg.Probe.ID}
-	if u.BindAddress != "" {
-		if opts.BindAddress, err = netip.ParseAddr(u.BindAddress); err != nil {
-			provider.Shutdown(context.Background())
-			return nil, fmt.Errorf("bind_address: %w", err)
-		}
-	}
-	for _, t := range a.cfg.Targets {
-		p, err := prober.New(t, opts)
-		if err != nil {
-			provider.Shutdown(context.Background())
-			return nil, err
-		}
-		up.jobs = append(up.jobs, newJob(t, p, inst, logger.With("target", t.Name)))
+	for i, t := range a.cfg.Targets {
+		up.jobs = append(up.jobs, newJob(t, probers[i], inst, logger.With("target", t.Name)))
 	}
 	return up, nil
+}
+
+// discard releases the uplinks built so far by a New that failed, without
+// exporting (nothing was measured) and without logging an outage.
+func (a *Agent) discard() {
+	for _, u := range a.uplink {
+		u.exporter.silent.Store(true)
+		u.provider.Shutdown(canceled())
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // instruments are the three metrics of the model, on one uplink's meter.

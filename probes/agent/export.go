@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
@@ -154,6 +155,8 @@ type outageExporter struct {
 	sdkmetric.Exporter
 	logger *slog.Logger
 	now    func() time.Time
+	// silent suppresses the log lines of an exporter being discarded.
+	silent atomic.Bool
 
 	mu        sync.Mutex
 	downSince time.Time // zero while the collector accepts exports
@@ -163,6 +166,9 @@ type outageExporter struct {
 
 func (e *outageExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	err := e.Exporter.Export(ctx, rm)
+	if e.silent.Load() {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
