@@ -41,6 +41,9 @@ type TCPProxy struct {
 
 // NewTCPProxy listens on listen and forwards each connection to upstream.
 func NewTCPProxy(listen, upstream string, table *Table, opts Options) (*TCPProxy, error) {
+	if table == nil {
+		return nil, errors.New("netsim: table is nil")
+	}
 	if _, _, err := net.SplitHostPort(upstream); err != nil {
 		return nil, fmt.Errorf("netsim: upstream %q: %w", upstream, err)
 	}

@@ -81,6 +81,9 @@ type udpFlow struct {
 
 // NewUDPProxy listens on listen (e.g. "127.0.0.1:0") and forwards to upstream.
 func NewUDPProxy(listen, upstream string, table *Table, opts Options) (*UDPProxy, error) {
+	if table == nil {
+		return nil, errors.New("netsim: table is nil")
+	}
 	up, err := net.ResolveUDPAddr("udp", upstream)
 	if err != nil {
 		return nil, fmt.Errorf("netsim: upstream %q: %w", upstream, err)
@@ -127,6 +130,7 @@ func (p *UDPProxy) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			time.Sleep(time.Millisecond) // transient; do not spin on it
 			continue
 		}
 		f, err := p.flow(client)
@@ -199,6 +203,7 @@ func (p *UDPProxy) replies(f *udpFlow) {
 			}
 			// ICMP errors from the upstream (port unreachable) surface
 			// here; a real path would lose those packets, so go on.
+			time.Sleep(time.Millisecond)
 			continue
 		}
 		f.lastActive.Store(time.Now().UnixNano())
