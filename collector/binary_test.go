@@ -1,0 +1,235 @@
+package collector_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/bantay-noc/bantay/internal/otlpload"
+	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// collectorBinary builds bantay-collector once per test run.
+func collectorBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bantay-collector-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "bantay-collector")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/bantay-noc/bantay/collector/cmd/bantay-collector").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// instance is one collector configuration: ports and data dir survive restarts.
+type instance struct {
+	t          *testing.T
+	config     string
+	httpAddr   string
+	grpcAddr   string
+	logs       []*strings.Builder
+}
+
+func newInstance(t *testing.T, storage string) *instance {
+	t.Helper()
+	dir := t.TempDir()
+	in := &instance{t: t, httpAddr: testenv.FreeAddr(t), grpcAddr: testenv.FreeAddr(t)}
+	cfg := fmt.Sprintf(`
+extensions:
+  bantay:
+    endpoint: %s
+    storage:
+      path: %s
+%s
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+processors:
+  citytag:
+    probes:
+      load-01:
+        city: Manila
+        uplinks: [{carrier: Globe, network_type: 5g}]
+exporters:
+  tsdb: {}
+service:
+  extensions: [bantay]
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      processors: [citytag]
+      exporters: [tsdb]
+  telemetry:
+    logs: {level: warn}
+    metrics: {level: none}
+`, in.httpAddr, filepath.Join(dir, "data"), storage, in.grpcAddr)
+	in.config = filepath.Join(dir, "collector.yaml")
+	if err := os.WriteFile(in.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// start runs the real binary and waits (bounded) until it serves.
+func (in *instance) start() *exec.Cmd {
+	in.t.Helper()
+	log := &strings.Builder{}
+	in.logs = append(in.logs, log)
+	cmd := exec.Command(collectorBinary(in.t), "--config", in.config)
+	cmd.Stdout, cmd.Stderr = &syncWriter{b: log}, &syncWriter{b: log}
+	if err := cmd.Start(); err != nil {
+		in.t.Fatal(err)
+	}
+	in.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + in.httpAddr + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	in.t.Fatalf("collector not ready after 60s:\n%s", log)
+	return nil
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (in *instance) load() otlpload.Options {
+	return otlpload.Options{
+		Endpoint: in.grpcAddr, Probe: "load-01", City: "Manila", Carrier: "Globe", NetworkType: "5g",
+		DstCity: "Davao", Workers: 8, PointsPerRequest: 50, MaxRequests: 20000, Duration: 20 * time.Second,
+	}
+}
+
+// storedTargets returns the target label of every stored latency series.
+func (in *instance) storedTargets(ctx context.Context) map[string]bool {
+	in.t.Helper()
+	client := promtest.NewClient("http://" + in.httpAddr)
+	series, err := client.Series(ctx, []string{`network_latency_milliseconds_count{target=~"load-.*"}`}, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	out := make(map[string]bool, len(series))
+	for _, s := range series {
+		out[string(s["target"])] = true
+	}
+	return out
+}
+
+// TestAcknowledgedPointsSurviveSIGKILL loads the real collector binary,
+// kills it with SIGKILL mid-load, restarts it on the same data directory and
+// checks that every point it acknowledged is queryable.
+func TestAcknowledgedPointsSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector binary")
+	}
+	in := newInstance(t, "")
+	cmd := in.start()
+	ctx := context.Background()
+
+	loadDone := make(chan otlpload.Result, 1)
+	go func() {
+		res, err := otlpload.Run(ctx, in.load())
+		if err != nil {
+			t.Error(err)
+		}
+		loadDone <- res
+	}()
+	// Kill once a good amount has been acknowledged (bounded wait).
+	time.Sleep(3 * time.Second)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	res := <-loadDone
+	if len(res.Acked) == 0 {
+		t.Fatalf("nothing was acknowledged before the kill (refusals %v):\n%s", res.Refused, in.logs[0])
+	}
+	t.Logf("acknowledged %d points in %d requests before SIGKILL; answers after: %v", len(res.Acked), res.Requests, res.Refused)
+
+	in.start()
+	stored := in.storedTargets(ctx)
+	missing := 0
+	for _, target := range res.Acked {
+		if !stored[target] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged points are not stored after SIGKILL and restart", missing, len(res.Acked))
+	}
+}
+
+// TestOverloadIsRefusedRetryablyAndNothingAckedIsLost squeezes the store to
+// one append slot with no wait and sends concurrent load: some requests must
+// be refused with RESOURCE_EXHAUSTED (retryable), and every acknowledged
+// point must be stored.
+func TestOverloadIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector binary")
+	}
+	in := newInstance(t, "      max_concurrent_appends: 1\n      append_wait: 0s")
+	in.start()
+	ctx := context.Background()
+	o := in.load()
+	o.Workers, o.MaxRequests, o.Duration = 16, 600, 20*time.Second
+	res, err := otlpload.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d requests: %d points acknowledged, refusals %v", res.Requests, len(res.Acked), res.Refused)
+	if res.Refused[codes.ResourceExhausted] == 0 {
+		t.Errorf("no RESOURCE_EXHAUSTED refusals under overload (refusals: %v)", res.Refused)
+	}
+	for code := range res.Refused {
+		if code != codes.ResourceExhausted {
+			t.Errorf("unexpected answer %v under overload: only retryable refusals are acceptable", code)
+		}
+	}
+	stored := in.storedTargets(ctx)
+	for _, target := range res.Acked {
+		if !stored[target] {
+			t.Fatalf("acknowledged point %s is not stored", target)
+		}
+	}
+}
