@@ -1,0 +1,460 @@
+package failureeventsconnector
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/bantay-noc/bantay/internal/events"
+)
+
+// Metric names of the metric model (docs/metric-model.md).
+const (
+	metricFailures = "bantay.probe.failures"
+	metricAttempts = "bantay.probe.attempts"
+)
+
+// Results a failures point is counted under (bantay_failure_events_points).
+const (
+	resAccepted   = "accepted"     // a delta was derived (possibly zero)
+	resBaseline   = "baseline"     // first point of a long-running counter: sets the base only
+	resReset      = "reset"        // counter reset: the whole value is the delta
+	resDuplicate  = "duplicate"    // same timestamp as the last point (a retried push)
+	resOutOfOrder = "out_of_order" // older than the last point
+	resInvalid    = "invalid"      // missing probe/target/reason, or not a number
+	resStreamLim  = "stream_limit" // a new stream beyond max_streams
+)
+
+// Attribute names the connector adds to its events.
+const (
+	attrMethod       = "method"
+	attrFirstTime    = "first_time"
+	attrLastTime     = "last_time"
+	attrContinued    = "continued"
+	attrContinuation = "continuation"
+	attrPart         = "part"
+)
+
+// stream is one cumulative failure counter series: a probe, an uplink, a
+// target, a method and a reason.
+type stream struct {
+	id events.Event // the identifying fields, copied into every event
+
+	method  string
+	startNs int64   // start timestamp of the counter; 0 = unknown
+	lastNs  int64   // timestamp of the last accepted point; 0 = none (delta streams)
+	value   float64 // last cumulative value
+	// intervalNs is the learnt spacing of the stream's points (EWMA).
+	intervalNs  int64
+	lastArrival time.Time // wall clock of the last point
+
+	burst *burst
+	// After a burst was cut at max_burst, its part number and last
+	// failure, so that a burst starting right after continues it.
+	prevPart   int
+	prevLastNs int64
+}
+
+// burst is an open run of failures of one stream.
+type burst struct {
+	firstNs, lastNs int64
+	count           float64
+	part            int // 1, or 2.. for a continuation of a burst cut at max_burst
+	quietPoints     int // consecutive points without a new failure
+}
+
+// folder derives failure deltas from cumulative points and folds them into
+// bursts. It is not safe for concurrent use; the connector serialises it.
+type folder struct {
+	cfg *Config
+	// emit receives every finished burst; it must not block.
+	emit func(events.Event)
+	// count is told the result of every failures point.
+	count func(result string)
+
+	streams map[string]*stream
+	// probes maps a probe (service.instance.id) to the data time it was
+	// first seen, so that a failure series appearing later (the first
+	// failure of a reason) counts from zero instead of being taken for a
+	// long-running counter.
+	probes map[string]probeSeen
+	key    []byte
+	attrs  []kv
+}
+
+type probeSeen struct {
+	firstNs     int64
+	lastArrival time.Time
+}
+
+type kv struct{ k, v string }
+
+func newFolder(cfg *Config, emit func(events.Event), count func(string)) *folder {
+	return &folder{cfg: cfg, emit: emit, count: count, streams: map[string]*stream{}, probes: map[string]probeSeen{}}
+}
+
+// consume folds every bantay.probe.failures point of md. Attempts points
+// only tell it which probes are already known.
+func (f *folder) consume(md pmetric.Metrics, now time.Time) {
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		instance := ""
+		if v, ok := rm.Resource().Attributes().Get("service.instance.id"); ok {
+			instance = v.AsString()
+		}
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				if m.Type() != pmetric.MetricTypeSum {
+					continue
+				}
+				switch m.Name() {
+				case metricFailures:
+					f.failures(instance, m.Sum(), now)
+				case metricAttempts:
+					f.attempts(instance, m.Sum(), now)
+				}
+			}
+		}
+	}
+}
+
+// probeOf is the probe id of a point: citytag's `probe` attribute, else
+// the resource's service.instance.id.
+func probeOf(instance string, attrs pcommon.Map) string {
+	if v, ok := attrs.Get("probe"); ok && v.AsString() != "" {
+		return v.AsString()
+	}
+	return instance
+}
+
+func (f *folder) attempts(instance string, sum pmetric.Sum, now time.Time) {
+	dps := sum.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		if p := probeOf(instance, dp.Attributes()); p != "" {
+			f.seeProbe(p, int64(dp.Timestamp()), now)
+		}
+	}
+}
+
+func (f *folder) seeProbe(probe string, ts int64, now time.Time) {
+	s, ok := f.probes[probe]
+	if !ok {
+		if len(f.probes) >= f.cfg.MaxStreams {
+			return
+		}
+		s.firstNs = ts
+	} else if ts < s.firstNs {
+		s.firstNs = ts
+	}
+	s.lastArrival = now
+	f.probes[probe] = s
+}
+
+func (f *folder) failures(instance string, sum pmetric.Sum, now time.Time) {
+	delta := sum.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	dps := sum.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		if dp.Flags().NoRecordedValue() {
+			continue
+		}
+		var v float64
+		switch dp.ValueType() {
+		case pmetric.NumberDataPointValueTypeInt:
+			v = float64(dp.IntValue())
+		case pmetric.NumberDataPointValueTypeDouble:
+			v = dp.DoubleValue()
+		}
+		if dp.ValueType() == pmetric.NumberDataPointValueTypeEmpty || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			f.count(resInvalid)
+			continue
+		}
+		f.point(instance, dp.Attributes(), int64(dp.StartTimestamp()), int64(dp.Timestamp()), v, delta, now)
+	}
+}
+
+// point applies one failures point.
+func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, value float64, delta bool, now time.Time) {
+	probe := probeOf(instance, attrs)
+	get := func(k string) string {
+		if v, ok := attrs.Get(k); ok {
+			return v.AsString()
+		}
+		return ""
+	}
+	if probe == "" || get("reason") == "" || get("target") == "" || tsNs <= 0 {
+		f.count(resInvalid)
+		return
+	}
+	// The stream's identity is every attribute, as in the store: a probe
+	// with two uplinks has two series for the same target and reason.
+	f.attrs = f.attrs[:0]
+	for k, v := range attrs.All() {
+		f.attrs = append(f.attrs, kv{k, v.AsString()})
+	}
+	slices.SortFunc(f.attrs, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
+	f.key = append(f.key[:0], instance...)
+	for _, a := range f.attrs {
+		f.key = append(f.key, 0xff)
+		f.key = append(f.key, a.k...)
+		f.key = append(f.key, 0xfe)
+		f.key = append(f.key, a.v...)
+	}
+
+	probeFirst, probeKnown := f.probes[probe]
+	f.seeProbe(probe, tsNs, now)
+
+	st, ok := f.streams[string(f.key)]
+	if !ok {
+		if len(f.streams) >= f.cfg.MaxStreams {
+			f.count(resStreamLim)
+			return
+		}
+		st = &stream{
+			id: events.Event{
+				Probe: probe, SrcCity: get("src_city"), Carrier: get("carrier"), IslandGroup: get("island_group"),
+				DstCity: get("dst_city"), NetworkType: get("network_type"), Target: get("target"), Reason: get("reason"),
+			},
+			method: get("method"),
+		}
+		f.streams[string(f.key)] = st
+	}
+	st.lastArrival = now
+
+	var d float64
+	result := resAccepted
+	switch {
+	case delta:
+		d = value
+	case st.lastNs == 0:
+		// First point of a cumulative series. It counts from zero when
+		// the counter is fresh (started within two intervals) or when
+		// the probe was already reporting before this series appeared
+		// (the SDK creates a reason's series at its first failure, with
+		// the probe's start time); otherwise it is a long-running counter
+		// seen for the first time (a collector restart) and only sets
+		// the base, so old failures are not replayed as a burst.
+		fresh := startNs > 0 && tsNs >= startNs && tsNs-startNs <= 2*f.interval(st)
+		if fresh || (probeKnown && probeFirst.firstNs < tsNs) {
+			d = value
+		} else {
+			result = resBaseline
+		}
+	case tsNs == st.lastNs:
+		f.count(resDuplicate)
+		return
+	case tsNs < st.lastNs:
+		f.count(resOutOfOrder)
+		return
+	default:
+		if (startNs != 0 && st.startNs != 0 && startNs != st.startNs) || value < st.value {
+			d, result = value, resReset
+		} else {
+			d = value - st.value
+		}
+		if gap := tsNs - st.lastNs; gap < int64(time.Hour) {
+			if st.intervalNs == 0 {
+				st.intervalNs = gap
+			} else {
+				st.intervalNs = (7*st.intervalNs + gap) / 8
+			}
+		}
+	}
+	if !delta {
+		st.startNs, st.lastNs, st.value = startNs, tsNs, value
+	}
+	f.count(result)
+	f.fold(st, tsNs, d)
+}
+
+// interval is the stream's learnt point spacing, or probe_interval.
+func (f *folder) interval(st *stream) int64 {
+	if st.intervalNs > 0 {
+		return st.intervalNs
+	}
+	return int64(f.cfg.ProbeInterval)
+}
+
+// fold adds d new failures seen at tsNs to the stream's burst.
+func (f *folder) fold(st *stream, tsNs int64, d float64) {
+	b := st.burst
+	if d <= 0 {
+		if b != nil {
+			b.quietPoints++
+			if b.quietPoints >= f.cfg.QuietIntervals {
+				f.close(st, false)
+			}
+		}
+		return
+	}
+	if b == nil {
+		b = &burst{firstNs: tsNs, lastNs: tsNs, part: 1}
+		// A burst that starts right after one cut at max_burst (no quiet
+		// period between them) continues it.
+		if st.prevPart > 0 && tsNs-st.prevLastNs <= int64(f.cfg.QuietIntervals)*f.interval(st) {
+			b.part = st.prevPart + 1
+		}
+		st.prevPart = 0
+		st.burst = b
+	}
+	b.count += d
+	b.quietPoints = 0
+	if tsNs > b.lastNs {
+		b.lastNs = tsNs
+	}
+	if b.lastNs-b.firstNs >= int64(f.cfg.MaxBurst) {
+		st.prevPart, st.prevLastNs = b.part, b.lastNs
+		f.close(st, true)
+	}
+}
+
+// tick closes the bursts of streams that went silent (no point for
+// quiet_intervals + 1 intervals: the probe stopped reporting, so no quiet
+// points will come) and forgets streams idle for longer than expire.
+func (f *folder) tick(now time.Time) {
+	for k, st := range f.streams {
+		idle := now.Sub(st.lastArrival)
+		if st.burst != nil && idle > time.Duration(int64(f.cfg.QuietIntervals+1)*f.interval(st)) {
+			f.close(st, false)
+		}
+		if idle > f.cfg.Expire {
+			if st.burst != nil {
+				f.close(st, false)
+			}
+			delete(f.streams, k)
+		}
+	}
+	for p, s := range f.probes {
+		if now.Sub(s.lastArrival) > f.cfg.Expire {
+			delete(f.probes, p)
+		}
+	}
+}
+
+// closeAll emits every open burst (at shutdown).
+func (f *folder) closeAll() {
+	for _, st := range f.streams {
+		if st.burst != nil {
+			f.close(st, false)
+		}
+	}
+}
+
+// close emits the stream's burst; continued says it was cut at max_burst.
+func (f *folder) close(st *stream, continued bool) {
+	b := st.burst
+	st.burst = nil
+	e := st.id
+	first, last := time.Unix(0, b.firstNs).UTC(), time.Unix(0, b.lastNs).UTC()
+	n := int64(math.Round(b.count))
+	e.Kind = events.KindProbeFailure
+	e.Time = first
+	e.Severity = events.SeverityWarn
+	e.Error = reasonText(e.Reason)
+	e.Attrs = map[string]any{
+		events.AttrCount: n,
+		attrFirstTime:    first,
+		attrLastTime:     last,
+	}
+	if st.method != "" {
+		e.Attrs[attrMethod] = st.method
+	}
+	if continued {
+		e.Attrs[attrContinued] = true
+	}
+	if b.part > 1 {
+		e.Attrs[attrContinuation] = true
+		e.Attrs[attrPart] = b.part
+	}
+	e.Body = body(&e, st.method, n, first, last, continued, b.part)
+	f.emit(e)
+}
+
+// body is the sentence, e.g. "dvo-01 (Davao, Globe 5g): 5 timeouts to
+// 203.0.113.7:443 (tcp) between 02:00:00 and 02:01:15 UTC".
+func body(e *events.Event, method string, n int64, first, last time.Time, continued bool, part int) string {
+	var sb strings.Builder
+	sb.WriteString(e.Probe)
+	var where []string
+	for _, s := range []string{e.SrcCity, strings.TrimSpace(e.Carrier + " " + e.NetworkType)} {
+		if s != "" {
+			where = append(where, s)
+		}
+	}
+	if len(where) > 0 {
+		fmt.Fprintf(&sb, " (%s)", strings.Join(where, ", "))
+	}
+	fmt.Fprintf(&sb, ": %d %s to %s", n, reasonNoun(e.Reason, n), e.Target)
+	if method != "" {
+		fmt.Fprintf(&sb, " (%s)", method)
+	}
+	if e.DstCity != "" {
+		fmt.Fprintf(&sb, " in %s", e.DstCity)
+	}
+	if first.Equal(last) {
+		fmt.Fprintf(&sb, " at %s UTC", first.Format("15:04:05"))
+	} else {
+		fmt.Fprintf(&sb, " between %s and %s UTC", first.Format("15:04:05"), last.Format("15:04:05"))
+	}
+	if part > 1 {
+		fmt.Fprintf(&sb, ", continued (part %d)", part)
+	}
+	if continued {
+		sb.WriteString(", still failing")
+	}
+	return sb.String()
+}
+
+// reasonNoun names n failures of the metric model's reason.
+func reasonNoun(reason string, n int64) string {
+	one, many := reason+" failure", reason+" failures"
+	switch reason {
+	case "timeout":
+		one, many = "timeout", "timeouts"
+	case "refused":
+		one, many = "refused connection", "refused connections"
+	case "dns":
+		one, many = "DNS failure", "DNS failures"
+	case "tls":
+		one, many = "TLS failure", "TLS failures"
+	case "http_status":
+		one, many = "bad HTTP status", "bad HTTP statuses"
+	case "other":
+		one, many = "failure", "failures"
+	}
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// reasonText is the `error` attribute: what the reason means. The counters
+// carry no error text, so this is the most the metrics can tell.
+func reasonText(reason string) string {
+	switch reason {
+	case "timeout":
+		return "no answer within the probe timeout"
+	case "refused":
+		return "connection refused"
+	case "dns":
+		return "name resolution failed"
+	case "tls":
+		return "TLS handshake or certificate verification failed"
+	case "http_status":
+		return "unexpected HTTP status"
+	case "other":
+		return "other error"
+	}
+	return reason
+}

@@ -1,0 +1,256 @@
+package failureeventsconnector
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/bantay-noc/bantay/internal/events"
+)
+
+const scopeName = "github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
+
+// Metric names (Prometheus adds _total to counters).
+const (
+	metricPoints  = "bantay_failure_events_points"
+	metricEmitted = "bantay_failure_events_emitted"
+	metricDropped = "bantay_failure_events_dropped"
+	metricStreams = "bantay_failure_events_streams"
+)
+
+// Reasons an event is dropped (bantay_failure_events_dropped{reason}).
+const (
+	dropQueueFull     = "queue_full"
+	dropConsumerError = "consumer_error"
+)
+
+// failureEvents is the connector: ConsumeMetrics folds points under a
+// mutex (no I/O, O(points)) and returns nil; finished bursts go through a
+// bounded channel to a goroutine that batches them into log records and
+// hands them to the logs pipeline.
+type failureEvents struct {
+	cfg    *Config
+	logger *zap.Logger
+	next   consumer.Logs
+	now    func() time.Time
+
+	mu     sync.Mutex
+	folder *folder
+
+	queue   chan events.Event
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+	stopped bool
+
+	attrs     metric.MeasurementOption
+	pointsC   metric.Int64Counter
+	emittedC  metric.Int64Counter
+	droppedC  metric.Int64Counter
+	streamsG  metric.Int64Gauge
+	warnMu    sync.Mutex
+	lastWarns map[string]time.Time
+}
+
+var _ connector.Metrics = (*failureEvents)(nil)
+
+func newConnector(cfg *Config, set connector.Settings, next consumer.Logs) (*failureEvents, error) {
+	c := &failureEvents{
+		cfg:       cfg,
+		logger:    set.Logger,
+		next:      next,
+		now:       time.Now,
+		queue:     make(chan events.Event, cfg.QueueSize),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		attrs:     metric.WithAttributes(attribute.String("connector", set.ID.String())),
+		lastWarns: map[string]time.Time{},
+	}
+	m := set.MeterProvider.Meter(scopeName)
+	var err error
+	if c.pointsC, err = m.Int64Counter(metricPoints,
+		metric.WithDescription("bantay.probe.failures points seen, by result (accepted, baseline, reset, duplicate, out_of_order, invalid, stream_limit)."),
+		metric.WithUnit("{point}")); err != nil {
+		return nil, err
+	}
+	if c.emittedC, err = m.Int64Counter(metricEmitted,
+		metric.WithDescription("probe_failure events handed to the logs pipeline."),
+		metric.WithUnit("{event}")); err != nil {
+		return nil, err
+	}
+	if c.droppedC, err = m.Int64Counter(metricDropped,
+		metric.WithDescription("probe_failure events dropped, by reason (queue_full: the bounded queue to the logs pipeline was full; consumer_error: the logs pipeline refused them)."),
+		metric.WithUnit("{event}")); err != nil {
+		return nil, err
+	}
+	if c.streamsG, err = m.Int64Gauge(metricStreams,
+		metric.WithDescription("Failure streams tracked (bounded by max_streams)."),
+		metric.WithUnit("{stream}")); err != nil {
+		return nil, err
+	}
+	c.folder = newFolder(cfg, c.enqueue, c.countPoint)
+	return c, nil
+}
+
+// Capabilities: the connector only reads the metrics.
+func (c *failureEvents) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+// Start starts the goroutine that hands events to the logs pipeline.
+func (c *failureEvents) Start(_ context.Context, _ component.Host) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return nil
+	}
+	c.started = true
+	go c.run()
+	return nil
+}
+
+// ConsumeMetrics folds the failure points into bursts. It always returns
+// nil: events are a by-product, and the metrics pipeline (the store's
+// acknowledgement to the probe) must never wait on or fail for them.
+func (c *failureEvents) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
+	now := c.now()
+	c.mu.Lock()
+	if !c.stopped {
+		c.folder.consume(md, now)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// enqueue is the folder's emit: never blocks; a full queue drops.
+func (c *failureEvents) enqueue(e events.Event) {
+	select {
+	case c.queue <- e:
+	default:
+		c.droppedC.Add(context.Background(), 1, c.attrs, metric.WithAttributes(attribute.String("reason", dropQueueFull)))
+		c.warn(dropQueueFull, "failure_events queue full; probe_failure event dropped",
+			zap.Int("queue_size", c.cfg.QueueSize), zap.String("probe", e.Probe))
+	}
+}
+
+func (c *failureEvents) countPoint(result string) {
+	c.pointsC.Add(context.Background(), 1, c.attrs, metric.WithAttributes(attribute.String("result", result)))
+	switch result {
+	case resInvalid:
+		c.warn(resInvalid, "bantay.probe.failures point without probe, target or reason, or with a negative or non-finite value; ignored (is citytag before this connector?)")
+	case resStreamLim:
+		c.warn(resStreamLim, "failure_events stream limit reached; points of new streams ignored until idle ones expire",
+			zap.Int("max_streams", c.cfg.MaxStreams))
+	}
+}
+
+// warn logs at most once a minute per key, so bad input is visible
+// without flooding the collector's log.
+func (c *failureEvents) warn(key, msg string, fields ...zap.Field) {
+	now := time.Now()
+	c.warnMu.Lock()
+	last, seen := c.lastWarns[key]
+	ok := !seen || now.Sub(last) >= time.Minute
+	if ok {
+		c.lastWarns[key] = now
+	}
+	c.warnMu.Unlock()
+	if ok {
+		c.logger.Warn(msg, fields...)
+	}
+}
+
+// run batches queued events into ConsumeLogs calls: max_batch at once, or
+// what is there every flush_interval, when silent streams are also checked.
+func (c *failureEvents) run() {
+	defer close(c.done)
+	ticker := time.NewTicker(c.cfg.FlushInterval)
+	defer ticker.Stop()
+	batch := make([]events.Event, 0, c.cfg.MaxBatch)
+	for {
+		select {
+		case e := <-c.queue:
+			batch = append(batch, e)
+			if len(batch) >= c.cfg.MaxBatch {
+				batch = c.send(context.Background(), batch)
+			}
+		case <-ticker.C:
+			c.mu.Lock()
+			c.folder.tick(c.now())
+			n := len(c.folder.streams)
+			c.mu.Unlock()
+			c.streamsG.Record(context.Background(), int64(n), c.attrs)
+			batch = c.drain(context.Background(), batch)
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// drain sends what is batched plus everything queued.
+func (c *failureEvents) drain(ctx context.Context, batch []events.Event) []events.Event {
+	for {
+		select {
+		case e := <-c.queue:
+			batch = append(batch, e)
+			if len(batch) >= c.cfg.MaxBatch {
+				batch = c.send(ctx, batch)
+			}
+		default:
+			if len(batch) > 0 {
+				batch = c.send(ctx, batch)
+			}
+			return batch
+		}
+	}
+}
+
+// send hands one batch to the logs pipeline. A refusal (e.g. the loki
+// exporter's full queue) is counted and logged, never retried here: the
+// exporter owns retries, and retrying in a loop would only grow our queue.
+func (c *failureEvents) send(ctx context.Context, batch []events.Event) []events.Event {
+	err := c.next.ConsumeLogs(ctx, events.ToLogs(batch))
+	if err != nil {
+		c.droppedC.Add(ctx, int64(len(batch)), c.attrs, metric.WithAttributes(attribute.String("reason", dropConsumerError)))
+		c.warn(dropConsumerError, "logs pipeline refused probe_failure events; dropped", zap.Int("events", len(batch)), zap.Error(err))
+	} else {
+		c.emittedC.Add(ctx, int64(len(batch)), c.attrs)
+	}
+	return batch[:0]
+}
+
+// Shutdown stops folding, emits the bursts still open (as they stand: the
+// failures happened) and hands every queued event to the logs pipeline,
+// within ctx. The collector shuts a connector down before the logs
+// pipeline's exporters, so they still take them.
+func (c *failureEvents) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil
+	}
+	c.stopped = true
+	started := c.started
+	c.mu.Unlock()
+	if started {
+		close(c.stop)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	c.folder.closeAll()
+	c.mu.Unlock()
+	c.drain(ctx, make([]events.Event, 0, c.cfg.MaxBatch))
+	return nil
+}
