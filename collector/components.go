@@ -22,6 +22,7 @@ import (
 
 	"github.com/bantay-noc/bantay/collector/extension/bantayextension"
 	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor"
+	"github.com/bantay-noc/bantay/exporters/heatmapexporter"
 	"github.com/bantay-noc/bantay/exporters/tsdbexporter"
 )
 
@@ -47,6 +48,7 @@ func Components() (otelcol.Factories, error) {
 	}
 	if f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		tsdbexporter.NewFactory(),
+		heatmapexporter.NewFactory(),
 	); err != nil {
 		return f, err
 	}
@@ -70,7 +72,8 @@ func Components() (otelcol.Factories, error) {
 		deltatocumulativeprocessor.NewFactory().Type(): contrib + "processor/deltatocumulativeprocessor v0.165.0",
 	}
 	f.ExporterModules = map[component.Type]string{
-		tsdbexporter.NewFactory().Type(): bantay + "exporters/tsdbexporter",
+		tsdbexporter.NewFactory().Type():    bantay + "exporters/tsdbexporter",
+		heatmapexporter.NewFactory().Type(): bantay + "exporters/heatmapexporter",
 	}
 	f.ExtensionModules = map[component.Type]string{
 		bantayextension.NewFactory().Type():      bantay + "collector/extension/bantayextension",

@@ -357,13 +357,14 @@ processors:
     max_streams: 200000
 exporters:
   tsdb: {}
+  heatmap: {}
 service:
   extensions: [health_check, bantay]
   pipelines:
     metrics:
       receivers: [otlp]
       processors: [memory_limiter, citytag, delta_to_cumulative]
-      exporters: [tsdb]
+      exporters: [tsdb, heatmap]
   telemetry:
     logs:
       level: warn

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/store"
+	"github.com/bantay-noc/bantay/web"
 )
 
 // Server is the running extension. Exporters reach its parts through the
@@ -114,6 +115,7 @@ func (s *Server) routes(addr net.Addr) http.Handler {
 	for _, p := range heatmap.Paths() {
 		mux.Handle(p, s.heatmap.Handler())
 	}
+	mux.Handle("/", web.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Bantay is Healthy.\n")) }
 	mux.HandleFunc("/-/healthy", ok)
