@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
@@ -47,7 +49,7 @@ func counterValue(t *testing.T, tt *componenttest.Telemetry, name, attr, value s
 	var n int64
 	for _, dp := range sum.DataPoints {
 		if attr != "" {
-			if v, ok := dp.Attributes.Value(attributeKey(attr)); !ok || v.AsString() != value {
+			if v, ok := dp.Attributes.Value(attribute.Key(attr)); !ok || v.AsString() != value {
 				continue
 			}
 		}
@@ -182,9 +184,9 @@ func TestStuckLogsPipelineNeverBlocksMetrics(t *testing.T) {
 }
 
 func TestConsumerErrorIsCountedNotRetried(t *testing.T) {
-	calls := 0
+	var calls atomic.Int64
 	next, err := consumer.NewLogs(func(context.Context, plog.Logs) error {
-		calls++
+		calls.Add(1)
 		return errors.New("sending queue is full")
 	})
 	if err != nil {
@@ -202,8 +204,8 @@ func TestConsumerErrorIsCountedNotRetried(t *testing.T) {
 	if err := c.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if calls != 1 {
-		t.Errorf("next consumer called %d times for one event: refused batches must not be retried", calls)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("next consumer called %d times for one event: refused batches must not be retried", n)
 	}
 }
 
