@@ -55,7 +55,9 @@ export function drawMap(canvas, cities, links, theme) {
 
   // Links: curved so that A→B and B→A are two separate arcs (each bends to
   // its own right), drawn worst last so the slow ones stay on top.
-  const lw = theme.wall ? 6 : 4;
+  // Many cities make a hairball: thinner lines and no arrowheads then.
+  const many = links.length > 30;
+  const lw = (theme.wall ? 6 : 4) / (many ? 2.5 : 1);
   const sorted = [...links].sort((a, b) => (a.value ?? -1) - (b.value ?? -1));
   for (const l of sorted) {
     const a = pos.get(l.src), b = pos.get(l.dst);
@@ -83,6 +85,7 @@ export function drawMap(canvas, cities, links, theme) {
     if (l.stale) ctx.setLineDash([lw * 1.5, lw * 1.5]);
     ctx.stroke(path);
     ctx.setLineDash([]);
+    if (many) continue;
     // Arrowhead at 75 % along the curve, pointing the way the probe measures.
     const t = 0.75;
     const px = (1 - t) * (1 - t) * a[0] + 2 * (1 - t) * t * cx + t * t * b[0];
@@ -104,9 +107,20 @@ export function drawMap(canvas, cities, links, theme) {
   }
 
   // Cities on top, with a halo behind the names so they read over links.
+  // Names take the first free spot of right, left, above, below; a name
+  // that would cover another is left out (the dot stays; the matrix and
+  // the tooltip name it).
   const r = theme.wall ? 8 : 6;
-  ctx.font = `600 ${theme.wall ? 20 : 14}px ${theme.font}`;
+  const fs = theme.wall ? 20 : 14;
+  ctx.font = `600 ${fs}px ${theme.font}`;
   ctx.textBaseline = "middle";
+  const boxes = [];
+  for (const c of cities) {
+    const p = pos.get(c.name);
+    if (p) boxes.push([p[0] - r, p[1] - r, p[0] + r, p[1] + r]);
+  }
+  const free = (b) => b[0] >= 0 && b[2] <= w && b[1] >= 0 && b[3] <= h &&
+    !boxes.some((o) => b[0] < o[2] && b[2] > o[0] && b[1] < o[3] && b[3] > o[1]);
   for (const c of cities) {
     const p = pos.get(c.name);
     if (!p) continue;
@@ -117,14 +131,25 @@ export function drawMap(canvas, cities, links, theme) {
     ctx.lineWidth = 3;
     ctx.strokeStyle = theme.halo;
     ctx.stroke();
-    // Names go to the side with more room (west coast cities label left).
-    const left = c.longitude > 124.5;
-    ctx.textAlign = left ? "right" : "left";
-    const tx = p[0] + (left ? -(r + 6) : r + 6);
+  }
+  for (const c of cities) {
+    const p = pos.get(c.name);
+    if (!p) continue;
+    const tw = ctx.measureText(c.name).width, th = fs * 1.1, d = r + 5;
+    const spots = [
+      { x: p[0] + d, y: p[1], align: "left", box: [p[0] + d, p[1] - th / 2, p[0] + d + tw, p[1] + th / 2] },
+      { x: p[0] - d, y: p[1], align: "right", box: [p[0] - d - tw, p[1] - th / 2, p[0] - d, p[1] + th / 2] },
+      { x: p[0], y: p[1] - d - th / 2, align: "center", box: [p[0] - tw / 2, p[1] - d - th, p[0] + tw / 2, p[1] - d] },
+      { x: p[0], y: p[1] + d + th / 2, align: "center", box: [p[0] - tw / 2, p[1] + d, p[0] + tw / 2, p[1] + d + th] },
+    ];
+    const spot = spots.find((s) => free(s.box));
+    if (!spot) continue;
+    boxes.push(spot.box);
+    ctx.textAlign = spot.align;
     ctx.lineWidth = 4;
     ctx.strokeStyle = theme.halo;
-    ctx.strokeText(c.name, tx, p[1]);
+    ctx.strokeText(c.name, spot.x, spot.y);
     ctx.fillStyle = theme.ink;
-    ctx.fillText(c.name, tx, p[1]);
+    ctx.fillText(c.name, spot.x, spot.y);
   }
 }

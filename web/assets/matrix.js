@@ -12,6 +12,25 @@ export function ntName(nt) {
   return NT_NAMES[nt] || nt;
 }
 
+/**
+ * Short codes for city names, for axes too narrow for the names: initials
+ * of multi-word names ("Cagayan de Oro" → "CDO", "Quezon City" → "QC"),
+ * else the first three letters ("Davao" → "DAV"), lengthened until unique.
+ */
+export function cityCodes(names) {
+  const out = [];
+  const used = new Set();
+  for (const name of names) {
+    const words = name.split(/[\s-]+/).filter(Boolean);
+    let code = words.length > 1 ? words.map((w) => w[0]).join("").toUpperCase() : name.slice(0, 3).toUpperCase();
+    for (let k = 4; used.has(code) && k <= name.length; k++) code = name.replace(/\s+/g, "").slice(0, k).toUpperCase();
+    while (used.has(code)) code += "·";
+    used.add(code);
+    out.push(code);
+  }
+  return out;
+}
+
 /** Paints one cell glyph (shared by the matrix and the legend). */
 export function paintCell(ctx, x, y, s, cell, stat, theme, opts = {}) {
   const v = cell ? cell[stat] : null;
@@ -162,33 +181,53 @@ export class Matrix {
 
     const fpx = theme.labelPx;
     const meas = document.createElement("canvas").getContext("2d");
-    meas.font = `600 ${fpx}px ${theme.font}`;
-    const maxName = Math.max(...cities.map((c) => meas.measureText(c.name).width));
+    const width = (names, px) => {
+      meas.font = `600 ${px}px ${theme.font}`;
+      return Math.max(...names.map((t) => meas.measureText(t).width));
+    };
+    const full = cities.map((c) => c.name);
+    const codes = cityCodes(full);
     const gapP = theme.wall ? 24 : 16;
     const titleH = Math.round(fpx * 2.1);
-    const labelW = Math.ceil(maxName + fpx * 0.9);
     const maxCell = theme.wall ? 190 : 130;
+    // Full city names label the rows while cells stay big enough to read;
+    // otherwise (many cities, many carriers) short codes take their place.
+    // Rows and columns share one order, so a code is always next to its
+    // full name in the tooltip and in the other axis.
+    const fullW = Math.ceil(width(full, fpx) + fpx * 0.9);
+    const minFull = theme.wall ? 40 : 30;
 
-    // Pick the arrangement of small multiples with the largest cells.
-    let best = null;
-    for (let cols = 1; cols <= panels.length; cols++) {
-      const rows = Math.ceil(panels.length / cols);
-      const pw = (W - (cols - 1) * gapP) / cols;
-      const ph = (H - (rows - 1) * gapP) / rows;
-      // Column headers: horizontal when the names fit in a cell, else slanted.
-      let headH = Math.round(fpx * 1.8);
-      let cell = Math.floor(Math.min((pw - labelW) / n, (ph - titleH - headH) / n));
-      let slant = false;
-      if (cell < maxName + 8) {
-        slant = true;
-        headH = Math.ceil(maxName * 0.72 + fpx * 1.2);
-        cell = Math.floor(Math.min((pw - labelW) / n, (ph - titleH - headH) / n));
+    const arrange = (labelW, labelPx) => {
+      let best = null;
+      for (let cols = 1; cols <= panels.length; cols++) {
+        const rows = Math.ceil(panels.length / cols);
+        const pw = (W - (cols - 1) * gapP) / cols;
+        const ph = (H - (rows - 1) * gapP) / rows;
+        const headH = Math.round(labelPx * 1.8);
+        const cell = Math.min(maxCell, Math.floor(Math.min((pw - labelW) / n, (ph - titleH - headH) / n)));
+        if (!best || cell > best.cell) best = { cols, cell, headH, labelW, labelPx };
       }
-      cell = Math.min(maxCell, cell);
-      if (!best || cell > best.cell) best = { cols, rows, cell, headH, slant };
+      return best;
+    };
+    let best = arrange(fullW, fpx);
+    best.rowLabels = full;
+    if (best.cell < minFull) {
+      const codePx = Math.max(11, Math.min(fpx, Math.round(best.cell * 0.6)));
+      const alt = arrange(Math.ceil(width(codes, codePx) + codePx * 0.9), codePx);
+      if (alt.cell > best.cell) {
+        // Codes shrink the labels, which grows the cells: size the font again.
+        alt.labelPx = Math.max(11, Math.min(fpx, Math.round(alt.cell * 0.6)));
+        const again = arrange(Math.ceil(width(codes, alt.labelPx) + alt.labelPx * 0.9), alt.labelPx);
+        best = again.cell >= alt.cell ? again : alt;
+        best.rowLabels = codes;
+      }
     }
-    const cell = Math.max(18, best.cell);
-    const { cols, headH, slant } = best;
+    const cell = Math.max(14, best.cell);
+    const { cols, headH, labelW, labelPx, rowLabels } = best;
+    // Column labels: full names when they fit in a cell, else the codes.
+    const colLabels = width(full, labelPx) + 8 <= cell ? full : codes;
+    let colPx = labelPx;
+    while (colPx > 9 && width(colLabels, colPx) + 4 > cell) colPx--;
     const pw = labelW + n * cell, ph = titleH + headH + n * cell;
     const rows = Math.ceil(panels.length / cols);
     const totalW = cols * pw + (cols - 1) * gapP, totalH = rows * ph + (rows - 1) * gapP;
@@ -271,7 +310,7 @@ export class Matrix {
       });
       wrap.append(grid);
       this.el.append(wrap);
-      this.panels.push({ ...p, canvas, grid, cellEls, pw, ph, labelW, titleH, headH, cell, gap, slant, groups, dpr });
+      this.panels.push({ ...p, canvas, grid, cellEls, pw, ph, labelW, titleH, headH, cell, gap, groups, dpr, labelPx, colPx, rowLabels, colLabels });
     });
 
     // Keep exactly one cell in the tab order (roving tabindex).
@@ -381,32 +420,21 @@ export class Matrix {
       ctx.fillStyle = theme.muted;
       ctx.textAlign = "left";
       const hint = "from ↓ to →";
-      if (ctx.measureText(hint).width < p.labelW - 8) ctx.fillText(hint, 0, gridTop - fpx * 0.7);
+      if (ctx.measureText(hint).width < p.labelW - 8) ctx.fillText(hint, 0, gridTop - p.labelPx * 0.7);
 
       // Row labels (sources) and column labels (destinations).
-      ctx.font = `600 ${fpx}px ${theme.font}`;
+      ctx.font = `600 ${p.labelPx}px ${theme.font}`;
       const hoverEl = this.hover && p.cellEls.flat().find((e) => e.dataset.id === this.hover);
       cities.forEach((c, i) => {
-        const on = hoverEl && (hoverEl.dataset.src === c.name);
-        ctx.fillStyle = on ? theme.accent : theme.ink;
+        ctx.fillStyle = hoverEl && hoverEl.dataset.src === c.name ? theme.accent : theme.ink;
         ctx.textAlign = "right";
-        ctx.fillText(c.name, p.labelW - fpx * 0.5, gridTop + i * p.cell + p.cell / 2);
+        ctx.fillText(p.rowLabels[i], p.labelW - p.labelPx * 0.5, gridTop + i * p.cell + p.cell / 2);
       });
+      ctx.font = `600 ${p.colPx}px ${theme.font}`;
       cities.forEach((c, i) => {
-        const on = hoverEl && (hoverEl.dataset.dst === c.name);
-        ctx.fillStyle = on ? theme.accent : theme.ink;
-        const cx = gridLeft + i * p.cell + p.cell / 2;
-        if (p.slant) {
-          ctx.save();
-          ctx.translate(cx, gridTop - fpx * 0.5);
-          ctx.rotate(-Math.PI / 4);
-          ctx.textAlign = "left";
-          ctx.fillText(c.name, 0, 0);
-          ctx.restore();
-        } else {
-          ctx.textAlign = "center";
-          ctx.fillText(c.name, cx, gridTop - fpx * 0.7);
-        }
+        ctx.fillStyle = hoverEl && hoverEl.dataset.dst === c.name ? theme.accent : theme.ink;
+        ctx.textAlign = "center";
+        ctx.fillText(p.colLabels[i], gridLeft + i * p.cell + p.cell / 2, gridTop - p.labelPx * 0.7);
       });
 
       // Cells.
