@@ -1,0 +1,119 @@
+package bantayeventsreceiver
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+
+	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/internal/events"
+)
+
+// testExtension is a small real extension holding a real heatmap and a
+// real bus, as Bantay's bantay extension does.
+type testExtension struct {
+	hm  *heatmap.Heatmap
+	bus *events.Bus
+}
+
+func (e *testExtension) Start(context.Context, component.Host) error { return nil }
+func (e *testExtension) Shutdown(context.Context) error              { return nil }
+func (e *testExtension) Heatmap() *heatmap.Heatmap                   { return e.hm }
+func (e *testExtension) Events() *events.Bus                         { return e.bus }
+
+// heatmapOnly provides only the heatmap.
+type heatmapOnly struct{ hm *heatmap.Heatmap }
+
+func (e *heatmapOnly) Start(context.Context, component.Host) error { return nil }
+func (e *heatmapOnly) Shutdown(context.Context) error              { return nil }
+func (e *heatmapOnly) Heatmap() *heatmap.Heatmap                   { return e.hm }
+
+// testHost is a component.Host whose extensions are the given ones.
+type testHost map[component.ID]component.Component
+
+func (h testHost) GetExtensions() map[component.ID]component.Component { return h }
+
+// newTestHeatmap is a heatmap tuned so that a test can drive a path
+// through its states in seconds: 1 s resolution, a 5 s events window
+// against a 60 s baseline, no hold time, stale after two 1 s intervals.
+func newTestHeatmap(t *testing.T) *heatmap.Heatmap {
+	t.Helper()
+	cfg := heatmap.Config{
+		Resolution:        time.Second,
+		History:           time.Minute,
+		Windows:           []time.Duration{5 * time.Second, time.Minute},
+		DefaultWindow:     5 * time.Second,
+		ProbeInterval:     time.Second,
+		StaleAfter:        2,
+		BroadcastInterval: 20 * time.Millisecond,
+		Events: heatmap.EventsConfig{
+			Window: 5 * time.Second,
+			Hold:   time.Millisecond,
+		},
+	}
+	hm, err := heatmap.New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hm.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hm.Close() })
+	return hm
+}
+
+// path feeds one probe's cumulative latency histogram for one cell
+// through the heatmap's Observe, as the heatmap exporter does.
+type path struct {
+	hm     *heatmap.Heatmap
+	cell   heatmap.CellKey
+	stream []byte
+	start  time.Time
+	counts []uint64
+	sum    float64
+	last   time.Time
+}
+
+func newPath(hm *heatmap.Heatmap, probe string, cell heatmap.CellKey, start time.Time) *path {
+	labels := []heatmap.Label{
+		{Name: "carrier", Value: cell.Carrier}, {Name: "dst_city", Value: cell.DstCity},
+		{Name: "network_type", Value: cell.NetworkType}, {Name: "probe", Value: probe},
+		{Name: "src_city", Value: cell.SrcCity},
+	}
+	return &path{
+		hm: hm, cell: cell, start: start,
+		stream: heatmap.AppendStreamKey(nil, heatmap.KindLatency, probe, labels),
+		counts: make([]uint64, len(heatmap.DefaultBounds)+1),
+	}
+}
+
+// observe adds n samples of ms milliseconds at time at.
+func (p *path) observe(at time.Time, n uint64, ms float64) {
+	p.counts[sort.SearchFloat64s(heatmap.DefaultBounds, ms)] += n
+	p.sum += float64(n) * ms
+	p.last = at
+	p.hm.Observe(&heatmap.Point{
+		Kind: heatmap.KindLatency, Stream: p.stream, Cell: p.cell, Start: p.start, Time: at,
+		Bounds: heatmap.DefaultBounds, Counts: append([]uint64(nil), p.counts...), Sum: p.sum,
+	})
+}
+
+// degrade gives the path a 45 s baseline of 20 ms and then a 5 s spike to
+// 200 ms ending now: the heatmap calls it degraded (latency) on its next
+// broadcasts.
+func (p *path) degrade(now time.Time) {
+	for i := 50; i >= 6; i-- {
+		p.observe(now.Add(-time.Duration(i)*time.Second), 100, 19)
+	}
+	for i := 4; i >= 0; i-- {
+		p.observe(now.Add(-time.Duration(i)*time.Second), 20, 190)
+	}
+}
+
+// recover floods the events window with fast samples.
+func (p *path) recover(now time.Time) {
+	p.observe(now, 10000, 19)
+}

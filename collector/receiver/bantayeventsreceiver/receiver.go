@@ -1,0 +1,268 @@
+package bantayeventsreceiver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/gazetteer"
+)
+
+// HeatmapProvider is an extension that owns the live heatmap (Bantay's
+// bantay extension).
+type HeatmapProvider interface {
+	Heatmap() *heatmap.Heatmap
+}
+
+// BusProvider is an extension that owns the collector's event bus.
+type BusProvider interface {
+	Events() *events.Bus
+}
+
+const (
+	scopeName = "github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver"
+	// metricDropped counts heatmap events that did not fit the queue.
+	metricDropped = "bantay_events_receiver_dropped"
+	// format names the data in the receiver's obsreport spans.
+	format = "bantay_events"
+)
+
+type eventsReceiver struct {
+	cfg    *Config
+	set    receiver.Settings
+	next   consumer.Logs
+	obsrep *receiverhelper.ObsReport
+
+	// queue carries heatmap events from the heatmap's subscriber goroutine
+	// to run; the callback never blocks.
+	queue chan events.Event
+	gaz   *gazetteer.Gazetteer
+	// busCh is the bus subscription (nil without a bus).
+	busCh     <-chan events.Event
+	cancelBus func()
+	// stopping turns the heatmap callback into a no-op: the heatmap has no
+	// unsubscribe, its subscriptions end when the extension closes it.
+	stopping atomic.Bool
+
+	mu       sync.Mutex
+	started  bool
+	shutdown bool
+	stop     chan struct{}
+	done     chan struct{}
+
+	attrs    metric.MeasurementOption
+	droppedC metric.Int64Counter
+	warnMu   sync.Mutex
+	warnedAt map[string]time.Time
+}
+
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*eventsReceiver, error) {
+	obsrep, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "internal",
+		LongLivedCtx:           true,
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &eventsReceiver{
+		cfg:      cfg,
+		set:      set,
+		next:     next,
+		obsrep:   obsrep,
+		queue:    make(chan events.Event, cfg.QueueSize),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		attrs:    metric.WithAttributes(attribute.String("receiver", set.ID.String())),
+		warnedAt: map[string]time.Time{},
+	}
+	if r.droppedC, err = set.MeterProvider.Meter(scopeName).Int64Counter(metricDropped,
+		metric.WithDescription("Events the bantay_events receiver dropped before the logs pipeline, by source and reason (queue_full: its queue was full; unknown_kind: a heatmap event kind it does not know)."),
+		metric.WithUnit("{event}")); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Start finds the extension, subscribes to its heatmap and event bus, and
+// starts handing events to the logs pipeline.
+func (r *eventsReceiver) Start(_ context.Context, host component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return nil
+	}
+	ext, ok := host.GetExtensions()[r.cfg.Extension]
+	if !ok {
+		return fmt.Errorf("bantay_events receiver: extension %q is not configured; add it to service.extensions (it owns the heatmap and the event bus)", r.cfg.Extension)
+	}
+	var hm *heatmap.Heatmap
+	var bus *events.Bus
+	if p, ok := ext.(HeatmapProvider); ok {
+		hm = p.Heatmap()
+	}
+	if p, ok := ext.(BusProvider); ok {
+		bus = p.Events()
+	}
+	if hm == nil && bus == nil {
+		return fmt.Errorf("bantay_events receiver: extension %q provides neither a heatmap (Heatmap() *heatmap.Heatmap) nor an event bus (Events() *events.Bus), or both are disabled", r.cfg.Extension)
+	}
+	if hm != nil {
+		r.gaz = hm.Config().Gazetteer
+		hm.Subscribe(r.onHeatmap)
+	} else {
+		r.set.Logger.Info("extension has no heatmap; path state change events are off", zap.Stringer("extension", r.cfg.Extension))
+	}
+	if bus != nil {
+		r.busCh, r.cancelBus = bus.Subscribe()
+	} else {
+		r.set.Logger.Info("extension has no event bus; only path state change events are sent", zap.Stringer("extension", r.cfg.Extension))
+	}
+	r.started = true
+	go r.run()
+	return nil
+}
+
+// onHeatmap runs on the heatmap's subscriber goroutine: convert and queue,
+// never block.
+func (r *eventsReceiver) onHeatmap(he heatmap.Event) {
+	if r.stopping.Load() {
+		return
+	}
+	e, ok := events.FromHeatmap(he, r.gaz)
+	if !ok {
+		r.drop("heatmap", "unknown_kind", "heatmap event of an unknown kind dropped", zap.String("kind", string(he.Kind)))
+		return
+	}
+	select {
+	case r.queue <- e:
+	default:
+		r.drop("heatmap", "queue_full", "bantay_events queue full; heatmap event dropped", zap.Int("queue_size", r.cfg.QueueSize))
+	}
+}
+
+func (r *eventsReceiver) drop(source, reason, msg string, fields ...zap.Field) {
+	r.droppedC.Add(context.Background(), 1, r.attrs,
+		metric.WithAttributes(attribute.String("source", source), attribute.String("reason", reason)))
+	r.warn(source+"/"+reason, msg, fields...)
+}
+
+// warn logs at most once a minute per key.
+func (r *eventsReceiver) warn(key, msg string, fields ...zap.Field) {
+	now := time.Now()
+	r.warnMu.Lock()
+	last, seen := r.warnedAt[key]
+	ok := !seen || now.Sub(last) >= time.Minute
+	if ok {
+		r.warnedAt[key] = now
+	}
+	r.warnMu.Unlock()
+	if ok {
+		r.set.Logger.Warn(msg, fields...)
+	}
+}
+
+// run batches events from both sources: max_batch at once, or what is
+// waiting every flush_interval. At stop it hands on what is left.
+func (r *eventsReceiver) run() {
+	defer close(r.done)
+	ticker := time.NewTicker(r.cfg.FlushInterval)
+	defer ticker.Stop()
+	batch := make([]events.Event, 0, r.cfg.MaxBatch)
+	add := func(e events.Event) {
+		batch = append(batch, e)
+		if len(batch) >= r.cfg.MaxBatch {
+			batch = r.send(batch)
+		}
+	}
+	busCh := r.busCh
+	for {
+		select {
+		case e := <-r.queue:
+			add(e)
+		case e, ok := <-busCh:
+			if !ok {
+				busCh = nil // the bus was closed
+				continue
+			}
+			add(e)
+		case <-ticker.C:
+			if len(batch) > 0 {
+				batch = r.send(batch)
+			}
+		case <-r.stop:
+		drain:
+			for {
+				select {
+				case e := <-r.queue:
+					add(e)
+				case e, ok := <-busCh:
+					if !ok {
+						busCh = nil
+						continue
+					}
+					add(e)
+				default:
+					break drain
+				}
+			}
+			if len(batch) > 0 {
+				r.send(batch)
+			}
+			return
+		}
+	}
+}
+
+// send hands one batch to the logs pipeline. A refusal (the loki
+// exporter's queue is full) is counted by obsreport
+// (otelcol_receiver_refused_log_records) and logged at most once a minute;
+// it is not retried: retrying is the exporter's job, and a retry loop here
+// would hold back every event behind it.
+func (r *eventsReceiver) send(batch []events.Event) []events.Event {
+	ctx := r.obsrep.StartLogsOp(context.Background())
+	err := r.next.ConsumeLogs(ctx, events.ToLogs(batch))
+	r.obsrep.EndLogsOp(ctx, format, len(batch), err)
+	if err != nil {
+		r.warn("consume", "logs pipeline refused events; dropped", zap.Int("events", len(batch)), zap.Error(err))
+	}
+	return batch[:0]
+}
+
+// Shutdown stops taking events, hands on what is queued (within ctx) and
+// ends the bus subscription.
+func (r *eventsReceiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutdown || !r.started {
+		r.shutdown = true
+		return nil
+	}
+	r.shutdown = true
+	r.stopping.Store(true)
+	if r.cancelBus != nil {
+		// Closing the subscription keeps its buffered events readable; run
+		// drains them before it returns.
+		r.cancelBus()
+	}
+	close(r.stop)
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
