@@ -434,7 +434,7 @@ func collectorHealthDashboard() *dashboard.DashboardBuilder {
 			Title("Points rejected by citytag, by reason").
 			Description("Points the collector could not place (unknown probe, unregistered uplink, unknown city) or that carried impossible values. See the BantayCollectorRejectingPoints runbook.").
 			Datasource(promDS()).
-			WithTarget(prom(`sum by (reason) (rate(bantay_citytag_rejected_points_total{`+inst+`}[$__rate_interval]))`, "{{reason}}")).
+			WithTarget(prom(`sum by (reason) (rate(bantay_citytag_rejected_points{`+inst+`}[$__rate_interval]))`, "{{reason}}")).
 			Unit("short").
 			Height(8).
 			Span(12)).

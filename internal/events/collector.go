@@ -16,7 +16,7 @@ const (
 // (citytag: unknown probe, uplink not registered, unknown dst_city,
 // impossible values; or a bad credential). reason is the same short,
 // bounded reason the refusal is counted under
-// (bantay_citytag_rejected_points_total{reason}); detail says what exactly
+// (bantay_citytag_rejected_points{reason}); detail says what exactly
 // was wrong; points is how many points were refused. Publish it as often as
 // the refusal is logged (once per reason and probe per minute), not per
 // point. Set SrcCity/Carrier/IslandGroup on the result when the probe is

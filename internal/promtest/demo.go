@@ -136,7 +136,7 @@ func demoCollectorSeries(start time.Time, interval time.Duration, n int) []Serie
 	group := "/etc/bantay/rules/bantay-recording.yml;bantay-paths"
 	ss := []Series{
 		self("bantay_store_appended_samples_total"),
-		self("bantay_citytag_rejected_points_total", "reason", "unknown_probe"),
+		self("bantay_citytag_rejected_points", "reason", "unknown_probe"),
 		self("bantay_store_rejected_requests_total", "reason", "overloaded"),
 		self("prometheus_tsdb_head_series"),
 		self("prometheus_rule_evaluation_failures_total", "rule_group", group),

@@ -22,9 +22,20 @@ type Config struct {
 	// ExternalURL is how users reach the listener; alert notifications link to it.
 	ExternalURL string `mapstructure:"external_url"`
 
+	// PrometheusConfig is a file in Prometheus's own configuration format
+	// whose rule_files, global evaluation_interval and external_labels,
+	// alerting (Alertmanagers), remote_write and scrape_configs Bantay
+	// applies to its store. Reloaded on SIGHUP and POST /-/reload.
+	PrometheusConfig string `mapstructure:"prometheus_config"`
+
 	Storage StorageConfig  `mapstructure:"storage"`
 	Query   QueryConfig    `mapstructure:"query"`
 	Heatmap heatmap.Config `mapstructure:"heatmap"`
+
+	// EventsBuffer bounds the collector's event bus (path state changes,
+	// rejected probes, rule reloads) per subscriber; beyond it events are
+	// dropped and counted, never waited for.
+	EventsBuffer int `mapstructure:"events_buffer"`
 }
 
 // StorageConfig configures the embedded TSDB.
@@ -68,6 +79,9 @@ func (cfg *Config) Validate() error {
 		if err != nil || u.Scheme == "" || u.Host == "" {
 			return fmt.Errorf("external_url: %q is not an absolute URL", cfg.ExternalURL)
 		}
+	}
+	if cfg.EventsBuffer < 1 {
+		return fmt.Errorf("events_buffer: must be at least 1, got %d", cfg.EventsBuffer)
 	}
 	if err := cfg.storeConfig().Validate(); err != nil {
 		return fmt.Errorf("storage/query: %w", err)

@@ -8,7 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,6 +23,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/store"
 	"github.com/bantay-noc/bantay/web"
 )
@@ -32,9 +37,12 @@ type Server struct {
 	reg    *prometheus.Registry
 
 	store   *store.Store
+	prom    *store.Server
 	heatmap *heatmap.Heatmap
+	events  *events.Bus
 	http    *http.Server
 	wg      sync.WaitGroup
+	stop    chan struct{}
 }
 
 func newServer(set extension.Settings, cfg *Config) *Server {
@@ -52,6 +60,10 @@ func (s *Server) Store() *store.Store { return s.store }
 // Heatmap is the live heatmap aggregation and websocket hub.
 func (s *Server) Heatmap() *heatmap.Heatmap { return s.heatmap }
 
+// Events is the collector's event bus (rejected probes, rule reloads, …),
+// read by the bantay_events receiver.
+func (s *Server) Events() *events.Bus { return s.events }
+
 // Start opens the store (replaying its WAL), rebuilds the heatmap from it so
 // a restart does not blank the wall, and starts serving.
 func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
@@ -61,6 +73,9 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 		}
 	}()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.events, err = events.NewBus(s.cfg.EventsBuffer, s.reg); err != nil {
+		return err
+	}
 	if s.store, err = store.Open(s.cfg.storeConfig(), s.reg, s.logger.With("component", "store")); err != nil {
 		return err
 	}
@@ -78,18 +93,23 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.NetAddr.Endpoint, err)
 	}
-	s.http, err = s.cfg.ToServer(ctx, host.GetExtensions(), s.set.TelemetrySettings, s.routes(ln.Addr()))
+	extURL := s.externalURL(ln.Addr())
+	if s.prom, err = store.NewServer(s.store, s.cfg.PrometheusConfig, extURL, s.reg, s.logger); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("prometheus_config: %w", err)
+	}
+	s.stop = make(chan struct{})
+	s.wg.Go(s.reloadOnSIGHUP)
+	s.http, err = s.cfg.ToServer(ctx, host.GetExtensions(), s.set.TelemetrySettings, s.routes(extURL))
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.set.Logger.Error("bantay HTTP server stopped", zap.Error(err))
 		}
-	}()
+	})
 	s.set.Logger.Info("bantay server listening", zap.String("address", ln.Addr().String()),
 		zap.String("storage", s.cfg.Storage.Path))
 	return nil
@@ -104,14 +124,49 @@ func (s *Server) externalURL(addr net.Addr) *url.URL {
 	return &url.URL{Scheme: "http", Host: addr.String()}
 }
 
-func (s *Server) routes(addr net.Addr) http.Handler {
+// reload re-reads the Prometheus-format configuration and tells the event bus.
+func (s *Server) reload() error {
+	err := s.prom.Reload()
+	groups, rules := 0, 0
+	for _, g := range s.prom.APIDeps().Rules.RuleGroups() {
+		groups++
+		rules += len(g.Rules())
+	}
+	s.events.Publish(events.RulesReloaded(time.Now(), groups, rules, err))
+	if err != nil {
+		s.set.Logger.Error("reloading prometheus_config failed; the previous rules stay in force", zap.Error(err))
+	}
+	return err
+}
+
+// reloadOnSIGHUP reloads like Prometheus does. (The collector also reloads
+// its own configuration on SIGHUP; when that is unchanged it keeps running
+// and only this reload takes effect.)
+func (s *Server) reloadOnSIGHUP() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-hup:
+			_ = s.reload()
+		}
+	}
+}
+
+func (s *Server) routes(extURL *url.URL) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", s.store.APIHandler(store.APIDeps{
-		Gatherer:    s.reg,
-		Registerer:  s.reg,
-		Logger:      s.logger.With("component", "api"),
-		ExternalURL: s.externalURL(addr),
-	})))
+	deps := s.prom.APIDeps()
+	deps.Gatherer, deps.Registerer = s.reg, s.reg
+	deps.Logger = s.logger.With("component", "api")
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", s.store.APIHandler(deps)))
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.reload(); err != nil {
+			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
+		}
+	})
 	for _, p := range heatmap.Paths() {
 		mux.Handle(p, s.heatmap.Handler())
 	}
@@ -130,14 +185,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
-		s.wg.Wait()
 	}
+	if s.stop != nil {
+		close(s.stop)
+	}
+	s.wg.Wait()
 	errs = append(errs, s.closeParts())
 	return errors.Join(errs...)
 }
 
 func (s *Server) closeParts() error {
 	var errs []error
+	if s.prom != nil {
+		s.prom.Stop() // rules first: no evaluation against a closing store
+		s.prom = nil
+	}
 	if s.heatmap != nil {
 		errs = append(errs, s.heatmap.Close())
 		s.heatmap = nil
@@ -145,6 +207,10 @@ func (s *Server) closeParts() error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 		s.store = nil
+	}
+	if s.events != nil {
+		s.events.Close()
+		s.events = nil
 	}
 	return errors.Join(errs...)
 }

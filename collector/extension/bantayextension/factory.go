@@ -49,7 +49,8 @@ func createDefaultConfig() component.Config {
 			Timeout:       def.QueryTimeout,
 			MaxSamples:    def.MaxSamples,
 		},
-		Heatmap: heatmap.DefaultConfig(),
+		Heatmap:      heatmap.DefaultConfig(),
+		EventsBuffer: 1024,
 	}
 }
 
