@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/bantay-noc/bantay/collector/extension/bantayextension"
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor"
 	"github.com/bantay-noc/bantay/exporters/heatmapexporter"
 	"github.com/bantay-noc/bantay/exporters/tsdbexporter"
@@ -54,6 +55,7 @@ func Components() (otelcol.Factories, error) {
 	}
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		bantayextension.NewFactory(),
+		probeauthextension.NewFactory(),
 		healthcheckextension.NewFactory(),
 	); err != nil {
 		return f, err

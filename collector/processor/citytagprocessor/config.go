@@ -31,6 +31,12 @@ type Config struct {
 
 	// LogInterval bounds how often a rejection is logged per (reason, probe).
 	LogInterval time.Duration `mapstructure:"log_interval"`
+
+	// RequireAuthenticatedProbe rejects data that did not come with a probe
+	// credential (the probeauth extension on the OTLP receiver). Whether or
+	// not it is set, data that did come with one is accepted only for the
+	// probe the credential belongs to.
+	RequireAuthenticatedProbe bool `mapstructure:"require_authenticated_probe"`
 }
 
 // ProbeEntry is one registered probe.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -47,6 +49,8 @@ const (
 	reasonUnknownDstCity    = "unknown_dst_city"
 	reasonInvalidValue      = "invalid_value"
 	reasonDeclaredCityClash = "declared_city_mismatch"
+	reasonUnauthenticated   = "unauthenticated"
+	reasonIdentityMismatch  = "probe_identity_mismatch"
 )
 
 type uplinkKey struct{ carrier, networkType string }
@@ -59,10 +63,11 @@ type registeredProbe struct {
 
 // cityTagger places every data point on the map, or rejects it with a reason.
 type cityTagger struct {
-	logger     *zap.Logger
-	gaz        *gazetteer.Gazetteer
-	probes     map[string]registeredProbe
-	maxLatency float64
+	logger      *zap.Logger
+	gaz         *gazetteer.Gazetteer
+	probes      map[string]registeredProbe
+	maxLatency  float64
+	requireAuth bool
 
 	rejected     metric.Int64Counter
 	cityMismatch metric.Int64Counter
@@ -92,6 +97,7 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 		gaz:          gaz,
 		probes:       probes,
 		maxLatency:   cfg.MaxLatencyMs,
+		requireAuth:  cfg.RequireAuthenticatedProbe,
 		rejected:     rejected,
 		cityMismatch: mismatch,
 		logs:         newLogLimiter(cfg.LogInterval),
@@ -109,9 +115,13 @@ type placement struct {
 // processMetrics tags what it can place and drops the rest, counting each
 // dropped point by reason. A bad resource or point never affects the others.
 func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	authenticated, hasCredential := authenticatedProbe(ctx)
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
 		res := rm.Resource().Attributes()
 		pl, reason, detail := t.place(res)
+		if reason == "" {
+			reason, detail = t.checkIdentity(pl.probe, authenticated, hasCredential)
+		}
 		if reason != "" {
 			t.reject(ctx, reason, pl.probe, detail, countPoints(rm))
 			return true
@@ -132,6 +142,28 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 		return md, processorhelper.ErrSkipProcessingData
 	}
 	return md, nil
+}
+
+// authenticatedProbe returns the probe id the request's credential belongs to.
+func authenticatedProbe(ctx context.Context) (string, bool) {
+	auth := client.FromContext(ctx).Auth
+	if auth == nil {
+		return "", false
+	}
+	id, ok := auth.GetAttribute(probeauthextension.ProbeIDAttribute).(string)
+	return id, ok
+}
+
+// checkIdentity refuses a probe reporting under another probe's id, and
+// unauthenticated data when credentials are required.
+func (t *cityTagger) checkIdentity(probe, authenticated string, hasCredential bool) (string, string) {
+	switch {
+	case hasCredential && authenticated != probe:
+		return reasonIdentityMismatch, "credential belongs to probe " + quote(authenticated) + ", data claims " + quote(probe)
+	case !hasCredential && t.requireAuth:
+		return reasonUnauthenticated, "no probe credential (require_authenticated_probe is set)"
+	}
+	return "", ""
 }
 
 // place resolves a resource (one probe uplink) against the registry.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -248,4 +250,36 @@ func TestLogLimiterBoundsMemory(t *testing.T) {
 		l.maybeLog(logger, reasonUnknownProbe, string(rune('a'+i%26))+string(rune(i)), "x")
 	}
 	assert.LessOrEqual(t, len(l.last), maxLoggedKeys)
+}
+
+type authData map[string]any
+
+func (a authData) GetAttribute(k string) any { return a[k] }
+func (a authData) GetAttributeNames() []string {
+	names := make([]string, 0, len(a))
+	for k := range a {
+		names = append(names, k)
+	}
+	return names
+}
+
+func TestCredentialMustMatchTheProbe(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequireAuthenticatedProbe = true
+	h := newHarness(t, cfg)
+	asProbe := func(id string) context.Context {
+		return client.NewContext(context.Background(), client.Info{Auth: authData{probeauthextension.ProbeIDAttribute: id}})
+	}
+	md := pmetric.NewMetrics()
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao")
+	addResource(md, uplinkRes{"dvo-01", "Davao", "DITO", "4g"}, "Manila") // impersonation
+	require.NoError(t, h.proc.ConsumeMetrics(asProbe("mnl-01"), md))
+	pts := pointAttrs(t, h.sink.AllMetrics()[0])
+	require.Len(t, pts, 1)
+	assert.Equal(t, "mnl-01", pts[0]["probe"])
+
+	md = pmetric.NewMetrics()
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao")
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	assert.Equal(t, map[string]int64{reasonIdentityMismatch: 1, reasonUnauthenticated: 1}, h.rejected(t))
 }

@@ -1,0 +1,32 @@
+// Package probeauthextension implements the `probeauth` server
+// authenticator: it checks a probe's bearer token and records which probe
+// it belongs to, so that the citytag processor can refuse a probe that
+// reports under another probe's id. Attach it to the OTLP receiver with
+// `auth: {authenticator: probeauth}`.
+package probeauthextension
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+)
+
+// TypeStr is the extension's name in collector configs.
+const TypeStr = "probeauth"
+
+// ProbeIDAttribute is the client.Info auth attribute holding the
+// authenticated probe id.
+const ProbeIDAttribute = "bantay.probe.id"
+
+var componentType = component.MustNewType(TypeStr)
+
+// NewFactory returns the probeauth extension factory.
+func NewFactory() extension.Factory {
+	return extension.NewFactory(componentType, func() component.Config { return &Config{} },
+		create, component.StabilityLevelBeta)
+}
+
+func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newAuthenticator(set, cfg.(*Config))
+}
