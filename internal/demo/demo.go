@@ -51,6 +51,14 @@ type Options struct {
 	// AlertmanagerURL, if set (http://host:port), receives the alerts the
 	// shipped rules fire.
 	AlertmanagerURL string
+	// RemoteWriteURL, if set, is a Prometheus remote-write endpoint
+	// (e.g. http://host:9090/api/v1/write) that receives everything the
+	// store holds, as a remote_write entry of the generated prometheus.yml.
+	RemoteWriteURL string
+	// RuleFiles are extra Prometheus rule files loaded after the shipped
+	// ones. They are referenced in place, not copied, so a caller can
+	// rewrite one and POST /-/reload.
+	RuleFiles []string
 	// Logger receives every component's logs.
 	Logger *slog.Logger
 	// Network, if not nil, receives the demo's impairment tables (one per
@@ -356,6 +364,13 @@ func writePrometheusConfig(dir string, o Options) (string, error) {
 		}
 		rules = append(rules, dst)
 	}
+	for _, f := range o.RuleFiles {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return "", fmt.Errorf("rule file %s: %w", f, err)
+		}
+		rules = append(rules, abs)
+	}
 	var b strings.Builder
 	err := prometheusTemplate.Execute(&b, map[string]any{
 		"Opts": o, "Rules": rules, "Telemetry": fmt.Sprintf("127.0.0.1:%d", o.TelemetryPort),
@@ -382,6 +397,10 @@ alerting:
     - api_version: v2
       static_configs:
         - targets: ["{{.Alertmanager}}"]
+{{- end}}
+{{- if .Opts.RemoteWriteURL}}
+remote_write:
+  - url: {{printf "%q" .Opts.RemoteWriteURL}}
 {{- end}}
 scrape_configs:
   - job_name: bantay-collector
