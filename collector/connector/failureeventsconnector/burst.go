@@ -357,7 +357,9 @@ func (f *folder) close(st *stream, continued bool) {
 	st.burst = nil
 	e := st.id
 	first, last := time.Unix(0, b.firstNs).UTC(), time.Unix(0, b.lastNs).UTC()
-	n := int64(math.Round(b.count))
+	// Failures are whole numbers; a double counter with fractional steps
+	// still opened a burst, so it counts at least one.
+	n := max(int64(math.Round(b.count)), 1)
 	e.Kind = events.KindProbeFailure
 	e.Time = first
 	e.Severity = events.SeverityWarn
