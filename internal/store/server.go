@@ -137,11 +137,14 @@ func (p *Server) Reload() (err error) {
 		}
 		p.reloads.WithLabelValues(result).Inc()
 	}()
-	cfg := &config.DefaultConfig
-	if p.file != "" {
-		if cfg, err = config.LoadFile(p.file, false, p.logger); err != nil {
-			return fmt.Errorf("load %s: %w", p.file, err)
-		}
+	var cfg *config.Config
+	if p.file == "" {
+		cfg, err = config.Load("", p.logger) // Prometheus's defaults, validated like a file
+	} else {
+		cfg, err = config.LoadFile(p.file, false, p.logger)
+	}
+	if err != nil {
+		return fmt.Errorf("load %q: %w", p.file, err)
 	}
 	scrapeConfigs, err := cfg.GetScrapeConfigs()
 	if err != nil {

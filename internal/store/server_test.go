@@ -1,0 +1,62 @@
+package store
+
+import (
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestServerEvaluatesRulesFromAPrometheusConfig(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "tsdb"))
+	defer s.Close()
+	rules := filepath.Join(dir, "rules.yml")
+	require.NoError(t, os.WriteFile(rules, []byte(`groups:
+  - name: test
+    interval: 1s
+    rules:
+      - record: path:count
+        expr: sum(network_latency_milliseconds_count)
+`), 0o644))
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("rule_files: [rules.yml]\n"), 0o644))
+
+	srv, err := NewServer(s, cfg, &url.URL{Scheme: "http", Host: "localhost"}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer srv.Stop()
+	groups := srv.APIDeps().Rules.RuleGroups()
+	require.Len(t, groups, 1)
+	assert.Equal(t, "test", groups[0].Name())
+	assert.Equal(t, time.Second, groups[0].Interval())
+
+	// A broken rule file is refused on reload, naming the file; the old rules stay.
+	require.NoError(t, os.WriteFile(rules, []byte("groups: [{name: x, rules: [{record: y, expr: 'sum(('}]}]\n"), 0o644))
+	err = srv.Reload()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "prometheus.yml")
+	assert.Len(t, srv.APIDeps().Rules.RuleGroups(), 1)
+}
+
+func TestServerWithoutConfigFileRunsNoRules(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	srv, err := NewServer(s, "", &url.URL{Scheme: "http", Host: "localhost"}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer srv.Stop()
+	assert.Empty(t, srv.APIDeps().Rules.RuleGroups())
+}
+
+func TestServerRefusesAMissingConfigFile(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	_, err := NewServer(s, "/nonexistent/prometheus.yml", &url.URL{Scheme: "http", Host: "localhost"}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/nonexistent/prometheus.yml")
+}
