@@ -44,6 +44,9 @@ type failureEvents struct {
 
 	mu     sync.Mutex
 	folder *folder
+	// pointCounts collects one ConsumeMetrics call's results, so the
+	// counter is updated once per result and call, not once per point.
+	pointCounts map[string]int64
 
 	queue   chan events.Event
 	stop    chan struct{}
@@ -96,6 +99,7 @@ func newConnector(cfg *Config, set connector.Settings, next consumer.Logs) (*fai
 		metric.WithUnit("{stream}")); err != nil {
 		return nil, err
 	}
+	c.pointCounts = map[string]int64{}
 	c.folder = newFolder(cfg, c.enqueue, c.countPoint)
 	return c, nil
 }
@@ -123,10 +127,15 @@ func (c *failureEvents) Start(_ context.Context, _ component.Host) error {
 func (c *failureEvents) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
 	now := c.now()
 	c.mu.Lock()
-	if !c.stopped {
-		c.folder.consume(md, now)
+	defer c.mu.Unlock()
+	if c.stopped {
+		return nil
 	}
-	c.mu.Unlock()
+	c.folder.consume(md, now)
+	for result, n := range c.pointCounts {
+		c.pointsC.Add(context.Background(), n, c.attrs, metric.WithAttributes(attribute.String("result", result)))
+	}
+	clear(c.pointCounts)
 	return nil
 }
 
@@ -141,8 +150,9 @@ func (c *failureEvents) enqueue(e events.Event) {
 	}
 }
 
+// countPoint runs under c.mu (from the folder).
 func (c *failureEvents) countPoint(result string) {
-	c.pointsC.Add(context.Background(), 1, c.attrs, metric.WithAttributes(attribute.String("result", result)))
+	c.pointCounts[result]++
 	switch result {
 	case resInvalid:
 		c.warn(resInvalid, "bantay.probe.failures point without probe, target or reason, or with a negative or non-finite value; ignored (is citytag before this connector?)")
