@@ -148,22 +148,25 @@ type changedCell struct {
 // guards everything: an observation is a few hundred nanoseconds, and the
 // periodic collect is O(cells × buckets).
 type aggregator struct {
-	mu        sync.Mutex
-	cfg       Config
-	resMs     int64
-	bounds    []float64
-	nb        int
-	winSlots  []int64
-	evWin     int // index of Events.Window in cfg.Windows
-	firstMax  int64
-	cells     map[CellKey]*cell
-	byID      map[string]*cell
-	streams   map[string]*stream
-	scratch   []uint64
-	scratch2  []uint64
-	lastSweep int64
-	m         *metrics
-	now       func() time.Time
+	mu       sync.Mutex
+	cfg      Config
+	resMs    int64
+	bounds   []float64
+	nb       int
+	winSlots []int64
+	evWin    int // index of Events.Window in cfg.Windows
+	firstMax int64
+	cells    map[CellKey]*cell
+	byID     map[string]*cell
+	streams  map[string]*stream
+	scratch  []uint64
+	scratch2 []uint64
+	// scratchView is where collect computes a cell's numbers before it
+	// knows whether they changed.
+	scratchView cellView
+	lastSweep   int64
+	m           *metrics
+	now         func() time.Time
 }
 
 func newAggregator(cfg Config, m *metrics) *aggregator {
@@ -190,6 +193,7 @@ func newAggregator(cfg Config, m *metrics) *aggregator {
 	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution).Milliseconds()
 	a.scratch = make([]uint64, a.nb)
 	a.scratch2 = make([]uint64, a.nb)
+	a.scratchView.wins = make([]winStats, len(cfg.Windows))
 	return a
 }
 
@@ -488,7 +492,10 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 			continue
 		}
 		c.ring.moveTo(cur)
-		v := &cellView{id: c.id, key: c.key, lastSeen: c.lastSeen, wins: make([]winStats, len(a.cfg.Windows))}
+		// Compute into a reused view; only a changed cell gets a new
+		// immutable one, so a quiet tick allocates nothing per cell.
+		v := &a.scratchView
+		*v = cellView{id: c.id, key: c.key, lastSeen: c.lastSeen, wins: v.wins[:len(a.cfg.Windows)]}
 		for i := range a.cfg.Windows {
 			v.wins[i] = a.stats(&c.ring.wins[i])
 		}
@@ -517,8 +524,10 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 			}
 		}
 		if mask != 0 {
-			c.view = v
-			changed = append(changed, changedCell{view: v, mask: mask})
+			nv := *v
+			nv.wins = append([]winStats(nil), v.wins...)
+			c.view = &nv
+			changed = append(changed, changedCell{view: &nv, mask: mask})
 		}
 	}
 	if len(removed) > 0 {

@@ -1,0 +1,172 @@
+package heatmap
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// benchKeys returns n distinct cells.
+func benchKeys(n int) []CellKey {
+	carriers := []string{"Globe", "Smart", "DITO", "PLDT", "Converge"}
+	keys := make([]CellKey, n)
+	for i := range keys {
+		keys[i] = CellKey{"Src" + strconv.Itoa(i/100), "Dst" + strconv.Itoa(i%100), carriers[i%5], "4g"}
+	}
+	return keys
+}
+
+// BenchmarkObserve measures one cumulative histogram point through delta
+// tracking into its cell (1,000 streams, default bounds).
+func BenchmarkObserve(b *testing.B) {
+	h := newTestHeatmap(b, nil)
+	keys := benchKeys(1000)
+	streams := make([][]byte, len(keys))
+	counts := make([][]uint64, len(keys))
+	for i, k := range keys {
+		streams[i] = AppendStreamKey(nil, KindLatency, "probe-"+strconv.Itoa(i), []Label{{"target", k.DstCity}})
+		counts[i] = make([]uint64, len(DefaultBounds)+1)
+	}
+	start := t0.Add(-10 * time.Second)
+	p := Point{Kind: KindLatency, Bounds: DefaultBounds, Start: start}
+	// Create the cells and streams first: the loop measures steady state.
+	for s := range keys {
+		p.Stream, p.Cell, p.Counts, p.Time = streams[s], keys[s], counts[s], t0.Add(-15*time.Second)
+		h.Observe(&p)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s := i % len(keys)
+		round := i / len(keys)
+		counts[s][8+round%5] += 3
+		p.Stream, p.Cell, p.Counts = streams[s], keys[s], counts[s]
+		p.Time = t0.Add(time.Duration(round) * 15 * time.Second)
+		p.Sum += 40
+		h.Observe(&p)
+		i++
+	}
+}
+
+// BenchmarkCollect10kCells measures one broadcast tick's aggregation work
+// (slide windows, quantiles, change detection) over 10,000 cells, and
+// reports the heap bytes per cell.
+func BenchmarkCollect10kCells(b *testing.B) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := newTestHeatmap(b, nil)
+	f := newFeeder(h)
+	keys := benchKeys(10000)
+	for _, k := range keys {
+		f.feed(k, t0, 20, 5)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perCell := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(keys))
+	now := t0
+	for b.Loop() {
+		now = now.Add(time.Second)
+		h.agg.collect(now)
+	}
+	b.ReportMetric(perCell, "heap-bytes/cell")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(keys)), "ns/cell")
+}
+
+// BenchmarkBroadcast measures fan-out: per tick 100 of 1,000 cells change
+// and the delta reaches every connected client over loopback websocket.
+// One op = one tick delivered to all clients (the clients' reading runs in
+// this process too, so this is an upper bound of the server's share).
+func BenchmarkBroadcast(b *testing.B) {
+	for _, clients := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			h := newTestHeatmap(b, func(c *Config) { c.MaxConnections = clients + 10 })
+			f := newFeeder(h)
+			keys := benchKeys(1000)
+			now := t0
+			for _, k := range keys {
+				f.feed(k, now, 20, 5)
+			}
+			h.tick(now)
+			base := serve(b, h)
+			var target atomic.Uint64
+			var wg sync.WaitGroup
+			conns := make([]*websocket.Conn, clients)
+			for i := range conns {
+				conns[i] = dial(b, base, "", nil)
+				next(b, conns[i])
+			}
+			var readers sync.WaitGroup
+			readErrs := make(chan error, clients)
+			for _, c := range conns {
+				readers.Add(1)
+				go func() {
+					defer readers.Done()
+					for {
+						_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+						_, data, err := c.ReadMessage()
+						if err != nil {
+							readErrs <- err
+							return
+						}
+						if seqOf(data) == target.Load() {
+							wg.Done()
+						}
+					}
+				}()
+			}
+			var sent atomic.Int64
+			b.ResetTimer()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				for i := range 100 {
+					f.feed(keys[(int(now.Unix())*100+i)%len(keys)], now, 25, 1)
+				}
+				h.hub.mu.Lock()
+				target.Store(h.hub.seq + 1)
+				h.hub.mu.Unlock()
+				wg.Add(clients)
+				h.tick(now.Add(500 * time.Millisecond))
+				done := make(chan struct{})
+				go func() { wg.Wait(); close(done) }()
+				select {
+				case <-done:
+				case err := <-readErrs:
+					b.Fatalf("a client stopped reading at seq %d: %v (disconnects: slow %g, write errors %g, keepalive %g)", target.Load(), err,
+						testutil.ToFloat64(h.m.disconnects.WithLabelValues("slow_consumer")), testutil.ToFloat64(h.m.disconnects.WithLabelValues("write_error")),
+						testutil.ToFloat64(h.m.disconnects.WithLabelValues("keepalive_timeout")))
+				}
+				sent.Add(int64(clients))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(sent.Load()), "ns/delivery")
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			readers.Wait()
+		})
+	}
+}
+
+// seqOf extracts "seq" from a frame without a full JSON decode.
+func seqOf(data []byte) uint64 {
+	i := bytes.Index(data, []byte(`"seq":`))
+	if i < 0 {
+		return 0
+	}
+	j := i + 6
+	k := j
+	for k < len(data) && data[k] >= '0' && data[k] <= '9' {
+		k++
+	}
+	n, _ := strconv.ParseUint(string(data[j:k]), 10, 64)
+	return n
+}
