@@ -42,7 +42,7 @@ func TestParseClientMessages(t *testing.T) {
 
 func TestFrameEncodingIsValidJSON(t *testing.T) {
 	v := &cellView{id: "A\"b|c\\d|\x01e|\xff", key: CellKey{"A\"b", "c\\d", "\x01e", "\xff"},
-		wins: []winStats{{p50: math.NaN(), p90: 1.5, p99: math.Inf(1), mean: 2, count: 3, attempts: 4, failures: 1, loss: 0.25}},
+		wins:    []winStats{{p50: math.NaN(), p90: 1.5, p99: math.Inf(1), mean: 2, count: 3, attempts: 4, failures: 1, loss: 0.25}},
 		baseP50: 1, lastSeen: 42, state: "ok"}
 	b := appendCell(nil, v, 0, "all")
 	var m map[string]any
