@@ -572,7 +572,15 @@ func (h *hub) close() {
 		clients = append(clients, c)
 	}
 	h.mu.Unlock()
+	// In parallel: a stalled client can hold its close frame for up to a
+	// second, and there may be thousands.
+	var wg sync.WaitGroup
 	for _, c := range clients {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", "server_shutdown")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.closeWith(websocket.CloseGoingAway, "server shutting down", "server_shutdown")
+		}()
 	}
+	wg.Wait()
 }

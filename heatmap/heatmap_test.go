@@ -1,0 +1,103 @@
+package heatmap
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestConfigValidateNamesTheField(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("zero config (all defaults) is invalid: %v", err)
+	}
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Resolution: 500 * time.Millisecond}, "resolution"},
+		{Config{History: 50 * time.Minute, Resolution: 7 * time.Minute}, "history"},
+		{Config{Windows: []time.Duration{time.Minute, 70 * time.Second}}, "windows[1]"},
+		{Config{DefaultWindow: 2 * time.Minute}, "default_window"},
+		{Config{Bounds: []float64{1, 5, 3}}, "bounds[2]"},
+		{Config{SendQueue: 1}, "send_queue"},
+		{Config{PingInterval: time.Minute, PongTimeout: 30 * time.Second}, "pong_timeout"},
+		{Config{Events: EventsConfig{DegradedRatio: 1.5, RecoveredRatio: 1.6}}, "events.recovered_ratio"},
+		{Config{Events: EventsConfig{DegradedLoss: 0.01, RecoveredLoss: 0.02}}, "events.recovered_loss"},
+	} {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want+":") {
+			t.Errorf("%+v: got %v, want an error naming %s", tc.cfg, err, tc.want)
+		}
+	}
+	if _, err := New(Config{SendQueue: 1}, nil, nil); err == nil || !strings.Contains(err.Error(), "send_queue") {
+		t.Errorf("New accepted an invalid config: %v", err)
+	}
+}
+
+func TestMetricsRegisterTwiceFails(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := New(Config{}, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := New(Config{}, reg, nil); err == nil {
+		t.Fatal("a second heatmap on the same registry should report the duplicate metrics")
+	}
+}
+
+func TestSubscribersGetEvents(t *testing.T) {
+	h := newTestHeatmap(t, nil)
+	got := make(chan Event, 4)
+	h.Subscribe(func(e Event) { got <- e })
+	f := newFeeder(h)
+	f.feed(globeMD, t0, 18, 10)
+	f.feed(globeMD, t0.Add(15*time.Second), 18, 10)
+	h.tick(t0.Add(16 * time.Second))
+	h.tick(t0.Add(5 * time.Minute)) // silence: stale
+	select {
+	case e := <-got:
+		if e.Kind != EventStale || e.Cell != globeMD || !strings.Contains(e.Reason, "no data for") {
+			t.Fatalf("got %v, want a stale event for %v", e, globeMD)
+		}
+	case <-time.After(30 * time.Second): // failsafe only
+		t.Fatal("no event delivered")
+	}
+}
+
+func TestCloseDisconnectsClientsWithReason(t *testing.T) {
+	h, err := New(Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, serve(t, h), "", nil)
+	next(t, c)
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue // a delta that was already on its way
+		}
+		var ce *websocket.CloseError
+		if !asCloseError(err, &ce) || ce.Code != websocket.CloseGoingAway || ce.Text != "server shutting down" {
+			t.Fatalf("after Close: %v, want 1001 'server shutting down'", err)
+		}
+		break
+	}
+	if err := h.Start(context.Background()); err == nil {
+		t.Error("Start after Close should fail")
+	}
+}
