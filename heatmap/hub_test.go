@@ -576,3 +576,44 @@ func TestManyClientsAndAStalledOne(t *testing.T) {
 		t.Errorf("%g frames encoded for %g deltas sent: frames are not shared", got, testutil.ToFloat64(h.m.frames.WithLabelValues("delta")))
 	}
 }
+
+// TestKeepalive: the server pings; a client that answers stays, one that
+// never reads (so never answers) is closed for keepalive.
+func TestKeepalive(t *testing.T) {
+	h := newTestHeatmap(t, func(c *Config) {
+		c.PingInterval = 50 * time.Millisecond
+		c.PongTimeout = 2 * time.Second // generous: the answering client must not be cut off on a loaded machine
+	})
+	base := serve(t, h)
+	alive := dial(t, base, "", nil)
+	pings := make(chan struct{}, 100)
+	alive.SetPingHandler(func(data string) error {
+		select {
+		case pings <- struct{}{}:
+		default:
+		}
+		return alive.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := alive.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	silent := dial(t, base, "", nil) // never reads: its pongs are never sent
+	_ = silent
+	waitFor(t, "the silent client closed for keepalive", func() bool {
+		return testutil.ToFloat64(h.m.disconnects.WithLabelValues("keepalive_timeout")) == 1
+	})
+	for range 3 {
+		select {
+		case <-pings:
+		case <-time.After(30 * time.Second): // failsafe only
+			t.Fatal("the answering client got no pings")
+		}
+	}
+	if n := h.hub.connCount(); n != 1 {
+		t.Fatalf("%d connections left, want the answering one", n)
+	}
+}
