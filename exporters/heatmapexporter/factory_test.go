@@ -3,6 +3,10 @@ package heatmapexporter
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/bantay-noc/bantay/heatmap"
+	"go.opentelemetry.io/collector/confmap"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -26,5 +30,27 @@ func TestFactory(t *testing.T) {
 	}
 	if exp.Capabilities().MutatesData {
 		t.Error("the exporter must not claim to mutate data")
+	}
+}
+
+// TestHeatmapConfigUnmarshals checks that heatmap.Config, which the bantay
+// extension embeds in its own config, decodes from collector YAML.
+func TestHeatmapConfigUnmarshals(t *testing.T) {
+	if err := componenttest.CheckConfigStruct(heatmap.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	var cfg heatmap.Config
+	err := confmap.NewFromStringMap(map[string]any{
+		"resolution": "10s", "windows": []any{"1m", "5m"}, "default_window": "1m",
+		"allowed_origins": []any{"https://noc.example"}, "events": map[string]any{"window": "5m", "hold": "1m"},
+	}).Unmarshal(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Resolution != 10*time.Second || len(cfg.Windows) != 2 || cfg.Events.Hold != time.Minute {
+		t.Fatalf("decoded %+v", cfg)
 	}
 }
