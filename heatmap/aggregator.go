@@ -440,9 +440,9 @@ func (a *aggregator) decreased(st *stream, p *Point) bool {
 
 func (a *aggregator) stats(w *window) winStats {
 	s := winStats{count: w.count(), attempts: w.attempts, failures: w.failures}
-	s.p50 = round3(bucketQuantile(0.5, a.bounds, w.counts))
-	s.p90 = round3(bucketQuantile(0.9, a.bounds, w.counts))
-	s.p99 = round3(bucketQuantile(0.99, a.bounds, w.counts))
+	s.p50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.count))
+	s.p90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.count))
+	s.p99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.count))
 	s.mean = math.NaN()
 	if s.count > 0 {
 		s.mean = round3(w.sum / float64(s.count))

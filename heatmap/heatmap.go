@@ -76,16 +76,21 @@ func (h *Heatmap) Observe(p *Point) { h.agg.observe(p) }
 // context is only for the start itself; Close stops the loop.
 func (h *Heatmap) Start(_ context.Context) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return errors.New("heatmap: start after close")
 	}
 	if h.started {
+		h.mu.Unlock()
 		return nil
 	}
 	h.started = true
-	h.tick(time.Now())
 	h.wg.Add(1)
+	h.mu.Unlock()
+	// The first tick synchronously (and outside h.mu, which event dispatch
+	// takes), so a wall opened right after a restart and Rebuild sees the
+	// cells at once.
+	h.tick(time.Now())
 	go func() {
 		defer h.wg.Done()
 		t := time.NewTicker(h.cfg.BroadcastInterval)

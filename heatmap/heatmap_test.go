@@ -101,3 +101,27 @@ func TestCloseDisconnectsClientsWithReason(t *testing.T) {
 		t.Error("Start after Close should fail")
 	}
 }
+
+// TestStartWithEventsPending: the first tick at Start finds old data (as
+// after a Rebuild) and emits stale events; Start must not deadlock on the
+// event dispatch.
+func TestStartWithEventsPending(t *testing.T) {
+	h := newTestHeatmap(t, nil)
+	got := make(chan Event, 4)
+	h.Subscribe(func(e Event) { got <- e })
+	f := newFeeder(h)
+	old := time.Now().Add(-10 * time.Minute)
+	f.feed(globeMD, old, 18, 10)
+	f.feed(globeMD, old.Add(15*time.Second), 18, 10)
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Kind != EventStale {
+			t.Fatalf("got %v, want stale", e)
+		}
+	case <-time.After(30 * time.Second): // failsafe only
+		t.Fatal("no stale event after Start")
+	}
+}

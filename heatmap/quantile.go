@@ -18,6 +18,11 @@ func bucketQuantile(q float64, bounds []float64, counts []uint64) float64 {
 	for _, c := range counts {
 		total += c
 	}
+	return bucketQuantileN(q, bounds, counts, total)
+}
+
+// bucketQuantileN is bucketQuantile with the total count already known.
+func bucketQuantileN(q float64, bounds []float64, counts []uint64, total uint64) float64 {
 	if total == 0 || len(bounds) == 0 {
 		return math.NaN()
 	}
