@@ -67,8 +67,8 @@ type Label struct{ Name, Value string }
 // metric kind, the probe instance (service.instance.id, Prometheus label
 // "instance") and the point's labels, which must be sorted by name. Names
 // are escaped the way the store escapes them (anything but [A-Za-z0-9_]
-// becomes "_"), and "__name__", "le", "job", "instance" and "otel_scope_*"
-// are skipped, so the exporter (from OTLP attributes) and Rebuild (from TSDB
+// becomes "_"), and the store's own labels ("__name__", "__type__", any
+// "__*"), "le", "job", "instance" and "otel_scope_*" are skipped, so the exporter (from OTLP attributes) and Rebuild (from TSDB
 // labels) produce the same key for the same series and a restart continues
 // the deltas where the TSDB left off.
 func AppendStreamKey(dst []byte, kind Kind, instance string, labels []Label) []byte {
@@ -76,7 +76,7 @@ func AppendStreamKey(dst []byte, kind Kind, instance string, labels []Label) []b
 	dst = append(dst, instance...)
 	for _, l := range labels {
 		switch {
-		case l.Name == "__name__", l.Name == "le", l.Name == "job", l.Name == "instance",
+		case strings.HasPrefix(l.Name, "__"), l.Name == "le", l.Name == "job", l.Name == "instance",
 			strings.HasPrefix(l.Name, "otel_scope_"):
 			continue
 		}

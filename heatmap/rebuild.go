@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -66,7 +67,7 @@ func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Tim
 		samples []sample
 	}
 	read := func(name string, fn func(lset labels.Labels, s []sample) error) error {
-		ss := querier.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, name))
+		ss := querier.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name))
 		for ss.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -103,7 +104,7 @@ func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Tim
 		if err != nil {
 			return nil // not a valid bucket series; nothing to rebuild from it
 		}
-		base := labels.NewBuilder(lset).Del(labels.MetricName, labels.BucketLabel).Labels()
+		base := labels.NewBuilder(lset).Del(model.MetricNameLabel, labels.BucketLabel).Labels()
 		k := base.String()
 		hs, ok := hists[k]
 		if !ok {
@@ -119,7 +120,7 @@ func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Tim
 			sums = append(sums, struct {
 				lset    labels.Labels
 				samples []sample
-			}{labels.NewBuilder(lset).Del(labels.MetricName).Labels(), s})
+			}{labels.NewBuilder(lset).Del(model.MetricNameLabel).Labels(), s})
 			return nil
 		})
 	}

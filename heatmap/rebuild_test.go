@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -33,7 +34,7 @@ type probeStream struct {
 
 func (s *probeStream) labels(name string, extra ...string) labels.Labels {
 	kv := []string{
-		labels.MetricName, name, "job", "bantay-probe", "instance", s.probe,
+		model.MetricNameLabel, name, "job", "bantay-probe", "instance", s.probe,
 		"src_city", s.cell.SrcCity, "dst_city", s.cell.DstCity, "carrier", s.cell.Carrier,
 		"network_type", s.cell.NetworkType, "probe", s.probe, "target", s.target, "method", "tcp",
 	}
