@@ -52,6 +52,7 @@ type ring struct {
 	advance int64 // advances since the last exact recomputation of the sums
 
 	counts   []uint16  // n × nb
+	used     []uint64  // bit per slot position: holds data (lets moves skip empty slots)
 	sums     []float32 // n
 	attempts []float32 // n
 	failures []float32 // n
@@ -64,6 +65,7 @@ func newRing(nb int, nslots int64, windowSlots []int64) *ring {
 		nb:       nb,
 		n:        nslots,
 		counts:   make([]uint16, int64(nb)*nslots),
+		used:     make([]uint64, (nslots+63)/64),
 		sums:     make([]float32, nslots),
 		attempts: make([]float32, nslots),
 		failures: make([]float32, nslots),
@@ -94,6 +96,7 @@ func (r *ring) moveTo(slot int64) {
 	if r.head == 0 || slot-r.head >= r.n {
 		// Everything in the ring is older than the whole history.
 		clear(r.counts)
+		clear(r.used)
 		clear(r.sums)
 		clear(r.attempts)
 		clear(r.failures)
@@ -110,9 +113,11 @@ func (r *ring) moveTo(slot int64) {
 			w := &r.wins[i]
 			r.subtract(w, s-w.slots)
 		}
-		p := r.pos(s)
-		clear(r.counts[p*int64(r.nb) : (p+1)*int64(r.nb)])
-		r.sums[p], r.attempts[p], r.failures[p] = 0, 0, 0
+		if p := r.pos(s); r.isUsed(p) {
+			clear(r.counts[p*int64(r.nb) : (p+1)*int64(r.nb)])
+			r.sums[p], r.attempts[p], r.failures[p] = 0, 0, 0
+			r.used[p/64] &^= 1 << (p % 64)
+		}
 		r.advance++
 	}
 	r.head = slot
@@ -130,6 +135,9 @@ func (r *ring) subtract(w *window, s int64) {
 		return // already cleared
 	}
 	p := r.pos(s)
+	if !r.isUsed(p) {
+		return
+	}
 	base := p * int64(r.nb)
 	for b := 0; b < r.nb; b++ {
 		w.counts[b] -= uint64(r.counts[base+int64(b)])
@@ -138,6 +146,10 @@ func (r *ring) subtract(w *window, s int64) {
 	w.attempts -= float64(r.attempts[p])
 	w.failures -= float64(r.failures[p])
 }
+
+func (r *ring) isUsed(p int64) bool { return r.used[p/64]&(1<<(p%64)) != 0 }
+
+func (r *ring) markUsed(p int64) { r.used[p/64] |= 1 << (p % 64) }
 
 func (r *ring) recompute() {
 	for i := range r.wins {
@@ -173,6 +185,7 @@ func (r *ring) addHistogram(s int64, counts []uint64, sum float64) (clamped uint
 		r.moveTo(s)
 	}
 	p := r.pos(s)
+	r.markUsed(p)
 	base := p * int64(r.nb)
 	sum32 := float32(sum)
 	r.sums[p] += sum32
@@ -209,6 +222,7 @@ func (r *ring) addCounter(s int64, failures bool, v float64) {
 		r.moveTo(s)
 	}
 	p := r.pos(s)
+	r.markUsed(p)
 	v32 := float32(v)
 	if failures {
 		r.failures[p] += v32
@@ -244,7 +258,7 @@ func (r *ring) slot(s int64, dst []uint64) (sum, attempts, failures float64) {
 
 // memBytes is the ring's heap footprint, for the documented per-cell cost.
 func (r *ring) memBytes() int {
-	n := len(r.counts)*2 + (len(r.sums)+len(r.attempts)+len(r.failures))*4
+	n := len(r.counts)*2 + len(r.used)*8 + (len(r.sums)+len(r.attempts)+len(r.failures))*4
 	for _, w := range r.wins {
 		n += len(w.counts)*8 + 48
 	}
