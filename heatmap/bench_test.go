@@ -3,8 +3,10 @@ package heatmap
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,6 +77,14 @@ func BenchmarkCollect10kCells(b *testing.B) {
 	now := t0
 	for b.Loop() {
 		now = now.Add(time.Second)
+		if now.Sub(t0)%(15*time.Second) == 0 {
+			// Keep the cells alive and changing like a probe would; not timed.
+			b.StopTimer()
+			for _, k := range keys {
+				f.feed(k, now, 20, 5)
+			}
+			b.StartTimer()
+		}
 		h.agg.collect(now)
 	}
 	b.ReportMetric(perCell, "heap-bytes/cell")
@@ -169,4 +179,51 @@ func seqOf(data []byte) uint64 {
 	}
 	n, _ := strconv.ParseUint(string(data[j:k]), 10, 64)
 	return n
+}
+
+// BenchmarkConnectionMemory connects b.N idle websocket clients and reports
+// the server-side memory per connection (heap in use plus goroutine
+// stacks). The clients are raw TCP connections that only do the handshake,
+// so they add next to nothing on the measuring side. Run with e.g.
+// -benchtime 2000x.
+func BenchmarkConnectionMemory(b *testing.B) {
+	h := newTestHeatmap(b, func(c *Config) { c.MaxConnections = 20000 })
+	f := newFeeder(h)
+	for _, k := range benchKeys(20) {
+		f.feed(k, t0, 20, 5)
+	}
+	h.tick(t0.Add(time.Second))
+	addr := strings.TrimPrefix(serve(b, h), "http://")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	conns := make([]net.Conn, 0, b.N)
+	buf := make([]byte, 4096)
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		if _, err := c.Write([]byte(req)); err != nil {
+			b.Fatal(err)
+		}
+		// Read the 101 response (and whatever part of the snapshot follows).
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil || !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 101")) {
+			b.Fatalf("handshake: %v %q", err, buf[:n])
+		}
+	}
+	waitFor(b, "all connections registered", func() bool { return h.hub.connCount() == len(conns) })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	used := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
+	b.ReportMetric(used/float64(len(conns)), "bytes/conn")
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	waitFor(b, "all connections closed", func() bool { return h.hub.connCount() == 0 })
 }
