@@ -1,0 +1,118 @@
+package bantayextension
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/bantay-noc/bantay/internal/testenv"
+)
+
+func load(t *testing.T, name string) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	id := component.NewID(componentType)
+	if name != "" {
+		id = component.NewIDWithName(componentType, name)
+	}
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg, confmap.Validate(cfg)
+}
+
+func TestConfig(t *testing.T) {
+	cfg, err := load(t, "")
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:18080", cfg.NetAddr.Endpoint)
+	assert.Equal(t, 720*time.Hour, cfg.Storage.Retention)
+	assert.Equal(t, 8, cfg.Storage.MaxConcurrentAppends)
+	assert.Equal(t, 5*time.Minute, cfg.Query.LookbackDelta, "defaults survive a partial query block")
+	assert.Equal(t, "/etc/bantay/prometheus.yml", cfg.PrometheusConfig)
+
+	_, err = load(t, "bad_retention")
+	assert.ErrorContains(t, err, "retention: 5m0s is shorter than the 1h minimum")
+	_, err = load(t, "bad_url")
+	assert.ErrorContains(t, err, `external_url: "not a url" is not an absolute URL`)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// TestServesEverythingOnOneListener starts the real extension and checks
+// that the store, the Prometheus API, the heatmap, the web page, metrics
+// and reload are all served, and that a restart keeps acknowledged data.
+func TestServesEverythingOnOneListener(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
+	cfg.Storage.Path = t.TempDir()
+	base := "http://" + cfg.NetAddr.Endpoint
+
+	start := func() *Server {
+		ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(componentType), cfg)
+		require.NoError(t, err)
+		require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+		return ext.(*Server)
+	}
+	srv := start()
+
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
+	rm.Resource().Attributes().PutStr("service.instance.id", "mnl-01")
+	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	g.SetName("bantay.test")
+	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetDoubleValue(42)
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	require.NoError(t, srv.Store().AppendMetrics(context.Background(), md))
+
+	for path, want := range map[string]string{
+		"/api/v1/query?query=bantay_test": `"42"`,
+		"/api/v1/status/buildinfo":        `"version":"3.`,
+		"/api/v1/rules":                   `"groups":[]`,
+		"/api/heatmap/snapshot":           `"type":"snapshot"`,
+		"/":                               "<!doctype html>",
+		"/metrics":                        "bantay_store_appended_samples_total",
+		"/-/healthy":                      "Healthy",
+	} {
+		code, body := get(t, base+path)
+		assert.Equal(t, http.StatusOK, code, path)
+		assert.Contains(t, body, want, path)
+	}
+	resp, err := http.Post(base+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	_, metrics := get(t, base+"/metrics")
+	assert.True(t, strings.Contains(metrics, `bantay_config_reloads_total{result="success"} 2`), "start and one reload")
+	require.NoError(t, srv.Shutdown(context.Background()))
+
+	srv = start()
+	defer func() { require.NoError(t, srv.Shutdown(context.Background())) }()
+	_, body := get(t, base+"/api/v1/query?query=bantay_test")
+	assert.Contains(t, body, `"42"`, "data acknowledged before the restart is still there")
+}
