@@ -57,7 +57,8 @@ type Config struct {
 	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
 	// MaxConnections refuses upgrades beyond this many open connections.
 	MaxConnections int `mapstructure:"max_connections"`
-	// MaxErrors closes a connection after this many error frames.
+	// MaxErrors closes a connection after this many error frames; the count
+	// decays by one per minute, so only a burst of bad messages closes.
 	MaxErrors int `mapstructure:"max_errors"`
 	// RequestBurst and RequestRate limit subscribe/drilldown messages per
 	// connection (token bucket).

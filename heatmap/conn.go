@@ -38,7 +38,8 @@ type client struct {
 	// Reader-goroutine state.
 	tokens  float64
 	lastTok time.Time
-	errs    int
+	errs    int       // error budget used; leaks one per whole minute
+	leakAt  time.Time // when the last leak was accounted
 }
 
 func newClient(h *hub, conn *websocket.Conn, compress bool) *client {
@@ -215,6 +216,15 @@ func (c *client) allow(now time.Time) bool {
 // connection with 1008 once it has made too many mistakes.
 func (c *client) reject(e *protoError) bool {
 	c.h.m.invalid.WithLabelValues(e.code).Inc()
+	// The budget leaks, so a page that now and then trips the rate limit
+	// over a day on the wall is not cut off; a burst of garbage is.
+	now := time.Now()
+	if c.errs == 0 {
+		c.leakAt = now
+	} else if k := int(now.Sub(c.leakAt) / time.Minute); k > 0 {
+		c.errs = max(0, c.errs-k)
+		c.leakAt = c.leakAt.Add(time.Duration(k) * time.Minute)
+	}
 	c.errs++
 	c.enqueue(newFrame("error", errorFrame(e)))
 	if c.errs >= c.h.cfg.MaxErrors {
