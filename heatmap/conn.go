@@ -168,8 +168,7 @@ func (c *client) write(f frame) error {
 	if err := c.conn.WritePreparedMessage(f.pm); err != nil {
 		return err
 	}
-	c.h.m.frames.WithLabelValues(f.typ).Inc()
-	c.h.m.frameBytes.WithLabelValues(f.typ).Add(float64(f.size))
+	c.h.m.sent(f.typ, f.size)
 	return nil
 }
 

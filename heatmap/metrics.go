@@ -41,6 +41,25 @@ type metrics struct {
 	disconnects    *prometheus.CounterVec
 	broadcastDur   prometheus.Histogram
 	queueHighWater prometheus.Gauge
+
+	// byFrame holds the frames/bytes counters per frame type, resolved once:
+	// they are bumped per frame per client, where a label lookup would cost
+	// more than the write bookkeeping itself.
+	byFrame map[string]frameCounters
+}
+
+type frameCounters struct{ frames, bytes prometheus.Counter }
+
+var frameTypes = []string{"snapshot", "delta", "drilldown", "drilldown_update", "drilldown_end", "error", "pong"}
+
+// sent counts one frame written to one client.
+func (m *metrics) sent(typ string, size int) {
+	fc, ok := m.byFrame[typ]
+	if !ok {
+		fc = frameCounters{m.frames.WithLabelValues(typ), m.frameBytes.WithLabelValues(typ)}
+	}
+	fc.frames.Inc()
+	fc.bytes.Add(float64(size))
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -115,6 +134,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "bantay_heatmap_ws_send_queue_max",
 			Help: "Longest send queue of any connection at the last broadcast (bounded by send_queue).",
 		}),
+	}
+	m.byFrame = map[string]frameCounters{}
+	for _, t := range frameTypes {
+		m.byFrame[t] = frameCounters{m.frames.WithLabelValues(t), m.frameBytes.WithLabelValues(t)}
 	}
 	for _, k := range []Kind{KindLatency, KindAttempts, KindFailures} {
 		m.points[k] = map[string]prometheus.Counter{}
