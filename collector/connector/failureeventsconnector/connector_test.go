@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,7 +72,12 @@ func startConnector(t *testing.T, cfg *Config, next consumer.Logs) (connector.Me
 	if err := c.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded, so that a failed test cannot hang in its cleanup.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Shutdown(ctx)
+	})
 	return c, tt
 }
 
@@ -148,7 +154,10 @@ func TestStuckLogsPipelineNeverBlocksMetrics(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.QueueSize, cfg.MaxBatch = 2, 1
 	cfg.FlushInterval = 10 * time.Millisecond
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(next.release) }) }
 	c, tt := startConnector(t, cfg, next)
+	t.Cleanup(unblock) // registered after the connector's Shutdown, so it runs before it
 
 	// Ten probes, one burst each: the first event is taken by the stuck
 	// consumer, two wait in the queue, seven are dropped.
@@ -179,7 +188,7 @@ func TestStuckLogsPipelineNeverBlocksMetrics(t *testing.T) {
 	if n := counterValue(t, tt, metricDropped, "reason", dropQueueFull); n != 7 {
 		t.Errorf("dropped{queue_full} = %d, want 7", n)
 	}
-	close(next.release)
+	unblock()
 	waitFor(t, "the queued events", func() bool { return next.sink.LogRecordCount() == 3 })
 }
 

@@ -36,10 +36,10 @@ type testHost map[component.ID]component.Component
 
 func (h testHost) GetExtensions() map[component.ID]component.Component { return h }
 
-// newTestHeatmap is a heatmap tuned so that a test can drive a path
+// newTestHeatmap is a heatmap, not yet started, tuned so that a test can drive a path
 // through its states in seconds: 1 s resolution, a 5 s events window
 // against a 60 s baseline, no hold time, stale after two 1 s intervals.
-func newTestHeatmap(t *testing.T) *heatmap.Heatmap {
+func newTestHeatmap(t *testing.T, mutate ...func(*heatmap.Config)) *heatmap.Heatmap {
 	t.Helper()
 	cfg := heatmap.Config{
 		Resolution:        time.Second,
@@ -54,15 +54,25 @@ func newTestHeatmap(t *testing.T) *heatmap.Heatmap {
 			Hold:   time.Millisecond,
 		},
 	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	hm, err := heatmap.New(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = hm.Close() })
+	return hm
+}
+
+// startHeatmap begins the heatmap's broadcasts (and so its judgements).
+// Tests feed a path's history before: a broadcast between two of its
+// points would see a gap in the data and call the path stale.
+func startHeatmap(t *testing.T, hm *heatmap.Heatmap) {
+	t.Helper()
 	if err := hm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = hm.Close() })
-	return hm
 }
 
 // path feeds one probe's cumulative latency histogram for one cell

@@ -167,12 +167,18 @@ func TestVictoriaLogsEventSources(t *testing.T) {
 	// The path: degraded, then stale (no data), then back and recovered.
 	p := newPath(hm, "dvo-01", dvoMnl, time.Now().Add(-51*time.Second))
 	p.degrade(time.Now())
+	startHeatmap(t, hm)
 	waitFor(t, "path_degraded", func() bool { return logs.count("path_degraded") == 1 })
 	waitFor(t, "path_stale", func() bool { return logs.count("path_stale") == 1 })
 	p.recover(time.Now())
 	waitFor(t, "path_back and path_recovered", func() bool {
 		return logs.count("path_back") == 1 && logs.count("path_recovered") == 1
 	})
+	// No more path judgements: on a loaded machine the path could
+	// otherwise go stale again before the receiver is shut down.
+	if err := hm.Close(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "both probe failure bursts", func() bool { return logs.count("probe_failure") == 2 })
 	bus.Publish(events.RulesReloaded(time.Now(), 2, 14, nil))
 

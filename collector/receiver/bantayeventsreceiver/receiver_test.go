@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,7 +55,12 @@ func startReceiver(t *testing.T, cfg *Config, host component.Host, next consumer
 	if err := r.Start(context.Background(), host); err != nil {
 		return nil, tt, err
 	}
-	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	t.Cleanup(func() {
+		// Bounded, so that a failed test cannot hang in its cleanup.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
+	})
 	return r, tt, nil
 }
 
@@ -116,6 +122,7 @@ func TestHeatmapAndBusEventsBecomeLogRecords(t *testing.T) {
 	}
 	now := time.Now()
 	newPath(hm, "dvo-01", dvoMnl, now.Add(-51*time.Second)).degrade(now)
+	startHeatmap(t, hm)
 	bus.Publish(events.ProbeRejected(time.Now(), "x-01", "unknown_probe", `probe "x-01" is not in the registry`, 3))
 
 	waitFor(t, "three records", func() bool { return sink.LogRecordCount() >= 3 })
@@ -215,23 +222,29 @@ func TestConsumerErrorsCountedNotRetried(t *testing.T) {
 // does not fit the queue is counted.
 func TestStuckPipelineDropsHeatmapEvents(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	entered := make(chan struct{}, 1)
-	next, _ := consumer.NewLogs(func(context.Context, plog.Logs) error {
+	sink := &consumertest.LogsSink{}
+	next, _ := consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
 		select {
 		case entered <- struct{}{}:
 		default:
 		}
 		<-release
-		return nil
+		return sink.ConsumeLogs(ctx, ld)
 	})
 	bus, _ := events.NewBus(4, nil)
-	hm := newTestHeatmap(t)
+	// No path may go stale during the test (a loaded machine can take
+	// seconds): exactly the twelve degradations are produced.
+	hm := newTestHeatmap(t, func(c *heatmap.Config) { c.StaleAfter = 1000 })
 	cfg := testConfig()
 	cfg.QueueSize, cfg.MaxBatch = 1, 1
 	r, tt, err := startReceiver(t, cfg, testHost{bantayID: &testExtension{hm: hm, bus: bus}}, next)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(unblock) // registered after the receiver's Shutdown, so it runs before it
 	bus.Publish(events.RulesReloaded(time.Now(), 1, 1, nil))
 	<-entered // run is now stuck in ConsumeLogs
 	// Twelve paths degrade: one event fits the queue, the rest are dropped.
@@ -242,10 +255,17 @@ func TestStuckPipelineDropsHeatmapEvents(t *testing.T) {
 		cell.Carrier = []string{"Globe", "Smart"}[i/8]
 		newPath(hm, "dvo-01", cell, now.Add(-51*time.Second)).degrade(now)
 	}
-	waitFor(t, "drops", func() bool { return counterSum(t, tt, metricDropped) == 11 })
-	close(release)
+	startHeatmap(t, hm)
+	waitFor(t, "drops", func() bool { return counterSum(t, tt, metricDropped) >= 11 })
+	unblock()
 	if err := r.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if n := counterSum(t, tt, metricDropped); n != 11 {
+		t.Errorf("dropped %d heatmap events, want 11 (12 degradations, 1 queue slot)", n)
+	}
+	if n := sink.LogRecordCount(); n != 2 {
+		t.Errorf("%d records delivered, want the bus event and the one queued heatmap event", n)
 	}
 }
 
