@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
@@ -20,10 +21,13 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
+	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
 	"github.com/bantay-noc/bantay/collector/extension/bantayextension"
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor"
+	"github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver"
 	"github.com/bantay-noc/bantay/exporters/heatmapexporter"
+	"github.com/bantay-noc/bantay/exporters/lokiexporter"
 	"github.com/bantay-noc/bantay/exporters/tsdbexporter"
 )
 
@@ -37,6 +41,7 @@ func Components() (otelcol.Factories, error) {
 	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
 	if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
 		otlpreceiver.NewFactory(),
+		bantayeventsreceiver.NewFactory(),
 	); err != nil {
 		return f, err
 	}
@@ -50,6 +55,12 @@ func Components() (otelcol.Factories, error) {
 	if f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		tsdbexporter.NewFactory(),
 		heatmapexporter.NewFactory(),
+		lokiexporter.NewFactory(),
+	); err != nil {
+		return f, err
+	}
+	if f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
+		failureeventsconnector.NewFactory(),
 	); err != nil {
 		return f, err
 	}
@@ -66,7 +77,11 @@ func Components() (otelcol.Factories, error) {
 		bantay  = "github.com/bantay-noc/bantay/"
 	)
 	f.ReceiverModules = map[component.Type]string{
-		otlpreceiver.NewFactory().Type(): core + "receiver/otlpreceiver v0.165.0",
+		otlpreceiver.NewFactory().Type():         core + "receiver/otlpreceiver v0.165.0",
+		bantayeventsreceiver.NewFactory().Type(): bantay + "collector/receiver/bantayeventsreceiver",
+	}
+	f.ConnectorModules = map[component.Type]string{
+		failureeventsconnector.NewFactory().Type(): bantay + "collector/connector/failureeventsconnector",
 	}
 	f.ProcessorModules = map[component.Type]string{
 		memorylimiterprocessor.NewFactory().Type():     core + "processor/memorylimiterprocessor v0.165.0",
@@ -76,6 +91,7 @@ func Components() (otelcol.Factories, error) {
 	f.ExporterModules = map[component.Type]string{
 		tsdbexporter.NewFactory().Type():    bantay + "exporters/tsdbexporter",
 		heatmapexporter.NewFactory().Type(): bantay + "exporters/heatmapexporter",
+		lokiexporter.NewFactory().Type():    bantay + "exporters/lokiexporter",
 	}
 	f.ExtensionModules = map[component.Type]string{
 		bantayextension.NewFactory().Type():      bantay + "collector/extension/bantayextension",

@@ -51,6 +51,10 @@ type Options struct {
 	// AlertmanagerURL, if set (http://host:port), receives the alerts the
 	// shipped rules fire.
 	AlertmanagerURL string
+	// LokiURL, if set, receives the events (path state changes, probe
+	// failure bursts, collector events) through the loki exporter: a Loki
+	// base URL, or a full push URL ending in /push (e.g. VictoriaLogs').
+	LokiURL string
 	// RemoteWriteURL, if set, is a Prometheus remote-write endpoint
 	// (e.g. http://host:9090/api/v1/write) that receives everything the
 	// store holds, as a remote_write entry of the generated prometheus.yml.
@@ -427,6 +431,9 @@ receivers:
         endpoint: {{.Opts.GRPCAddr}}
       http:
         endpoint: {{.Opts.OTLPHTTPAddr}}
+{{- if .Opts.LokiURL}}
+  bantay_events: {}
+{{- end}}
 processors:
   memory_limiter:
     check_interval: 1s
@@ -441,13 +448,25 @@ processors:
 exporters:
   tsdb: {}
   heatmap: {}
+{{- if .Opts.LokiURL}}
+  loki:
+    endpoint: {{.Opts.LokiURL}}
+connectors:
+  failure_events:
+    probe_interval: {{.Opts.ProbeInterval}}
+{{- end}}
 service:
   extensions: [health_check, bantay]
   pipelines:
     metrics:
       receivers: [otlp]
       processors: [memory_limiter, citytag, delta_to_cumulative]
-      exporters: [tsdb, heatmap]
+      exporters: [tsdb, heatmap{{if .Opts.LokiURL}}, failure_events{{end}}]
+{{- if .Opts.LokiURL}}
+    logs/events:
+      receivers: [bantay_events, failure_events]
+      exporters: [loki]
+{{- end}}
   telemetry:
     logs:
       level: warn

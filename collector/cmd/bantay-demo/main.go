@@ -25,6 +25,8 @@ func main() {
 	flag.IntVar(&o.TelemetryPort, "telemetry-port", o.TelemetryPort, "collector self-telemetry port on 127.0.0.1")
 	flag.StringVar(&o.HealthAddr, "health", o.HealthAddr, "health_check listener")
 	flag.DurationVar(&o.ProbeInterval, "interval", o.ProbeInterval, "probe and export interval")
+	flag.StringVar(&o.LokiURL, "loki", "", "push events to this Loki (base URL, or a full push URL ending in /push)")
+	flag.StringVar(&o.AlertmanagerURL, "alertmanager", "", "send alerts from the shipped rules to this Alertmanager (http://host:port)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

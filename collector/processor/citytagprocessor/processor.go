@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
+	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -72,6 +74,7 @@ type cityTagger struct {
 	rejected     metric.Int64Counter
 	cityMismatch metric.Int64Counter
 	logs         *logLimiter
+	bus          *events.Bus // nil without the bantay extension
 }
 
 func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
@@ -354,7 +357,31 @@ func (t *cityTagger) reject(ctx context.Context, reason, probe, detail string, p
 		return
 	}
 	t.rejected.Add(ctx, int64(points), metric.WithAttributes(attribute.String("reason", reason)))
-	t.logs.maybeLog(t.logger, reason, probe, detail)
+	// The event goes out as often as the log line: once per (reason, probe)
+	// per log_interval, so a misconfigured probe cannot flood Loki either.
+	if t.logs.maybeLog(t.logger, reason, probe, detail) && t.bus != nil {
+		e := events.ProbeRejected(time.Now(), probe, reason, detail, points)
+		if p, ok := t.probes[probe]; ok {
+			e.SrcCity, e.IslandGroup = p.city.Name, p.city.IslandGroup
+		}
+		t.bus.Publish(e)
+	}
+}
+
+// eventBusOwner is implemented by the bantay extension.
+type eventBusOwner interface {
+	Events() *events.Bus
+}
+
+// start finds the collector's event bus, if there is one, so rejections
+// reach the NOC's event feed and Loki as well as the log.
+func (t *cityTagger) start(_ context.Context, host component.Host) error {
+	for _, ext := range host.GetExtensions() {
+		if owner, ok := ext.(eventBusOwner); ok {
+			t.bus = owner.Events()
+		}
+	}
+	return nil
 }
 
 // dstCache memoises dst_city lookups within one resource: a probe reports
@@ -397,7 +424,7 @@ func newLogLimiter(interval time.Duration) *logLimiter {
 	return &logLimiter{interval: interval, last: make(map[[2]string]logState)}
 }
 
-func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) {
+func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) bool {
 	key := [2]string{reason, truncate(probe)}
 	now := time.Now()
 	l.mu.Lock()
@@ -410,7 +437,7 @@ func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) 
 		}
 		if len(l.last) >= maxLoggedKeys {
 			l.mu.Unlock()
-			return
+			return false
 		}
 	}
 	st, seen := l.last[key]
@@ -418,13 +445,14 @@ func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) 
 		st.suppressed++
 		l.last[key] = st
 		l.mu.Unlock()
-		return
+		return false
 	}
 	l.last[key] = logState{at: now}
 	l.mu.Unlock()
 	logger.Warn("citytag rejected data",
 		zap.String("reason", reason), zap.String("probe", key[1]), zap.String("detail", detail),
 		zap.Int("similar_rejections_not_logged", st.suppressed))
+	return true
 }
 
 func countPoints(rm pmetric.ResourceMetrics) int {

@@ -5,9 +5,11 @@ import (
 	"math"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -16,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
+	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -282,4 +285,47 @@ func TestCredentialMustMatchTheProbe(t *testing.T) {
 	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao")
 	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
 	assert.Equal(t, map[string]int64{reasonIdentityMismatch: 1, reasonUnauthenticated: 1}, h.rejected(t))
+}
+
+type busOwner struct {
+	component.StartFunc
+	component.ShutdownFunc
+	bus *events.Bus
+}
+
+func (b busOwner) Events() *events.Bus { return b.bus }
+
+type extHost map[component.ID]component.Component
+
+func (h extHost) GetExtensions() map[component.ID]component.Component { return h }
+
+func TestRejectionsArePublishedAsEventsAsOftenAsLogged(t *testing.T) {
+	bus, err := events.NewBus(16, prometheus.NewRegistry())
+	require.NoError(t, err)
+	defer bus.Close()
+	sub, cancel := bus.Subscribe()
+	defer cancel()
+
+	set := processortest.NewNopSettings(componentType)
+	p, err := NewFactory().CreateMetrics(context.Background(), set, testConfig(), new(consumertest.MetricsSink))
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), extHost{component.MustNewID("bantay"): busOwner{bus: bus}}))
+	defer p.Shutdown(context.Background())
+
+	for range 3 { // three rejections within log_interval: one event
+		md := pmetric.NewMetrics()
+		addResource(md, uplinkRes{"dvo-01", "Davao", "DITO", "4g"}, "Atlantis")
+		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+	}
+	e := <-sub
+	assert.Equal(t, events.KindProbeRejected, e.Kind)
+	assert.Equal(t, "dvo-01", e.Probe)
+	assert.Equal(t, reasonUnknownDstCity, e.Reason)
+	assert.Equal(t, "Davao", e.SrcCity)
+	assert.Equal(t, "Mindanao", e.IslandGroup)
+	select {
+	case extra := <-sub:
+		t.Fatalf("rejections within log_interval must not publish again: %+v", extra)
+	default:
+	}
 }
