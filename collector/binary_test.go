@@ -233,3 +233,40 @@ func TestOverloadIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
 		}
 	}
 }
+
+// TestBadConfigExitsNamingFileAndField runs the binary with an invalid
+// registry and checks the message an operator sees.
+func TestBadConfigExitsNamingFileAndField(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector binary")
+	}
+	cfg := filepath.Join(t.TempDir(), "bad.yaml")
+	err := os.WriteFile(cfg, []byte(`
+extensions:
+  bantay: {endpoint: 127.0.0.1:0, storage: {path: `+t.TempDir()+`}}
+receivers:
+  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:0}}}
+processors:
+  citytag:
+    probes:
+      x-01: {city: Atlantis, uplinks: [{carrier: Globe, network_type: 4g}]}
+exporters:
+  tsdb: {}
+service:
+  extensions: [bantay]
+  pipelines:
+    metrics: {receivers: [otlp], processors: [citytag], exporters: [tsdb]}
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(collectorBinary(t), "--config", cfg).CombinedOutput()
+	if err == nil {
+		t.Fatalf("collector accepted an invalid config:\n%s", out)
+	}
+	for _, want := range []string{"config " + cfg, "processors::citytag", "probes::x-01::city", `unknown city "Atlantis"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("error output lacks %q:\n%s", want, out)
+		}
+	}
+}
