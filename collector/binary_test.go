@@ -13,7 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/bantay-noc/bantay/internal/otlpload"
 	"github.com/bantay-noc/bantay/internal/promtest"
@@ -49,17 +54,18 @@ func collectorBinary(t *testing.T) string {
 
 // instance is one collector configuration: ports and data dir survive restarts.
 type instance struct {
-	t          *testing.T
-	config     string
-	httpAddr   string
-	grpcAddr   string
-	logs       []*strings.Builder
+	t        *testing.T
+	config   string
+	httpAddr string
+	grpcAddr string
+	logs     []*strings.Builder
 }
 
-func newInstance(t *testing.T, storage string) *instance {
+func newInstance(t *testing.T, storage string, processors ...string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	in := &instance{t: t, httpAddr: testenv.FreeAddr(t), grpcAddr: testenv.FreeAddr(t)}
+	processors = append([]string{"citytag"}, processors...)
 	cfg := fmt.Sprintf(`
 extensions:
   bantay:
@@ -78,6 +84,7 @@ processors:
       load-01:
         city: Manila
         uplinks: [{carrier: Globe, network_type: 5g}]
+  delta_to_cumulative: {}
 exporters:
   tsdb: {}
 service:
@@ -85,12 +92,12 @@ service:
   pipelines:
     metrics:
       receivers: [otlp]
-      processors: [citytag]
+      processors: [%s]
       exporters: [tsdb]
   telemetry:
     logs: {level: warn}
     metrics: {level: none}
-`, in.httpAddr, filepath.Join(dir, "data"), storage, in.grpcAddr)
+`, in.httpAddr, filepath.Join(dir, "data"), storage, in.grpcAddr, strings.Join(processors, ", "))
 	in.config = filepath.Join(dir, "collector.yaml")
 	if err := os.WriteFile(in.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -267,6 +274,71 @@ service:
 	for _, want := range []string{"config " + cfg, "processors::citytag", "probes::x-01::city", `unknown city "Atlantis"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("error output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDeltaTemporalityIsStoredAsCumulative sends delta histograms through
+// the distribution's pipeline (citytag → delta_to_cumulative → tsdb) and
+// checks the store holds the running totals, as Prometheus's own OTLP
+// endpoint does with its delta-to-cumulative conversion.
+func TestDeltaTemporalityIsStoredAsCumulative(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector binary")
+	}
+	in := newInstance(t, "", "delta_to_cumulative")
+	in.start()
+	conn, err := grpc.NewClient(in.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pmetricotlp.NewGRPCClient(conn)
+	start := time.Now().Add(-time.Minute)
+	var last time.Time
+	for i, counts := range [][]uint64{{1, 2, 0}, {0, 3, 1}, {2, 0, 0}} {
+		last = start.Add(time.Duration(i+1) * 10 * time.Second)
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		for k, v := range map[string]string{"service.name": "bantay-probe", "service.instance.id": "load-01", "bantay.uplink.carrier": "Globe", "bantay.uplink.network_type": "5g"} {
+			rm.Resource().Attributes().PutStr(k, v)
+		}
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("network.latency")
+		m.SetUnit("ms")
+		h := m.SetEmptyHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		dp := h.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("dst_city", "Davao")
+		dp.Attributes().PutStr("target", "delta")
+		dp.ExplicitBounds().FromRaw([]float64{10, 20})
+		dp.BucketCounts().FromRaw(counts)
+		dp.SetCount(counts[0] + counts[1] + counts[2])
+		dp.SetSum(float64(dp.Count()) * 12)
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i) * 10 * time.Second)))
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(last))
+		if _, err := client.Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md)); err != nil {
+			t.Fatalf("export %d: %v", i, err)
+		}
+	}
+	res, err := promtest.NewClient("http://"+in.httpAddr).Query(context.Background(),
+		`network_latency_milliseconds_bucket{target="delta"}`, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec, err := res.Vector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, s := range vec {
+		got[string(s.Metric["le"])] = float64(s.Value)
+	}
+	// Running totals: le=10: 1+0+2, le=20: +(2+3+0), +Inf: +(0+1+0).
+	want := map[string]float64{"10": 3, "20": 8, "+Inf": 9}
+	for le, w := range want {
+		if got[le] != w {
+			t.Errorf("le=%s: stored %v, want cumulative %v (all: %v)", le, got[le], w, got)
 		}
 	}
 }
