@@ -43,7 +43,7 @@ func run(dir string, check bool) error {
 			if err != nil {
 				errs = append(errs, err)
 			} else if !bytes.Equal(old, files[name]) {
-				errs = append(errs, fmt.Errorf("%s is out of date: run go generate ./dashboards/...", path))
+				errs = append(errs, fmt.Errorf("%s is out of date: regenerate it with 'go generate ./dashboards/...'", path))
 			}
 			continue
 		}

@@ -17,17 +17,17 @@ import (
 )
 
 // probe runs p once with a timeout and returns the latency, error and reason.
-func probe(t *testing.T, p Prober, timeout time.Duration) (time.Duration, error, Reason) {
+func probe(t *testing.T, p Prober, timeout time.Duration) (time.Duration, Reason, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	d, err := p.Probe(ctx)
-	return d, err, Classify(err)
+	return d, Classify(err), err
 }
 
 func wantReason(t *testing.T, p Prober, timeout time.Duration, want Reason) {
 	t.Helper()
-	_, err, got := probe(t, p, timeout)
+	_, got, err := probe(t, p, timeout)
 	if got != want {
 		t.Fatalf("%s probe: reason %q (err %v), want %q", p.Method(), got, err, want)
 	}
@@ -115,7 +115,7 @@ func TestTCP(t *testing.T) {
 	}()
 
 	p := NewTCP(l.Addr().String(), Options{BindAddress: netip.MustParseAddr("127.0.0.2")})
-	d, err, _ := probe(t, p, 30*time.Second)
+	d, _, err := probe(t, p, 30*time.Second)
 	if err != nil || d <= 0 {
 		t.Fatalf("tcp probe: %v, %v", d, err)
 	}
@@ -153,7 +153,7 @@ func TestHTTP(t *testing.T) {
 	defer tlsSrv.Close()
 
 	bound := Options{BindAddress: netip.MustParseAddr("127.0.0.3")}
-	if d, err, _ := probe(t, NewHTTP(srv.URL+"/ok", 200, false, bound), 30*time.Second); err != nil || d <= 0 {
+	if d, _, err := probe(t, NewHTTP(srv.URL+"/ok", 200, false, bound), 30*time.Second); err != nil || d <= 0 {
 		t.Fatalf("http probe: %v, %v", d, err)
 	}
 	mu.Lock()
@@ -162,7 +162,7 @@ func TestHTTP(t *testing.T) {
 	}
 	mu.Unlock()
 
-	if _, err, _ := probe(t, NewHTTP(srv.URL+"/moved", 0, false, Options{}), 30*time.Second); err != nil {
+	if _, _, err := probe(t, NewHTTP(srv.URL+"/moved", 0, false, Options{}), 30*time.Second); err != nil {
 		t.Errorf("a 302 must pass the default status check: %v", err)
 	}
 	wantReason(t, NewHTTP(srv.URL+"/fail", 0, false, Options{}), 30*time.Second, ReasonHTTPStatus)
@@ -175,7 +175,7 @@ func TestHTTP(t *testing.T) {
 	plainAsTLS := "https://" + srv.Listener.Addr().String() + "/ok"
 	wantReason(t, NewHTTP(plainAsTLS, 0, false, Options{}), 30*time.Second, ReasonTLS)
 	wantReason(t, NewHTTP(tlsSrv.URL+"/ok", 0, false, Options{}), 30*time.Second, ReasonTLS)
-	if _, err, _ := probe(t, NewHTTP(tlsSrv.URL+"/ok", 200, true, Options{}), 30*time.Second); err != nil {
+	if _, _, err := probe(t, NewHTTP(tlsSrv.URL+"/ok", 200, true, Options{}), 30*time.Second); err != nil {
 		t.Errorf("https with insecure_skip_verify: %v", err)
 	}
 }
@@ -194,7 +194,7 @@ func TestUDPWithReflector(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if d, err, _ := probe(t, p, 30*time.Second); err != nil || d <= 0 {
+		if d, _, err := probe(t, p, 30*time.Second); err != nil || d <= 0 {
 			t.Fatalf("udp probe: %v, %v", d, err)
 		}
 	}
@@ -246,7 +246,7 @@ func TestUDPMatchesBySequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		d, err, _ := probe(t, p, 30*time.Second)
+		d, _, err := probe(t, p, 30*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
