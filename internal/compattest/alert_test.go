@@ -1,0 +1,227 @@
+package compattest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/promtest"
+)
+
+// The incident of the alerting scenario: Manila → Davao over Globe 5G goes
+// from ~33 ms to 300 ms round trip, three times the 100 ms inter-island
+// threshold, while every other path stays as it was.
+const (
+	spikeUplink = "mnl-01/globe-5g"
+	spikeCity   = "Davao"
+	spikeRTT    = 300 * time.Millisecond
+	alertName   = "BantayPathLatencySLOBreach"
+	fastGroup   = "bantay-path-alerts-fast"
+)
+
+// wantAlertLabels are the labels Alertmanager must receive: the path, the
+// route class and threshold the shipped recording rules assign it, the
+// severity of the shipped rule.
+var wantAlertLabels = map[string]string{
+	"alertname":        alertName,
+	"src_city":         "Manila",
+	"dst_city":         "Davao",
+	"carrier":          "Globe",
+	"network_type":     "5g",
+	"island_group":     "Luzon",
+	"dst_island_group": "Mindanao",
+	"route_class":      "inter_island",
+	"threshold_ms":     "100",
+	"severity":         "warning",
+}
+
+func hasLabels(got, want map[string]string) bool {
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// firingOnBantay returns the firing alert for the spiked path from Bantay's
+// /api/v1/alerts, if there is one. The shipped rule of the same name goes
+// pending for the same path during the spike (its 5m window sees it too)
+// but never fires within the test: only state "firing" counts.
+func firingOnBantay(ctx context.Context, baseURL string) (Alert, bool, error) {
+	alerts, err := Alerts(ctx, baseURL)
+	if err != nil {
+		return Alert{}, false, err
+	}
+	for _, a := range alerts {
+		if a.State == "firing" && hasLabels(a.Labels, wantAlertLabels) {
+			return a, true, nil
+		}
+	}
+	return Alert{}, false, nil
+}
+
+func (e *env) testAlerting(t *testing.T, ctx context.Context) {
+	u := demoUplink(t, spikeUplink)
+	normal, err := netsim.DemoProfile(u, spikeCity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := e.tables[spikeCity]
+	// Whatever happens below, the path is healthy again afterwards.
+	t.Cleanup(func() { _ = table.Set(u.Addr, normal) })
+
+	// The path must be healthy before the spike, or a firing alert would
+	// prove nothing (a loaded machine can push its p95 up for a moment).
+	waitFor(t, ctx, 30*time.Second, "the path to be healthy before the spike", func() (bool, string) {
+		a, firing, err := firingOnBantay(ctx, e.bantayURL)
+		if err != nil {
+			return false, err.Error()
+		}
+		return !firing, "already firing: " + a.Value
+	})
+
+	spiked := normal
+	spiked.Base = spikeRTT
+	spikeAt := time.Now()
+	if err := table.Set(u.Addr, spiked); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s → %s: %v, was %v", spikeUplink, spikeCity, spiked, normal)
+
+	// Firing, at Alertmanager's webhook, with the route's labels. The rule
+	// needs a few probe rounds in its 15 s window and 6 s of "for";
+	// Alertmanager sends without group_wait.
+	fireCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	fired, err := e.am.Webhook.WaitFor(fireCtx, func(a promtest.WebhookAlert) bool {
+		return a.Status == "firing" && hasLabels(a.Labels, wantAlertLabels) && !a.StartsAt.Before(spikeAt.Add(-time.Second))
+	})
+	if err != nil {
+		t.Fatalf("no firing %s for Manila → Davao at the webhook: %v; received: %+v", alertName, err, e.am.Webhook.Messages())
+	}
+	t.Logf("firing after %v: labels %v", time.Since(spikeAt).Round(time.Millisecond), fired.Labels)
+	for _, name := range []string{"summary", "description", "runbook_url"} {
+		if fired.Annotations[name] == "" {
+			t.Errorf("firing alert without %s: %v", name, fired.Annotations)
+		}
+	}
+	if s := fired.Annotations["summary"]; !strings.Contains(s, "Manila → Davao on Globe 5g") || !strings.Contains(s, "100 ms") {
+		t.Errorf("summary %q does not name the path and its threshold", s)
+	}
+	if !strings.HasSuffix(fired.Annotations["runbook_url"], "docs/RUNBOOK.md#bantaypathlatencyslobreach") {
+		t.Errorf("runbook_url %q", fired.Annotations["runbook_url"])
+	}
+
+	// Bantay shows the rule and the alert through the API Grafana and
+	// amtool-style tooling read.
+	groups, err := Rules(ctx, e.bantayURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, ok := FindRule(groups, fastGroup, alertName)
+	if !ok || rule.Type != "alerting" || rule.Health != "ok" || rule.Labels["severity"] != "warning" {
+		t.Errorf("/api/v1/rules: test rule %+v (found %v)", rule, ok)
+	}
+	if shipped, ok := FindRule(groups, "bantay-path-alerts", alertName); !ok || shipped.Duration != 300 {
+		t.Errorf("/api/v1/rules: shipped rule %+v (found %v), want for: 5m", shipped, ok)
+	}
+	a, firing, err := firingOnBantay(ctx, e.bantayURL)
+	if err != nil || !firing {
+		t.Errorf("/api/v1/alerts: no firing alert for the path (err %v)", err)
+	} else {
+		t.Logf("/api/v1/alerts: firing since %v, p95 %s ms", a.ActiveAt, a.Value)
+	}
+	amAlerts, err := e.am.Alerts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inAM := false
+	for _, a := range amAlerts {
+		inAM = inAM || (hasLabels(a.Labels, wantAlertLabels) && a.Status.State == "active")
+	}
+	if !inAM {
+		t.Errorf("Alertmanager's /api/v2/alerts does not list the alert as active: %+v", amAlerts)
+	}
+
+	// Recovery: back to the normal profile; once the 15 s window holds no
+	// spiked probe the alert resolves and Alertmanager says so.
+	if err := table.Set(u.Addr, normal); err != nil {
+		t.Fatal(err)
+	}
+	restoreAt := time.Now()
+	resolveCtx, cancel2 := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel2()
+	resolved, err := e.am.Webhook.WaitFor(resolveCtx, func(a promtest.WebhookAlert) bool {
+		return a.Status == "resolved" && a.Fingerprint == fired.Fingerprint
+	})
+	if err != nil {
+		t.Fatalf("no resolved notification after recovery: %v; received: %+v", err, e.am.Webhook.Messages())
+	}
+	if resolved.EndsAt.Before(restoreAt) || !hasLabels(resolved.Labels, wantAlertLabels) {
+		t.Errorf("resolved alert ends %v (restored %v), labels %v", resolved.EndsAt, restoreAt, resolved.Labels)
+	}
+	t.Logf("resolved %v after recovery", time.Since(restoreAt).Round(time.Millisecond))
+	if _, firing, err := firingOnBantay(ctx, e.bantayURL); err != nil || firing {
+		t.Errorf("/api/v1/alerts still lists the alert as firing after the resolve (err %v)", err)
+	}
+}
+
+// reloadedRules replaces the test alert group with a recording rule: the
+// reload must drop the one and load the other.
+const reloadedRules = `groups:
+  - name: bantay-reload-check
+    interval: 5s
+    rules:
+      - record: bantay:compattest_reload:marker
+        expr: vector(1)
+`
+
+func (e *env) testReload(t *testing.T, ctx context.Context) {
+	before, err := Rules(ctx, e.bantayURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := FindRule(before, fastGroup, alertName); !ok {
+		t.Fatalf("test rule not loaded before the reload: %+v", before)
+	}
+	if err := os.WriteFile(e.ruleFile, []byte(reloadedRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reload(ctx, e.bantayURL); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Rules(ctx, e.bantayURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := FindRule(after, fastGroup, alertName); ok {
+		t.Error("the replaced group is still loaded after the reload")
+	}
+	if r, ok := FindRule(after, "bantay-reload-check", "bantay:compattest_reload:marker"); !ok || r.Type != "recording" {
+		t.Errorf("new recording rule not loaded: %+v (found %v)", r, ok)
+	}
+	if _, ok := FindRule(after, "bantay-paths", "path:network_latency_milliseconds:p95_rate5m"); !ok {
+		t.Error("the shipped recording rules are gone after the reload")
+	}
+
+	// A broken file is refused with an error, and the rules in force stay.
+	if err := os.WriteFile(e.ruleFile, []byte("groups:\n  - name: broken\n    rules:\n      - record: x\n        expr: rate(\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Reload(ctx, e.bantayURL); err == nil {
+		t.Error("reload of a broken rule file succeeded")
+	} else {
+		t.Logf("broken rule file refused: %v", err)
+	}
+	kept, err := Rules(ctx, e.bantayURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := FindRule(kept, "bantay-reload-check", "bantay:compattest_reload:marker"); !ok {
+		t.Error("a failed reload dropped the rules in force")
+	}
+}
