@@ -458,15 +458,6 @@ func (e *env) testDashboards(t *testing.T, ctx context.Context) {
 	}
 }
 
-// seriesOf is a vector's series as label sets, for error messages.
-func seriesOf(v model.Vector) []string {
-	out := make([]string, len(v))
-	for i, s := range v {
-		out[i] = s.Metric.String()
-	}
-	return out
-}
-
 // splitTargetInfo takes the target_info series out of a raw-sample answer
 // and returns them as label sets only. A probe with two uplinks sends two
 // OTLP resources whose target_info series are the same after citytag, so
