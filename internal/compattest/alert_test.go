@@ -155,14 +155,17 @@ func (e *env) testAlerting(t *testing.T, ctx context.Context) {
 	restoreAt := time.Now()
 	resolveCtx, cancel2 := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel2()
+	// The same alert (fingerprint) ending after the restore: on a loaded
+	// machine the path may have fired and resolved once before the spike,
+	// and that older resolve is in the webhook's history too.
 	resolved, err := e.am.Webhook.WaitFor(resolveCtx, func(a promtest.WebhookAlert) bool {
-		return a.Status == "resolved" && a.Fingerprint == fired.Fingerprint
+		return a.Status == "resolved" && a.Fingerprint == fired.Fingerprint && !a.EndsAt.Before(restoreAt.Add(-time.Second))
 	})
 	if err != nil {
 		t.Fatalf("no resolved notification after recovery: %v; received: %+v", err, e.am.Webhook.Messages())
 	}
-	if resolved.EndsAt.Before(restoreAt) || !hasLabels(resolved.Labels, wantAlertLabels) {
-		t.Errorf("resolved alert ends %v (restored %v), labels %v", resolved.EndsAt, restoreAt, resolved.Labels)
+	if !hasLabels(resolved.Labels, wantAlertLabels) {
+		t.Errorf("resolved alert labels %v", resolved.Labels)
 	}
 	t.Logf("resolved %v after recovery", time.Since(restoreAt).Round(time.Millisecond))
 	if _, firing, err := firingOnBantay(ctx, e.bantayURL); err != nil || firing {
