@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/otelcol"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/bantay-noc/bantay/collector"
 	"github.com/bantay-noc/bantay/dashboards"
@@ -68,6 +70,16 @@ type Options struct {
 	// Network, if not nil, receives the demo's impairment tables (one per
 	// destination city) so a caller can stage an incident while it runs.
 	Network func(map[string]*netsim.Table)
+	// Probes, if not nil, receives the demo's probe agents once they run,
+	// so a caller can take a probe offline (its paths go stale) and bring
+	// it back while the demo runs.
+	Probes func(*Probes)
+	// Heatmap overrides keys of the bantay extension's heatmap
+	// configuration (docs/heatmap.md), as YAML would give them: durations
+	// as strings, events.* as a nested map, e.g.
+	// {"stale_after": 3, "events": map[string]any{"hold": "1s"}}.
+	// resolution and probe_interval default to ProbeInterval.
+	Heatmap map[string]any
 }
 
 // Defaults are the demo's standard ports, as in the README.
@@ -149,26 +161,22 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 
 	runCtx, stopProbes := context.WithCancel(ctx)
 	defer stopProbes()
-	var probes sync.WaitGroup
-	probeErrs := make(chan error, len(netsim.DemoCities()))
+	probes := &Probes{ctx: runCtx, logger: opts.Logger, cfgs: map[string]*config.Config{}, running: map[string]*runningProbe{}}
 	for _, city := range netsim.DemoCities() {
 		cfg, err := probeConfig(city, opts, sites)
+		if err == nil {
+			probes.cfgs[cfg.Probe.ID] = cfg
+			err = probes.Start(cfg.Probe.ID)
+		}
 		if err != nil {
 			stopProbes()
+			_ = probes.stopAll()
 			col.Shutdown()
 			return err
 		}
-		a, err := agent.New(cfg, opts.Logger.With("probe", cfg.Probe.ID))
-		if err != nil {
-			stopProbes()
-			col.Shutdown()
-			return fmt.Errorf("probe %s: %w", cfg.Probe.ID, err)
-		}
-		probes.Go(func() {
-			if err := a.Run(runCtx); err != nil {
-				probeErrs <- fmt.Errorf("probe %s: %w", cfg.Probe.ID, err)
-			}
-		})
+	}
+	if opts.Probes != nil {
+		opts.Probes(probes)
 	}
 	if ready != nil {
 		ready()
@@ -181,15 +189,87 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 		runErr = fmt.Errorf("collector stopped: %w", runErr)
 	}
 	stopProbes()
-	probes.Wait() // probes flush their last measurements to the running collector
-	close(probeErrs)
+	probeErr := probes.stopAll() // probes flush their last measurements to the running collector
 	col.Shutdown()
 	if runErr == nil {
 		runErr = <-colErr
 	}
-	errs := []error{runErr}
-	for err := range probeErrs {
-		errs = append(errs, err)
+	return errors.Join(runErr, probeErr)
+}
+
+// Probes are the demo's running probe agents, one per city. A caller of
+// Run gets them through Options.Probes to stage a probe outage.
+type Probes struct {
+	ctx    context.Context // the demo's; every agent runs under it
+	logger *slog.Logger
+	cfgs   map[string]*config.Config
+
+	mu      sync.Mutex
+	running map[string]*runningProbe
+}
+
+type runningProbe struct {
+	cancel context.CancelFunc
+	done   chan error // Run's result
+}
+
+// Start starts probe id (e.g. "bag-01") again after Stop: a new agent with
+// the same configuration, whose counters start afresh as after a reboot.
+func (p *Probes) Start(id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg, ok := p.cfgs[id]
+	if !ok {
+		return fmt.Errorf("demo: no probe %q", id)
+	}
+	if _, ok := p.running[id]; ok {
+		return fmt.Errorf("demo: probe %s is already running", id)
+	}
+	if p.ctx.Err() != nil {
+		return fmt.Errorf("demo: probe %s not started, the demo is stopping", id)
+	}
+	a, err := agent.New(cfg, p.logger.With("probe", id))
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", id, err)
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	r := &runningProbe{cancel: cancel, done: make(chan error, 1)}
+	p.running[id] = r
+	go func() { r.done <- a.Run(ctx) }()
+	return nil
+}
+
+// Stop takes probe id offline: it stops measuring, makes its final export
+// and sends nothing more. Stop returns once the agent has finished.
+func (p *Probes) Stop(id string) error {
+	p.mu.Lock()
+	r, ok := p.running[id]
+	delete(p.running, id)
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("demo: probe %q is not running", id)
+	}
+	r.cancel()
+	if err := <-r.done; err != nil {
+		return fmt.Errorf("probe %s: %w", id, err)
+	}
+	return nil
+}
+
+// stopAll stops every running probe at once and waits for all of them.
+func (p *Probes) stopAll() error {
+	p.mu.Lock()
+	running := p.running
+	p.running = map[string]*runningProbe{}
+	p.mu.Unlock()
+	for _, r := range running {
+		r.cancel()
+	}
+	var errs []error
+	for id, r := range running {
+		if err := <-r.done; err != nil {
+			errs = append(errs, fmt.Errorf("probe %s: %w", id, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -342,9 +422,17 @@ func writeCollectorConfig(path string, o Options) error {
 	if err != nil {
 		return err
 	}
+	hm := map[string]any{"resolution": o.ProbeInterval.String(), "probe_interval": o.ProbeInterval.String()}
+	maps.Copy(hm, o.Heatmap)
+	hmYAML, err := yaml.Marshal(hm)
+	if err != nil {
+		return fmt.Errorf("heatmap options: %w", err)
+	}
 	var b strings.Builder
 	err = collectorTemplate.Execute(&b, map[string]any{
 		"Opts": o, "Registry": reg.String(), "Data": filepath.Join(o.DataDir, "tsdb"), "Prometheus": promCfg,
+		// Indented under extensions::bantay::heatmap.
+		"Heatmap": strings.TrimRight(strings.ReplaceAll("\n"+string(hmYAML), "\n", "\n      "), " \n"),
 	})
 	if err != nil {
 		return err
@@ -421,9 +509,7 @@ extensions:
     prometheus_config: {{.Prometheus}}
     storage:
       path: {{.Data}}
-    heatmap:
-      resolution: {{.Opts.ProbeInterval}}
-      probe_interval: {{.Opts.ProbeInterval}}
+    heatmap:{{.Heatmap}}
 receivers:
   otlp:
     protocols:
