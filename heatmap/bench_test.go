@@ -220,8 +220,10 @@ func BenchmarkConnectionMemory(b *testing.B) {
 	waitFor(b, "all connections registered", func() bool { return h.hub.connCount() == len(conns) })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	used := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
-	b.ReportMetric(used/float64(len(conns)), "bytes/conn")
+	heap := float64(after.HeapInuse) - float64(before.HeapInuse)
+	stack := float64(after.StackInuse) - float64(before.StackInuse)
+	b.ReportMetric((heap+stack)/float64(len(conns)), "bytes/conn")
+	b.ReportMetric(stack/float64(len(conns)), "stack-bytes/conn")
 	for _, c := range conns {
 		_ = c.Close()
 	}

@@ -169,6 +169,9 @@ func (c *client) write(f frame) error {
 		return err
 	}
 	c.h.m.sent(f.typ, f.size)
+	if f.born != 0 {
+		c.h.m.deliveryLag.Observe(float64(time.Now().UnixNano()-f.born) / 1e9)
+	}
 	return nil
 }
 

@@ -154,6 +154,9 @@ func (h *Heatmap) Subscribe(fn func(Event)) {
 	}()
 }
 
+// Connections returns the number of open websocket connections.
+func (h *Heatmap) Connections() int { return h.hub.connCount() }
+
 // Handler serves /ws, /api/heatmap/snapshot and /api/heatmap/drilldown
 // (the full paths; mount it on those paths or on "/").
 func (h *Heatmap) Handler() http.Handler { return h.srv.mux }

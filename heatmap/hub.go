@@ -18,6 +18,7 @@ type frame struct {
 	pm   *websocket.PreparedMessage
 	typ  string
 	size int
+	born int64 // UnixNano when the tick that made it began (deltas only)
 }
 
 func newFrame(typ string, data []byte) frame {
@@ -165,6 +166,7 @@ func (h *hub) broadcast(now time.Time) []Event {
 			continue
 		}
 		f := newFrame("delta", buf)
+		f.born = began.UnixNano()
 		h.m.encoded.Inc()
 		for c := range g.clients {
 			c.enqueue(f)

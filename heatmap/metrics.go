@@ -40,6 +40,7 @@ type metrics struct {
 	coalesced      prometheus.Counter
 	disconnects    *prometheus.CounterVec
 	broadcastDur   prometheus.Histogram
+	deliveryLag    prometheus.Histogram
 	queueHighWater prometheus.Gauge
 
 	// byFrame holds the frames/bytes counters per frame type, resolved once:
@@ -130,6 +131,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to collect changed cells and encode and enqueue one tick's frames.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
+		deliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bantay_heatmap_ws_delivery_lag_seconds",
+			Help:    "From the start of a broadcast tick until its delta frame was written to a client's socket, per client.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 		queueHighWater: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bantay_heatmap_ws_send_queue_max",
 			Help: "Longest send queue of any connection at the last broadcast (bounded by send_queue).",
@@ -151,7 +157,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{pointsVec, m.clamped, m.cells, m.streams, m.events, m.eventDrops,
 		m.rebuildPoints, m.connections, m.upgradesRefuse, m.invalid, m.frames, m.frameBytes, m.encoded,
-		m.coalesced, m.disconnects, m.broadcastDur, m.queueHighWater} {
+		m.coalesced, m.disconnects, m.broadcastDur, m.deliveryLag, m.queueHighWater} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
