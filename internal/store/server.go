@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
 	_ "github.com/prometheus/prometheus/discovery/file" // file_sd_configs, for Alertmanagers and scrape targets that change without a reload
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
@@ -157,6 +158,13 @@ func (p *Server) Reload() (err error) {
 			return fmt.Errorf("%s: rule_files: %w", p.file, err)
 		}
 		ruleFiles = append(ruleFiles, fs...)
+	}
+	// The rules manager only says "error loading rules" when a file is bad;
+	// parse first so the error names the file, line and problem.
+	for _, f := range ruleFiles {
+		if _, errs := rulefmt.ParseFile(f, false, model.UTF8Validation, p.store.parser, p.logger); len(errs) > 0 {
+			return fmt.Errorf("%s: rule file %s: %w", p.file, f, errors.Join(errs...))
+		}
 	}
 	steps := []struct {
 		name  string

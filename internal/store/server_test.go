@@ -41,6 +41,7 @@ func TestServerEvaluatesRulesFromAPrometheusConfig(t *testing.T) {
 	err = srv.Reload()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "prometheus.yml")
+	assert.Contains(t, err.Error(), "rules.yml", "the broken rule file is named")
 	assert.Len(t, srv.APIDeps().Rules.RuleGroups(), 1)
 }
 
