@@ -76,6 +76,7 @@ type hub struct {
 	drills   map[string]*drill
 	closed   bool
 	cityRank map[string]int
+	feed     feedRing // the last events, for snapshots (feed.go)
 }
 
 func newHub(cfg Config, agg *aggregator, m *metrics, log *slog.Logger) *hub {
@@ -391,7 +392,9 @@ func (h *hub) snapshot(b []byte, sub subscription, ref string) []byte {
 		b = appendCell(b, v, sub.window, sub.statistic)
 		n++
 	}
-	return append(b, "]}"...)
+	b = append(b, `],"events":`...)
+	b = h.feed.appendTo(b)
+	return append(b, '}')
 }
 
 // groupSnapshot returns the group's shared snapshot for the current seq.

@@ -51,7 +51,7 @@ type metrics struct {
 
 type frameCounters struct{ frames, bytes prometheus.Counter }
 
-var frameTypes = []string{"snapshot", "delta", "drilldown", "drilldown_update", "drilldown_end", "error", "pong"}
+var frameTypes = []string{"snapshot", "delta", "events", "drilldown", "drilldown_update", "drilldown_end", "error", "pong"}
 
 // sent counts one frame written to one client.
 func (m *metrics) sent(typ string, size int) {
