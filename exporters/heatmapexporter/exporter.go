@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
@@ -191,4 +193,81 @@ func (e *heatmapExporter) counters(s *scratch, instance string, kind heatmap.Kin
 		p.Time = dp.Timestamp().AsTime()
 		e.hm.Observe(p)
 	}
+}
+
+// Log record attributes of Bantay's events (docs/events.md).
+const (
+	attrKind        = "event.kind"
+	attrSrcCity     = "src_city"
+	attrDstCity     = "dst_city"
+	attrCarrier     = "carrier"
+	attrNetworkType = "network_type"
+	attrProbe       = "probe"
+)
+
+// pushLogs turns every event log record (one with event.kind) into a feed
+// entry and publishes them in one frame. Records without event.kind are
+// not Bantay events and are skipped.
+func (e *heatmapExporter) pushLogs(_ context.Context, ld plog.Logs) error {
+	if e.hm == nil {
+		return errors.New("heatmap exporter: not started")
+	}
+	items := make([]heatmap.FeedEvent, 0, ld.LogRecordCount())
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				if fe, ok := feedEvent(lrs.At(k)); ok {
+					items = append(items, fe)
+				}
+			}
+		}
+	}
+	e.hm.PublishEvents(items)
+	return nil
+}
+
+// feedEvent converts one record; false when it has no event.kind.
+func feedEvent(lr plog.LogRecord) (heatmap.FeedEvent, bool) {
+	a := lr.Attributes()
+	str := func(k string) string {
+		if v, ok := a.Get(k); ok {
+			return v.AsString()
+		}
+		return ""
+	}
+	kind := str(attrKind)
+	if kind == "" {
+		return heatmap.FeedEvent{}, false
+	}
+	fe := heatmap.FeedEvent{
+		Kind: kind, Body: lr.Body().AsString(), Level: level(lr),
+		SrcCity: str(attrSrcCity), DstCity: str(attrDstCity), Carrier: str(attrCarrier),
+		NetworkType: str(attrNetworkType), Probe: str(attrProbe),
+	}
+	switch {
+	case lr.Timestamp() != 0:
+		fe.Time = lr.Timestamp().AsTime()
+	case lr.ObservedTimestamp() != 0:
+		fe.Time = lr.ObservedTimestamp().AsTime()
+	}
+	return fe, true
+}
+
+// level is the record's level as the loki exporter names it: from the
+// severity number, else the severity text.
+func level(lr plog.LogRecord) string {
+	switch n := lr.SeverityNumber(); {
+	case n >= plog.SeverityNumberError:
+		return "error"
+	case n >= plog.SeverityNumberWarn:
+		return "warn"
+	case n >= plog.SeverityNumberInfo:
+		return "info"
+	case n >= plog.SeverityNumberTrace:
+		return "debug"
+	}
+	return strings.ToLower(lr.SeverityText())
 }

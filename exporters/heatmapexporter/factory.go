@@ -1,5 +1,6 @@
 // Package heatmapexporter is a collector exporter that tees the pipeline's
-// metrics into Bantay's live heatmap (package heatmap), which the collector's
+// metrics into Bantay's live heatmap, and its event log records into the
+// heatmap's event feed (package heatmap), which the collector's
 // bantay extension owns and serves at /ws.
 package heatmapexporter
 
@@ -21,7 +22,8 @@ var defaultExtension = component.MustNewID("bantay")
 // NewFactory returns the factory of the "heatmap" exporter.
 func NewFactory() exporter.Factory {
 	return exporter.NewFactory(typeStr, createDefaultConfig,
-		exporter.WithMetrics(createMetrics, component.StabilityLevelAlpha))
+		exporter.WithMetrics(createMetrics, component.StabilityLevelAlpha),
+		exporter.WithLogs(createLogs, component.StabilityLevelAlpha))
 }
 
 func createDefaultConfig() component.Config {
@@ -34,6 +36,16 @@ func createDefaultConfig() component.Config {
 func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
 	e := newExporter(cfg.(*Config), set)
 	return exporterhelper.NewMetrics(ctx, set, cfg, e.pushMetrics,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	)
+}
+
+// createLogs builds the logs side: event records become feed entries
+// (heatmap.PublishEvents), synchronously for the same reason as metrics.
+func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
+	e := newExporter(cfg.(*Config), set)
+	return exporterhelper.NewLogs(ctx, set, cfg, e.pushLogs,
 		exporterhelper.WithStart(e.start),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 	)
