@@ -517,9 +517,7 @@ receivers:
         endpoint: {{.Opts.GRPCAddr}}
       http:
         endpoint: {{.Opts.OTLPHTTPAddr}}
-{{- if .Opts.LokiURL}}
   bantay_events: {}
-{{- end}}
 processors:
   memory_limiter:
     check_interval: 1s
@@ -537,22 +535,22 @@ exporters:
 {{- if .Opts.LokiURL}}
   loki:
     endpoint: {{.Opts.LokiURL}}
+{{- end}}
 connectors:
   failure_events:
     probe_interval: {{.Opts.ProbeInterval}}
-{{- end}}
 service:
   extensions: [health_check, bantay]
   pipelines:
     metrics:
       receivers: [otlp]
       processors: [memory_limiter, citytag, delta_to_cumulative]
-      exporters: [tsdb, heatmap{{if .Opts.LokiURL}}, failure_events{{end}}]
-{{- if .Opts.LokiURL}}
+      exporters: [tsdb, heatmap, failure_events]
+    # Always: the events feed the page beside the heatmap, and Loki too
+    # when there is one.
     logs/events:
       receivers: [bantay_events, failure_events]
-      exporters: [loki]
-{{- end}}
+      exporters: [heatmap{{if .Opts.LokiURL}}, loki{{end}}]
   telemetry:
     logs:
       level: warn
