@@ -503,6 +503,25 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 	}
 	shot("laptop-globe-1m-1366x768.png")
 
+	// --- the event feed: newest first, filtered like the heatmap (Globe) ---
+	evAt := time.Now()
+	hm2.PublishEvents([]heatmap.FeedEvent{
+		{Time: evAt.Add(-2 * time.Second), Kind: "path_degraded", Level: "warn", Body: "Manila → Davao via Globe 5g degraded",
+			SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"},
+		{Time: evAt.Add(-time.Second), Kind: "probe_failure", Level: "warn", Body: "Davao → Manila via Smart 4g: timeouts",
+			SrcCity: "Davao", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g"},
+	})
+	hm2.PublishEvents([]heatmap.FeedEvent{{Time: evAt, Kind: "rules_reloaded", Level: "info", Body: "rules reloaded"}})
+	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('#events li[data-kind]').length === 2`,
+		chromedp.WithPollingTimeout(15*time.Second)))
+	must("wait for the events in the feed", err)
+	kinds, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#events li[data-kind]')].map((e) => e.dataset.kind)`))
+	must("read the feed", err)
+	if !slices.Equal(kinds, []string{"rules_reloaded", "path_degraded"}) {
+		t.Errorf("feed shows %v, want [rules_reloaded path_degraded] (newest first, Smart filtered out)", kinds)
+	}
+	shot("laptop-events-1366x768.png")
+
 	stopConsole()
 	consoleMu.Lock()
 	defer consoleMu.Unlock()

@@ -5,6 +5,7 @@
 import { Feed } from "./feed.js";
 import { Matrix, ntName, paintCell } from "./matrix.js";
 import { drawMap } from "./map.js";
+import { EventFeed } from "./events.js";
 import { drawDrill, mergeColumns, columnAt, drillSummary } from "./drill.js";
 import {
   SCALE_TICKS, scalePos, viridisAt, LOSS_STEPS, fmtMs, fmtLoss, fmtTime, fmtAgo, fmtDay,
@@ -68,6 +69,9 @@ const matrix = new Matrix($("matrix"), {
     renderTooltip();
   },
 });
+
+const eventFeed = new EventFeed($("events"));
+const renderEvents = () => eventFeed.render(state.sel.carrier, state.sel.nt);
 
 let dirty = false;
 function schedule() {
@@ -212,6 +216,7 @@ function pick(what, value) {
   state.sel[what] = value;
   syncURL();
   renderControls();
+  renderEvents();
   renderLegend();
   if (what === "stat") {
     // Colouring is local: every cell carries p50, p90 and p99 (the
@@ -443,7 +448,13 @@ function onFrame(f) {
       state.resolutionMs = f.resolution_ms || state.resolutionMs;
       state.intervalMs = f.interval_ms || state.intervalMs;
       if (f.ref && f.ref === state.pendingSub) state.pendingSub = "";
+      eventFeed.replace(f.events);
+      renderEvents();
       dataFrame(f);
+      break;
+    case "events":
+      eventFeed.append(f.events);
+      renderEvents();
       break;
     case "delta":
       for (const c of f.cells || []) state.cells.set(c.id, c);
