@@ -342,3 +342,17 @@ func TestDeltaTemporalityIsStoredAsCumulative(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedConfigIsValid checks the production-shaped configuration the
+// README points operators at, with the collector's own validator.
+func TestShippedConfigIsValid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the collector binary")
+	}
+	cmd := exec.Command(collectorBinary(t), "validate", "--config", "collector/config/bantay.yaml")
+	cmd.Dir = ".." // the config's ${file:…} paths are relative to the repository root
+	cmd.Env = append(os.Environ(), "BANTAY_DATA_DIR="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("collector/config/bantay.yaml is invalid: %v\n%s", err, out)
+	}
+}
