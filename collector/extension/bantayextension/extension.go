@@ -98,6 +98,7 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 		_ = ln.Close()
 		return fmt.Errorf("prometheus_config: %w", err)
 	}
+	s.publishRulesLoaded(nil)
 	s.stop = make(chan struct{})
 	s.wg.Go(s.reloadOnSIGHUP)
 	s.http, err = s.cfg.ToServer(ctx, host.GetExtensions(), s.set.TelemetrySettings, s.routes(extURL))
@@ -127,16 +128,21 @@ func (s *Server) externalURL(addr net.Addr) *url.URL {
 // reload re-reads the Prometheus-format configuration and tells the event bus.
 func (s *Server) reload() error {
 	err := s.prom.Reload()
+	s.publishRulesLoaded(err)
+	if err != nil {
+		s.set.Logger.Error("reloading prometheus_config failed; the previous rules stay in force", zap.Error(err))
+	}
+	return err
+}
+
+// publishRulesLoaded tells the event feed which rules are in force.
+func (s *Server) publishRulesLoaded(err error) {
 	groups, rules := 0, 0
 	for _, g := range s.prom.APIDeps().Rules.RuleGroups() {
 		groups++
 		rules += len(g.Rules())
 	}
 	s.events.Publish(events.RulesReloaded(time.Now(), groups, rules, err))
-	if err != nil {
-		s.set.Logger.Error("reloading prometheus_config failed; the previous rules stay in force", zap.Error(err))
-	}
-	return err
 }
 
 // reloadOnSIGHUP reloads like Prometheus does. (The collector also reloads
