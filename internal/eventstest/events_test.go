@@ -386,12 +386,16 @@ func checkLossDegraded(t *testing.T, all []event, c cell, outageAt time.Time) {
 // under the service's stream only (it is not about a place).
 func checkRulesReloaded(t *testing.T, all []event, reloadAt time.Time) {
 	t.Helper()
+	// One when the collector starts (the rules in force), one for the reload.
 	evs := ofKind(all, "rules_reloaded")
-	if len(evs) != 1 {
-		t.Errorf("%d rules_reloaded events, want the one reload: %v", len(evs), evs)
+	if len(evs) != 2 {
+		t.Errorf("%d rules_reloaded events, want the start and the one reload: %v", len(evs), evs)
 		return
 	}
-	e := evs[0]
+	if evs[0].time().After(reloadAt) {
+		t.Errorf("the start's rules_reloaded event is at %s, after the reload at %s", evs[0].time(), reloadAt)
+	}
+	e := evs[1]
 	if got, want := e.str("_stream"), `{kind="rules_reloaded",service="bantay"}`; got != want {
 		t.Errorf("rules_reloaded stream %s, want %s", got, want)
 	}
