@@ -167,9 +167,7 @@ func (in *instance) storedTargets(ctx context.Context) map[string]bool {
 // kills it with SIGKILL mid-load, restarts it on the same data directory and
 // checks that every point it acknowledged is queryable.
 func TestAcknowledgedPointsSurviveSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the collector binary")
-	}
+	testenv.LongTest(t, "builds and runs the collector binary")
 	in := newInstance(t, "")
 	cmd := in.start()
 	ctx := context.Background()
@@ -212,9 +210,7 @@ func TestAcknowledgedPointsSurviveSIGKILL(t *testing.T) {
 // be refused with RESOURCE_EXHAUSTED (retryable), and every acknowledged
 // point must be stored.
 func TestOverloadIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the collector binary")
-	}
+	testenv.LongTest(t, "builds and runs the collector binary")
 	in := newInstance(t, "      max_concurrent_appends: 1\n      append_wait: 0s")
 	in.start()
 	ctx := context.Background()
@@ -244,9 +240,7 @@ func TestOverloadIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
 // TestBadConfigExitsNamingFileAndField runs the binary with an invalid
 // registry and checks the message an operator sees.
 func TestBadConfigExitsNamingFileAndField(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the collector binary")
-	}
+	testenv.LongTest(t, "builds and runs the collector binary")
 	cfg := filepath.Join(t.TempDir(), "bad.yaml")
 	err := os.WriteFile(cfg, []byte(`
 extensions:
@@ -283,9 +277,7 @@ service:
 // checks the store holds the running totals, as Prometheus's own OTLP
 // endpoint does with its delta-to-cumulative conversion.
 func TestDeltaTemporalityIsStoredAsCumulative(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the collector binary")
-	}
+	testenv.LongTest(t, "builds and runs the collector binary")
 	in := newInstance(t, "", "delta_to_cumulative")
 	in.start()
 	conn, err := grpc.NewClient(in.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -346,9 +338,7 @@ func TestDeltaTemporalityIsStoredAsCumulative(t *testing.T) {
 // TestShippedConfigIsValid checks the production-shaped configuration the
 // README points operators at, with the collector's own validator.
 func TestShippedConfigIsValid(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the collector binary")
-	}
+	testenv.LongTest(t, "builds and runs the collector binary")
 	cmd := exec.Command(collectorBinary(t), "validate", "--config", "collector/config/bantay.yaml")
 	cmd.Dir = ".." // the config's ${file:…} paths are relative to the repository root
 	cmd.Env = append(os.Environ(), "BANTAY_DATA_DIR="+t.TempDir())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/internal/victorialogs"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
@@ -198,9 +199,7 @@ func TestVictoriaLogsDemoScenario(t *testing.T) {
 // accepted arrives, and what it refused is exactly what exporterhelper
 // counted as dropped.
 func TestVictoriaLogsOutage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("two-minute outage test; run without -short")
-	}
+	testenv.LongTest(t, "two-minute outage test; run without -short")
 	const (
 		outage    = 2 * time.Minute
 		perSecond = 5

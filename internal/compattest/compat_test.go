@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/testenv"
 )
 
 // TestBantayInThePrometheusEcosystem runs the demo (real collector, three
@@ -31,9 +32,7 @@ import (
 // Run one step with -run 'TestBantayInThePrometheusEcosystem/alerting'; the
 // environment starts in full either way.
 func TestBantayInThePrometheusEcosystem(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end run against real Prometheus and Alertmanager")
-	}
+	testenv.LongTest(t, "end-to-end run against real Prometheus and Alertmanager")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	e := startEnv(t, ctx)

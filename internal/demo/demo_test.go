@@ -48,9 +48,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 // carrier, network_type) has a correctly placed latency histogram and that
 // the measured median RTT of the UDP echo matches the injected delay.
 func TestDemoEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end demo run")
-	}
+	testenv.LongTest(t, "end-to-end demo run")
 	opts := testOptions(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

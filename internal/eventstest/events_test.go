@@ -54,9 +54,7 @@ const stageLimit = 45 * time.Second
 // structured metadata (probe, dst_city, network_type, target, reason, the
 // numbers) and the order of each path's state changes.
 func TestDemoEventsReachLoki(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end demo run")
-	}
+	testenv.LongTest(t, "end-to-end demo run")
 	vl := victorialogs.Start(t)
 
 	opts := demoOptions(t)

@@ -62,3 +62,13 @@ func FreeAddr(t testing.TB) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// LongTest marks a slow integration test: `go test -short` skips it on a
+// developer machine, and under CI it fails instead, so a CI run can never
+// pass with the real-component tests left out.
+func LongTest(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		Unavailable(t, "-short leaves out %s", what)
+	}
+}
