@@ -3,17 +3,14 @@ package compattest
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/bantay-noc/bantay/internal/demo"
 	"github.com/bantay-noc/bantay/internal/netsim"
 	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
 )
 
 // probeInterval is the demo's probe and export interval in these tests:
@@ -141,21 +138,14 @@ func startEnv(t *testing.T, ctx context.Context) *env {
 // demoOptions puts every listener of the demo on a free loopback port.
 func demoOptions(t *testing.T) demo.Options {
 	t.Helper()
-	_, port, err := net.SplitHostPort(testenv.FreeAddr(t))
+	opts, err := demo.FreeLoopbackPorts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	telemetry, _ := strconv.Atoi(port)
-	return demo.Options{
-		DataDir:       t.TempDir(),
-		HTTPAddr:      testenv.FreeAddr(t),
-		GRPCAddr:      testenv.FreeAddr(t),
-		OTLPHTTPAddr:  testenv.FreeAddr(t),
-		HealthAddr:    testenv.FreeAddr(t),
-		TelemetryPort: telemetry,
-		ProbeInterval: probeInterval,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	opts.DataDir = t.TempDir()
+	opts.ProbeInterval = probeInterval
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return opts
 }
 
 type testWriter struct{ t *testing.T }

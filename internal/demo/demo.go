@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -93,6 +94,30 @@ func Defaults() Options {
 		HealthAddr:    "127.0.0.1:13133",
 		ProbeInterval: 5 * time.Second,
 	}
+}
+
+// FreeLoopbackPorts returns Options whose listeners are all on 127.0.0.1
+// ports that were free a moment ago, to run a demo beside another one (and
+// for tests). Other fields are left zero (defaults).
+func FreeLoopbackPorts() (Options, error) {
+	var addrs [5]string
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return Options{}, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		addrs[i] = l.Addr().String()
+		defer l.Close() // held until all are chosen, so no two are the same
+	}
+	_, port, err := net.SplitHostPort(addrs[4])
+	if err != nil {
+		return Options{}, err
+	}
+	telemetry, err := strconv.Atoi(port)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{HTTPAddr: addrs[0], GRPCAddr: addrs[1], OTLPHTTPAddr: addrs[2], HealthAddr: addrs[3], TelemetryPort: telemetry}, nil
 }
 
 func (o Options) withDefaults() Options {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -21,21 +19,14 @@ import (
 // testOptions puts every listener of the demo on a free loopback port.
 func testOptions(t *testing.T) Options {
 	t.Helper()
-	_, port, err := net.SplitHostPort(testenv.FreeAddr(t))
+	opts, err := FreeLoopbackPorts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	telemetry, _ := strconv.Atoi(port)
-	return Options{
-		DataDir:       t.TempDir(),
-		HTTPAddr:      testenv.FreeAddr(t),
-		GRPCAddr:      testenv.FreeAddr(t),
-		OTLPHTTPAddr:  testenv.FreeAddr(t),
-		HealthAddr:    testenv.FreeAddr(t),
-		TelemetryPort: telemetry,
-		ProbeInterval: time.Second,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	opts.DataDir = t.TempDir()
+	opts.ProbeInterval = time.Second
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return opts
 }
 
 type testWriter struct{ t *testing.T }

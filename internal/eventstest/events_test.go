@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -747,21 +746,14 @@ func reloadRules(t *testing.T, base string) {
 // makes the probes measure every second.
 func demoOptions(t *testing.T) demo.Options {
 	t.Helper()
-	_, port, err := net.SplitHostPort(testenv.FreeAddr(t))
+	opts, err := demo.FreeLoopbackPorts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	telemetry, _ := strconv.Atoi(port)
-	return demo.Options{
-		DataDir:       t.TempDir(),
-		HTTPAddr:      testenv.FreeAddr(t),
-		GRPCAddr:      testenv.FreeAddr(t),
-		OTLPHTTPAddr:  testenv.FreeAddr(t),
-		HealthAddr:    testenv.FreeAddr(t),
-		TelemetryPort: telemetry,
-		ProbeInterval: time.Second,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	opts.DataDir = t.TempDir()
+	opts.ProbeInterval = time.Second
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return opts
 }
 
 type testWriter struct{ t *testing.T }
