@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
@@ -43,6 +45,26 @@ type Server struct {
 	http    *http.Server
 	wg      sync.WaitGroup
 	stop    chan struct{}
+
+	// ready is set by the collector (PipelineWatcher) once every pipeline and
+	// receiver has started, and cleared before receivers stop. Extensions start
+	// before receivers, so without it /-/ready would say yes while the OTLP
+	// ports are still closed and a probe or load balancer would be refused.
+	ready atomic.Bool
+}
+
+var _ extensioncapabilities.PipelineWatcher = (*Server)(nil)
+
+// Ready is called by the collector when all pipelines accept data.
+func (s *Server) Ready() error {
+	s.ready.Store(true)
+	return nil
+}
+
+// NotReady is called by the collector before the receivers stop.
+func (s *Server) NotReady() error {
+	s.ready.Store(false)
+	return nil
 }
 
 func newServer(set extension.Settings, cfg *Config) *Server {
@@ -178,9 +200,18 @@ func (s *Server) routes(extURL *url.URL) http.Handler {
 	}
 	mux.Handle("/", web.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Bantay is Healthy.\n")) }
-	mux.HandleFunc("/-/healthy", ok)
-	mux.HandleFunc("/-/ready", ok)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("Bantay is Healthy.\n"))
+	})
+	// Same wording and status as Prometheus's /-/ready, so probes written
+	// for Prometheus read it unchanged.
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("Bantay is Ready.\n"))
+	})
 	return mux
 }
 

@@ -79,6 +79,17 @@ func TestServesEverythingOnOneListener(t *testing.T) {
 	}
 	srv := start()
 
+	// Readiness follows the pipelines, not the extension's own start.
+	code, _ := get(t, base+"/-/ready")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "ready before the pipelines started")
+	require.NoError(t, srv.Ready())
+	code, body := get(t, base+"/-/ready")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "Ready")
+	require.NoError(t, srv.NotReady())
+	code, _ = get(t, base+"/-/ready")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "ready while receivers stop")
+
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
@@ -113,6 +124,6 @@ func TestServesEverythingOnOneListener(t *testing.T) {
 
 	srv = start()
 	defer func() { require.NoError(t, srv.Shutdown(context.Background())) }()
-	_, body := get(t, base+"/api/v1/query?query=bantay_test")
+	_, body = get(t, base+"/api/v1/query?query=bantay_test")
 	assert.Contains(t, body, `"42"`, "data acknowledged before the restart is still there")
 }
