@@ -228,20 +228,20 @@ func (t *cityTagger) tagMetric(ctx context.Context, pl placement, dst *dstCache,
 	case pmetric.MetricTypeExponentialHistogram:
 		dps := m.ExponentialHistogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
-			return check(dp.Attributes(), validExpHistogram(dp, isLatency))
+			return check(dp.Attributes(), t.validExpHistogram(dp, isLatency))
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSum:
 		monotonic := m.Sum().IsMonotonic()
 		dps := m.Sum().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), validNumber(dp, monotonic))
+			return check(dp.Attributes(), t.validNumber(dp, monotonic, isLatency))
 		})
 		return dps.Len()
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), validNumber(dp, false))
+			return check(dp.Attributes(), t.validNumber(dp, false, isLatency))
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSummary:
@@ -304,19 +304,26 @@ func (t *cityTagger) validHistogram(dp pmetric.HistogramDataPoint, isLatency boo
 			return false
 		}
 	}
-	if dp.HasSum() && !finite(dp.Sum()) {
+	if dp.HasSum() && (!finite(dp.Sum()) || (dp.Count() == 0 && dp.Sum() != 0)) {
 		return false
 	}
 	if !isLatency {
 		return true
 	}
-	if dp.HasSum() && (dp.Sum() < 0 || (dp.Count() > 0 && dp.Sum()/float64(dp.Count()) > t.maxLatency)) {
+	return t.plausibleLatencies(dp.Count(), dp.HasSum(), dp.Sum(), dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
+}
+
+// plausibleLatencies checks what a histogram says about its observations:
+// no negative sum, a mean no larger than the largest believable latency,
+// and a min and max within [0, max_latency_ms].
+func (t *cityTagger) plausibleLatencies(count uint64, hasSum bool, sum float64, hasMin bool, minV float64, hasMax bool, maxV float64) bool {
+	if hasSum && (sum < 0 || (count > 0 && sum/float64(count) > t.maxLatency)) {
 		return false
 	}
-	if dp.HasMin() && !t.plausibleLatency(dp.Min()) {
+	if hasMin && !t.plausibleLatency(minV) {
 		return false
 	}
-	if dp.HasMax() && !t.plausibleLatency(dp.Max()) {
+	if hasMax && !t.plausibleLatency(maxV) {
 		return false
 	}
 	return true
@@ -326,17 +333,37 @@ func (t *cityTagger) plausibleLatency(v float64) bool {
 	return finite(v) && v >= 0 && v <= t.maxLatency
 }
 
-func validExpHistogram(dp pmetric.ExponentialHistogramDataPoint, isLatency bool) bool {
+// validExpHistogram applies the same rules to an exponential histogram: its
+// zero, positive and negative buckets add up to its count, and for latency
+// nothing is negative (no observation in a negative bucket) or absurd.
+func (t *cityTagger) validExpHistogram(dp pmetric.ExponentialHistogramDataPoint, isLatency bool) bool {
 	if dp.Flags().NoRecordedValue() {
 		return true
 	}
-	if dp.HasSum() && (!finite(dp.Sum()) || (isLatency && dp.Sum() < 0)) {
+	if dp.HasSum() && (!finite(dp.Sum()) || (dp.Count() == 0 && dp.Sum() != 0)) {
 		return false
 	}
-	return !isLatency || dp.Negative().BucketCounts().Len() == 0
+	total := dp.ZeroCount()
+	var negative uint64
+	for _, c := range dp.Positive().BucketCounts().All() {
+		total += c
+	}
+	for _, c := range dp.Negative().BucketCounts().All() {
+		total += c
+		negative += c
+	}
+	if total != dp.Count() {
+		return false
+	}
+	if !isLatency {
+		return true
+	}
+	return negative == 0 && t.plausibleLatencies(dp.Count(), dp.HasSum(), dp.Sum(), dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
 }
 
-func validNumber(dp pmetric.NumberDataPoint, monotonic bool) bool {
+// validNumber rejects non-finite values, negative monotonic counters, and
+// for a latency sent as a gauge or sum, a value outside [0, max_latency_ms].
+func (t *cityTagger) validNumber(dp pmetric.NumberDataPoint, monotonic, isLatency bool) bool {
 	if dp.Flags().NoRecordedValue() {
 		return true
 	}
@@ -348,6 +375,9 @@ func validNumber(dp pmetric.NumberDataPoint, monotonic bool) bool {
 		v = dp.DoubleValue()
 	default:
 		return false
+	}
+	if isLatency {
+		return t.plausibleLatency(v)
 	}
 	return finite(v) && (!monotonic || v >= 0)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -16,6 +17,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
@@ -328,4 +331,120 @@ func TestRejectionsArePublishedAsEventsAsOftenAsLogged(t *testing.T) {
 		t.Fatalf("rejections within log_interval must not publish again: %+v", extra)
 	default:
 	}
+}
+
+// TestRejectsImpossibleLatenciesOfAnyShape: a latency that arrives as an
+// exponential histogram or as a gauge is held to the same rules as the
+// explicit-bucket histogram probes send, and the good points around a bad
+// one are kept.
+func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	hist := addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao", "Davao")
+	hist.Histogram().DataPoints().At(1).SetCount(0) // buckets say 4, count 0
+	hist.Histogram().DataPoints().At(1).BucketCounts().FromRaw([]uint64{0, 0, 0, 0})
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+
+	exp := ms.AppendEmpty()
+	exp.SetName("network.latency")
+	exp.SetUnit("ms")
+	eh := exp.SetEmptyExponentialHistogram()
+	eh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	newExp := func() pmetric.ExponentialHistogramDataPoint {
+		dp := eh.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("dst_city", "Baguio")
+		dp.SetScale(3)
+		dp.Positive().SetOffset(20)
+		dp.Positive().BucketCounts().FromRaw([]uint64{1, 2, 1})
+		dp.SetCount(4)
+		dp.SetSum(48)
+		dp.SetMin(11)
+		dp.SetMax(13)
+		return dp
+	}
+	newExp() // good
+	newExp().SetMax(1e9)
+	newExp().SetSum(math.Inf(1))
+	neg := newExp()
+	neg.Negative().BucketCounts().FromRaw([]uint64{1})
+	neg.SetCount(5)
+	newExp().SetCount(7) // buckets add up to 4
+	mean := newExp()
+	mean.SetSum(4e6) // mean of 1e6 ms, without min and max to give it away
+	mean.RemoveMin()
+	mean.RemoveMax()
+
+	g := ms.AppendEmpty()
+	g.SetName("network.latency")
+	gauge := g.SetEmptyGauge()
+	for _, v := range []float64{12.5, -1, math.NaN(), 1e12} {
+		dp := gauge.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("dst_city", "Cebu")
+		dp.SetDoubleValue(v)
+	}
+
+	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	got := h.sink.AllMetrics()
+	require.Len(t, got, 1)
+	out := got[0].ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	require.Equal(t, 3, out.Len())
+	assert.Equal(t, 1, out.At(0).Histogram().DataPoints().Len(), "the good explicit histogram")
+	require.Equal(t, 1, out.At(1).ExponentialHistogram().DataPoints().Len(), "the good exponential histogram")
+	assert.Equal(t, 13.0, out.At(1).ExponentialHistogram().DataPoints().At(0).Max())
+	require.Equal(t, 1, out.At(2).Gauge().DataPoints().Len(), "the good gauge point")
+	assert.Equal(t, 12.5, out.At(2).Gauge().DataPoints().At(0).DoubleValue())
+	assert.Equal(t, map[string]int64{reasonInvalidValue: 1 + 5 + 3}, h.rejected(t))
+}
+
+// TestRejectionLogIsRateLimited: a probe rejected on every request is one
+// log line per (reason, probe) per log_interval, carrying the count of the
+// rejections it stood for; another probe or reason gets its own line.
+func TestRejectionLogIsRateLimited(t *testing.T) {
+	cfg := testConfig()
+	cfg.LogInterval = time.Second
+	core, logs := observer.New(zap.InfoLevel)
+	set := processortest.NewNopSettings(componentType)
+	set.Logger = zap.New(core)
+	tel := componenttest.NewTelemetry()
+	defer tel.Shutdown(context.Background())
+	set.TelemetrySettings.MeterProvider = tel.NewTelemetrySettings().MeterProvider
+	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, new(consumertest.MetricsSink))
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	defer p.Shutdown(context.Background())
+
+	send := func(probe, dst string) {
+		md := pmetric.NewMetrics()
+		addResource(md, uplinkRes{probe, "Manila", "Globe", "5g"}, dst)
+		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+	}
+	start := time.Now()
+	for range 5 {
+		send("ghost-1", "Davao")
+	}
+	send("ghost-2", "Davao")      // another probe
+	send("mnl-01", "Atlantis")    // another reason
+	send("mnl-01", "Gotham City") // same reason and probe: suppressed
+	lines := logs.FilterMessage("citytag rejected data").All()
+	if time.Since(start) < cfg.LogInterval {
+		require.Len(t, lines, 3, "one line per (reason, probe) within log_interval")
+		assert.Equal(t, "unknown_probe", lines[0].ContextMap()["reason"])
+		assert.Equal(t, "ghost-1", lines[0].ContextMap()["probe"])
+		assert.Equal(t, "ghost-2", lines[1].ContextMap()["probe"])
+		assert.Equal(t, "unknown_dst_city", lines[2].ContextMap()["reason"])
+	}
+
+	time.Sleep(cfg.LogInterval)
+	send("ghost-1", "Davao")
+	lines = logs.FilterMessage("citytag rejected data").FilterField(zap.String("probe", "ghost-1")).All()
+	require.Len(t, lines, 2, "logged again once log_interval has passed")
+	assert.Equal(t, int64(4), lines[1].ContextMap()["similar_rejections_not_logged"])
+
+	m, err := tel.GetMetric("bantay_citytag_rejected_points")
+	require.NoError(t, err)
+	var total int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		total += dp.Value
+	}
+	assert.Equal(t, int64(9), total, "every rejection is counted, logged or not")
 }
