@@ -205,6 +205,35 @@ func Default() *Gazetteer {
 	return g
 }
 
+// Extend returns the shipped gazetteer with an operator's additions. An entry
+// whose name folds to the same key as a shipped one replaces it (to correct
+// a shipped city or give it more aliases); the others are added. The
+// collector's citytag processor and the probe's config both extend the
+// defaults this way, so one block of cities works in either.
+func Extend(cities []City, carriers, networkTypes []Term) (*Gazetteer, error) {
+	return New(
+		merge(DefaultCities, cities, func(c City) string { return c.Name }),
+		merge(DefaultCarriers, carriers, func(t Term) string { return t.Name }),
+		merge(DefaultNetworkTypes, networkTypes, func(t Term) string { return t.Name }),
+	)
+}
+
+// merge returns base with each override replacing the base entry of the same
+// folded name, followed by the overrides.
+func merge[T any](base, overrides []T, name func(T) string) []T {
+	replaced := make(map[string]bool, len(overrides))
+	for _, o := range overrides {
+		replaced[Key(name(o))] = true
+	}
+	out := make([]T, 0, len(base)+len(overrides))
+	for _, b := range base {
+		if !replaced[Key(name(b))] {
+			out = append(out, b)
+		}
+	}
+	return append(out, overrides...)
+}
+
 // City returns the canonical city for a name or alias.
 func (g *Gazetteer) City(name string) (City, bool) {
 	c, ok := g.cities[Key(name)]

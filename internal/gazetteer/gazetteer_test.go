@@ -108,3 +108,43 @@ func FuzzKey(f *testing.F) {
 		}
 	})
 }
+
+func TestExtendAddsAndReplaces(t *testing.T) {
+	g, err := Extend(
+		[]City{
+			{Name: "Puerto Princesa", Region: "MIMAROPA", IslandGroup: Luzon, Latitude: 9.74, Longitude: 118.74, Aliases: []string{"PPS"}},
+			// Replaces the shipped Davao (folded name match), with one more alias.
+			{Name: "davao", Region: "Davao Region", IslandGroup: Mindanao, Latitude: 7.19, Longitude: 125.46, Aliases: []string{"Davao City", "Dabaw", "DVO", "Mindanao Hub"}},
+		},
+		[]Term{{Name: "Sky", Aliases: []string{"SkyCable"}}},
+		[]Term{{Name: "satellite", Aliases: []string{"VSAT"}}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := g.City("pps"); !ok || c.Name != "Puerto Princesa" || c.Region != "MIMAROPA" {
+		t.Errorf("added city: %+v %v", c, ok)
+	}
+	if c, ok := g.City("Mindanao Hub"); !ok || c.Name != "davao" {
+		t.Errorf("replaced city: %+v %v", c, ok)
+	}
+	if _, ok := g.City("City of Davao"); ok {
+		t.Error("an alias of the replaced shipped entry is still there")
+	}
+	if c, ok := g.City("BAGUIO"); !ok || c.Name != "Baguio" {
+		t.Error("shipped cities must remain")
+	}
+	if n, ok := g.Carrier("skycable"); !ok || n != "Sky" {
+		t.Errorf("added carrier: %q %v", n, ok)
+	}
+	if n, ok := g.Carrier("globe"); !ok || n != "Globe" {
+		t.Errorf("shipped carrier: %q %v", n, ok)
+	}
+	if n, ok := g.NetworkType("vsat"); !ok || n != "satellite" {
+		t.Errorf("added network type: %q %v", n, ok)
+	}
+	// An addition may not take a name that already means something else.
+	if _, err := Extend([]City{{Name: "Tagum", Region: "Davao Region", IslandGroup: Mindanao, Latitude: 7.45, Longitude: 125.8, Aliases: []string{"Davao City"}}}, nil, nil); err == nil || !strings.Contains(err.Error(), `already used by city "Davao"`) {
+		t.Errorf("ambiguous alias: %v", err)
+	}
+}

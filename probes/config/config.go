@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
 // Probe methods a target can use.
@@ -39,6 +41,14 @@ const (
 	DefaultInterval       = 15 * time.Second
 	DefaultTimeout        = 5 * time.Second
 	DefaultEnvironment    = "production"
+
+	// MaxTimeout bounds a target's timeout. A latency probe that waits
+	// longer measures nothing useful, and the collector's citytag
+	// processor refuses latencies over 60 000 ms by default
+	// (max_latency_ms); with cumulative histograms one such value would
+	// keep the series' max over the limit, so every later point of it
+	// would be refused until the probe restarts.
+	MaxTimeout = 60 * time.Second
 )
 
 // Config is a whole probe configuration. After Load or Parse succeeds every
@@ -50,9 +60,23 @@ type Config struct {
 	Uplinks   []Uplink  `yaml:"uplinks"`
 	Defaults  Schedule  `yaml:"defaults"`
 	Targets   []Target  `yaml:"targets"`
+	// Gazetteer adds cities, carriers and network types to the shipped
+	// gazetteer, in the same form as the collector's citytag processor, so
+	// a probe may name a place the operator added there.
+	Gazetteer Gazetteer `yaml:"gazetteer"`
 
 	// File is the path the config was read from (or the name given to Parse).
 	File string `yaml:"-"`
+}
+
+// Gazetteer extends the shipped gazetteer (internal/gazetteer). An entry
+// whose name matches a shipped one replaces it. Keep it in step with the
+// citytag processor's cities, carriers and network_types: the collector is
+// the authority and rejects what its own gazetteer does not know.
+type Gazetteer struct {
+	Cities       []gazetteer.City `yaml:"cities"`
+	Carriers     []gazetteer.Term `yaml:"carriers"`
+	NetworkTypes []gazetteer.Term `yaml:"network_types"`
 }
 
 // Probe identifies this probe to the collector.

@@ -112,6 +112,9 @@ func TestValidationErrors(t *testing.T) {
 		{"bad http url", "address: http://127.0.0.1:8081/health", "address: ftp://x/", "probe.yaml:20: targets[1].address: \"ftp://x/\" is not an http:// or https:// URL"},
 		{"expect_status on tcp", "address: 127.0.0.1:7002", "address: 127.0.0.1:7002\n    expect_status: 200", "probe.yaml:25: targets[2].expect_status: applies only to method http"},
 		{"timeout over interval", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 1s\n    timeout: 2s", "probe.yaml:18: targets[0].timeout: 2s must be shorter than the interval 1s"},
+		{"timeout over the cap", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 5m\n    timeout: 90s", "probe.yaml:18: targets[0].timeout: 1m30s is longer than 1m0s"},
+		{"ambiguous gazetteer alias", "targets:\n", "gazetteer:\n  cities: [{name: Tagum, region: Davao Region, island_group: Mindanao, latitude: 7.45, longitude: 125.8, aliases: [Davao City]}]\ntargets:\n", "probe.yaml:12: gazetteer: city \"Tagum\": name \"Davao City\" is already used by city \"Davao\""},
+		{"gazetteer typo", "targets:\n", "gazetteer:\n  city: []\ntargets:\n", "probe.yaml:13: field city not found"},
 		{"bad duration", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: soon", "probe.yaml:17: cannot unmarshal !!str `soon` into time.Duration"},
 		{"missing target name", "  - name: b\n", "  -\n", "probe.yaml:18: targets[1].name: is required"},
 	}
@@ -176,5 +179,36 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Load(empty); err == nil || !strings.Contains(err.Error(), empty+": file is empty") {
 		t.Errorf("empty file: %v", err)
+	}
+}
+
+// TestGazetteerExtension: a place, carrier or network type the operator
+// added to the collector's gazetteer can be added to the probe's the same
+// way, and then is accepted and canonicalised like a shipped one.
+func TestGazetteerExtension(t *testing.T) {
+	ext := strings.Replace(valid, "targets:\n", `gazetteer:
+  cities:
+    - {name: Puerto Princesa, region: MIMAROPA, island_group: Luzon, latitude: 9.7392, longitude: 118.7353, aliases: [PPS]}
+  carriers:
+    - {name: Sky, aliases: [SkyCable]}
+  network_types:
+    - {name: satellite, aliases: [VSAT]}
+targets:
+`, 1)
+	ext = strings.Replace(ext, "dst_city: Baguio", "dst_city: pps", 1)
+	ext = strings.Replace(ext, "    bind_address: 127.0.1.1\n", "    bind_address: 127.0.1.1\n  - {name: sky, carrier: skycable, network_type: vsat}\n", 1)
+	cfg, err := Parse("probe.yaml", []byte(ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Targets[2].DstCity; got != "Puerto Princesa" {
+		t.Errorf("dst_city %q, want the added city's canonical name", got)
+	}
+	if u := cfg.Uplinks[1]; u.Carrier != "Sky" || u.NetworkType != "satellite" {
+		t.Errorf("uplink %+v, want the added carrier and network type", u)
+	}
+	// Without the extension the same names are errors.
+	if _, err := Parse("probe.yaml", []byte(strings.Replace(valid, "dst_city: Baguio", "dst_city: pps", 1))); err == nil || !strings.Contains(err.Error(), `targets[2].dst_city: "pps" is not a city`) {
+		t.Errorf("unknown city without the extension: %v", err)
 	}
 }

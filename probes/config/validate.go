@@ -34,7 +34,15 @@ func (v *validator) add(path, format string, args ...any) {
 // validate checks the config, fills defaults and rewrites names to their
 // canonical gazetteer spelling.
 func (c *Config) validate() []Problem {
-	v := &validator{gaz: gazetteer.Default()}
+	v := &validator{}
+	if len(c.Gazetteer.Cities)+len(c.Gazetteer.Carriers)+len(c.Gazetteer.NetworkTypes) == 0 {
+		v.gaz = gazetteer.Default()
+	} else if g, err := gazetteer.Extend(c.Gazetteer.Cities, c.Gazetteer.Carriers, c.Gazetteer.NetworkTypes); err != nil {
+		v.add("gazetteer", "%v", err)
+		v.gaz = gazetteer.Default() // to check the rest against
+	} else {
+		v.gaz = g
+	}
 
 	switch {
 	case c.Probe.ID == "":
@@ -72,14 +80,14 @@ func (c *Config) validate() []Problem {
 		} else if canon, ok := v.gaz.Carrier(u.Carrier); ok {
 			u.Carrier = canon
 		} else {
-			v.add(p+".carrier", "%q is not a known carrier (known: Globe, Smart, DITO, PLDT, Converge and their aliases)", u.Carrier)
+			v.add(p+".carrier", "%q is not a known carrier (known: Globe, Smart, DITO, PLDT, Converge and their aliases, and any under gazetteer.carriers)", u.Carrier)
 		}
 		if u.NetworkType == "" {
 			v.add(p+".network_type", "is required")
 		} else if canon, ok := v.gaz.NetworkType(u.NetworkType); ok {
 			u.NetworkType = canon
 		} else {
-			v.add(p+".network_type", "%q is not a known network type (4g, 5g, fiber, wifi or an alias such as LTE, NR, FTTH)", u.NetworkType)
+			v.add(p+".network_type", "%q is not a known network type (4g, 5g, fiber, wifi or an alias such as LTE, NR, FTTH, and any under gazetteer.network_types)", u.NetworkType)
 		}
 		if u.BindAddress != "" {
 			if _, err := netip.ParseAddr(u.BindAddress); err != nil {
@@ -238,6 +246,8 @@ func checkSchedule(v *validator, p string, interval, timeout time.Duration) {
 	}
 	if timeout <= 0 {
 		v.add(p+".timeout", "%s must be positive", timeout)
+	} else if timeout > MaxTimeout {
+		v.add(p+".timeout", "%s is longer than %s; the collector refuses latencies over 60000 ms", timeout, MaxTimeout)
 	} else if timeout >= interval {
 		v.add(p+".timeout", "%s must be shorter than the interval %s", timeout, interval)
 	}

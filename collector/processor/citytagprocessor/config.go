@@ -69,11 +69,7 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 	if cfg.LogInterval <= 0 {
 		return nil, nil, fmt.Errorf("log_interval: must be positive, got %v", cfg.LogInterval)
 	}
-	gaz, err := gazetteer.New(
-		merge(gazetteer.DefaultCities, cfg.Cities, cityName),
-		merge(gazetteer.DefaultCarriers, cfg.Carriers, termName),
-		merge(gazetteer.DefaultNetworkTypes, cfg.NetworkTypes, termName),
-	)
+	gaz, err := gazetteer.Extend(cfg.Cities, cfg.Carriers, cfg.NetworkTypes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gazetteer: %w", err)
 	}
@@ -109,22 +105,3 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 	}
 	return gaz, reg, nil
 }
-
-// merge returns base with each override replacing the base entry of the same
-// (folded) name, so an operator can correct a shipped city or add aliases.
-func merge[T any](base, overrides []T, name func(T) string) []T {
-	replaced := make(map[string]bool, len(overrides))
-	for _, o := range overrides {
-		replaced[gazetteer.Key(name(o))] = true
-	}
-	out := make([]T, 0, len(base)+len(overrides))
-	for _, b := range base {
-		if !replaced[gazetteer.Key(name(b))] {
-			out = append(out, b)
-		}
-	}
-	return append(out, overrides...)
-}
-
-func cityName(c gazetteer.City) string { return c.Name }
-func termName(t gazetteer.Term) string { return t.Name }
