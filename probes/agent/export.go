@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -167,6 +168,13 @@ type outageExporter struct {
 func (e *outageExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	err := e.Exporter.Export(ctx, rm)
 	if e.silent.Load() {
+		return nil
+	}
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// The reader is shutting down and abandoned this export; its
+		// Shutdown exports everything again right away, and that result
+		// is the one that counts. Not an outage (a timeout would be
+		// DeadlineExceeded, and is one).
 		return nil
 	}
 	e.mu.Lock()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,8 +9,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -21,10 +24,16 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/config"
@@ -197,5 +206,154 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// flakyReceiver refuses its first exports the way an overloaded collector
+// does, then accepts.
+type flakyReceiver struct {
+	*receiver
+	mu       sync.Mutex
+	refusals []error
+	calls    int
+}
+
+func (f *flakyReceiver) Export(ctx context.Context, req *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	f.mu.Lock()
+	f.calls++
+	var err error
+	if len(f.refusals) > 0 {
+		err, f.refusals = f.refusals[0], f.refusals[1:]
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return f.receiver.Export(ctx, req)
+}
+
+// TestRetriesRetryableRefusals: the collector's overload answers (the
+// store's RESOURCE_EXHAUSTED with RetryInfo, the memory limiter's
+// UNAVAILABLE; over HTTP 429 and 503 with Retry-After) are retried within
+// the same export, so the data arrives and no outage is logged.
+func TestRetriesRetryableRefusals(t *testing.T) {
+	t.Run("grpc", func(t *testing.T) {
+		exhausted, err := status.New(codes.ResourceExhausted, "store overloaded").
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(50 * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := testenv.FreeAddr(t)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &flakyReceiver{receiver: &receiver{srv: grpc.NewServer()},
+			refusals: []error{exhausted.Err(), status.Error(codes.Unavailable, "memory limiter")}}
+		colmetricspb.RegisterMetricsServiceServer(f.srv, f)
+		go f.srv.Serve(l)
+		defer f.srv.Stop()
+
+		cfg := testConfig(t, addr, startReflector(t), testenv.FreeAddr(t))
+		cfg.Uplinks = cfg.Uplinks[:1]
+		cfg.Collector.ExportInterval, cfg.Collector.Timeout = 200*time.Millisecond, 5*time.Second
+		logs := &logRecorder{}
+		stop := runAgent(t, cfg, slog.New(logs))
+		waitFor(t, "an export accepted after two refusals", 20*time.Second, func() bool { return f.count() > 0 })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		calls := f.calls
+		f.mu.Unlock()
+		if calls < 3 {
+			t.Errorf("%d export calls, want the two refusals retried", calls)
+		}
+		if n := logs.count("collector unreachable"); n != 0 {
+			t.Errorf("refusals retried within one export were logged as an outage %d times", n)
+		}
+	})
+
+	t.Run("http", func(t *testing.T) {
+		var mu sync.Mutex
+		var codesSeen []int
+		accepted := 0
+		refusals := []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(refusals) > 0 {
+				code := refusals[0]
+				refusals = refusals[1:]
+				codesSeen = append(codesSeen, code)
+				w.Header().Set("Retry-After", "0")
+				w.WriteHeader(code)
+				return
+			}
+			accepted++
+			codesSeen = append(codesSeen, http.StatusOK)
+			b, _ := proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.Write(b)
+		}))
+		defer srv.Close()
+
+		cfg := testConfig(t, "127.0.0.1:1", startReflector(t), testenv.FreeAddr(t))
+		cfg.Uplinks = cfg.Uplinks[:1]
+		cfg.Collector.Protocol, cfg.Collector.Endpoint = "http", srv.URL
+		cfg.Collector.ExportInterval, cfg.Collector.Timeout = 200*time.Millisecond, 5*time.Second
+		logs := &logRecorder{}
+		stop := runAgent(t, cfg, slog.New(logs))
+		waitFor(t, "an export accepted after 429 and 503", 20*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return accepted > 0
+		})
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(codesSeen) < 3 || codesSeen[0] != 429 || codesSeen[1] != 503 || codesSeen[2] != 200 {
+			t.Errorf("answers %v, want 429 and 503 retried until 200", codesSeen)
+		}
+		if n := logs.count("collector unreachable"); n != 0 {
+			t.Errorf("refusals retried within one export were logged as an outage %d times", n)
+		}
+	})
+}
+
+// failingExporter fails every export with its context's error, or with err.
+type failingExporter struct {
+	sdkmetric.Exporter
+	err error
+}
+
+func (f failingExporter) Export(ctx context.Context, _ *metricdata.ResourceMetrics) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return f.err
+}
+
+// TestOutageExporterIgnoresAnAbandonedExport: the SDK cancels an export in
+// flight when the provider shuts down (and then exports again); that is not
+// a collector outage and must not be logged as one. A timeout is.
+func TestOutageExporterIgnoresAnAbandonedExport(t *testing.T) {
+	logs := &logRecorder{}
+	e := &outageExporter{Exporter: failingExporter{err: errors.New("connection refused")}, logger: slog.New(logs), now: time.Now}
+	if err := e.Export(canceled(), &metricdata.ResourceMetrics{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.count("collector unreachable"); n != 0 || e.undelivered() != nil {
+		t.Fatalf("an export abandoned at shutdown was taken for an outage (%d lines, undelivered %v)", n, e.undelivered())
+	}
+	expired, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	e.Export(expired, &metricdata.ResourceMetrics{})
+	e.Export(context.Background(), &metricdata.ResourceMetrics{})
+	if n := logs.count("collector unreachable"); n != 1 || e.undelivered() == nil {
+		t.Fatalf("timeouts and refusals: %d outage lines, undelivered %v; want one line and an undelivered error", n, e.undelivered())
 	}
 }
