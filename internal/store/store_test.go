@@ -268,3 +268,82 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 func formatTime(t time.Time) string {
 	return strings.TrimSuffix(strings.TrimSuffix(time.Unix(0, t.UnixNano()).UTC().Format("2006-01-02T15:04:05.000Z07:00"), ""), "")
 }
+
+// TestDeltaIsRefusedByTheStoreItself: delta temporality reaches the store
+// only through the pipeline's delta_to_cumulative processor (tested in
+// collector/binary_test.go). A delta point arriving here directly is refused
+// as Prometheus's OTLP translator refuses it without delta support, never
+// stored as if it were cumulative, and the cumulative points of the same
+// request are stored.
+func TestDeltaIsRefusedByTheStoreItself(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	now := time.Now().Truncate(time.Second)
+	md := latencyBatch(now, []uint64{1, 2, 1, 0}, 70)
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	d := ms.AppendEmpty()
+	d.SetName("bantay.probe.attempts")
+	sum := d.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	dp := sum.DataPoints().AppendEmpty()
+	dp.SetIntValue(3)
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
+
+	err := s.AppendMetrics(context.Background(), md)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err))
+	assert.Contains(t, err.Error(), `invalid temporality and type combination for metric "bantay.probe.attempts"`)
+	assert.Equal(t, 1.0, testutil.ToFloat64(s.refusedRequests.WithLabelValues("invalid")))
+
+	for query, want := range map[string]int{"network_latency_milliseconds_count": 1, "bantay_probe_attempts_total": 0} {
+		q, err := s.Engine().NewInstantQuery(context.Background(), s.DB(), nil, query, now)
+		require.NoError(t, err)
+		r := q.Exec(context.Background())
+		require.NoError(t, r.Err)
+		v, err := r.Vector()
+		require.NoError(t, err)
+		assert.Len(t, v, want, query)
+	}
+}
+
+// TestSelfTelemetry: the registry given to Open carries what the collector
+// exposes about its store: samples appended, samples refused by reason, the
+// TSDB's head series and its configured retention.
+func TestSelfTelemetry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Retention = 48 * time.Hour
+	s, err := Open(cfg, reg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer s.Close()
+	now := time.Now().Truncate(time.Second)
+	require.NoError(t, s.AppendMetrics(context.Background(), latencyBatch(now, []uint64{1, 0, 0, 0}, 5)))
+	require.Error(t, s.AppendMetrics(context.Background(), latencyBatch(now, []uint64{2, 0, 0, 0}, 6)))
+
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	// One histogram with 3 bounds: 4 buckets + _sum + _count (no target_info:
+	// the resource has no attributes beyond job and instance).
+	const series = 4 + 2
+	assert.Equal(t, float64(series), got["prometheus_tsdb_head_series"])
+	assert.Equal(t, float64(series), got["bantay_store_appended_samples_total"])
+	assert.Equal(t, float64(series), got["bantay_store_rejected_samples_total{reason=duplicate_conflict}"],
+		"every sample of the second request conflicts with the first")
+	assert.Equal(t, (48 * time.Hour).Seconds(), got["prometheus_tsdb_retention_limit_seconds"], "retention reaches the TSDB")
+}
