@@ -1,6 +1,7 @@
 package eventstest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 	"github.com/bantay-noc/bantay/internal/netsim"
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 )
 
 // warmUp is how long the path the test degrades measures normally first.
@@ -46,7 +50,9 @@ const stageLimit = 45 * time.Second
 //   - Davao → Manila on PLDT fiber slows from ~30 ms to 250 ms and is
 //     restored: path_degraded (p95 before and after), then path_recovered;
 //   - the rules loaded at start and an operator's reload (POST /-/reload)
-//     arrive as rules_reloaded.
+//     arrive as rules_reloaded;
+//   - OTLP data with bad tags (a registered probe naming an unknown city, an
+//     unregistered probe) is rejected by citytag: one probe_rejected each.
 //
 // It asserts the exact, bounded label set of every stream (service, kind,
 // src_city, carrier, island_group, with the gazetteer's island group), the
@@ -136,10 +142,17 @@ func TestDemoEventsReachLoki(t *testing.T) {
 		t.Fatalf("stop %s: %v", baguio, err)
 	}
 	stoppedAt := time.Now()
-	// The collector's own events: an operator reloads the alert rules.
+	// The collector's own events: an operator reloads the alert rules, and
+	// citytag rejects data with bad tags (a registered probe naming a city
+	// the gazetteer does not know; a probe the registry does not know).
 	reloadAt := time.Now()
 	reloadRules(t, "http://"+opts.HTTPAddr)
+	rejectAt := time.Now()
+	sendBadTags(t, "http://"+opts.OTLPHTTPAddr, timeoutUp)
 
+	w.waitFor("probe_rejected for the bad tags", `_stream:{kind="probe_rejected"}`, func(evs []event) bool {
+		return len(evs) >= 2
+	})
 	baguioCells := cellsOf(baguio)
 	w.waitFor("path_stale for each of Baguio's paths", `_stream:{kind="path_stale",src_city="Baguio"}`, func(evs []event) bool {
 		return len(cellsAfter(evs, stoppedAt)) == len(baguioCells)
@@ -230,6 +243,7 @@ func TestDemoEventsReachLoki(t *testing.T) {
 	checkLossDegraded(t, all, lossCell, outageAt)
 	checkDegradedPair(t, all, slowCell, slowAt)
 	checkRulesReloaded(t, all, reloadAt)
+	checkProbeRejected(t, all, rejectAt, timeoutUp)
 	if t.Failed() {
 		for _, e := range all {
 			t.Logf("%s %-14s %-36s %-20q %s", e.str("_time"), e.str("kind"), e.cell(), e.str("reason"), e.msg())
@@ -271,7 +285,9 @@ func checkLabels(t *testing.T, all []event) {
 			if !ok || labels["island_group"] != city.IslandGroup {
 				t.Errorf("%s: src_city %q with island_group %q, gazetteer says %q", kind, src, labels["island_group"], city.IslandGroup)
 			}
-			if !slices.ContainsFunc(netsim.DemoUplinks(), func(u netsim.DemoUplink) bool {
+			// A rejection names the probe's city; the carrier only when
+			// the event is about one uplink.
+			if _, has := labels["carrier"]; (has || kind != "probe_rejected") && !slices.ContainsFunc(netsim.DemoUplinks(), func(u netsim.DemoUplink) bool {
 				return u.City == src && u.Carrier == labels["carrier"]
 			}) {
 				t.Errorf("%s: carrier %q is not an uplink of the probe in %s", kind, labels["carrier"], src)
@@ -401,6 +417,91 @@ func checkRulesReloaded(t *testing.T, all []event, reloadAt time.Time) {
 	}
 	if evs[0].str("rules") != evs[1].str("rules") {
 		t.Errorf("the reload of unchanged rule files reports %s rules, the start %s", evs[1].str("rules"), evs[0].str("rules"))
+	}
+}
+
+// checkProbeRejected: each bad-tag rejection is one event, filed in the
+// stream of the probe's city when the probe is registered (and under the
+// service alone when it is not), with the reason and the detail as
+// structured metadata.
+func checkProbeRejected(t *testing.T, all []event, rejectAt time.Time, up netsim.DemoUplink) {
+	t.Helper()
+	byProbe := map[string][]event{}
+	for _, e := range ofKind(all, "probe_rejected") {
+		byProbe[e.str("probe")] = append(byProbe[e.str("probe")], e)
+	}
+	for _, want := range []struct {
+		probe, stream, reason, errPart string
+	}{
+		{up.Probe, `{island_group="Luzon",kind="probe_rejected",service="bantay",src_city="Manila"}`, "unknown_dst_city", `"Atlantis"`},
+		{unknownProbe, `{kind="probe_rejected",service="bantay"}`, "unknown_probe", "not in the citytag registry"},
+	} {
+		evs := byProbe[want.probe]
+		if len(evs) != 1 {
+			t.Errorf("probe_rejected for %s: %d events, want 1 (got %v)", want.probe, len(evs), byProbe)
+			continue
+		}
+		e := evs[0]
+		if got := e.str("_stream"); got != want.stream {
+			t.Errorf("probe_rejected for %s: stream %s, want %s", want.probe, got, want.stream)
+		}
+		if e.str("reason") != want.reason || !strings.Contains(e.str("error"), want.errPart) || e.str("level") != "warn" {
+			t.Errorf("probe_rejected for %s: reason %q, error %q, level %q; want %s, an error naming %s, warn",
+				want.probe, e.str("reason"), e.str("error"), e.str("level"), want.reason, want.errPart)
+		}
+		if e.num(t, "points") < 1 || e.time().Before(rejectAt) {
+			t.Errorf("probe_rejected for %s: %s points at %s (sent at %s)", want.probe, e.str("points"), e.time(), rejectAt)
+		}
+		if !strings.Contains(e.msg(), "rejected ("+want.reason+")") {
+			t.Errorf("probe_rejected for %s: line %q", want.probe, e.msg())
+		}
+	}
+}
+
+// unknownProbe is a probe id the demo's registry does not have.
+const unknownProbe = "zzz-99"
+
+// sendBadTags posts OTLP/HTTP metrics the collector's citytag must reject,
+// as a misconfigured probe would send them: the registered probe of up on
+// its registered uplink naming a destination city the gazetteer does not
+// know, and a probe the registry does not know.
+func sendBadTags(t *testing.T, base string, up netsim.DemoUplink) {
+	t.Helper()
+	md := pmetric.NewMetrics()
+	now := pcommon.NewTimestampFromTime(time.Now())
+	for _, probe := range []string{up.Probe, unknownProbe} {
+		rm := md.ResourceMetrics().AppendEmpty()
+		res := rm.Resource().Attributes()
+		res.PutStr("service.name", "bantay-probe")
+		res.PutStr("service.instance.id", probe)
+		res.PutStr("bantay.uplink.carrier", up.Carrier)
+		res.PutStr("bantay.uplink.network_type", up.NetworkType)
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("bantay.probe.attempts")
+		sum := m.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(now)
+		dp.SetTimestamp(now)
+		dp.SetIntValue(1)
+		dp.Attributes().PutStr("dst_city", "Atlantis")
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Post(base+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("send bad tags: %v", err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	// citytag drops what it cannot place; the request itself is answered
+	// (the rejection is counted and reported, not a transport error).
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("send bad tags: HTTP %d: %s", resp.StatusCode, msg)
 	}
 }
 

@@ -48,7 +48,10 @@ type failureEvents struct {
 	// counter is updated once per result and call, not once per point.
 	pointCounts map[string]int64
 
-	queue   chan events.Event
+	queue chan events.Event
+	// held is what run had batched but not yet handed on when it
+	// stopped; Shutdown hands it on (read after done is closed).
+	held    []events.Event
 	stop    chan struct{}
 	done    chan struct{}
 	started bool
@@ -200,6 +203,8 @@ func (c *failureEvents) run() {
 			c.streamsG.Record(context.Background(), int64(n), c.attrs)
 			batch = c.drain(context.Background(), batch)
 		case <-c.stop:
+			// Shutdown hands these on, before what is still queued.
+			c.held = batch
 			return
 		}
 	}
@@ -238,8 +243,8 @@ func (c *failureEvents) send(ctx context.Context, batch []events.Event) []events
 }
 
 // Shutdown stops folding, emits the bursts still open (as they stand: the
-// failures happened) and hands every queued event to the logs pipeline,
-// within ctx. The collector shuts a connector down before the logs
+// failures happened) and hands every batched and queued event to the logs
+// pipeline, within ctx. The collector shuts a connector down before the logs
 // pipeline's exporters, so they still take them.
 func (c *failureEvents) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
@@ -261,6 +266,11 @@ func (c *failureEvents) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
 	c.folder.closeAll()
 	c.mu.Unlock()
-	c.drain(ctx, make([]events.Event, 0, c.cfg.MaxBatch))
+	batch := c.held
+	if batch == nil {
+		batch = make([]events.Event, 0, c.cfg.MaxBatch)
+	}
+	c.held = nil
+	c.drain(ctx, batch)
 	return nil
 }

@@ -237,6 +237,35 @@ func TestShutdownEmitsOpenBursts(t *testing.T) {
 	}
 }
 
+// TestShutdownHandsOnBatchedEvents: a burst that closed and was taken from
+// the queue into the batch still waiting for flush_interval is handed on
+// at shutdown, not lost with the goroutine that held it.
+func TestShutdownHandsOnBatchedEvents(t *testing.T) {
+	sink := &consumertest.LogsSink{}
+	cfg := createDefaultConfig().(*Config)
+	cfg.FlushInterval = time.Minute // never flushes during the test
+	c, tt := startConnector(t, cfg, sink)
+	for _, md := range burstMetrics() { // the burst closes
+		if err := c.ConsumeMetrics(context.Background(), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fe := c.(*failureEvents)
+	waitFor(t, "the batching goroutine to take the event", func() bool { return len(fe.queue) == 0 })
+	if n := sink.LogRecordCount(); n != 0 {
+		t.Fatalf("%d records before the flush interval", n)
+	}
+	if err := c.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := sink.LogRecordCount(); n != 1 {
+		t.Errorf("%d records after shutdown, want the batched burst", n)
+	}
+	if n := counterValue(t, tt, metricEmitted, "", ""); n != 1 {
+		t.Errorf("emitted %d, want 1", n)
+	}
+}
+
 func TestLoadConfig(t *testing.T) {
 	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
 	if err != nil {
