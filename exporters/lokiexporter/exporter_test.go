@@ -3,6 +3,7 @@ package lokiexporter
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
@@ -28,6 +30,7 @@ type received struct {
 	header http.Header
 	path   string
 	req    push.PushRequest
+	tls    bool // arrived over TLS
 }
 
 // lokiSink is an HTTP server that decodes pushes with Loki's own types and
@@ -40,9 +43,15 @@ type lokiSink struct {
 	errs    []error
 }
 
-func newSink(t *testing.T) *lokiSink {
+func newSink(t *testing.T) *lokiSink { return startSink(t, false) }
+
+// newTLSSink is newSink over HTTPS, with httptest's self-signed
+// certificate (sink.Certificate()).
+func newTLSSink(t *testing.T) *lokiSink { return startSink(t, true) }
+
+func startSink(t *testing.T, useTLS bool) *lokiSink {
 	s := &lokiSink{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		var req push.PushRequest
 		if err == nil {
@@ -55,7 +64,7 @@ func newSink(t *testing.T) *lokiSink {
 		if err != nil {
 			s.errs = append(s.errs, err)
 		}
-		s.got = append(s.got, received{header: r.Header.Clone(), path: r.URL.Path, req: req})
+		s.got = append(s.got, received{header: r.Header.Clone(), path: r.URL.Path, req: req, tls: r.TLS != nil})
 		n, respond := len(s.got), s.respond
 		s.mu.Unlock()
 		if respond != nil {
@@ -64,6 +73,11 @@ func newSink(t *testing.T) *lokiSink {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	if useTLS {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	t.Cleanup(s.Close)
 	return s
 }
@@ -216,6 +230,65 @@ func TestBearerToken(t *testing.T) {
 	r := sink.requests(t)[0]
 	if r.header.Get("Authorization") != "Bearer tok" || r.path != "/custom/push" {
 		t.Errorf("auth %q path %q", r.header.Get("Authorization"), r.path)
+	}
+}
+
+// TestTLS pushes over HTTPS to a server whose certificate only the
+// configured CA vouches for, with basic auth and a tenant, and checks that
+// without that CA the push is refused by certificate verification before
+// anything reaches the server.
+func TestTLS(t *testing.T) {
+	sink := newTLSSink(t)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sink.Certificate().Raw})
+	if !strings.HasPrefix(sink.URL, "https://") {
+		t.Fatalf("sink URL %s", sink.URL)
+	}
+
+	cfg := testConfig(sink.URL)
+	cfg.TLS.CAPem = configopaque.String(caPEM)
+	cfg.TenantID = "noc-ph"
+	cfg.BasicAuth = BasicAuthConfig{Username: "123456", Password: "glc_token"}
+	exp, _ := startExporter(t, cfg)
+	ld, lrs := newLogs()
+	event(lrs, t0, "path_stale", "", "Baguio", "Smart", "Baguio → Manila on Smart fiber stale")
+	if err := exp.ConsumeLogs(context.Background(), ld); err != nil {
+		t.Fatalf("push over TLS with the CA configured: %v", err)
+	}
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reqs := sink.requests(t)
+	if len(reqs) != 1 || !reqs[0].tls {
+		t.Fatalf("%d requests (tls %v), want one over TLS", len(reqs), len(reqs) == 1 && reqs[0].tls)
+	}
+	if h := reqs[0].header; h.Get("Authorization") != "Basic MTIzNDU2OmdsY190b2tlbg==" || h.Get("X-Scope-OrgID") != "noc-ph" {
+		t.Errorf("headers over TLS: Authorization %q, X-Scope-OrgID %q", h.Get("Authorization"), h.Get("X-Scope-OrgID"))
+	}
+	if _, entries := sink.entries(t); len(entries) != 1 {
+		t.Errorf("%d entries, want 1", len(entries))
+	}
+
+	// Without the CA the server's certificate is not trusted.
+	untrusted := testConfig(sink.URL)
+	tel, err := newTelemetry(exportertest.NewNopSettings(Type))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPusher(untrusted, exportertest.NewNopSettings(Type), tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	ld, lrs = newLogs()
+	event(lrs, t0, "path_back", "", "Baguio", "Smart", "back")
+	err = p.push(context.Background(), ld)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("push to an untrusted certificate: err = %v, want a certificate error", err)
+	}
+	if n := len(sink.requests(t)); n != 1 {
+		t.Errorf("%d requests reached the server, want only the trusted one", n)
 	}
 }
 

@@ -9,12 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/connector/connectortest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // These tests push to VictoriaLogs, an independently written receiver of
@@ -198,6 +203,15 @@ func TestVictoriaLogsDemoScenario(t *testing.T) {
 // event arrives. Another's queue is smaller than the outage: what it
 // accepted arrives, and what it refused is exactly what exporterhelper
 // counted as dropped.
+//
+// Meanwhile a metrics pipeline runs as the collector's does: every tick a
+// batch of ten probes' failure counters goes to the store (a sink standing
+// in for the TSDB) and to the failure_events connector, whose
+// probe_failure bursts go to a third exporter. The producers must keep
+// their schedule through the outage (the metrics pipeline is never slowed
+// by Loki: a call that waited on the stopped receiver would hold them until
+// it came back, which it does only after they finish), and every burst the
+// connector emitted must arrive after the restart.
 func TestVictoriaLogsOutage(t *testing.T) {
 	testenv.LongTest(t, "two-minute outage test; run without -short")
 	const (
@@ -206,7 +220,18 @@ func TestVictoriaLogsOutage(t *testing.T) {
 		produced  = int(outage/time.Second) * perSecond // 600
 		bigQueue  = int64(2 * produced)
 		smallQ    = 100
+		// The metrics pipeline: pipeProbes probes, each with one new
+		// failure every failEvery ticks (after the first point, which only
+		// sets the counter's base); with the connector's quiet_intervals
+		// of 2 each failure is a burst of its own.
+		pipeProbes = 10
+		failEvery  = 3
+		// slack is how far behind their schedule the producers may end on
+		// a loaded machine; waiting on the stopped receiver even once
+		// would put them the rest of the outage behind.
+		slack = 15 * time.Second
 	)
+	wantBursts := pipeProbes * ((produced - 1) / failEvery)
 	vl := victorialogs.Start(t)
 
 	newCfg := func(queueSize int64) *Config {
@@ -224,44 +249,109 @@ func TestVictoriaLogsOutage(t *testing.T) {
 	}
 	big, bigDropped := startVLExporter(t, newCfg(bigQueue))
 	small, smallDropped := startVLExporter(t, newCfg(smallQ))
+	pipeExp, pipeDropped := startVLExporter(t, newCfg(DefaultQueueSize))
+
+	connCfg := failureeventsconnector.NewFactory().CreateDefaultConfig().(*failureeventsconnector.Config)
+	connCfg.ProbeInterval = time.Second
+	connTel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = connTel.Shutdown(context.Background()) })
+	connSet := connectortest.NewNopSettings(failureeventsconnector.Type)
+	connSet.TelemetrySettings = connTel.NewTelemetrySettings()
+	conn, err := failureeventsconnector.NewFactory().CreateMetricsToLogs(context.Background(), connSet, connCfg, pipeExp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	store := new(consumertest.MetricsSink)
+	counterStart := time.Now().Add(-time.Hour) // long-running probes
 
 	vl.Stop(t)
-	t.Logf("VictoriaLogs stopped; producing %d events at %d/s for %s", produced, perSecond, outage)
+	t.Logf("VictoriaLogs stopped; producing %d events at %d/s and the failure counters of %d probes for %s", produced, perSecond, pipeProbes, outage)
 
-	accepted := map[string]int{}
-	var slowest time.Duration
-	tick := time.NewTicker(time.Second / perSecond)
-	for seq := range produced {
-		<-tick.C
-		for run, exp := range map[string]exporter.Logs{"big": big, "small": small} {
-			ld := plog.NewLogs()
-			lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
-			lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
-			lr.Body().SetStr(fmt.Sprintf("probe failure %d", seq))
-			a := lr.Attributes()
-			a.PutStr("service", "bantay")
-			a.PutStr("event.kind", "probe_failure")
-			a.PutStr("src_city", "Manila")
-			a.PutStr("carrier", "Globe")
-			a.PutStr("island_group", "Luzon")
-			a.PutStr("probe", fmt.Sprintf("mnl-%02d", seq%7))
-			a.PutStr("outage_run", run)
-			a.PutInt("seq", int64(seq))
+	// The producers run on their own goroutine so that a call held by the
+	// outage fails the test instead of hanging it.
+	var (
+		accepted = map[string]int{}
+		slowest  time.Duration
+		errs     []error
+	)
+	began := time.Now()
+	produce := make(chan struct{})
+	go func() {
+		defer close(produce)
+		timed := func(f func() error) error {
 			start := time.Now()
-			err := exp.ConsumeLogs(context.Background(), ld)
+			err := f()
 			slowest = max(slowest, time.Since(start))
-			switch {
-			case err == nil:
-				accepted[run]++
-			case errors.Is(err, exporterhelper.ErrQueueIsFull):
-			default:
-				t.Fatalf("%s: unexpected error: %v", run, err)
+			return err
+		}
+		tick := time.NewTicker(time.Second / perSecond)
+		defer tick.Stop()
+		for seq := range produced {
+			<-tick.C
+			for _, run := range []string{"big", "small"} {
+				exp := map[string]exporter.Logs{"big": big, "small": small}[run]
+				ld := plog.NewLogs()
+				lr := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+				lr.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+				lr.Body().SetStr(fmt.Sprintf("probe failure %d", seq))
+				a := lr.Attributes()
+				a.PutStr("service", "bantay")
+				a.PutStr("event.kind", "probe_failure")
+				a.PutStr("src_city", "Manila")
+				a.PutStr("carrier", "Globe")
+				a.PutStr("island_group", "Luzon")
+				a.PutStr("probe", fmt.Sprintf("mnl-%02d", seq%7))
+				a.PutStr("outage_run", run)
+				a.PutInt("seq", int64(seq))
+				switch err := timed(func() error { return exp.ConsumeLogs(context.Background(), ld) }); {
+				case err == nil:
+					accepted[run]++
+				case errors.Is(err, exporterhelper.ErrQueueIsFull):
+				default:
+					errs = append(errs, fmt.Errorf("%s: unexpected error: %w", run, err))
+				}
+			}
+			md := failureCounters(pipeProbes, counterStart, time.Now(), int64(seq/failEvery))
+			if err := store.ConsumeMetrics(context.Background(), md); err != nil {
+				errs = append(errs, err)
+			}
+			if err := timed(func() error { return conn.ConsumeMetrics(context.Background(), md) }); err != nil {
+				errs = append(errs, fmt.Errorf("failure_events refused metrics: %w", err))
 			}
 		}
+	}()
+	select {
+	case <-produce:
+	case <-time.After(outage + time.Minute):
+		t.Fatalf("producers still running %s into a %s outage: a call is waiting on the stopped receiver", time.Since(began).Round(time.Second), outage)
 	}
-	tick.Stop()
-	// Informational: producers were never made to wait on the outage.
-	t.Logf("accepted big=%d small=%d of %d each; slowest ConsumeLogs %s", accepted["big"], accepted["small"], produced, slowest)
+	took := time.Since(began)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	t.Logf("accepted big=%d small=%d of %d each; producers took %s for %s of schedule; slowest call %s",
+		accepted["big"], accepted["small"], produced, took.Round(time.Millisecond), outage, slowest)
+	if took > outage+slack {
+		t.Errorf("producers took %s for %s of schedule: the outage slowed them down", took, outage)
+	}
+	if n := store.DataPointCount(); n != produced*pipeProbes*2 {
+		t.Errorf("the store got %d points, want %d", n, produced*pipeProbes*2)
+	}
+	// The connector hands its last bursts to its exporter's queue.
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := conn.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter(t, connTel, "bantay_failure_events_emitted"); n != int64(wantBursts) {
+		t.Errorf("failure_events emitted %d bursts, want %d (one per failure)", n, wantBursts)
+	}
+	if n := counter(t, connTel, "bantay_failure_events_dropped"); n != 0 {
+		t.Errorf("failure_events dropped %d bursts", n)
+	}
 
 	vl.Restart(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -282,24 +372,38 @@ func TestVictoriaLogsOutage(t *testing.T) {
 		}
 		return got
 	}
-	// Wait (bounded) for the retries to drain both queues.
+	bursts := func() map[string]int {
+		rows, err := vl.Query(ctx, `_stream:{kind="probe_failure"} probe:pipe-* | fields probe, first_time`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, r := range rows {
+			p, _ := r["probe"].(string)
+			ft, _ := r["first_time"].(string)
+			got[p+" "+ft]++
+		}
+		return got
+	}
+	// Wait (bounded) for the retries to drain the three queues.
 	var bigGot, smallGot map[int64]int
+	var burstsGot map[string]int
 	for {
-		bigGot, smallGot = seqs("big"), seqs("small")
-		if len(bigGot) >= accepted["big"] && len(smallGot) >= accepted["small"] {
+		bigGot, smallGot, burstsGot = seqs("big"), seqs("small"), bursts()
+		if len(bigGot) >= accepted["big"] && len(smallGot) >= accepted["small"] && len(burstsGot) >= wantBursts {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("after restart only big=%d/%d small=%d/%d delivered", len(bigGot), accepted["big"], len(smallGot), accepted["small"])
+			t.Fatalf("after restart only big=%d/%d small=%d/%d bursts=%d/%d delivered",
+				len(bigGot), accepted["big"], len(smallGot), accepted["small"], len(burstsGot), wantBursts)
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if err := big.Shutdown(ctx); err != nil {
-		t.Error(err)
-	}
-	if err := small.Shutdown(ctx); err != nil {
-		t.Error(err)
+	for _, exp := range []exporter.Logs{big, small, pipeExp} {
+		if err := exp.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
 	}
 
 	// Within the bound: none lost.
@@ -313,6 +417,12 @@ func TestVictoriaLogsOutage(t *testing.T) {
 	}
 	if n := bigDropped(); n != 0 {
 		t.Errorf("big queue counted %d drops", n)
+	}
+	if len(burstsGot) != wantBursts {
+		t.Errorf("%d distinct probe_failure bursts delivered, want the %d emitted", len(burstsGot), wantBursts)
+	}
+	if n := pipeDropped(); n != 0 {
+		t.Errorf("the connector's exporter counted %d drops", n)
 	}
 	// Beyond the bound: drops happen, are counted exactly, and everything
 	// accepted still arrives.
@@ -335,4 +445,40 @@ func TestVictoriaLogsOutage(t *testing.T) {
 			}
 		}
 	}
+}
+
+// failureCounters is one export of n probes (pipe-00, pipe-01, …), each
+// with its attempts and its cumulative timeouts counter at value, as
+// citytag leaves them.
+func failureCounters(n int, start, at time.Time, value int64) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	for p := range n {
+		probe := fmt.Sprintf("pipe-%02d", p)
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
+		rm.Resource().Attributes().PutStr("service.instance.id", probe)
+		ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+		for _, name := range []string{"bantay.probe.attempts", "bantay.probe.failures"} {
+			m := ms.AppendEmpty()
+			m.SetName(name)
+			m.SetEmptySum().SetIsMonotonic(true)
+			m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dp := m.Sum().DataPoints().AppendEmpty()
+			a := dp.Attributes()
+			for k, v := range map[string]string{
+				"src_city": "Davao", "island_group": "Mindanao", "carrier": "Globe", "network_type": "5g",
+				"dst_city": "Manila", "probe": probe, "target": "203.0.113.7:443", "method": "tcp",
+			} {
+				a.PutStr(k, v)
+			}
+			dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+			dp.SetIntValue(1_000_000 + value)
+			if name == "bantay.probe.failures" {
+				a.PutStr("reason", "timeout")
+				dp.SetIntValue(100 + value)
+			}
+		}
+	}
+	return md
 }
