@@ -189,6 +189,26 @@ type pageCell struct {
 	LastSeen string `json:"lastSeen"`
 }
 
+// overflowJS lists the visible parts of the page's fixed bars and panels that
+// stick out of (and are clipped by) their bar: a legend entry cut off at the
+// edge, a drill-down Close button pushed outside its box.
+const overflowJS = `(() => {
+	const bad = [];
+	for (const sel of ['.topbar', '.legend', '.drill-head', '.drill-legend', '.feed']) {
+		const bar = document.querySelector(sel);
+		if (!bar || bar.offsetParent === null) continue;
+		const box = bar.getBoundingClientRect();
+		for (const e of bar.querySelectorAll('*')) {
+			const r = e.getBoundingClientRect();
+			if (e.offsetParent === null || r.width <= 1) continue;
+			if (r.right > box.right + 1 || r.left < box.left - 1) {
+				bad.push(sel + ' > ' + (e.id ? '#' + e.id : e.tagName.toLowerCase() + '.' + e.className) + ' "' + e.textContent.trim().slice(0, 30) + '"');
+			}
+		}
+	}
+	return bad;
+})()`
+
 const readCellsJS = `[...document.querySelectorAll('#matrix [role=gridcell][data-p50]')].map(e => ({
 	id: e.dataset.id, p50: e.dataset.p50, p90: e.dataset.p90, p99: e.dataset.p99, mean: e.dataset.mean,
 	count: e.dataset.count, loss: e.dataset.loss, stale: e.dataset.stale, state: e.dataset.state,
@@ -360,6 +380,13 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 
 	shot := func(name string) {
 		t.Helper()
+		clipped, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](overflowJS))
+		if err != nil {
+			t.Fatalf("check layout of %s: %v", name, err)
+		}
+		if len(clipped) > 0 {
+			t.Errorf("%s: parts of the page are clipped by their bar:\n%s", name, strings.Join(clipped, "\n"))
+		}
 		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
