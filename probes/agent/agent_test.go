@@ -331,6 +331,20 @@ func TestAgentExportsMetricModel(t *testing.T) {
 				t.Errorf("failure point %v", a)
 			}
 		}
+		// Every reason of every target is exported, at 0 until it happens,
+		// so the first failure of a kind is an increase rate() can see.
+		for target := range targets {
+			for _, reason := range []string{"timeout", "refused", "dns", "tls", "http_status", "other"} {
+				found := false
+				for _, dp := range failures.GetSum().DataPoints {
+					a := attrs(dp.Attributes)
+					found = found || a["target"] == target && a["reason"] == reason
+				}
+				if !found {
+					t.Errorf("no failures series for %s reason=%s before it ever happened", target, reason)
+				}
+			}
+		}
 		if sumFor(failures, "baguio-tcp", "refused") == 0 {
 			t.Error("the closed port was never counted as refused")
 		}

@@ -54,7 +54,13 @@ func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Lo
 	}
 	for _, r := range []prober.Reason{prober.ReasonTimeout, prober.ReasonRefused, prober.ReasonDNS, prober.ReasonTLS, prober.ReasonHTTPStatus, prober.ReasonOther} {
 		j.failures[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], attribute.String("reason", string(r)))...))
+		// Export every reason at 0 from the start. A counter series that
+		// first appears with value 1 has no earlier sample to subtract from,
+		// so rate()/increase() in the loss alerts (and the heatmap's deltas)
+		// would never see a path's first failure of that kind.
+		inst.failures.Add(context.Background(), 0, j.failures[r])
 	}
+	inst.attempts.Add(context.Background(), 0, j.attrs)
 	return j
 }
 
