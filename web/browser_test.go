@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/pagetest"
 	"github.com/bantay-noc/bantay/web"
 )
 
@@ -175,45 +173,6 @@ func newHeatmap(t *testing.T) *heatmap.Heatmap {
 	return h
 }
 
-// pageCell is what the accessible grid exposes for one cell.
-type pageCell struct {
-	ID       string `json:"id"`
-	P50      string `json:"p50"`
-	P90      string `json:"p90"`
-	P99      string `json:"p99"`
-	Mean     string `json:"mean"`
-	Count    string `json:"count"`
-	Loss     string `json:"loss"`
-	Stale    string `json:"stale"`
-	State    string `json:"state"`
-	LastSeen string `json:"lastSeen"`
-}
-
-// overflowJS lists the visible parts of the page's fixed bars and panels that
-// stick out of (and are clipped by) their bar: a legend entry cut off at the
-// edge, a drill-down Close button pushed outside its box.
-const overflowJS = `(() => {
-	const bad = [];
-	for (const sel of ['.topbar', '.legend', '.drill-head', '.drill-legend', '.feed']) {
-		const bar = document.querySelector(sel);
-		if (!bar || bar.offsetParent === null) continue;
-		const box = bar.getBoundingClientRect();
-		for (const e of bar.querySelectorAll('*')) {
-			const r = e.getBoundingClientRect();
-			if (e.offsetParent === null || r.width <= 1) continue;
-			if (r.right > box.right + 1 || r.left < box.left - 1) {
-				bad.push(sel + ' > ' + (e.id ? '#' + e.id : e.tagName.toLowerCase() + '.' + e.className) + ' "' + e.textContent.trim().slice(0, 30) + '"');
-			}
-		}
-	}
-	return bad;
-})()`
-
-const readCellsJS = `[...document.querySelectorAll('#matrix [role=gridcell][data-p50]')].map(e => ({
-	id: e.dataset.id, p50: e.dataset.p50, p90: e.dataset.p90, p99: e.dataset.p99, mean: e.dataset.mean,
-	count: e.dataset.count, loss: e.dataset.loss, stale: e.dataset.stale, state: e.dataset.state,
-	lastSeen: e.dataset.lastSeen}))`
-
 type snapCell struct {
 	ID       string   `json:"id"`
 	P50      *float64 `json:"p50"`
@@ -250,7 +209,7 @@ func fetchSnapshot(t *testing.T, base, query string) (map[string]snapCell, strin
 
 // diffCells compares the page's numbers with the snapshot API's, exactly
 // (the page keeps the JSON numbers it received).
-func diffCells(page []pageCell, snap map[string]snapCell) []string {
+func diffCells(page []pagetest.Cell, snap map[string]snapCell) []string {
 	var diffs []string
 	num := func(id, field, got string, want *float64) {
 		if want == nil {
@@ -298,23 +257,12 @@ func fmtMs(v float64) string {
 	return strconv.Itoa(int(math.Round(v))) + " ms"
 }
 
-func artifactsDir(t *testing.T) string {
-	dir := os.Getenv("BANTAY_ARTIFACTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestBrowserLiveHeatmap drives Debian's Chromium against a real heatmap
 // (fed through its public Observe API) and the embedded page, both served
 // on 127.0.0.1 exactly as the collector mounts them.
 func TestBrowserLiveHeatmap(t *testing.T) {
-	chromium := testenv.Binary(t, "chromium", "CHROMIUM")
-	artifacts := artifactsDir(t)
+	pg := pagetest.Open(t, 60*time.Second)
+	ctx, shot, must := pg.Ctx, pg.Shot, pg.Must
 
 	hm := newHeatmap(t)
 	t.Cleanup(func() { _ = hm.Close() })
@@ -332,89 +280,8 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1920, 1080),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	// Start the browser without a deadline (a deadline on the first Run
-	// would bound the browser's life), then bound the whole test.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
-
-	// Every console error or uncaught exception in the page fails the test,
-	// except the browser's own log lines about websocket connections failing
-	// while the test restarts the heatmap.
-	var consoleMu sync.Mutex
-	var consoleErrs []string
-	consoleCtx, stopConsole := context.WithCancel(bctx)
-	defer stopConsole()
-	msgs := chromedp.Console(consoleCtx)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			if m.IsException() || m.Type == chromedp.ConsoleError {
-				if strings.Contains(m.Text, "WebSocket connection to") {
-					continue
-				}
-				consoleMu.Lock()
-				consoleErrs = append(consoleErrs, m.String())
-				consoleMu.Unlock()
-			}
-		}
-	}()
-
-	shot := func(name string) {
-		t.Helper()
-		clipped, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](overflowJS))
-		if err != nil {
-			t.Fatalf("check layout of %s: %v", name, err)
-		}
-		if len(clipped) > 0 {
-			t.Errorf("%s: parts of the page are clipped by their bar:\n%s", name, strings.Join(clipped, "\n"))
-		}
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		p := filepath.Join(artifacts, name)
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
-	// On failure, save what the page looked like and its state.
-	must := func(what string, err error) {
-		t.Helper()
-		if err == nil {
-			return
-		}
-		dctx, cancel := context.WithTimeout(bctx, 5*time.Second)
-		defer cancel()
-		if png, err := chromedp.Run(dctx, chromedp.CaptureScreenshot()); err == nil {
-			_ = os.WriteFile(filepath.Join(artifacts, "failure.png"), png, 0o644)
-		}
-		st, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`JSON.stringify({conn: app.dataset.conn, frames: app.dataset.frames,
-			active: document.activeElement && (document.activeElement.dataset.id || document.activeElement.tagName),
-			tooltip: tooltip.hidden ? "hidden" : tooltip.textContent.slice(0, 200), drill: drill.dataset.state})`))
-		t.Fatalf("%s: %v\npage state: %s", what, err, st)
-	}
 	const focusID = "Manila|Davao|Globe|5g"
-	cellSel := fmt.Sprintf(`#matrix [role=gridcell][data-id=%q]`, focusID)
+	cellSel := pagetest.CellSelector(focusID)
 
 	// --- wall mode, 1920×1080 ---------------------------------------------
 	must("open the page in wall mode", chromedp.Do(ctx,
@@ -439,8 +306,9 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 		t.Helper()
 		var diffs []string
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			page, err := chromedp.Run(ctx, chromedp.Evaluate[[]pageCell](readCellsJS))
+			view, err := pg.Read()
 			must("read the grid", err)
+			page := view.Cells
 			snap, _ := fetchSnapshot(t, srv.URL, query)
 			if diffs = diffCells(page, snap); len(diffs) == 0 && len(page) == want {
 				return
@@ -548,11 +416,4 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 		t.Errorf("feed shows %v, want [rules_reloaded path_degraded] (newest first, Smart filtered out)", kinds)
 	}
 	shot("laptop-events-1366x768.png")
-
-	stopConsole()
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	if len(consoleErrs) > 0 {
-		t.Errorf("the page logged errors:\n%s", strings.Join(consoleErrs, "\n"))
-	}
 }

@@ -29,6 +29,23 @@ func testOptions(t *testing.T) Options {
 	return opts
 }
 
+// startDemo runs the demo until ctx ends and returns once it serves; the
+// channel carries Run's result.
+func startDemo(t *testing.T, ctx context.Context, opts Options) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- Run(ctx, opts, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("demo failed to start: %v", err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("demo not ready after 90s")
+	}
+	return done
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
@@ -42,16 +59,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	testenv.LongTest(t, "end-to-end demo run")
 	opts := testOptions(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- Run(ctx, opts, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("demo failed to start: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("demo not ready after 90s")
-	}
+	done := startDemo(t, ctx, opts)
 
 	client := promtest.NewClient("http://" + opts.HTTPAddr)
 	gaz := gazetteer.Default()

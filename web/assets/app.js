@@ -504,7 +504,13 @@ function dataFrame(f) {
   state.frames++;
   state.lastUpdate = Date.now();
   state.dataTime = f.time || state.dataTime;
-  if (f.window) state.window = f.window;
+  if (f.window) {
+    state.window = f.window;
+    // The time range the shown numbers cover, for anyone checking them
+    // against the Prometheus API (the browser tests do).
+    $("app").dataset.windowFrom = String(f.window.from);
+    $("app").dataset.windowTo = String(f.window.to);
+  }
   renderControls();
   renderLegend();
   tickStatus();
