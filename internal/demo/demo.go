@@ -253,7 +253,7 @@ func (p *Probes) Start(id string) error {
 	if p.ctx.Err() != nil {
 		return fmt.Errorf("demo: probe %s not started, the demo is stopping", id)
 	}
-	a, err := agent.New(cfg, p.logger.With("probe", id))
+	a, err := agent.New(cfg, p.logger)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", id, err)
 	}

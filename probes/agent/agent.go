@@ -64,7 +64,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, logger: logger}
+	// Every line names the probe, so logs shipped from many edge boxes to one
+	// place can be told apart.
+	a := &Agent{cfg: cfg, logger: logger.With("probe", cfg.Probe.ID)}
 	for _, u := range cfg.Uplinks {
 		up, err := a.newUplink(u)
 		if err != nil {
@@ -95,7 +97,7 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		probers[i] = p
 	}
 
-	exp, err := newExporter(context.Background(), a.cfg.Collector)
+	exp, err := newExporter(context.Background(), a.cfg.Collector, a.cfg.Probe.ID)
 	if err != nil {
 		return nil, fmt.Errorf("create OTLP exporter: %w", err)
 	}
@@ -186,7 +188,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, u := range a.uplink {
 		jobs += len(u.jobs)
 	}
-	a.logger.Info("probe running", "probe", a.cfg.Probe.ID, "city", a.cfg.Probe.City,
+	a.logger.Info("probe running", "city", a.cfg.Probe.City,
 		"uplinks", len(a.uplink), "targets", len(a.cfg.Targets), "schedules", jobs,
 		"collector", a.cfg.Collector.Endpoint, "protocol", a.cfg.Collector.Protocol)
 
@@ -204,7 +206,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	flushCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Collector.Timeout+time.Second)
 	defer cancel()
 	err := a.shutdownProviders(flushCtx)
-	a.logger.Info("probe stopped", "probe", a.cfg.Probe.ID)
+	a.logger.Info("probe stopped")
 	return err
 }
 

@@ -138,7 +138,7 @@ targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t
 	go func() {
 		done <- run(ctx, []string{"run", "--config", cfgPath, "--log-format", "json"}, io.Discard, stderr)
 	}()
-	failing := `"msg":"probe failing","uplink":"globe-5g","target":"t","reason":"refused"`
+	failing := `"msg":"probe failing","probe":"mnl-01","uplink":"globe-5g","target":"t","reason":"refused"`
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "collector unreachable") || !strings.Contains(stderr.String(), failing); {
 		if time.Now().After(deadline) {
 			t.Fatalf("no outage or no failing target logged:\n%s", stderr.String())
