@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -39,7 +40,8 @@ func (p probePath) key() heatmap.CellKey {
 }
 
 // demoPaths: Manila, Baguio and Davao on two carriers with clearly
-// different latencies, one lossy path and one that stopped reporting.
+// different latencies, one lossy path and one that stopped reporting, and a
+// third carrier probed only from Baguio and Davao (its panel has two rows).
 func demoPaths() []probePath {
 	base := map[[2]string]float64{
 		{"Manila", "Baguio"}: 7, {"Baguio", "Manila"}: 7.5,
@@ -64,6 +66,9 @@ func demoPaths() []probePath {
 			}
 			out = append(out, p)
 		}
+	}
+	for _, pair := range [][2]string{{"Baguio", "Manila"}, {"Baguio", "Davao"}, {"Davao", "Manila"}, {"Davao", "Baguio"}} {
+		out = append(out, probePath{src: pair[0], dst: pair[1], carrier: "DITO", nt: "4g", base: base[pair] * 1.4})
 	}
 	return out
 }
@@ -257,6 +262,104 @@ func fmtMs(v float64) string {
 	return strconv.Itoa(int(math.Round(v))) + " ms"
 }
 
+// panelLayout is one carrier panel as laid out on the page: its row and
+// column headers (ARIA grid) and where its cells are, relative to the panel.
+type panelLayout struct {
+	Key   string       `json:"key"`
+	Rows  []string     `json:"rows"`
+	Cols  []string     `json:"cols"`
+	Box   [4]float64   `json:"box"` // left, top, right, bottom on the page
+	Cells []cellLayout `json:"cells"`
+}
+
+type cellLayout struct {
+	ID         string  `json:"id"`
+	X, Y, W, H float64 // relative to the panel
+}
+
+type matrixLayout struct {
+	Box    [4]float64    `json:"box"` // the #matrix area
+	Panels []panelLayout `json:"panels"`
+}
+
+const readLayoutJS = `(() => {
+	const box = (r) => [r.left, r.top, r.right, r.bottom];
+	const m = document.getElementById('matrix');
+	return {box: box(m.getBoundingClientRect()), panels: [...m.querySelectorAll('.mpanel')].map((p) => {
+		const pr = p.getBoundingClientRect();
+		return {key: p.dataset.panel, box: box(pr),
+			rows: [...p.querySelectorAll('[role=rowheader]')].map((e) => e.textContent),
+			cols: [...p.querySelectorAll('[role=columnheader]')].slice(1).map((e) => e.textContent),
+			cells: [...p.querySelectorAll('[role=gridcell]')].map((e) => { const r = e.getBoundingClientRect();
+				return {id: e.dataset.id, X: r.left - pr.left, Y: r.top - pr.top, W: r.width, H: r.height} })};
+	})};
+})()`
+
+// checkLayout checks the matrix against what NOC staff need to read it: a
+// panel per carrier and network type whose rows are only its probes' source
+// cities, every destination as a column in one order, columns at the same
+// offsets in every panel, panels that do not overlap, and cells as large as
+// the area allows (capped at maxCell).
+func checkLayout(t *testing.T, view string, l matrixLayout, wantRows map[string][]string, cols []string, maxCell float64) {
+	t.Helper()
+	var keys []string
+	for _, p := range l.Panels {
+		keys = append(keys, p.Key)
+	}
+	if want := slices.Sorted(maps.Keys(wantRows)); !slices.Equal(keys, want) {
+		t.Fatalf("%s: panels %v, want %v", view, keys, want)
+	}
+	var size float64
+	var colX []float64
+	used := [4]float64{math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)}
+	for i, p := range l.Panels {
+		if !slices.Equal(p.Rows, wantRows[p.Key]) || !slices.Equal(p.Cols, cols) {
+			t.Errorf("%s: panel %s has rows %v and columns %v, want rows %v (its sources only) and columns %v",
+				view, p.Key, p.Rows, p.Cols, wantRows[p.Key], cols)
+			continue
+		}
+		if len(p.Cells) != len(p.Rows)*len(cols) {
+			t.Errorf("%s: panel %s has %d grid cells, want %d", view, p.Key, len(p.Cells), len(p.Rows)*len(cols))
+			continue
+		}
+		for k, c := range p.Cells {
+			r, col := k/len(cols), k%len(cols)
+			if want := p.Rows[r] + "|" + cols[col] + "|" + p.Key; c.ID != want {
+				t.Errorf("%s: cell %d of panel %s is %s, want %s", view, k, p.Key, c.ID, want)
+			}
+			if size == 0 {
+				size = c.W
+			}
+			if c.W != size || c.H != size {
+				t.Errorf("%s: cell %s is %.0f×%.0f px, the others %.0f px", view, c.ID, c.W, c.H, size)
+			}
+			if r == 0 && i == 0 {
+				colX = append(colX, c.X)
+			}
+			if c.X != colX[col] || (col > 0 && c.Y != p.Cells[k-1].Y) {
+				t.Errorf("%s: cell %s at (%.0f, %.0f) in its panel is out of line with the columns %v", view, c.ID, c.X, c.Y, colX)
+			}
+		}
+		for _, q := range l.Panels[:i] {
+			if p.Box[0] < q.Box[2] && q.Box[0] < p.Box[2] && p.Box[1] < q.Box[3] && q.Box[1] < p.Box[3] {
+				t.Errorf("%s: panels %s %v and %s %v overlap", view, p.Key, p.Box, q.Key, q.Box)
+			}
+		}
+		used = [4]float64{min(used[0], p.Box[0]), min(used[1], p.Box[1]), max(used[2], p.Box[2]), max(used[3], p.Box[3])}
+	}
+	if used[0] < l.Box[0]-1 || used[1] < l.Box[1]-1 || used[2] > l.Box[2]+1 || used[3] > l.Box[3]+1 {
+		t.Errorf("%s: the panels %v stick out of the matrix area %v", view, used, l.Box)
+	}
+	// Either the cells are at their cap or the panels fill the area's width
+	// or height: the cells could not be any larger.
+	fillW := (used[2] - used[0]) / (l.Box[2] - l.Box[0])
+	fillH := (used[3] - used[1]) / (l.Box[3] - l.Box[1])
+	if size < maxCell && fillW < 0.9 && fillH < 0.9 {
+		t.Errorf("%s: %.0f px cells use only %.0f %% × %.0f %% of the matrix area", view, size, 100*fillW, 100*fillH)
+	}
+	t.Logf("%s: %.0f px cells, panels fill %.0f %% × %.0f %% of the matrix area", view, size, 100*fillW, 100*fillH)
+}
+
 // TestBrowserLiveHeatmap drives Debian's Chromium against a real heatmap
 // (fed through its public Observe API) and the embedded page, both served
 // on 127.0.0.1 exactly as the collector mounts them.
@@ -266,7 +369,8 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 
 	hm := newHeatmap(t)
 	t.Cleanup(func() { _ = hm.Close() })
-	fd := newFeeder(demoPaths())
+	paths := demoPaths()
+	fd := newFeeder(paths)
 	now := time.Now()
 	fd.history(hm, now.Add(-3*time.Second))
 
@@ -319,7 +423,17 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 		}
 	}
-	matchSnapshot("window=5m", 12)
+	matchSnapshot("window=5m", len(paths))
+
+	// Each panel has as rows only the cities its probes are in (DITO: not
+	// Manila), and every destination as a column, in the collector's order.
+	cities := []string{"Baguio", "Manila", "Davao"}
+	wantRows := map[string][]string{
+		"DITO|4g": {"Baguio", "Davao"}, "Globe|5g": cities, "Smart|4g": cities,
+	}
+	layout, err := chromedp.Run(ctx, chromedp.Evaluate[matrixLayout](readLayoutJS))
+	must("read the layout", err)
+	checkLayout(t, "wall 1920×1080", layout, wantRows, cities, 190)
 
 	// Hovering the cell shows the same numbers in the tooltip.
 	box, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => { const r = document.querySelector('`+cellSel+`').getBoundingClientRect();
@@ -338,6 +452,32 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 	builds, err := chromedp.Run(ctx, chromedp.Evaluate[string](`matrix.dataset.builds`))
 	must("read the layout count", err)
 	shot("wall-1920x1080.png")
+
+	// Page Up / Page Down move between panels with different rows: to the
+	// same source city where the other panel has it, else to the nearest row.
+	active := func(what, keys string) {
+		t.Helper()
+		must(what, chromedp.Do(ctx, chromedp.KeyEvent(keys)))
+	}
+	wantFocus := func(want string) {
+		t.Helper()
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.dataset.id || document.activeElement.tagName`))
+		must("read the focus", err)
+		if got != want {
+			t.Errorf("focus is on %s, want %s", got, want)
+		}
+	}
+	must("focus a cell", chromedp.Do(ctx,
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 1, 1),
+		chromedp.Focus(chromedp.CSS(`#matrix [role=gridcell][data-id="Manila|Manila|Globe|5g"]`))))
+	active("Page Up to the DITO panel", kb.PageUp)
+	wantFocus("Davao|Manila|DITO|4g")
+	active("Arrow Down past DITO's last row", kb.ArrowDown)
+	wantFocus("Davao|Manila|DITO|4g")
+	active("Arrow Up, End", kb.ArrowUp+kb.End)
+	wantFocus("Baguio|Davao|DITO|4g")
+	active("Page Down to the Globe panel", kb.PageDown)
+	wantFocus("Baguio|Davao|Globe|5g")
 
 	// Keyboard: focus the (unprobed) Manila→Manila cell, move right to
 	// Manila→Davao and press Enter: the drill-down opens, fills with the
@@ -370,6 +510,9 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 		chromedp.WaitVisible(cellSel+`[data-p50]`),
 	))
 	shot("laptop-1366x768.png")
+	layout, err = chromedp.Run(ctx, chromedp.Evaluate[matrixLayout](readLayoutJS))
+	must("read the layout", err)
+	checkLayout(t, "laptop 1366×768", layout, wantRows, cities, 130)
 	smart := `#matrix [role=gridcell][data-id="Davao|Manila|Smart|4g"]`
 	must("click a cell", chromedp.Do(ctx, chromedp.Click(chromedp.CSS(smart)), chromedp.WaitVisible(`#drill[data-state=ready]`)))
 	shot("laptop-drilldown-1366x768.png")
@@ -383,7 +526,7 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 	hmHandler.set(hm2.Handler())
 	_ = hm.Close() // closes the page's websocket with 1001
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](
-		`app.dataset.connects === "2" && app.dataset.conn === "live" && document.querySelectorAll('#matrix [role=gridcell][data-p50]').length === 12`,
+		`app.dataset.connects === "2" && app.dataset.conn === "live" && document.querySelectorAll('#matrix [role=gridcell][data-p50]').length === `+strconv.Itoa(len(paths)),
 		chromedp.WithPollingTimeout(15*time.Second)))
 	must("wait for the page to reconnect after a restart", err)
 

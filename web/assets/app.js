@@ -80,13 +80,21 @@ function schedule() {
   requestAnimationFrame(render);
 }
 
+// One panel per (carrier, network type) with a cell, and as its rows only the
+// source cities that have a cell in it (with data or not: a stale or empty
+// cell of a known path keeps its row), in the collector's city order.
 function panels() {
   const seen = new Map();
   for (const c of state.cells.values()) {
     const key = `${c.carrier}|${c.network_type}`;
-    if (!seen.has(key)) seen.set(key, { key, carrier: c.carrier, nt: c.network_type });
+    let p = seen.get(key);
+    if (!p) seen.set(key, (p = { key, carrier: c.carrier, nt: c.network_type, srcs: new Set() }));
+    p.srcs.add(c.src_city);
   }
-  return [...seen.values()].sort((a, b) => a.carrier.localeCompare(b.carrier) || a.nt.localeCompare(b.nt));
+  return [...seen.values()]
+    .sort((a, b) => a.carrier.localeCompare(b.carrier) || a.nt.localeCompare(b.nt))
+    .map(({ srcs, ...p }) => ({ ...p, rows: state.cities.filter((c) => srcs.has(c.name)) }))
+    .filter((p) => p.rows.length > 0);
 }
 
 function render() {

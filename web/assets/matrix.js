@@ -1,9 +1,12 @@
 // The city × city matrix: one small multiple per (carrier, network type),
 // painted on canvas, with a transparent ARIA grid laid exactly over the
 // cells. The grid is what the mouse and keyboard hit and what screen
-// readers read; it carries every number as data-* attributes. Layout is
-// recomputed only when the set of cities or panels or the container size
-// changes, never for a data update, so the wall never jumps.
+// readers read; it carries every number as data-* attributes. A panel's
+// rows are only the source cities that have a path on that carrier /
+// network type; its columns are every destination, in one order for all
+// panels. Layout is recomputed only when the set of cities, panels or
+// panel rows or the container size changes, never for a data update, so
+// the wall never jumps.
 import { latencyColor, lossColor, fmtMs, fmtLoss } from "./scale.js";
 
 const NT_NAMES = { "4g": "4G", "5g": "5G", "3g": "3G", fiber: "Fiber", wifi: "Wi-Fi" };
@@ -96,8 +99,16 @@ export function paintCell(ctx, x, y, s, cell, stat, theme, opts = {}) {
     else if (loss != null && loss > 0) sub = fmtLoss(loss) + " loss";
     else if (has) sub = "ms";
     if (sub) {
-      const fs2 = Math.round(fs * 0.5);
+      // Half the number's size, smaller if needed to stay inside the
+      // degraded outline ("0.8 % loss" is the longest line).
+      let fs2 = Math.round(fs * 0.5);
       ctx.font = `600 ${fs2}px ${theme.font}`;
+      const room = s - 4 * Math.max(2, Math.round(s / 18));
+      const w = ctx.measureText(sub).width;
+      if (w > room) {
+        fs2 = Math.max(9, Math.floor((fs2 * room) / w));
+        ctx.font = `600 ${fs2}px ${theme.font}`;
+      }
       ctx.strokeText(sub, cx, y + s * 0.76);
       ctx.fillText(sub, cx, y + s * 0.76);
     }
@@ -143,6 +154,27 @@ function setAttr(el, name, v) {
   if (el.getAttribute(name) !== s) el.setAttribute(name, s);
 }
 
+/**
+ * Flows panels of rowCounts[i] rows and n columns left to right, top to
+ * bottom, into W × H and returns the arrangement with the largest cells:
+ * {cols, cell, bands} where bands[k] is the row count of the tallest panel
+ * in the k-th line of panels (that line's height in cells). Every panel
+ * has the same width (labelW + n cells), so columns line up down the page.
+ */
+export function arrangePanels(rowCounts, n, W, H, { labelW, titleH, headH, gap, maxCell }) {
+  let best = null;
+  for (let cols = 1; cols <= rowCounts.length; cols++) {
+    const bands = [];
+    for (let i = 0; i < rowCounts.length; i += cols) bands.push(Math.max(...rowCounts.slice(i, i + cols)));
+    const cellRows = bands.reduce((a, b) => a + b, 0);
+    const byW = ((W - (cols - 1) * gap) / cols - labelW) / n;
+    const byH = (H - bands.length * (titleH + headH) - (bands.length - 1) * gap) / cellRows;
+    const cell = Math.min(maxCell, Math.floor(Math.min(byW, byH)));
+    if (!best || cell > best.cell) best = { cols, cell, bands };
+  }
+  return best;
+}
+
 export class Matrix {
   /**
    * container: the scrolling element the panels go into.
@@ -159,11 +191,16 @@ export class Matrix {
     this.model = null;
   }
 
-  /** model: {cities:[{name, island_group}], panels:[{key, carrier, nt}], cells: Map, stat, theme} */
+  /**
+   * model: {cities:[{name, island_group}], panels:[{key, carrier, nt, rows:[city]}],
+   * cells: Map, stat, theme}. A panel's rows are its source cities, in the
+   * order of cities.
+   */
   render(model) {
     this.model = model;
     const w = this.el.clientWidth, h = this.el.clientHeight;
-    const sig = [w, h, model.theme.name, model.cities.map((c) => c.name).join(","), model.panels.map((p) => p.key).join(",")].join("|");
+    const sig = [w, h, model.theme.name, model.cities.map((c) => c.name).join(","),
+      model.panels.map((p) => p.key + ":" + p.rows.map((c) => c.name).join(",")).join(";")].join("|");
     if (sig !== this.sig) {
       this.sig = sig;
       this.build(w, h);
@@ -174,6 +211,7 @@ export class Matrix {
   build(W, H) {
     const { cities, panels, theme } = this.model;
     const hadFocus = this.el.contains(document.activeElement);
+    const focusedId = (this.cellAt(this.focus) || { dataset: {} }).dataset.id;
     this.el.replaceChildren();
     this.panels = [];
     const n = cities.length;
@@ -187,6 +225,10 @@ export class Matrix {
     };
     const full = cities.map((c) => c.name);
     const codes = cityCodes(full);
+    const codeOf = new Map(full.map((name, i) => [name, codes[i]]));
+    // Only cities that are some panel's source label a row.
+    const srcNames = full.filter((name) => panels.some((p) => p.rows.some((c) => c.name === name)));
+    const rowCounts = panels.map((p) => p.rows.length);
     const gapP = theme.wall ? 24 : 16;
     const titleH = Math.round(fpx * 2.1);
     const maxCell = theme.wall ? 190 : 130;
@@ -194,53 +236,56 @@ export class Matrix {
     // otherwise (many cities, many carriers) short codes take their place.
     // Rows and columns share one order, so a code is always next to its
     // full name in the tooltip and in the other axis.
-    const fullW = Math.ceil(width(full, fpx) + fpx * 0.9);
+    const fullW = Math.ceil(width(srcNames, fpx) + fpx * 0.9);
     const minFull = theme.wall ? 40 : 30;
 
     const arrange = (labelW, labelPx) => {
-      let best = null;
-      for (let cols = 1; cols <= panels.length; cols++) {
-        const rows = Math.ceil(panels.length / cols);
-        const pw = (W - (cols - 1) * gapP) / cols;
-        const ph = (H - (rows - 1) * gapP) / rows;
-        const headH = Math.round(labelPx * 1.8);
-        const cell = Math.min(maxCell, Math.floor(Math.min((pw - labelW) / n, (ph - titleH - headH) / n)));
-        if (!best || cell > best.cell) best = { cols, cell, headH, labelW, labelPx };
-      }
-      return best;
+      const headH = Math.round(labelPx * 1.8);
+      return { ...arrangePanels(rowCounts, n, W, H, { labelW, titleH, headH, gap: gapP, maxCell }), headH, labelW, labelPx };
     };
     let best = arrange(fullW, fpx);
-    best.rowLabels = full;
+    best.useCodes = false;
     if (best.cell < minFull) {
+      const srcCodes = srcNames.map((name) => codeOf.get(name));
       const codePx = Math.max(11, Math.min(fpx, Math.round(best.cell * 0.6)));
-      const alt = arrange(Math.ceil(width(codes, codePx) + codePx * 0.9), codePx);
+      const alt = arrange(Math.ceil(width(srcCodes, codePx) + codePx * 0.9), codePx);
       if (alt.cell > best.cell) {
         // Codes shrink the labels, which grows the cells: size the font again.
         alt.labelPx = Math.max(11, Math.min(fpx, Math.round(alt.cell * 0.6)));
-        const again = arrange(Math.ceil(width(codes, alt.labelPx) + alt.labelPx * 0.9), alt.labelPx);
+        const again = arrange(Math.ceil(width(srcCodes, alt.labelPx) + alt.labelPx * 0.9), alt.labelPx);
         best = again.cell >= alt.cell ? again : alt;
-        best.rowLabels = codes;
+        best.useCodes = true;
       }
     }
     const cell = Math.max(14, best.cell);
-    const { cols, headH, labelW, labelPx, rowLabels } = best;
+    const { cols, bands, headH, labelW, labelPx, useCodes } = best;
     // Column labels: full names when they fit in a cell, else the codes.
     const colLabels = width(full, labelPx) + 8 <= cell ? full : codes;
     let colPx = labelPx;
     while (colPx > 9 && width(colLabels, colPx) + 4 > cell) colPx--;
-    const pw = labelW + n * cell, ph = titleH + headH + n * cell;
-    const rows = Math.ceil(panels.length / cols);
-    const totalW = cols * pw + (cols - 1) * gapP, totalH = rows * ph + (rows - 1) * gapP;
+    const pw = labelW + n * cell;
+    // Each line of panels is as tall as its tallest panel.
+    const bandTop = [];
+    let totalH = 0;
+    for (const b of bands) {
+      bandTop.push(totalH);
+      totalH += titleH + headH + b * cell + gapP;
+    }
+    totalH -= gapP;
+    const totalW = cols * pw + (cols - 1) * gapP;
     const x0 = Math.max(0, Math.floor((W - totalW) / 2)), y0 = Math.max(0, Math.floor((H - totalH) / 2));
     const gap = cell >= 40 ? 3 : cell >= 24 ? 2 : 1;
     const dpr = window.devicePixelRatio || 1;
-    const groups = cities.map((c, i) => i > 0 && c.island_group !== cities[i - 1].island_group);
+    const colGroups = cities.map((c, i) => i > 0 && c.island_group !== cities[i - 1].island_group);
 
     panels.forEach((p, pi) => {
-      const px = x0 + (pi % cols) * (pw + gapP), py = y0 + Math.floor(pi / cols) * (ph + gapP);
+      const rows = p.rows;
+      const ph = titleH + headH + rows.length * cell;
+      const px = x0 + (pi % cols) * (pw + gapP), py = y0 + bandTop[Math.floor(pi / cols)];
       const wrap = document.createElement("div");
       wrap.className = "mpanel";
       wrap.dataset.panel = p.key;
+      wrap.dataset.rows = String(rows.length);
       Object.assign(wrap.style, { left: px + "px", top: py + "px", width: pw + "px", height: ph + "px" });
       const canvas = document.createElement("canvas");
       canvas.width = Math.round(pw * dpr);
@@ -253,7 +298,9 @@ export class Matrix {
       const grid = document.createElement("div");
       grid.className = "mgrid";
       grid.setAttribute("role", "grid");
-      grid.setAttribute("aria-label", `${p.carrier} ${ntName(p.nt)}: latency from source city (rows) to destination city (columns)`);
+      grid.setAttribute("aria-label", `${p.carrier} ${ntName(p.nt)}: latency from source city (rows, only cities with probes on it) to destination city (columns)`);
+      grid.setAttribute("aria-rowcount", String(rows.length + 1));
+      grid.setAttribute("aria-colcount", String(n + 1));
       Object.assign(grid.style, { left: "0px", top: "0px", width: pw + "px", height: ph + "px" });
       const headRow = document.createElement("div");
       headRow.setAttribute("role", "row");
@@ -271,7 +318,7 @@ export class Matrix {
       }
       grid.append(headRow);
       const cellEls = [];
-      cities.forEach((src, r) => {
+      rows.forEach((src, r) => {
         const row = document.createElement("div");
         row.setAttribute("role", "row");
         const rh = document.createElement("span");
@@ -310,12 +357,17 @@ export class Matrix {
       });
       wrap.append(grid);
       this.el.append(wrap);
-      this.panels.push({ ...p, canvas, grid, cellEls, pw, ph, labelW, titleH, headH, cell, gap, groups, dpr, labelPx, colPx, rowLabels, colLabels });
+      const rowGroups = rows.map((c, i) => i > 0 && c.island_group !== rows[i - 1].island_group);
+      const rowLabels = rows.map((c) => (useCodes ? codeOf.get(c.name) : c.name));
+      this.panels.push({
+        ...p, canvas, grid, cellEls, pw, ph, labelW, titleH, headH, cell, gap, colGroups, rowGroups, dpr,
+        labelPx, colPx, rowLabels, colLabels,
+      });
     });
 
-    // Keep exactly one cell in the tab order (roving tabindex).
-    const f = this.focus;
-    if (f.p >= this.panels.length || f.r >= n || f.c >= n) this.focus = { p: 0, r: 0, c: 0 };
+    // Keep exactly one cell in the tab order (roving tabindex), on the same
+    // path as before when it is still shown.
+    this.focus = this.posOf(focusedId) || this.clamp(this.focus);
     const el = this.cellAt(this.focus);
     if (el) {
       el.tabIndex = 0;
@@ -323,8 +375,8 @@ export class Matrix {
     }
     // The hovered cell's element was replaced: point the tooltip at the new one.
     if (this.hover) {
-      const h = this.panels.flatMap((p) => p.cellEls.flat()).find((e) => e.dataset.id === this.hover);
-      if (h) this.hooks.onHover(this.hover, h);
+      const pos = this.posOf(this.hover);
+      if (pos) this.hooks.onHover(this.hover, this.cellAt(pos));
       else this.setHover(null, null);
     }
     this.builds = (this.builds || 0) + 1;
@@ -334,6 +386,29 @@ export class Matrix {
   cellAt(pos) {
     const p = this.panels[pos.p];
     return p && p.cellEls[pos.r] && p.cellEls[pos.r][pos.c];
+  }
+
+  /** Position {p, r, c} of the cell with this id, or null. */
+  posOf(id) {
+    if (!id) return null;
+    for (let p = 0; p < this.panels.length; p++) {
+      const rows = this.panels[p].cellEls;
+      for (let r = 0; r < rows.length; r++) {
+        const c = rows[r].findIndex((e) => e.dataset.id === id);
+        if (c >= 0) return { p, r, c };
+      }
+    }
+    return null;
+  }
+
+  /** The nearest existing position (panels differ in their row counts). */
+  clamp({ p, r, c }) {
+    if (!this.panels.length) return { p: 0, r: 0, c: 0 };
+    p = Math.min(Math.max(0, p), this.panels.length - 1);
+    const rows = this.panels[p].cellEls;
+    r = Math.min(Math.max(0, r), rows.length - 1);
+    c = Math.min(Math.max(0, c), rows[r].length - 1);
+    return { p, r, c };
   }
 
   setHover(id, el) {
@@ -350,16 +425,25 @@ export class Matrix {
 
   key(ev, pos) {
     const n = this.model.cities.length;
+    const rowsOf = (pi) => this.panels[pi].rows;
     let { p, r, c } = pos;
     switch (ev.key) {
       case "ArrowUp": r = Math.max(0, r - 1); break;
-      case "ArrowDown": r = Math.min(n - 1, r + 1); break;
+      case "ArrowDown": r = Math.min(rowsOf(p).length - 1, r + 1); break;
       case "ArrowLeft": c = Math.max(0, c - 1); break;
       case "ArrowRight": c = Math.min(n - 1, c + 1); break;
       case "Home": c = 0; break;
       case "End": c = n - 1; break;
-      case "PageUp": p = Math.max(0, p - 1); break;
-      case "PageDown": p = Math.min(this.panels.length - 1, p + 1); break;
+      case "PageUp":
+      case "PageDown": {
+        // Next panel, same destination; same source city when that panel
+        // has it, else the same row number as far as it goes.
+        const src = rowsOf(p)[r].name;
+        p = ev.key === "PageUp" ? Math.max(0, p - 1) : Math.min(this.panels.length - 1, p + 1);
+        const same = rowsOf(p).findIndex((city) => city.name === src);
+        r = same >= 0 ? same : Math.min(r, rowsOf(p).length - 1);
+        break;
+      }
       case "Enter":
       case " ":
         ev.preventDefault();
@@ -384,30 +468,22 @@ export class Matrix {
 
   /** Focus the grid cell with this id (after closing a drill-down). */
   focusId(id) {
-    for (let pi = 0; pi < this.panels.length; pi++) {
-      const rows = this.panels[pi].cellEls;
-      for (let r = 0; r < rows.length; r++) {
-        for (let c = 0; c < rows[r].length; c++) {
-          if (rows[r][c].dataset.id === id) {
-            this.moveFocus({ p: pi, r, c });
-            return;
-          }
-        }
-      }
-    }
+    const pos = this.posOf(id);
+    if (pos) this.moveFocus(pos);
   }
 
   paint() {
     if (!this.model) return;
     const { cities, cells, stat, theme } = this.model;
-    for (const p of this.panels) {
+    const hoverPos = this.posOf(this.hover);
+    this.panels.forEach((p, pi) => {
       const ctx = p.canvas.getContext("2d");
       ctx.setTransform(p.dpr, 0, 0, p.dpr, 0, 0);
       ctx.clearRect(0, 0, p.pw, p.ph);
       const fpx = theme.labelPx;
       const gridTop = p.titleH + p.headH;
       const gridLeft = p.labelW;
-      const size = cities.length * p.cell;
+      const gridW = cities.length * p.cell, gridH = p.rows.length * p.cell;
 
       // Title: carrier and network type, big enough to read across a room.
       ctx.textBaseline = "middle";
@@ -422,52 +498,52 @@ export class Matrix {
       const hint = "from ↓ to →";
       if (ctx.measureText(hint).width < p.labelW - 8) ctx.fillText(hint, 0, gridTop - p.labelPx * 0.7);
 
-      // Row labels (sources) and column labels (destinations).
+      // Row labels (sources) and column labels (destinations); the hovered
+      // cell's source and destination are highlighted.
+      const hov = hoverPos && hoverPos.p === pi ? hoverPos : null;
       ctx.font = `600 ${p.labelPx}px ${theme.font}`;
-      const hoverEl = this.hover && p.cellEls.flat().find((e) => e.dataset.id === this.hover);
-      cities.forEach((c, i) => {
-        ctx.fillStyle = hoverEl && hoverEl.dataset.src === c.name ? theme.accent : theme.ink;
-        ctx.textAlign = "right";
-        ctx.fillText(p.rowLabels[i], p.labelW - p.labelPx * 0.5, gridTop + i * p.cell + p.cell / 2);
+      ctx.textAlign = "right";
+      p.rowLabels.forEach((label, r) => {
+        ctx.fillStyle = hov && hov.r === r ? theme.accent : theme.ink;
+        ctx.fillText(label, p.labelW - p.labelPx * 0.5, gridTop + r * p.cell + p.cell / 2);
       });
       ctx.font = `600 ${p.colPx}px ${theme.font}`;
-      cities.forEach((c, i) => {
-        ctx.fillStyle = hoverEl && hoverEl.dataset.dst === c.name ? theme.accent : theme.ink;
-        ctx.textAlign = "center";
-        ctx.fillText(p.colLabels[i], gridLeft + i * p.cell + p.cell / 2, gridTop - p.labelPx * 0.7);
+      ctx.textAlign = "center";
+      p.colLabels.forEach((label, c) => {
+        ctx.fillStyle = hov && hov.c === c ? theme.accent : theme.ink;
+        ctx.fillText(label, gridLeft + c * p.cell + p.cell / 2, gridTop - p.labelPx * 0.7);
       });
 
       // Cells.
-      for (let r = 0; r < cities.length; r++) {
-        for (let c = 0; c < cities.length; c++) {
+      p.rows.forEach((src, r) => {
+        cities.forEach((dst, c) => {
           const el = p.cellEls[r][c];
-          const id = el.dataset.id;
-          const cell = cells.get(id);
+          const cell = cells.get(el.dataset.id);
           const x = gridLeft + c * p.cell + p.gap / 2, y = gridTop + r * p.cell + p.gap / 2;
           paintCell(ctx, x, y, p.cell - p.gap, cell, stat, theme, { maxFont: theme.wall ? 52 : 32 });
-          this.mirror(el, cell, cities[r].name, cities[c].name, p);
-        }
-      }
+          this.mirror(el, cell, src.name, dst.name, p);
+        });
+      });
 
       // Island-group boundaries (Luzon | Visayas | Mindanao).
       ctx.strokeStyle = theme.muted;
       ctx.lineWidth = 2;
       ctx.beginPath();
-      p.groups.forEach((g, i) => {
+      p.colGroups.forEach((g, i) => {
         if (!g) return;
-        const o = i * p.cell;
-        ctx.moveTo(gridLeft + o, gridTop - 4);
-        ctx.lineTo(gridLeft + o, gridTop + size);
-        ctx.moveTo(gridLeft - 4, gridTop + o);
-        ctx.lineTo(gridLeft + size, gridTop + o);
+        ctx.moveTo(gridLeft + i * p.cell, gridTop - 4);
+        ctx.lineTo(gridLeft + i * p.cell, gridTop + gridH);
+      });
+      p.rowGroups.forEach((g, i) => {
+        if (!g) return;
+        ctx.moveTo(gridLeft - 4, gridTop + i * p.cell);
+        ctx.lineTo(gridLeft + gridW, gridTop + i * p.cell);
       });
       ctx.stroke();
 
       // Hover / focus ring.
-      if (hoverEl) {
-        const r = Number(cities.findIndex((c) => c.name === hoverEl.dataset.src));
-        const c = Number(cities.findIndex((c) => c.name === hoverEl.dataset.dst));
-        const x = gridLeft + c * p.cell, y = gridTop + r * p.cell;
+      if (hov) {
+        const x = gridLeft + hov.c * p.cell, y = gridTop + hov.r * p.cell;
         ctx.lineWidth = 4;
         ctx.strokeStyle = theme.panel;
         ctx.strokeRect(x - 1, y - 1, p.cell + 2, p.cell + 2);
@@ -475,7 +551,7 @@ export class Matrix {
         ctx.strokeStyle = theme.accent;
         ctx.strokeRect(x - 1, y - 1, p.cell + 2, p.cell + 2);
       }
-    }
+    });
   }
 
   /** Copies a cell's numbers into its grid element. */
