@@ -94,7 +94,8 @@ const maxRepeats = 64
 // single-value variable gets the first of several selected values, "All"
 // resolves to the values the API offers); range queries through
 // /api/v1/query_range with a step, instant (table) queries through
-// /api/v1/query at the end of the range; a repeated panel once per value of
+// /api/v1/query at the end of the range (both with the range aligned to the
+// step, as Grafana sends them); a repeated panel once per value of
 // its repeat variables (a repeated query counts as empty only when every
 // repetition is). Loki queries are left out. The report holds every
 // outcome; Problems lists the failed and empty ones.
@@ -106,6 +107,9 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 		return DashboardReport{}, fmt.Errorf("check dashboards: need Start < End and Step > 0, got %v..%v step %v", opts.Start, opts.End, opts.Step)
 	}
 	c := NewClient(baseURL)
+	// Grafana sends every query with its start and end rounded down to a
+	// multiple of the step; $__range stays the dashboard's own range.
+	start, end := AlignToStep(opts.Start, opts.Step), AlignToStep(opts.End, opts.Step)
 	var rep DashboardReport
 	for _, path := range paths {
 		qs, err := DashboardQueries(path)
@@ -182,9 +186,9 @@ func CheckDashboards(ctx context.Context, baseURL string, paths []string, opts C
 				var res Result
 				var err error
 				if q.Instant {
-					res, err = c.Query(ctx, expanded, opts.End)
+					res, err = c.Query(ctx, expanded, end)
 				} else {
-					res, err = c.QueryRange(ctx, expanded, opts.Start, opts.End, opts.Step)
+					res, err = c.QueryRange(ctx, expanded, start, end, opts.Step)
 				}
 				if err != nil {
 					qc.Err, qc.Expanded = err, expanded

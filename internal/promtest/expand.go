@@ -1,12 +1,11 @@
 package promtest
 
 import (
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/common/model"
 )
 
 // AllValue is the value a dashboard variable gets when "All" is selected and
@@ -172,21 +171,53 @@ func mapStrings(in []string, f func(string) string) []string {
 	return out
 }
 
-// BuiltinVars returns Grafana's built-in interval variables for a range
-// query with the given step and time range and the data source's scrape
-// interval (Grafana's default is 15s):
-// $__interval = step, $__rate_interval = max(step + scrape, 4 * scrape)
-// (Grafana's documented formula), $__range, and their _ms/_s forms.
+// BuiltinVars returns Grafana's built-in interval variables for a query
+// with the given step and time range and the data source's scrape interval
+// (Grafana's default is 15s), written the way Grafana's Prometheus data
+// source (pkg/promlib/models, interpolateVariables) writes them:
+//   - $__interval: the step in Grafana's interval notation (its largest
+//     whole unit: "15s", "1m", "2h");
+//   - $__rate_interval: max(step + scrape, 4 * scrape) in Go's duration
+//     notation ("1m0s", "2m15s"), which PromQL accepts;
+//   - $__range: the range in whole seconds, rounded ("3600s");
+//   - their _ms and _s forms.
 func BuiltinVars(step, rng, scrape time.Duration) map[string][]string {
 	rate := max(step+scrape, 4*scrape)
+	rangeS := int64(math.Round(float64(rng.Milliseconds()) / 1000))
 	return map[string][]string{
-		"__interval":      {model.Duration(step).String()},
-		"__interval_ms":   {itoa(step.Milliseconds())},
-		"__rate_interval": {model.Duration(rate).String()},
-		"__range":         {model.Duration(rng).String()},
-		"__range_s":       {itoa(int64(rng / time.Second))},
-		"__range_ms":      {itoa(rng.Milliseconds())},
+		"__interval":         {grafanaInterval(step)},
+		"__interval_ms":      {itoa(step.Milliseconds())},
+		"__rate_interval":    {rate.String()},
+		"__rate_interval_ms": {itoa(rate.Milliseconds())},
+		"__range":            {itoa(rangeS) + "s"},
+		"__range_s":          {itoa(rangeS)},
+		"__range_ms":         {itoa(rng.Milliseconds())},
 	}
+}
+
+// grafanaInterval writes d in Grafana's interval notation: the count of its
+// largest whole unit only (90s is "1m"), "1ms" below a millisecond.
+func grafanaInterval(d time.Duration) string {
+	const day = 24 * time.Hour
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{365 * day, "y"}, {day, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if d >= u.unit {
+			return itoa(int64(d/u.unit)) + u.name
+		}
+	}
+	return "1ms"
+}
+
+// AlignToStep rounds t down to a multiple of step, as Grafana's Prometheus
+// data source does with the start and end of every query it sends.
+func AlignToStep(t time.Time, step time.Duration) time.Time {
+	if step <= 0 {
+		return t
+	}
+	ns := t.UnixNano()
+	return time.Unix(0, ns-((ns%int64(step))+int64(step))%int64(step)).UTC()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

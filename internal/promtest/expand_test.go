@@ -102,21 +102,61 @@ func TestExpandDashboardVars(t *testing.T) {
 
 func TestBuiltinVars(t *testing.T) {
 	v := BuiltinVars(30*time.Second, 6*time.Hour, 15*time.Second)
+	// As Grafana's Prometheus data source writes them.
 	want := map[string]string{
-		"__interval":      "30s",
-		"__interval_ms":   "30000",
-		"__rate_interval": "1m", // max(30s + 15s, 4 * 15s)
-		"__range":         "6h",
-		"__range_s":       "21600",
-		"__range_ms":      "21600000",
+		"__interval":         "30s",
+		"__interval_ms":      "30000",
+		"__rate_interval":    "1m0s", // max(30s + 15s, 4 * 15s)
+		"__rate_interval_ms": "60000",
+		"__range":            "21600s",
+		"__range_s":          "21600",
+		"__range_ms":         "21600000",
 	}
 	for k, w := range want {
 		if got := v[k]; len(got) != 1 || got[0] != w {
 			t.Errorf("%s = %v, want %s", k, got, w)
 		}
 	}
-	if got := BuiltinVars(2*time.Minute, time.Hour, 15*time.Second)["__rate_interval"][0]; got != "2m15s" {
-		t.Errorf("__rate_interval for a 2m step = %s, want 2m15s", got)
+	if len(v) != len(want) {
+		t.Errorf("%d variables, want %d: %v", len(v), len(want), v)
+	}
+	v = BuiltinVars(90*time.Second, 1500*time.Millisecond, 15*time.Second)
+	for k, w := range map[string]string{"__rate_interval": "1m45s", "__interval": "1m", "__range": "2s", "__range_s": "2", "__range_ms": "1500"} {
+		if got := v[k][0]; got != w {
+			t.Errorf("90s step, 1.5s range: %s = %s, want %s", k, got, w)
+		}
+	}
+	// Every form is a valid PromQL range.
+	p := parser.NewParser(parser.Options{})
+	for _, k := range []string{"__interval", "__rate_interval", "__range"} {
+		if _, err := p.ParseExpr("rate(up[" + v[k][0] + "])"); err != nil {
+			t.Errorf("%s = %s: %v", k, v[k][0], err)
+		}
+	}
+}
+
+func TestGrafanaInterval(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "1ms", 500 * time.Microsecond: "1ms", 20 * time.Millisecond: "20ms", 15 * time.Second: "15s",
+		time.Minute: "1m", 90 * time.Second: "1m", 2 * time.Hour: "2h", 36 * time.Hour: "1d", 400 * 24 * time.Hour: "1y",
+	} {
+		if got := grafanaInterval(d); got != want {
+			t.Errorf("grafanaInterval(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestAlignToStep(t *testing.T) {
+	at := time.Date(2026, 11, 26, 1, 2, 37, 500_000_000, time.UTC)
+	for step, want := range map[time.Duration]time.Time{
+		15 * time.Second: time.Date(2026, 11, 26, 1, 2, 30, 0, time.UTC),
+		time.Minute:      time.Date(2026, 11, 26, 1, 2, 0, 0, time.UTC),
+		time.Hour:        time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC),
+		0:                at,
+	} {
+		if got := AlignToStep(at, step); !got.Equal(want) {
+			t.Errorf("AlignToStep(%v, %v) = %v, want %v", at, step, got, want)
+		}
 	}
 }
 
