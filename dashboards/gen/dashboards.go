@@ -439,10 +439,12 @@ func collectorHealthDashboard() *dashboard.DashboardBuilder {
 			Height(8).
 			Span(12)).
 		WithPanel(timeseries.NewPanelBuilder().
-			Title("Write requests refused by the store, by reason").
+			Title("Writes refused by the store, by reason").
+			Description("Whole OTLP requests refused (overloaded and commit_failed are retried by the probe, invalid is not) and single samples the TSDB refused inside stored requests (out_of_order, too_old, duplicate_conflict; lost). See the BantayStoreRejectingWrites and BantayStoreRejectingSamples runbooks.").
 			Datasource(promDS()).
-			WithTarget(prom(`sum by (reason) (rate(bantay_store_rejected_requests_total{`+inst+`}[$__rate_interval]))`, "{{reason}}")).
-			Unit("reqps").
+			WithTarget(prom(`sum by (reason) (rate(bantay_store_rejected_requests_total{`+inst+`}[$__rate_interval]))`, "requests: {{reason}}")).
+			WithTarget(prom(`sum by (reason) (rate(bantay_store_rejected_samples_total{`+inst+`}[$__rate_interval]))`, "samples: {{reason}}")).
+			Unit("short").
 			Height(8).
 			Span(12)).
 		WithPanel(timeseries.NewPanelBuilder().

@@ -2,8 +2,11 @@ package compattest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -217,6 +220,8 @@ func (e *env) testReload(t *testing.T, ctx context.Context) {
 	}
 	if err := Reload(ctx, e.bantayURL); err == nil {
 		t.Error("reload of a broken rule file succeeded")
+	} else if !strings.Contains(err.Error(), filepath.Base(e.ruleFile)) {
+		t.Errorf("the reload error does not name the broken rule file %s: %v", filepath.Base(e.ruleFile), err)
 	} else {
 		t.Logf("broken rule file refused: %v", err)
 	}
@@ -227,4 +232,64 @@ func (e *env) testReload(t *testing.T, ctx context.Context) {
 	if _, ok := FindRule(kept, "bantay-reload-check", "bantay:compattest_reload:marker"); !ok {
 		t.Error("a failed reload dropped the rules in force")
 	}
+}
+
+// sighupRules replaces whatever the reload step left in the test rule file.
+const sighupRules = `groups:
+  - name: bantay-sighup-check
+    interval: 2s
+    rules:
+      - record: bantay:compattest_sighup:marker
+        expr: vector(1)
+`
+
+// testSIGHUP reloads the rule files the other way Prometheus offers:
+// SIGHUP to the process (here the test binary, which runs the collector).
+// The new group must be served by /api/v1/rules and its output stored, the
+// shipped rules must stay, and every demo path must still get new samples
+// afterwards. (The OpenTelemetry Collector restarts its own pipelines on
+// SIGHUP as well; docs/compatibility.md says what that means.)
+func (e *env) testSIGHUP(t *testing.T, ctx context.Context) {
+	if err := os.WriteFile(e.ruleFile, []byte(sighupRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hupAt := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 60*time.Second, "the rule file reloaded on SIGHUP", func() (bool, string) {
+		groups, err := Rules(ctx, e.bantayURL)
+		if err != nil {
+			return false, err.Error() // the collector may be restarting
+		}
+		if _, ok := FindRule(groups, "bantay-sighup-check", "bantay:compattest_sighup:marker"); !ok {
+			return false, "new group not loaded"
+		}
+		if _, ok := FindRule(groups, "bantay-reload-check", "bantay:compattest_reload:marker"); ok {
+			return false, "replaced group still loaded"
+		}
+		if _, ok := FindRule(groups, "bantay-paths", "path:network_latency_milliseconds:p95_rate5m"); !ok {
+			return false, "the shipped recording rules are gone"
+		}
+		return true, ""
+	})
+	t.Logf("rules reloaded %v after SIGHUP", time.Since(hupAt).Round(time.Millisecond))
+
+	paths := len(netsim.DemoUplinks()) * len(netsim.DemoCities()) * 2
+	after := float64(hupAt.UnixMilli()) / 1000
+	waitFor(t, ctx, 60*time.Second, "new samples on every path and the new rule's output stored after SIGHUP", func() (bool, string) {
+		res, err := e.bantay.Query(ctx, fmt.Sprintf(`count(timestamp(network_latency_milliseconds_count) > %f)`, after), time.Time{})
+		if err != nil {
+			return false, err.Error()
+		}
+		v, err := res.Vector()
+		if err != nil || len(v) != 1 || int(v[0].Value) != paths {
+			return false, fmt.Sprintf("paths with samples after SIGHUP: %s, want %d", Summary(res), paths)
+		}
+		res, err = e.bantay.Query(ctx, `bantay:compattest_sighup:marker`, time.Time{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return res.Len() == 1, "marker: " + Summary(res)
+	})
 }

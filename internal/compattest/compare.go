@@ -19,6 +19,15 @@ import (
 // must match exactly.
 type Tolerance struct {
 	Rel, Abs float64
+	// BucketBounds, when set, are the bucket bounds of the classic
+	// histograms a histogram_quantile answer is computed from. Then a value
+	// a exactly on a bound also equals a value b inside the bucket above
+	// that bound: Prometheus 2.49 and later (Bantay) ignore a bucket whose
+	// count exceeds the one below it only by float rounding (relative 1e-12,
+	// prometheus/prometheus#13153) and answer the bound; 2.42 interpolates
+	// into that nearly empty bucket. a is Bantay's value, b the older
+	// Prometheus's.
+	BucketBounds []float64
 }
 
 // Strict is the tolerance for answers computed by the same algorithm on the
@@ -34,7 +43,26 @@ func (tol Tolerance) Equal(a, b float64) bool {
 		return a == b
 	}
 	d := math.Abs(a - b)
-	return d <= tol.Abs || d <= tol.Rel*math.Max(math.Abs(a), math.Abs(b))
+	if d <= tol.Abs || d <= tol.Rel*math.Max(math.Abs(a), math.Abs(b)) {
+		return true
+	}
+	return tol.roundedAwayBucket(a, b)
+}
+
+// roundedAwayBucket reports whether a sits on one of tol.BucketBounds and b
+// lies in the bucket above it (see BucketBounds).
+func (tol Tolerance) roundedAwayBucket(a, b float64) bool {
+	for i, bound := range tol.BucketBounds {
+		if !Strict.Equal(a, bound) {
+			continue
+		}
+		if i+1 == len(tol.BucketBounds) {
+			return false // the +Inf bucket answers the highest bound on both
+		}
+		next := tol.BucketBounds[i+1]
+		return b > bound && (b <= next || Strict.Equal(b, next))
+	}
+	return false
 }
 
 // maxDiffs bounds how many differences one comparison reports; the first

@@ -41,6 +41,34 @@ func TestToleranceEqual(t *testing.T) {
 	}
 }
 
+// A histogram_quantile answer on a bucket bound (Bantay) equals one in the
+// bucket above it (Prometheus 2.42) only with the bucket bounds given, and
+// only in that direction and for that one bucket.
+func TestToleranceBucketBounds(t *testing.T) {
+	hq := Tolerance{Rel: Strict.Rel, Abs: Strict.Abs, BucketBounds: promtest.LatencyBucketBounds}
+	for _, c := range []struct {
+		a, b float64
+		want bool
+	}{
+		{25, 30.000000000000004, true}, // the case seen against 2.42
+		{25, 27.5, true},
+		{25, 25, true},
+		{25, 30.1, false},   // two buckets up
+		{25, 24.9, false},   // below the bound
+		{30, 25, false},     // the other direction
+		{26, 30, false},     // not on a bound
+		{5000, 6000, false}, // above the highest bound
+		{0.5, 1, true},
+	} {
+		if got := hq.Equal(c.a, c.b); got != c.want {
+			t.Errorf("with bucket bounds: Equal(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+	if Strict.Equal(25, 30.000000000000004) {
+		t.Error("Strict accepts a bucket-bound difference without bucket bounds")
+	}
+}
+
 func TestDiffResults(t *testing.T) {
 	m := func(city string) model.Metric { return model.Metric{"src_city": model.LabelValue(city)} }
 	vec := func(vals ...float64) promtest.Result {

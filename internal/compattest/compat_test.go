@@ -24,10 +24,14 @@ import (
 //     a suite of PromQL queries, the dashboards' own queries and the
 //     series/labels/label-values endpoints the same;
 //   - dashboards: every dashboard panel query has data from Bantay;
+//   - rejections: points from an unregistered probe are counted by reason
+//     and put the shipped BantayCollectorRejectingPoints rule in pending;
 //   - alerting: a latency spike on one route reaches Alertmanager as a
 //     firing alert with the route's labels, and its end as a resolve;
 //   - reload: POST /-/reload applies a rewritten rule file and keeps the
-//     old rules when the new file is broken.
+//     old rules when the new file is broken;
+//   - sighup: SIGHUP applies a rewritten rule file too, and data keeps
+//     arriving afterwards.
 //
 // Run one step with -run 'TestBantayInThePrometheusEcosystem/alerting'; the
 // environment starts in full either way.
@@ -39,8 +43,12 @@ func TestBantayInThePrometheusEcosystem(t *testing.T) {
 
 	t.Run("differential", func(t *testing.T) { e.testDifferential(t, ctx) })
 	t.Run("dashboards", func(t *testing.T) { e.testDashboards(t, ctx) })
+	t.Run("rejections", func(t *testing.T) { e.testRejections(t, ctx) })
 	t.Run("alerting", func(t *testing.T) { e.testAlerting(t, ctx) })
 	t.Run("reload", func(t *testing.T) { e.testReload(t, ctx) })
+	// Last: SIGHUP also makes the OpenTelemetry Collector restart its
+	// pipelines (docs/compatibility.md).
+	t.Run("sighup", func(t *testing.T) { e.testSIGHUP(t, ctx) })
 }
 
 // suiteQuery is one PromQL expression of the differential suite.
@@ -134,11 +142,15 @@ const (
 )
 
 // dashboardSelections are the variable selections under which the
-// dashboards' queries are compared and checked: everything, and the lossy
-// path (so failure panels have data under a single-path selection too).
+// dashboards' queries are compared and checked: everything, the lossy path
+// (so failure panels have data under a single-path selection too), and
+// several values of every variable (Grafana's "(a|b)" regex expansion; the
+// city matrix, whose carrier and network type take one value, gets the
+// first: Smart 4g).
 var dashboardSelections = []map[string][]string{
 	{"src_city": {promtest.AllValue}, "dst_city": {promtest.AllValue}, "carrier": {promtest.AllValue}, "network_type": {promtest.AllValue}, "instance": {promtest.AllValue}},
 	{"src_city": {"Baguio"}, "dst_city": {"Davao"}, "carrier": {"Smart"}, "network_type": {"4g"}, "instance": {promtest.AllValue}},
+	{"src_city": {"Baguio", "Manila"}, "dst_city": {"Davao", "Baguio"}, "carrier": {"Smart", "PLDT"}, "network_type": {"4g", "fiber"}, "instance": {promtest.AllValue}},
 }
 
 func dashboardFiles(t *testing.T) []string {
@@ -214,7 +226,7 @@ func (e *env) testDifferential(t *testing.T, ctx context.Context) {
 
 	times := grid.Times()
 	instants := []time.Time{grid.End, times[len(times)/2]}
-	var strict, loose int
+	var strict, loose, bucketEdge int
 	compare := func(what, expr string, mayBeEmpty bool, run func(c *promtest.Client) (promtest.Result, error)) {
 		t.Helper()
 		x, err := NewExtrapolation(expr, rawBantay)
@@ -235,6 +247,10 @@ func (e *env) testDifferential(t *testing.T, ctx context.Context) {
 			} else {
 				strict++
 			}
+			if strings.Contains(expr, "histogram_quantile(") {
+				// 2.42 lacks the rounding fix of 2.49 (docs/compatibility.md).
+				tl.BucketBounds = promtest.LatencyBucketBounds
+			}
 			tolAt[ts] = tl
 			return tl
 		}
@@ -251,8 +267,18 @@ func (e *env) testDifferential(t *testing.T, ctx context.Context) {
 			// A query that finds nothing on either side compares nothing.
 			t.Errorf("%s: no data from Bantay (Prometheus: %s)", what, Summary(p))
 		default:
-			for _, d := range DiffResultsAt("bantay", b, "prometheus", p, tol) {
+			diffs := DiffResultsAt("bantay", b, "prometheus", p, tol)
+			for _, d := range diffs {
 				t.Errorf("%s: %s", what, d)
+			}
+			if len(diffs) > 0 || !strings.Contains(expr, "histogram_quantile(") {
+				break
+			}
+			// Say where only the bucket-bound allowance made them agree.
+			without := func(ts model.Time) Tolerance { tl := tol(ts); tl.BucketBounds = nil; return tl }
+			if d := DiffResultsAt("bantay", b, "prometheus", p, without); len(d) > 0 {
+				bucketEdge++
+				t.Logf("%s: agrees only by the histogram_quantile rounding allowance: %s", what, d[0])
 			}
 		}
 	}
@@ -275,8 +301,8 @@ func (e *env) testDifferential(t *testing.T, ctx context.Context) {
 			return c.QueryRange(ctx, q.expr, grid.Start, grid.End, grid.Step)
 		})
 	}
-	t.Logf("%d (query, evaluation time) pairs compared within %g, %d within %g where rate() extrapolation differs by design",
-		strict, Strict.Rel, loose, Loose.Rel)
+	t.Logf("%d (query, evaluation time) pairs compared within %g, %d within %g where rate() extrapolation differs by design; %d answers agree only by the histogram_quantile rounding allowance",
+		strict, Strict.Rel, loose, Loose.Rel, bucketEdge)
 	// Most comparisons must be exact, or the suite proves little.
 	if strict < 2*loose {
 		t.Errorf("only %d exact comparisons against %d loose ones", strict, loose)
@@ -297,7 +323,8 @@ type dashQuery struct {
 // for each selection the way Grafana does, with the built-in intervals of
 // the differential grid ($__range = 30s, $__rate_interval from the 2 s step
 // and the data source's scrape interval). A variable that cannot hold "All"
-// gets its first value from Bantay's label-values API, as Grafana shows it.
+// gets its first value from Bantay's label-values API, as Grafana shows it;
+// one that cannot hold several values gets the first selected.
 // Repeated panels are expanded with the selection as it is; CheckDashboards
 // runs their repetitions.
 func (e *env) expandedDashboardQueries(t *testing.T, ctx context.Context) []dashQuery {
@@ -318,6 +345,9 @@ func (e *env) expandedDashboardQueries(t *testing.T, ctx context.Context) []dash
 				vars[k] = v
 			}
 			for _, d := range defs {
+				if d.Type == "query" && !d.Multi && len(vars[d.Name]) > 1 {
+					vars[d.Name] = vars[d.Name][:1]
+				}
 				all := len(vars[d.Name]) == 1 && vars[d.Name][0] == promtest.AllValue
 				if d.Type != "query" || !all || d.IncludeAll {
 					continue
@@ -409,10 +439,10 @@ func (e *env) compareMetadataEndpoints(t *testing.T, ctx context.Context, prom *
 }
 
 // expectedEmptyPanels are the dashboard panels that legitimately show no
-// data in a healthy demo, with the reason. Any other empty panel fails.
+// data in a healthy demo, with the reason: one of their queries may come
+// back empty. Any other empty query fails.
 var expectedEmptyPanels = map[string]string{
-	"Bantay / Collector health / Points rejected by citytag, by reason":          "every demo probe and uplink is registered and every point is valid, so citytag rejects nothing and its counter has no series",
-	"Bantay / Collector health / Write requests refused by the store, by reason": "the demo never overloads the store, so no request is refused and the counter has no series",
+	"Bantay / Collector health / Writes refused by the store, by reason": "the demo never overloads the store and sends nothing invalid, so no request is refused and the requests counter has no series (the panel's refused-samples query may or may not have data)",
 }
 
 func (e *env) testDashboards(t *testing.T, ctx context.Context) {

@@ -1,12 +1,20 @@
 package compattest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/bantay-noc/bantay/internal/demo"
 	"github.com/bantay-noc/bantay/internal/netsim"
@@ -114,6 +122,8 @@ func startEnv(t *testing.T, ctx context.Context) *env {
 		t.Fatal("demo not ready after 90s")
 	}
 
+	e.sendUnregisteredProbe(t, opts.OTLPHTTPAddr)
+
 	// Every (uplink, destination, method) has a latency histogram, and the
 	// shipped recording rules have run (the alerts read their thresholds).
 	paths := len(netsim.DemoUplinks()) * len(netsim.DemoCities()) * 2
@@ -182,4 +192,77 @@ func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what stri
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// unregisteredProbe is the probe id of the OTLP data sendUnregisteredProbe
+// sends: no registry entry, so citytag rejects it as unknown_probe.
+const unregisteredProbe = "rogue-01"
+
+// sendUnregisteredProbe posts one attempts point from a probe that is not in
+// the collector's registry over OTLP/HTTP every 2 s while the test runs, as
+// a misconfigured probe would. citytag must reject and count it
+// (bantay_citytag_rejected_points{reason="unknown_probe"} on the
+// collector's telemetry), so the collector-health panel and the
+// BantayCollectorRejectingPoints rule read real rejections, not a name that
+// might match nothing. Each request must still be answered with success:
+// the collector drops what it cannot place rather than have the probe retry.
+func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string) {
+	t.Helper()
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
+	rm.Resource().Attributes().PutStr("service.instance.id", unregisteredProbe)
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("bantay.probe.attempts")
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := sum.DataPoints().AppendEmpty()
+	start := time.Now()
+	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	dp.Attributes().PutStr("server.address", "davao.bantay.ph")
+
+	url := "http://" + otlpHTTPAddr + "/v1/metrics"
+	send := func(n int64) error {
+		dp.SetIntValue(n)
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		if err != nil {
+			return err
+		}
+		resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %s", resp.Status)
+		}
+		return nil
+	}
+	// The first request must go through, or nothing below means anything.
+	if err := send(1); err != nil {
+		t.Fatalf("OTLP/HTTP from unregistered probe %s: %v", unregisteredProbe, err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for n := int64(2); ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				// Errors are the demo shutting down or restarting; the
+				// assertions on the counter notice if nothing arrives.
+				_ = send(n)
+			}
+		}
+	}()
+	// Registered after startEnv's demo cleanup, so it runs first: the
+	// sender stops before the demo does.
+	t.Cleanup(func() { close(stop); <-done })
 }
