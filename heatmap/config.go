@@ -76,8 +76,12 @@ type Config struct {
 	// Events tunes the degraded/recovered hysteresis.
 	Events EventsConfig `mapstructure:"events"`
 
-	// Gazetteer resolves city coordinates and island groups for the
-	// snapshot; nil means gazetteer.Default().
+	// Gazetteer places cities on the wall (region, island group,
+	// coordinates, north-to-south order) and canonicalises carrier and
+	// network type filters; nil means gazetteer.Default(). It is only the
+	// starting point: Heatmap.SetGazetteer replaces it while running, which
+	// is how the collector's citytag processor hands over the gazetteer it
+	// tags with (the shipped one plus the operator's cities).
 	Gazetteer *gazetteer.Gazetteer `mapstructure:"-"`
 }
 
@@ -95,6 +99,12 @@ type EventsConfig struct {
 	// RecoveredRatio: p95 back under baseline × this (with loss under
 	// RecoveredLoss) leaves degraded. Must be below DegradedRatio.
 	RecoveredRatio float64 `mapstructure:"recovered_ratio"`
+	// RecoveredMinDelta: ... or p95 at most this many ms above the baseline.
+	// It must be below DegradedMinDelta, or a path whose baseline is small
+	// enough for DegradedMinDelta to decide (under 20 ms with the defaults)
+	// would have one threshold for entering and leaving, and flap. Zero
+	// means half of DegradedMinDelta.
+	RecoveredMinDelta float64 `mapstructure:"recovered_min_delta_ms"`
 	// DegradedLoss enters degraded when the window's loss ratio reaches it.
 	DegradedLoss float64 `mapstructure:"degraded_loss"`
 	// RecoveredLoss must be below DegradedLoss.
@@ -142,6 +152,9 @@ func DefaultConfig() Config {
 			Hold:             30 * time.Second,
 			MinSamples:       5,
 			Buffer:           256,
+			// RecoveredMinDelta stays 0: it follows DegradedMinDelta (half
+			// of it, 5 ms here), so an operator who raises one need not
+			// remember the other.
 		},
 	}
 }
@@ -209,6 +222,9 @@ func (c Config) withDefaults() Config {
 	}
 	if e.RecoveredRatio == 0 {
 		e.RecoveredRatio = de.RecoveredRatio
+	}
+	if e.RecoveredMinDelta == 0 {
+		e.RecoveredMinDelta = e.DegradedMinDelta / 2
 	}
 	if e.DegradedLoss == 0 {
 		e.DegradedLoss = de.DegradedLoss
@@ -324,6 +340,11 @@ func (c Config) Validate() error {
 	}
 	if e.RecoveredRatio < 1 || e.RecoveredRatio >= e.DegradedRatio {
 		bad("events.recovered_ratio", "%g must be in [1, degraded_ratio %g)", e.RecoveredRatio, e.DegradedRatio)
+	}
+	if e.DegradedMinDelta < 0 {
+		bad("events.degraded_min_delta_ms", "%g is negative", e.DegradedMinDelta)
+	} else if e.RecoveredMinDelta < 0 || e.RecoveredMinDelta >= e.DegradedMinDelta {
+		bad("events.recovered_min_delta_ms", "%g must be in [0, degraded_min_delta_ms %g)", e.RecoveredMinDelta, e.DegradedMinDelta)
 	}
 	if e.DegradedLoss <= 0 || e.DegradedLoss > 1 {
 		bad("events.degraded_loss", "%g is outside (0, 1]", e.DegradedLoss)

@@ -82,7 +82,10 @@ func (h *health) judge(cfg *EventsConfig, nowMs int64, p95, baseP95 float64, sam
 			reason = "loss"
 		}
 	} else {
-		latBack := !latOK || math.IsNaN(h.p95Before) || p95 <= h.p95Before*cfg.RecoveredRatio || p95-h.p95Before < cfg.DegradedMinDelta
+		// The leave thresholds (RecoveredRatio, RecoveredMinDelta) sit below
+		// the enter thresholds (DegradedRatio, DegradedMinDelta) for every
+		// baseline, so a p95 between them changes nothing either way.
+		latBack := !latOK || math.IsNaN(h.p95Before) || p95 <= h.p95Before*cfg.RecoveredRatio || p95-h.p95Before <= cfg.RecoveredMinDelta
 		lossBack := !lossOK || loss <= cfg.RecoveredLoss
 		// Recovery needs evidence: at least one of the two measured.
 		want = latBack && lossBack && (latOK || lossOK)

@@ -17,11 +17,14 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"context"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
 // Heatmap is the aggregation plus its websocket hub. Create it with New,
@@ -33,6 +36,9 @@ type Heatmap struct {
 	agg *aggregator
 	hub *hub
 	srv *server
+
+	gmu sync.Mutex // serialises SetGazetteer
+	gaz atomic.Pointer[gazetteer.Gazetteer]
 
 	mu      sync.Mutex
 	subs    []chan Event
@@ -59,13 +65,40 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Heatmap, 
 	}
 	agg := newAggregator(cfg, m)
 	h := &Heatmap{cfg: cfg, log: logger, m: m, agg: agg, stop: make(chan struct{})}
+	h.gaz.Store(cfg.Gazetteer)
 	h.hub = newHub(cfg, agg, m, logger)
 	h.srv = newServer(h.hub)
 	return h, nil
 }
 
-// Config returns the effective configuration (defaults filled in).
-func (h *Heatmap) Config() Config { return h.cfg }
+// Config returns the effective configuration (defaults filled in), with
+// the gazetteer in use now (see SetGazetteer).
+func (h *Heatmap) Config() Config {
+	c := h.cfg
+	c.Gazetteer = h.gaz.Load()
+	return c
+}
+
+// Gazetteer returns the gazetteer in use now.
+func (h *Heatmap) Gazetteer() *gazetteer.Gazetteer { return h.gaz.Load() }
+
+// SetGazetteer replaces the gazetteer that orders the wall's cities north
+// to south, gives them region, island group and map position, and
+// canonicalises carrier and network type filters; nil restores the
+// shipped one. The collector's citytag processor hands over the gazetteer
+// it tags with (through the bantay extension), so a city an operator adds
+// there is placed on the wall too. Safe for concurrent use at any time:
+// snapshots carry the new cities at once and open pages get them with the
+// next delta.
+func (h *Heatmap) SetGazetteer(g *gazetteer.Gazetteer) {
+	if g == nil {
+		g = gazetteer.Default()
+	}
+	h.gmu.Lock()
+	defer h.gmu.Unlock()
+	h.gaz.Store(g)
+	h.hub.setGazetteer(g)
+}
 
 // Observe feeds one cumulative data point. It is safe for concurrent use,
 // never blocks on clients, and counts every point it cannot use in

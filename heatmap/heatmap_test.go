@@ -27,11 +27,17 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{Config{PingInterval: time.Minute, PongTimeout: 30 * time.Second}, "pong_timeout"},
 		{Config{Events: EventsConfig{DegradedRatio: 1.5, RecoveredRatio: 1.6}}, "events.recovered_ratio"},
 		{Config{Events: EventsConfig{DegradedLoss: 0.01, RecoveredLoss: 0.02}}, "events.recovered_loss"},
+		{Config{Events: EventsConfig{DegradedMinDelta: 10, RecoveredMinDelta: 10}}, "events.recovered_min_delta_ms"},
+		{Config{Events: EventsConfig{DegradedMinDelta: -1}}, "events.degraded_min_delta_ms"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want+":") {
 			t.Errorf("%+v: got %v, want an error naming %s", tc.cfg, err, tc.want)
 		}
+	}
+	// recovered_min_delta_ms follows degraded_min_delta_ms unless set.
+	if e := (Config{Events: EventsConfig{DegradedMinDelta: 50}}).withDefaults().Events; e.RecoveredMinDelta != 25 {
+		t.Errorf("recovered_min_delta_ms with degraded_min_delta_ms 50: %g, want 25", e.RecoveredMinDelta)
 	}
 	if _, err := New(Config{SendQueue: 1}, nil, nil); err == nil || !strings.Contains(err.Error(), "send_queue") {
 		t.Errorf("New accepted an invalid config: %v", err)

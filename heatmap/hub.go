@@ -71,6 +71,10 @@ type hub struct {
 	idsDirty bool
 	meta     []byte // `"carriers":[...],"network_types":[...],"cities":[...]`
 	metaSig  string
+	// metaDue: meta was rebuilt outside a tick (a new gazetteer); the next
+	// delta carries it.
+	metaDue  bool
+	gaz      *gazetteer.Gazetteer
 	groups   map[string]*group
 	clients  map[*client]struct{}
 	drills   map[string]*drill
@@ -88,18 +92,44 @@ func newHub(cfg Config, agg *aggregator, m *metrics, log *slog.Logger) *hub {
 		drills:   map[string]*drill{},
 		cityRank: map[string]int{},
 	}
-	h.parser = &parser{gaz: cfg.Gazetteer}
+	var windows []string
+	defWin := 0
 	for i, w := range cfg.Windows {
-		h.parser.windows = append(h.parser.windows, windowName(w))
+		windows = append(windows, windowName(w))
 		if w == cfg.DefaultWindow {
-			h.parser.defWin = i
+			defWin = i
 		}
 	}
-	for i, c := range cfg.Gazetteer.Cities() {
+	h.parser = newParser(windows, defWin, cfg.Gazetteer)
+	h.useGazetteer(cfg.Gazetteer)
+	return h
+}
+
+// useGazetteer makes g the source of city order, region, island group and
+// coordinates, and rebuilds the meta part of every frame. Caller holds
+// h.mu (or owns h, in newHub).
+func (h *hub) useGazetteer(g *gazetteer.Gazetteer) {
+	h.gaz = g
+	clear(h.cityRank)
+	for i, c := range g.Cities() {
 		h.cityRank[c.Name] = i
 	}
 	h.meta = h.buildMeta()
-	return h
+}
+
+// setGazetteer swaps the gazetteer while clients are connected: snapshots
+// from now on carry the new meta, and the next tick sends it in a delta to
+// every group (even with no cell changed), so open pages redraw the matrix
+// order and the map.
+func (h *hub) setGazetteer(g *gazetteer.Gazetteer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.parser.gaz.Store(g)
+	h.useGazetteer(g)
+	h.metaDue = true
+	for _, gr := range h.groups {
+		gr.snap = frame{} // cached snapshots carry the old meta
+	}
 }
 
 // broadcast runs one tick: brings the aggregation to `now`, records the
@@ -128,7 +158,8 @@ func (h *hub) broadcast(now time.Time) []Event {
 		delete(h.views, id)
 		h.idsDirty = true
 	}
-	metaChanged := false
+	metaChanged := h.metaDue
+	h.metaDue = false
 	if h.idsDirty {
 		h.sortIDs()
 		if sig := h.metaSignature(); sig != h.metaSig {
@@ -293,7 +324,7 @@ func (h *hub) buildMeta() []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		c, ok := h.cfg.Gazetteer.City(name)
+		c, ok := h.gaz.City(name)
 		if !ok || c.Name != name {
 			c = gazetteer.City{Name: name}
 		}

@@ -87,8 +87,11 @@ type wireFrame struct {
 	Cells   []json.RawMessage `json:"cells"`
 	Removed []string          `json:"removed"`
 	Cities  []struct {
-		Name        string `json:"name"`
-		IslandGroup string `json:"island_group"`
+		Name        string   `json:"name"`
+		Region      string   `json:"region"`
+		IslandGroup string   `json:"island_group"`
+		Latitude    *float64 `json:"latitude"`
+		Longitude   *float64 `json:"longitude"`
 	} `json:"cities"`
 	Columns []struct {
 		T      int64    `json:"t"`

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
@@ -108,7 +109,14 @@ type wireMessage struct {
 type parser struct {
 	windows []string // names, Config.Windows order
 	defWin  int
-	gaz     *gazetteer.Gazetteer
+	// gaz is swapped by Heatmap.SetGazetteer while connections parse.
+	gaz atomic.Pointer[gazetteer.Gazetteer]
+}
+
+func newParser(windows []string, defWin int, gaz *gazetteer.Gazetteer) *parser {
+	p := &parser{windows: windows, defWin: defWin}
+	p.gaz.Store(gaz)
+	return p
 }
 
 // parse validates one client message. It never panics on any input (see
@@ -182,10 +190,11 @@ func (p *parser) parse(data []byte) (*request, *protoError) {
 func (p *parser) subscription(carriers, networkTypes []string, window, statistic string) (subscription, *protoError) {
 	var s subscription
 	var perr *protoError
-	if s.carriers, perr = p.filter("carriers", carriers, p.gaz.Carrier); perr != nil {
+	gaz := p.gaz.Load()
+	if s.carriers, perr = p.filter("carriers", carriers, gaz.Carrier); perr != nil {
 		return s, perr
 	}
-	if s.networkTypes, perr = p.filter("network_types", networkTypes, p.gaz.NetworkType); perr != nil {
+	if s.networkTypes, perr = p.filter("network_types", networkTypes, gaz.NetworkType); perr != nil {
 		return s, perr
 	}
 	s.window = p.defWin

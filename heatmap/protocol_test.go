@@ -11,7 +11,7 @@ import (
 )
 
 func testParser() *parser {
-	return &parser{windows: []string{"1m", "5m", "15m"}, defWin: 1, gaz: gazetteer.Default()}
+	return newParser([]string{"1m", "5m", "15m"}, 1, gazetteer.Default())
 }
 
 func TestParseClientMessages(t *testing.T) {

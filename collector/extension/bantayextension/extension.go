@@ -1,6 +1,7 @@
 package bantayextension
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/store"
 	"github.com/bantay-noc/bantay/web"
 )
@@ -40,11 +43,16 @@ type Server struct {
 
 	store   *store.Store
 	prom    *store.Server
-	heatmap *heatmap.Heatmap
+	heatmap *heatmap.Heatmap // set and cleared under gmu
 	events  *events.Bus
 	http    *http.Server
 	wg      sync.WaitGroup
 	stop    chan struct{}
+
+	// gazetteers are what citytag processors handed over (SetGazetteer),
+	// by processor id.
+	gmu        sync.Mutex
+	gazetteers map[component.ID]*gazetteer.Gazetteer
 
 	// ready is set by the collector (PipelineWatcher) once every pipeline and
 	// receiver has started, and cleared before receivers stop. Extensions start
@@ -86,6 +94,49 @@ func (s *Server) Heatmap() *heatmap.Heatmap { return s.heatmap }
 // read by the bantay_events receiver.
 func (s *Server) Events() *events.Bus { return s.events }
 
+// SetGazetteer takes the gazetteer a citytag processor tags with (it calls
+// this at its Start) and gives it to the heatmap, so a city the operator
+// added in citytag's config is drawn in its island group, with its region
+// and map position. With several citytag processors the one with the
+// lowest id is used, and a warning says so if their cities differ.
+func (s *Server) SetGazetteer(from component.ID, g *gazetteer.Gazetteer) {
+	if g == nil {
+		return
+	}
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.gazetteers == nil {
+		s.gazetteers = map[component.ID]*gazetteer.Gazetteer{}
+	}
+	s.gazetteers[from] = g
+	s.applyGazetteerLocked()
+}
+
+// applyGazetteerLocked gives the heatmap the chosen gazetteer. Caller holds gmu.
+func (s *Server) applyGazetteerLocked() {
+	if s.heatmap == nil || len(s.gazetteers) == 0 {
+		return
+	}
+	ids := make([]component.ID, 0, len(s.gazetteers))
+	for id := range s.gazetteers {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b component.ID) int { return cmp.Compare(a.String(), b.String()) })
+	use := s.gazetteers[ids[0]]
+	for _, id := range ids[1:] {
+		if !slices.EqualFunc(use.Cities(), s.gazetteers[id].Cities(), sameCity) {
+			s.set.Logger.Warn("citytag processors have different cities; the heatmap places cities by the first one's",
+				zap.Stringer("used", ids[0]), zap.Stringer("ignored", id))
+		}
+	}
+	s.heatmap.SetGazetteer(use)
+}
+
+func sameCity(a, b gazetteer.City) bool {
+	return a.Name == b.Name && a.Region == b.Region && a.IslandGroup == b.IslandGroup &&
+		a.Latitude == b.Latitude && a.Longitude == b.Longitude && slices.Equal(a.Aliases, b.Aliases)
+}
+
 // Start opens the store (replaying its WAL), rebuilds the heatmap from it so
 // a restart does not blank the wall, and starts serving.
 func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
@@ -101,9 +152,14 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 	if s.store, err = store.Open(s.cfg.storeConfig(), s.reg, s.logger.With("component", "store")); err != nil {
 		return err
 	}
-	if s.heatmap, err = heatmap.New(s.cfg.Heatmap, s.reg, s.logger.With("component", "heatmap")); err != nil {
+	hm, err := heatmap.New(s.cfg.Heatmap, s.reg, s.logger.With("component", "heatmap"))
+	if err != nil {
 		return err
 	}
+	s.gmu.Lock()
+	s.heatmap = hm
+	s.applyGazetteerLocked()
+	s.gmu.Unlock()
 	if err = s.heatmap.Rebuild(ctx, s.store.DB()); err != nil {
 		// A wall that starts empty is better than no collector: log and go on.
 		s.set.Logger.Warn("heatmap rebuild from the TSDB failed; it fills from live data", zap.Error(err))
@@ -237,9 +293,12 @@ func (s *Server) closeParts() error {
 		s.prom.Stop() // rules first: no evaluation against a closing store
 		s.prom = nil
 	}
-	if s.heatmap != nil {
-		errs = append(errs, s.heatmap.Close())
-		s.heatmap = nil
+	s.gmu.Lock()
+	hm := s.heatmap
+	s.heatmap = nil
+	s.gmu.Unlock()
+	if hm != nil {
+		errs = append(errs, hm.Close())
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())

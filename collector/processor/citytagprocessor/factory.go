@@ -39,6 +39,6 @@ func createMetrics(ctx context.Context, set processor.Settings, cfg component.Co
 		return nil, err
 	}
 	return processorhelper.NewMetrics(ctx, set, cfg, next, tagger.processMetrics,
-		processorhelper.WithStart(tagger.start),
+		processorhelper.WithStart(tagger.startFunc(set.ID)),
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 }
