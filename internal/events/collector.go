@@ -7,9 +7,12 @@ import (
 
 // Attribute names of the collector's own events.
 const (
-	AttrPoints = "points"
-	AttrGroups = "groups"
-	AttrRules  = "rules"
+	AttrPoints       = "points"
+	AttrGroups       = "groups"
+	AttrRules        = "rules"
+	AttrRequests     = "requests"
+	AttrPeer         = "peer"
+	AttrClaimedProbe = "claimed_probe"
 )
 
 // ProbeRejected is the event for data the collector refused from a probe
@@ -46,6 +49,50 @@ func ProbeRejected(t time.Time, probe, reason, detail string, points int) Event 
 		e.Attrs = map[string]any{AttrPoints: points}
 	}
 	return e
+}
+
+// CredentialRejected is the event for OTLP requests refused for a bad
+// credential (the probeauth extension): reason is the bounded reason they are
+// counted under (missing, malformed, unknown_token, wrong_token), detail what
+// was wrong (never the token), peer the client's address, claimed the probe
+// id the request claimed to come from ("" if none), requests how many such
+// requests this event stands for.
+//
+// The claimed id is unauthenticated, so it goes in claimed_probe, not
+// probe: probe is the loki exporter's rate-limit key, and an attacker
+// naming a real probe must not use up that probe's share of events. The
+// event has no src_city / carrier: nothing about the request is trusted.
+func CredentialRejected(t time.Time, claimed, peer, reason, detail string, requests int) Event {
+	who := "a client"
+	if peer != "" {
+		who = peer
+	}
+	if claimed != "" {
+		who += " claiming to be " + claimed
+	}
+	body := fmt.Sprintf("request from %s rejected (%s)", who, reason)
+	if requests > 1 {
+		body = fmt.Sprintf("%d requests from %s rejected (%s)", requests, who, reason)
+	}
+	if detail != "" {
+		body += ": " + detail
+	}
+	attrs := map[string]any{AttrRequests: max(requests, 1)}
+	if peer != "" {
+		attrs[AttrPeer] = peer
+	}
+	if claimed != "" {
+		attrs[AttrClaimedProbe] = claimed
+	}
+	return Event{
+		Kind:     KindProbeRejected,
+		Time:     t,
+		Severity: SeverityWarn,
+		Body:     body,
+		Reason:   reason,
+		Error:    detail,
+		Attrs:    attrs,
+	}
 }
 
 // RulesReloaded is the event for a (re)load of the alerting and recording

@@ -139,6 +139,16 @@ func TestCollectorEvents(t *testing.T) {
 	if e := ProbeRejected(at, "", "bad_credential", "", 0); e.Body != "data from an unidentified probe rejected (bad_credential)" || e.Attrs != nil {
 		t.Errorf("%+v", e)
 	}
+	e = CredentialRejected(at, "mnl-01", "203.0.113.9", "wrong_token", "bearer token is not mnl-01's", 3)
+	if e.Kind != KindProbeRejected || e.Probe != "" || e.Severity != SeverityWarn || e.Reason != "wrong_token" ||
+		e.Attrs[AttrClaimedProbe] != "mnl-01" || e.Attrs[AttrPeer] != "203.0.113.9" || e.Attrs[AttrRequests] != 3 ||
+		e.Body != "3 requests from 203.0.113.9 claiming to be mnl-01 rejected (wrong_token): bearer token is not mnl-01's" {
+		t.Errorf("%+v", e)
+	}
+	if e := CredentialRejected(at, "", "", "missing", "", 1); e.Body != "request from a client rejected (missing)" ||
+		len(e.Attrs) != 1 || e.Attrs[AttrRequests] != 1 {
+		t.Errorf("%+v", e)
+	}
 	if e := RulesReloaded(at, 3, 17, nil); e.Severity != SeverityInfo || e.Attrs[AttrRules] != 17 || e.Body != "rules loaded: 3 groups, 17 rules" {
 		t.Errorf("%+v", e)
 	}

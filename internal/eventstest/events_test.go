@@ -285,8 +285,9 @@ func checkLabels(t *testing.T, all []event) {
 			if !ok || labels["island_group"] != city.IslandGroup {
 				t.Errorf("%s: src_city %q with island_group %q, gazetteer says %q", kind, src, labels["island_group"], city.IslandGroup)
 			}
-			// A rejection names the probe's city; the carrier only when
-			// the event is about one uplink.
+			// A rejection names the probe's city, and the carrier of the
+			// uplink the data came on when the gazetteer knows it (the
+			// staged ones come on registered uplinks).
 			if _, has := labels["carrier"]; (has || kind != "probe_rejected") && !slices.ContainsFunc(netsim.DemoUplinks(), func(u netsim.DemoUplink) bool {
 				return u.City == src && u.Carrier == labels["carrier"]
 			}) {
@@ -421,9 +422,9 @@ func checkRulesReloaded(t *testing.T, all []event, reloadAt time.Time) {
 }
 
 // checkProbeRejected: each bad-tag rejection is one event, filed in the
-// stream of the probe's city when the probe is registered (and under the
-// service alone when it is not), with the reason and the detail as
-// structured metadata.
+// stream of the probe's city when the probe is registered (with no city
+// when it is not) and of the uplink's carrier, with the network type, the
+// reason and the detail as structured metadata.
 func checkProbeRejected(t *testing.T, all []event, rejectAt time.Time, up netsim.DemoUplink) {
 	t.Helper()
 	byProbe := map[string][]event{}
@@ -433,8 +434,8 @@ func checkProbeRejected(t *testing.T, all []event, rejectAt time.Time, up netsim
 	for _, want := range []struct {
 		probe, stream, reason, errPart string
 	}{
-		{up.Probe, `{island_group="Luzon",kind="probe_rejected",service="bantay",src_city="Manila"}`, "unknown_dst_city", `"Atlantis"`},
-		{unknownProbe, `{kind="probe_rejected",service="bantay"}`, "unknown_probe", "not in the citytag registry"},
+		{up.Probe, `{carrier="` + up.Carrier + `",island_group="Luzon",kind="probe_rejected",service="bantay",src_city="Manila"}`, "unknown_dst_city", `"Atlantis"`},
+		{unknownProbe, `{carrier="` + up.Carrier + `",kind="probe_rejected",service="bantay"}`, "unknown_probe", "not in the citytag registry"},
 	} {
 		evs := byProbe[want.probe]
 		if len(evs) != 1 {
@@ -448,6 +449,9 @@ func checkProbeRejected(t *testing.T, all []event, rejectAt time.Time, up netsim
 		if e.str("reason") != want.reason || !strings.Contains(e.str("error"), want.errPart) || e.str("level") != "warn" {
 			t.Errorf("probe_rejected for %s: reason %q, error %q, level %q; want %s, an error naming %s, warn",
 				want.probe, e.str("reason"), e.str("error"), e.str("level"), want.reason, want.errPart)
+		}
+		if e.str("network_type") != up.NetworkType {
+			t.Errorf("probe_rejected for %s: network_type %q, want %q", want.probe, e.str("network_type"), up.NetworkType)
 		}
 		if e.num(t, "points") < 1 || e.time().Before(rejectAt) {
 			t.Errorf("probe_rejected for %s: %s points at %s (sent at %s)", want.probe, e.str("points"), e.time(), rejectAt)

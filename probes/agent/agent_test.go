@@ -28,9 +28,10 @@ type receiver struct {
 	colmetricspb.UnimplementedMetricsServiceServer
 	srv *grpc.Server
 
-	mu   sync.Mutex
-	reqs []*colmetricspb.ExportMetricsServiceRequest
-	auth []string
+	mu       sync.Mutex
+	reqs     []*colmetricspb.ExportMetricsServiceRequest
+	auth     []string
+	probeIDs []string
 }
 
 func startReceiver(t *testing.T, addr string) *receiver {
@@ -52,6 +53,7 @@ func (r *receiver) Export(ctx context.Context, req *colmetricspb.ExportMetricsSe
 	defer r.mu.Unlock()
 	r.reqs = append(r.reqs, req)
 	r.auth = append(r.auth, md.Get("authorization")...)
+	r.probeIDs = append(r.probeIDs, md.Get("bantay-probe-id")...)
 	return &colmetricspb.ExportMetricsServiceResponse{}, nil
 }
 
@@ -261,6 +263,11 @@ func TestAgentExportsMetricModel(t *testing.T) {
 	}
 	if len(recv.auth) == 0 {
 		t.Error("no authorization header sent")
+	}
+	// The probe names itself, so that a collector refusing its token can
+	// say which probe it was.
+	if len(recv.probeIDs) != len(recv.reqs) || slices.ContainsFunc(recv.probeIDs, func(id string) bool { return id != "mnl-01" }) {
+		t.Errorf("bantay-probe-id headers %v for %d requests, want mnl-01 on each", recv.probeIDs, len(recv.reqs))
 	}
 	recv.mu.Unlock()
 

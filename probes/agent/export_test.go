@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ import (
 func TestHTTPProtocol(t *testing.T) {
 	var mu sync.Mutex
 	var got []*colmetricspb.ExportMetricsServiceRequest
-	var auth []string
+	var auth, probeIDs []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		req := &colmetricspb.ExportMetricsServiceRequest{}
@@ -55,6 +56,7 @@ func TestHTTPProtocol(t *testing.T) {
 		mu.Lock()
 		got = append(got, req)
 		auth = append(auth, r.Header.Get("Authorization"))
+		probeIDs = append(probeIDs, r.Header.Get("Bantay-Probe-Id"))
 		mu.Unlock()
 		b, _ := proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
@@ -90,11 +92,16 @@ func TestHTTPProtocol(t *testing.T) {
 			t.Fatalf("Authorization %q, want the token from the file, trimmed", a)
 		}
 	}
+	for _, id := range probeIDs {
+		if id != "mnl-01" {
+			t.Fatalf("Bantay-Probe-Id %q, want mnl-01", id)
+		}
+	}
 }
 
-// TestGRPCWithTLS checks ca_file, server_name and a client certificate
-// (mTLS) against a gRPC receiver that requires all of them.
-func TestGRPCWithTLS(t *testing.T) {
+// TestTLS checks ca_file, server_name and a client certificate (mTLS)
+// against a receiver that requires all of them, over gRPC and over HTTP.
+func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, caKey := newCA(t)
 	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
@@ -103,34 +110,59 @@ func TestGRPCWithTLS(t *testing.T) {
 	writePEM(t, filepath.Join(dir, "client.pem"), "CERTIFICATE", clientCert.Certificate[0])
 	keyDER, _ := x509.MarshalPKCS8PrivateKey(clientCert.PrivateKey)
 	writePEM(t, filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", keyDER)
-
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	addr := testenv.FreeAddr(t)
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recv := &receiver{srv: grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+	serverTLS := &tls.Config{
 		Certificates: []tls.Certificate{serverCert},
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-	})))}
-	colmetricspb.RegisterMetricsServiceServer(recv.srv, recv)
-	go recv.srv.Serve(l)
-	defer recv.srv.Stop()
-
-	cfg := testConfig(t, addr, startReflector(t), testenv.FreeAddr(t))
-	cfg.Collector.TLS.Insecure = false
-	cfg.Collector.TLS.CAFile = filepath.Join(dir, "ca.pem")
-	cfg.Collector.TLS.CertFile = filepath.Join(dir, "client.pem")
-	cfg.Collector.TLS.KeyFile = filepath.Join(dir, "client-key.pem")
-	cfg.Collector.TLS.ServerName = "collector.bantay.test"
-	stop := runAgent(t, cfg, nil)
-	waitFor(t, "an export over mTLS", 20*time.Second, func() bool { return recv.count() > 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
 	}
+	run := func(t *testing.T, protocol, endpoint string, delivered func() bool) {
+		cfg := testConfig(t, "127.0.0.1:1", startReflector(t), testenv.FreeAddr(t))
+		cfg.Collector.Protocol, cfg.Collector.Endpoint = protocol, endpoint
+		cfg.Collector.TLS.Insecure = false
+		cfg.Collector.TLS.CAFile = filepath.Join(dir, "ca.pem")
+		cfg.Collector.TLS.CertFile = filepath.Join(dir, "client.pem")
+		cfg.Collector.TLS.KeyFile = filepath.Join(dir, "client-key.pem")
+		cfg.Collector.TLS.ServerName = "collector.bantay.test"
+		stop := runAgent(t, cfg, nil)
+		waitFor(t, "an export over mTLS", 20*time.Second, delivered)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("grpc", func(t *testing.T) {
+		addr := testenv.FreeAddr(t)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recv := &receiver{srv: grpc.NewServer(grpc.Creds(credentials.NewTLS(serverTLS)))}
+		colmetricspb.RegisterMetricsServiceServer(recv.srv, recv)
+		go recv.srv.Serve(l)
+		defer recv.srv.Stop()
+		run(t, "grpc", addr, func() bool { return recv.count() > 0 })
+	})
+
+	t.Run("http", func(t *testing.T) {
+		var accepted atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+				http.Error(w, "no client certificate", http.StatusUnauthorized)
+				return
+			}
+			accepted.Add(1)
+			b, _ := proto.Marshal(&colmetricspb.ExportMetricsServiceResponse{})
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.Write(b)
+		}))
+		srv.TLS = serverTLS
+		srv.StartTLS()
+		defer srv.Close()
+		run(t, "http", srv.URL, func() bool { return accepted.Load() > 0 })
+	})
 }
 
 func TestNewRejectsBadCredentials(t *testing.T) {
@@ -355,5 +387,194 @@ func TestOutageExporterIgnoresAnAbandonedExport(t *testing.T) {
 	e.Export(context.Background(), &metricdata.ResourceMetrics{})
 	if n := logs.count("collector unreachable"); n != 1 || e.undelivered() == nil {
 		t.Fatalf("timeouts and refusals: %d outage lines, undelivered %v; want one line and an undelivered error", n, e.undelivered())
+	}
+}
+
+// refusal is what the store answers for samples it cannot store (the
+// rest of the request is stored), as the collector's OTLP receiver
+// passes it on: gRPC INVALID_ARGUMENT, over HTTP 400 with the
+// google.rpc.Status as a protobuf body.
+const refusal = "stored 12 samples; not stored: [out of order sample]"
+
+// TestRefusalsAreNotOutages: a collector that answers and refuses the
+// data, wholly (a permanent error) or in part (an OTLP partial success),
+// is not "unreachable". The probe logs the collector's own message, once
+// however many exports it refuses, and the recovery once.
+func TestRefusalsAreNotOutages(t *testing.T) {
+	for _, tc := range []struct {
+		name, protocol string
+		partial        bool
+		want           string
+	}{
+		{"grpc permanent", "grpc", false, "export refused by the collector: " + refusal + " (gRPC InvalidArgument)"},
+		{"grpc partial", "grpc", true, "export partly refused by the collector: " + refusal + " (3 metric data points rejected)"},
+		{"http permanent", "http", false, "export refused by the collector: " + refusal + " (HTTP 400 Bad Request)"},
+		{"http partial", "http", true, "export partly refused by the collector: " + refusal + " (3 metric data points rejected)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			refusing, refused := true, 0
+			// answer decides one export's fate: a refusal (whole or
+			// partial) while refusing, else acceptance.
+			answer := func() (partial, whole bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !refusing {
+					return false, false
+				}
+				refused++
+				return tc.partial, !tc.partial
+			}
+			cfg := testConfig(t, "127.0.0.1:1", startReflector(t), testenv.FreeAddr(t))
+			cfg.Uplinks = cfg.Uplinks[:1]
+			if tc.protocol == "grpc" {
+				cfg.Collector.Endpoint = startAnswering(t, answer)
+			} else {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body)
+					partial, whole := answer()
+					w.Header().Set("Content-Type", "application/x-protobuf")
+					if whole {
+						b, _ := proto.Marshal(status.New(codes.InvalidArgument, refusal).Proto())
+						w.WriteHeader(http.StatusBadRequest)
+						w.Write(b)
+						return
+					}
+					b, _ := proto.Marshal(exportResponse(partial))
+					w.Write(b)
+				}))
+				defer srv.Close()
+				cfg.Collector.Protocol, cfg.Collector.Endpoint = "http", srv.URL
+			}
+			logs := &logRecorder{}
+			stop := runAgent(t, cfg, slog.New(logs))
+			waitFor(t, "several refused exports", 20*time.Second, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return refused >= 4
+			})
+			mu.Lock()
+			refusing = false
+			mu.Unlock()
+			waitFor(t, "the recovery to be logged", 20*time.Second, func() bool { return logs.count("delivered again after ") > 0 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if n := logs.count(tc.want); n != 1 {
+				t.Errorf("%d lines starting %q, want exactly one; log: %v", n, tc.want, logs.lines())
+			}
+			if n := logs.count("collector unreachable"); n != 0 {
+				t.Errorf("a refusing collector was logged as unreachable %d times", n)
+			}
+		})
+	}
+}
+
+func exportResponse(partial bool) *colmetricspb.ExportMetricsServiceResponse {
+	if !partial {
+		return &colmetricspb.ExportMetricsServiceResponse{}
+	}
+	return &colmetricspb.ExportMetricsServiceResponse{PartialSuccess: &colmetricspb.ExportMetricsPartialSuccess{
+		RejectedDataPoints: 3, ErrorMessage: refusal,
+	}}
+}
+
+// answering is an OTLP/gRPC receiver whose answers a function decides.
+type answering struct {
+	colmetricspb.UnimplementedMetricsServiceServer
+	answer func() (partial, whole bool)
+}
+
+func (a answering) Export(context.Context, *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	partial, whole := a.answer()
+	if whole {
+		return nil, status.Error(codes.InvalidArgument, refusal)
+	}
+	return exportResponse(partial), nil
+}
+
+func startAnswering(t *testing.T, answer func() (partial, whole bool)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	colmetricspb.RegisterMetricsServiceServer(srv, answering{answer: answer})
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+	return l.Addr().String()
+}
+
+// scriptedExporter fails its exports with the errors in its script, in
+// order, then succeeds.
+type scriptedExporter struct {
+	sdkmetric.Exporter
+	script []error
+}
+
+func (s *scriptedExporter) Export(context.Context, *metricdata.ResourceMetrics) error {
+	if len(s.script) == 0 {
+		return nil
+	}
+	err := s.script[0]
+	s.script = s.script[1:]
+	return err
+}
+
+// TestOutageExporterNamesEachCauseOnce: an outage whose cause changes (the
+// collector is unreachable, then comes back and refuses) logs each cause
+// once, and the undelivered error names the latest.
+func TestOutageExporterNamesEachCauseOnce(t *testing.T) {
+	unreachable := status.Error(codes.Unavailable, "connection refused")
+	refused := fmt.Errorf("max retry time elapsed: %w", status.Error(codes.Unauthenticated, "bearer token belongs to no registered probe"))
+	exp := &scriptedExporter{script: []error{unreachable, unreachable, refused, refused, unreachable, refused}}
+	logs := &logRecorder{}
+	e := &outageExporter{Exporter: exp, logger: slog.New(logs), now: time.Now}
+	for range 6 {
+		e.Export(context.Background(), &metricdata.ResourceMetrics{})
+	}
+	err := e.undelivered()
+	if err == nil || !strings.HasPrefix(err.Error(), "export refused by the collector since ") {
+		t.Errorf("undelivered: %v, want the refusal named", err)
+	}
+	e.Export(context.Background(), &metricdata.ResourceMetrics{})
+	var msgs []string
+	for _, l := range logs.lines() {
+		msgs = append(msgs, l.msg)
+	}
+	if len(msgs) != 3 || !strings.HasPrefix(msgs[0], "collector unreachable;") ||
+		!strings.HasPrefix(msgs[1], "export refused by the collector: bearer token belongs to no registered probe (gRPC Unauthenticated);") ||
+		!strings.HasPrefix(msgs[2], "delivered again after ") {
+		t.Errorf("log lines %q, want unreachable, refused, delivered again: one each", msgs)
+	}
+	if e.undelivered() != nil {
+		t.Error("undelivered after a successful export")
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		a    *answer
+		want trouble
+		msg  string
+	}{
+		{"no answer", errors.New("dial tcp 127.0.0.1:4317: connect: connection refused"), &answer{}, troubleUnreachable, "connection refused"},
+		{"timeout", fmt.Errorf("%w: %w", context.DeadlineExceeded, status.Error(codes.Unavailable, "x")), nil, troubleUnreachable, "deadline"},
+		{"overload after retries", fmt.Errorf("max retry time elapsed: %w", status.Error(codes.ResourceExhausted, "store overloaded")), nil, troubleUnreachable, "store overloaded"},
+		{"http overload after retries", errors.New("max retry time elapsed: retry-able request failure"), &answer{status: 503}, troubleUnreachable, "retry-able"},
+		{"grpc refusal", status.Error(codes.PermissionDenied, "no"), nil, troubleRefused, "no (gRPC PermissionDenied)"},
+		{"http refusal", errors.New("failed to send metrics to http://c/v1/metrics: 401 Unauthorized (body: \x0a\x16)"), &answer{status: 401, message: "bearer token belongs to no registered probe"}, troubleRefused, "bearer token belongs to no registered probe (HTTP 401 Unauthorized)"},
+		{"http refusal, text body", errors.New("failed to send metrics: 413 (body: too large)"), &answer{status: 413}, troubleRefused, "body: too large"},
+		{"partial, joined", errors.Join(errors.New("OTLP partial success: bad points (2 metric data points rejected)")), nil, troublePartial, "bad points (2 metric data points rejected)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, msg := diagnose(tc.err, tc.a)
+			if got != tc.want || !strings.Contains(msg, tc.msg) {
+				t.Errorf("diagnose = %s, %q; want %s, containing %q", got.what(), msg, tc.want.what(), tc.msg)
+			}
+		})
 	}
 }

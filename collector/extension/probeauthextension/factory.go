@@ -15,6 +15,11 @@ import (
 // TypeStr is the extension's name in collector configs.
 const TypeStr = "probeauth"
 
+// ProbeIDHeader is the request header (gRPC metadata) in which a probe
+// names itself. It is never trusted: the token decides who a request is
+// from. It only lets a refusal name the probe that was probably meant.
+const ProbeIDHeader = "bantay-probe-id"
+
 // ProbeIDAttribute is the client.Info auth attribute holding the
 // authenticated probe id.
 const ProbeIDAttribute = "bantay.probe.id"

@@ -29,7 +29,8 @@ type Config struct {
 	// negative or NaN ones) are rejected as invalid rather than stored.
 	MaxLatencyMs float64 `mapstructure:"max_latency_ms"`
 
-	// LogInterval bounds how often a rejection is logged per (reason, probe).
+	// LogInterval bounds how often a rejection is logged (and published as an
+	// event) per (reason, probe, uplink).
 	LogInterval time.Duration `mapstructure:"log_interval"`
 
 	// RequireAuthenticatedProbe rejects data that did not come with a probe

@@ -126,7 +126,7 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 			reason, detail = t.checkIdentity(pl.probe, authenticated, hasCredential)
 		}
 		if reason != "" {
-			t.reject(ctx, reason, pl.probe, detail, countPoints(rm))
+			t.reject(ctx, reason, pl, detail, countPoints(rm))
 			return true
 		}
 		res.Remove(attrDeclaredCity)
@@ -169,9 +169,15 @@ func (t *cityTagger) checkIdentity(probe, authenticated string, hasCredential bo
 	return "", ""
 }
 
-// place resolves a resource (one probe uplink) against the registry.
+// place resolves a resource (one probe uplink) against the registry. The
+// uplink's carrier and network type are resolved first, so that a
+// rejection for any reason names them when the gazetteer knows them.
 func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 	var pl placement
+	rawCarrier := strAttr(res, attrUplinkCarrier)
+	pl.carrier, _ = t.gaz.Carrier(rawCarrier)
+	rawNetwork := strAttr(res, attrUplinkNetwork)
+	pl.networkType, _ = t.gaz.NetworkType(rawNetwork)
 	id, ok := res.Get(attrProbeID)
 	if !ok || id.Str() == "" {
 		return pl, reasonMissingProbeID, "resource has no service.instance.id"
@@ -182,12 +188,10 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 		return pl, reasonUnknownProbe, "probe is not in the citytag registry"
 	}
 	pl.city = probe.city
-	rawCarrier := strAttr(res, attrUplinkCarrier)
-	if pl.carrier, ok = t.gaz.Carrier(rawCarrier); !ok {
+	if pl.carrier == "" {
 		return pl, reasonUnknownCarrier, "carrier " + quote(rawCarrier) + " is not in the gazetteer"
 	}
-	rawNetwork := strAttr(res, attrUplinkNetwork)
-	if pl.networkType, ok = t.gaz.NetworkType(rawNetwork); !ok {
+	if pl.networkType == "" {
 		return pl, reasonUnknownNetwork, "network type " + quote(rawNetwork) + " is not in the gazetteer"
 	}
 	if _, ok := probe.uplinks[uplinkKey{pl.carrier, pl.networkType}]; !ok {
@@ -196,7 +200,7 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 	if declared := strAttr(res, attrDeclaredCity); declared != "" {
 		if c, ok := t.gaz.City(declared); !ok || c.Name != probe.city.Name {
 			t.cityMismatch.Add(context.Background(), 1)
-			t.logs.maybeLog(t.logger, reasonDeclaredCityClash, pl.probe,
+			t.logs.maybeLog(t.logger, reasonDeclaredCityClash, pl,
 				"probe declares city "+quote(declared)+"; using the registry's "+quote(probe.city.Name))
 		}
 	}
@@ -208,12 +212,12 @@ func (t *cityTagger) tagMetric(ctx context.Context, pl placement, dst *dstCache,
 	isLatency := m.Name() == latencyMetric
 	check := func(attrs pcommon.Map, valid bool) bool { // true: drop the point
 		if !valid {
-			t.reject(ctx, reasonInvalidValue, pl.probe, "metric "+m.Name()+" has an impossible value", 1)
+			t.reject(ctx, reasonInvalidValue, pl, "metric "+m.Name()+" has an impossible value", 1)
 			return true
 		}
 		reason, detail := t.tagPoint(pl, dst, attrs)
 		if reason != "" {
-			t.reject(ctx, reason, pl.probe, detail, 1)
+			t.reject(ctx, reason, pl, detail, 1)
 			return true
 		}
 		return false
@@ -382,18 +386,22 @@ func (t *cityTagger) validNumber(dp pmetric.NumberDataPoint, monotonic, isLatenc
 	return finite(v) && (!monotonic || v >= 0)
 }
 
-func (t *cityTagger) reject(ctx context.Context, reason, probe, detail string, points int) {
+func (t *cityTagger) reject(ctx context.Context, reason string, pl placement, detail string, points int) {
 	if points <= 0 {
 		return
 	}
 	t.rejected.Add(ctx, int64(points), metric.WithAttributes(attribute.String("reason", reason)))
-	// The event goes out as often as the log line: once per (reason, probe)
-	// per log_interval, so a misconfigured probe cannot flood Loki either.
-	if t.logs.maybeLog(t.logger, reason, probe, detail) && t.bus != nil {
-		e := events.ProbeRejected(time.Now(), probe, reason, detail, points)
-		if p, ok := t.probes[probe]; ok {
+	// The event goes out as often as the log line: once per (reason, probe,
+	// uplink) per log_interval, so a misconfigured probe cannot flood Loki
+	// either, and each uplink's rejection shows under its carrier.
+	if t.logs.maybeLog(t.logger, reason, pl, detail) && t.bus != nil {
+		e := events.ProbeRejected(time.Now(), pl.probe, reason, detail, points)
+		if p, ok := t.probes[pl.probe]; ok {
 			e.SrcCity, e.IslandGroup = p.city.Name, p.city.IslandGroup
 		}
+		// Canonical names from the gazetteer (bounded: the carrier is a
+		// Loki label), or empty when the resource named none it knows.
+		e.Carrier, e.NetworkType = pl.carrier, pl.networkType
 		t.bus.Publish(e)
 	}
 }
@@ -432,14 +440,16 @@ func (d *dstCache) lookup(raw string) (gazetteer.City, bool) {
 	return d.city, d.ok
 }
 
-// logLimiter logs each (reason, probe) at most once per interval, with a
-// count of what was suppressed in between, so a misconfigured probe sending
-// every 15 s cannot flood the collector's log.
+// logLimiter logs each (reason, probe, uplink) at most once per interval,
+// with a count of what was suppressed in between, so a misconfigured probe
+// sending every 15 s cannot flood the collector's log.
 type logLimiter struct {
 	interval time.Duration
 	mu       sync.Mutex
-	last     map[[2]string]logState
+	last     map[logKey]logState
 }
+
+type logKey struct{ reason, probe, carrier, networkType string }
 
 type logState struct {
 	at         time.Time
@@ -451,11 +461,11 @@ type logState struct {
 const maxLoggedKeys = 4096
 
 func newLogLimiter(interval time.Duration) *logLimiter {
-	return &logLimiter{interval: interval, last: make(map[[2]string]logState)}
+	return &logLimiter{interval: interval, last: make(map[logKey]logState)}
 }
 
-func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) bool {
-	key := [2]string{reason, truncate(probe)}
+func (l *logLimiter) maybeLog(logger *zap.Logger, reason string, pl placement, detail string) bool {
+	key := logKey{reason, truncate(pl.probe), pl.carrier, pl.networkType}
 	now := time.Now()
 	l.mu.Lock()
 	if len(l.last) >= maxLoggedKeys {
@@ -480,7 +490,8 @@ func (l *logLimiter) maybeLog(logger *zap.Logger, reason, probe, detail string) 
 	l.last[key] = logState{at: now}
 	l.mu.Unlock()
 	logger.Warn("citytag rejected data",
-		zap.String("reason", reason), zap.String("probe", key[1]), zap.String("detail", detail),
+		zap.String("reason", reason), zap.String("probe", key.probe),
+		zap.String("carrier", pl.carrier), zap.String("network_type", pl.networkType), zap.String("detail", detail),
 		zap.Int("similar_rejections_not_logged", st.suppressed))
 	return true
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/events/bushost"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -253,7 +255,7 @@ func TestLogLimiterBoundsMemory(t *testing.T) {
 	l := newLogLimiter(1 << 62)
 	logger := processortest.NewNopSettings(componentType).Logger
 	for i := range maxLoggedKeys + 100 {
-		l.maybeLog(logger, reasonUnknownProbe, string(rune('a'+i%26))+string(rune(i)), "x")
+		l.maybeLog(logger, reasonUnknownProbe, placement{probe: string(rune('a'+i%26)) + string(rune(i))}, "x")
 	}
 	assert.LessOrEqual(t, len(l.last), maxLoggedKeys)
 }
@@ -290,31 +292,28 @@ func TestCredentialMustMatchTheProbe(t *testing.T) {
 	assert.Equal(t, map[string]int64{reasonIdentityMismatch: 1, reasonUnauthenticated: 1}, h.rejected(t))
 }
 
-type busOwner struct {
-	component.StartFunc
-	component.ShutdownFunc
-	bus *events.Bus
-}
-
-func (b busOwner) Events() *events.Bus { return b.bus }
-
 type extHost map[component.ID]component.Component
 
 func (h extHost) GetExtensions() map[component.ID]component.Component { return h }
 
-func TestRejectionsArePublishedAsEventsAsOftenAsLogged(t *testing.T) {
+// startWithBus starts a citytag with testConfig() in a host with an event
+// bus, and subscribes to the bus.
+func startWithBus(t *testing.T) (processor.Metrics, <-chan events.Event) {
+	t.Helper()
 	bus, err := events.NewBus(16, prometheus.NewRegistry())
 	require.NoError(t, err)
-	defer bus.Close()
+	t.Cleanup(bus.Close)
 	sub, cancel := bus.Subscribe()
-	defer cancel()
-
-	set := processortest.NewNopSettings(componentType)
-	p, err := NewFactory().CreateMetrics(context.Background(), set, testConfig(), new(consumertest.MetricsSink))
+	t.Cleanup(cancel)
+	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), new(consumertest.MetricsSink))
 	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), extHost{component.MustNewID("bantay"): busOwner{bus: bus}}))
-	defer p.Shutdown(context.Background())
+	require.NoError(t, p.Start(context.Background(), extHost{component.MustNewID("bantay"): bushost.Owner{Bus: bus}}))
+	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
+	return p, sub
+}
 
+func TestRejectionsArePublishedAsEventsAsOftenAsLogged(t *testing.T) {
+	p, sub := startWithBus(t)
 	for range 3 { // three rejections within log_interval: one event
 		md := pmetric.NewMetrics()
 		addResource(md, uplinkRes{"dvo-01", "Davao", "DITO", "4g"}, "Atlantis")
@@ -326,9 +325,52 @@ func TestRejectionsArePublishedAsEventsAsOftenAsLogged(t *testing.T) {
 	assert.Equal(t, reasonUnknownDstCity, e.Reason)
 	assert.Equal(t, "Davao", e.SrcCity)
 	assert.Equal(t, "Mindanao", e.IslandGroup)
+	assert.Equal(t, "DITO", e.Carrier)
+	assert.Equal(t, "4g", e.NetworkType)
 	select {
 	case extra := <-sub:
 		t.Fatalf("rejections within log_interval must not publish again: %+v", extra)
+	default:
+	}
+}
+
+// TestRejectionEventsNameTheUplink: a rejection event carries the canonical
+// carrier and network type of the uplink the data came on whenever the
+// gazetteer knows them, whatever the reason, so that a dashboard or the
+// web feed filtered by carrier still shows it; and each uplink of a probe
+// gets its own event within log_interval.
+func TestRejectionEventsNameTheUplink(t *testing.T) {
+	p, sub := startWithBus(t)
+	type want struct{ probe, reason, city, carrier, network string }
+	for _, tc := range []struct {
+		res  uplinkRes
+		dst  string
+		want want
+	}{
+		// Registered uplinks, a point refused: the registry's city, the uplink
+		// in canonical form (aliases resolved). Two uplinks of one probe: two events.
+		{uplinkRes{"dvo-01", "Davao", "dito", "LTE"}, "Atlantis", want{"dvo-01", reasonUnknownDstCity, "Davao", "DITO", "4g"}},
+		{uplinkRes{"dvo-01", "Davao", "Smart", "5g"}, "Atlantis", want{"dvo-01", reasonUnknownDstCity, "Davao", "Smart", "5g"}},
+		// A whole resource refused.
+		{uplinkRes{"dvo-01", "Davao", "Globe", "5g"}, "Manila", want{"dvo-01", reasonUnregisteredLink, "Davao", "Globe", "5g"}},
+		{uplinkRes{"zzz-99", "Manila", "PLDT", "fiber"}, "Davao", want{"zzz-99", reasonUnknownProbe, "", "PLDT", "fiber"}},
+		{uplinkRes{"", "Manila", "Globe", "5g"}, "Davao", want{"", reasonMissingProbeID, "", "Globe", "5g"}},
+		// What the gazetteer does not know stays out (the carrier is a label).
+		{uplinkRes{"mnl-01", "Manila", "Acme Telecom", "5g"}, "Davao", want{"mnl-01", reasonUnknownCarrier, "Manila", "", "5g"}},
+	} {
+		md := pmetric.NewMetrics()
+		addResource(md, tc.res, tc.dst)
+		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+		select {
+		case e := <-sub:
+			assert.Equal(t, tc.want, want{e.Probe, e.Reason, e.SrcCity, e.Carrier, e.NetworkType}, "%+v", tc.res)
+		default:
+			t.Errorf("%+v: no event", tc.res)
+		}
+	}
+	select {
+	case extra := <-sub:
+		t.Errorf("unexpected event %+v", extra)
 	default:
 	}
 }
