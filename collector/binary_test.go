@@ -3,6 +3,7 @@ package collector_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -58,7 +60,7 @@ type instance struct {
 	config   string
 	httpAddr string
 	grpcAddr string
-	logs     []*strings.Builder
+	logs     []*syncWriter
 }
 
 func newInstance(t *testing.T, storage string, processors ...string) *instance {
@@ -108,10 +110,10 @@ service:
 // start runs the real binary and waits (bounded) until it serves.
 func (in *instance) start() *exec.Cmd {
 	in.t.Helper()
-	log := &strings.Builder{}
+	log := &syncWriter{b: &strings.Builder{}}
 	in.logs = append(in.logs, log)
 	cmd := exec.Command(collectorBinary(in.t), "--config", in.config)
-	cmd.Stdout, cmd.Stderr = &syncWriter{b: log}, &syncWriter{b: log}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
@@ -139,6 +141,12 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func (in *instance) load() otlpload.Options {
@@ -332,6 +340,64 @@ func TestDeltaTemporalityIsStoredAsCumulative(t *testing.T) {
 		if got[le] != w {
 			t.Errorf("le=%s: stored %v, want cumulative %v (all: %v)", le, got[le], w, got)
 		}
+	}
+}
+
+// TestSIGHUPReloadsRulesInPlace sends SIGHUP to the real binary, as a
+// Prometheus operator does to reload rules: the rules reload, and nothing
+// else restarts (a wall screen's websocket stays open and answers).
+func TestSIGHUPReloadsRulesInPlace(t *testing.T) {
+	testenv.LongTest(t, "builds and runs the collector binary")
+	in := newInstance(t, "")
+	cmd := in.start()
+	reloads := func() string {
+		resp, err := http.Get("http://" + in.httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(body)) {
+			if strings.HasPrefix(line, `bantay_config_reloads_total{result="success"}`) {
+				return strings.TrimSpace(line)
+			}
+		}
+		return ""
+	}
+	before := reloads()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+in.httpAddr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, _, err := ws.ReadMessage(); err != nil { // the snapshot
+		t.Fatal(err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); reloads() == before; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("rules not reloaded 30s after SIGHUP (%s):\n%s", before, in.logs[0])
+		}
+	}
+	// The same connection still works: ask it for a pong.
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":"after-hup"}`)); err != nil {
+		t.Fatalf("websocket closed by SIGHUP: %v", err)
+	}
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("websocket closed by SIGHUP: %v\n%s", err, in.logs[0])
+		}
+		if strings.Contains(string(msg), `"after-hup"`) {
+			break
+		}
+	}
+	if log := in.logs[0].String(); strings.Contains(log, "restart service") {
+		t.Errorf("SIGHUP restarted the collector's service:\n%s", log)
 	}
 }
 

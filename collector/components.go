@@ -4,6 +4,8 @@
 package collector
 
 import (
+	"fmt"
+
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
 	"go.opentelemetry.io/collector/component"
@@ -14,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
@@ -34,6 +37,28 @@ import (
 // Version is the distribution's version, reported by --version and in the
 // collector's own telemetry.
 var Version = "0.1.0-dev"
+
+// defaultFeatureGates are the collector feature gates this distribution
+// turns on. With service.partialReload, a SIGHUP whose configuration is
+// unchanged leaves the pipelines running: without it the collector shuts
+// down and restarts every component on SIGHUP, so the rules reload a
+// Prometheus operator asks for with `kill -HUP` would also close the store,
+// the listeners and every wall screen's websocket. (Its receivers phase is
+// Beta and on by default; it is named so that turning it off is a choice.)
+// `--feature-gates=-service.partialReload` restores the upstream behaviour.
+var defaultFeatureGates = []string{"service.partialReload", "service.partialReloadReceivers"}
+
+// EnableFeatureGates turns on the distribution's default feature gates in
+// the global registry. Call it before otelcol parses its flags, so that
+// --feature-gates still has the last word.
+func EnableFeatureGates() error {
+	for _, id := range defaultFeatureGates {
+		if err := featuregate.GlobalRegistry().Set(id, true); err != nil {
+			return fmt.Errorf("feature gate %s: %w", id, err)
+		}
+	}
+	return nil
+}
 
 // Components returns every component factory the distribution includes.
 func Components() (otelcol.Factories, error) {

@@ -247,8 +247,8 @@ const sighupRules = `groups:
 // SIGHUP to the process (here the test binary, which runs the collector).
 // The new group must be served by /api/v1/rules and its output stored, the
 // shipped rules must stay, and every demo path must still get new samples
-// afterwards. (The OpenTelemetry Collector restarts its own pipelines on
-// SIGHUP as well; docs/compatibility.md says what that means.)
+// afterwards. (The collector also re-reads its own configuration on
+// SIGHUP; docs/compatibility.md says what that means.)
 func (e *env) testSIGHUP(t *testing.T, ctx context.Context) {
 	if err := os.WriteFile(e.ruleFile, []byte(sighupRules), 0o600); err != nil {
 		t.Fatal(err)

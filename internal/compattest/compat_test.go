@@ -46,8 +46,8 @@ func TestBantayInThePrometheusEcosystem(t *testing.T) {
 	t.Run("rejections", func(t *testing.T) { e.testRejections(t, ctx) })
 	t.Run("alerting", func(t *testing.T) { e.testAlerting(t, ctx) })
 	t.Run("reload", func(t *testing.T) { e.testReload(t, ctx) })
-	// Last: SIGHUP also makes the OpenTelemetry Collector restart its
-	// pipelines (docs/compatibility.md).
+	// Last: SIGHUP also makes the OpenTelemetry Collector re-read its own
+	// configuration (docs/compatibility.md).
 	t.Run("sighup", func(t *testing.T) { e.testSIGHUP(t, ctx) })
 }
 

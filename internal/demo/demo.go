@@ -171,6 +171,9 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	if err := writeCollectorConfig(cfgPath, opts); err != nil {
 		return err
 	}
+	if err := collector.EnableFeatureGates(); err != nil {
+		return err
+	}
 	set := collector.Settings([]string{cfgPath})
 	set.DisableGracefulShutdown = true // the demo owns signals and shuts down in order
 	col, err := otelcol.NewCollector(set)

@@ -16,6 +16,10 @@ import (
 )
 
 func main() {
+	if err := collector.EnableFeatureGates(); err != nil {
+		fmt.Fprintf(os.Stderr, "bantay-collector: %v\n", err)
+		os.Exit(1)
+	}
 	cmd := otelcol.NewCommand(collector.Settings(nil))
 	cmd.SilenceErrors = true // printed below, with the config files named
 	if err := cmd.Execute(); err != nil {

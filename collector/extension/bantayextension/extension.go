@@ -223,9 +223,10 @@ func (s *Server) publishRulesLoaded(err error) {
 	s.events.Publish(events.RulesReloaded(time.Now(), groups, rules, err))
 }
 
-// reloadOnSIGHUP reloads like Prometheus does. (The collector also reloads
-// its own configuration on SIGHUP; when that is unchanged it keeps running
-// and only this reload takes effect.)
+// reloadOnSIGHUP reloads like Prometheus does. (The collector also re-reads
+// its own configuration on SIGHUP; with the service.partialReload feature
+// gate the distribution turns on, an unchanged configuration keeps every
+// pipeline running and only this reload takes effect.)
 func (s *Server) reloadOnSIGHUP() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
