@@ -24,8 +24,9 @@ import (
 //     a suite of PromQL queries, the dashboards' own queries and the
 //     series/labels/label-values endpoints the same;
 //   - dashboards: every dashboard panel query has data from Bantay;
-//   - rejections: points from an unregistered probe are counted by reason
-//     and put the shipped BantayCollectorRejectingPoints rule in pending;
+//   - rejections: points from an unregistered probe are refused to the
+//     sender (HTTP 400 in citytag's words), counted by reason, and put the
+//     shipped BantayCollectorRejectingPoints rule in pending;
 //   - alerting: a latency spike on one route reaches Alertmanager as a
 //     firing alert with the route's labels, and its end as a resolve;
 //   - reload: POST /-/reload applies a rewritten rule file and keeps the

@@ -1,23 +1,21 @@
 package compattest
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/bantay-noc/bantay/internal/demo"
 	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/otlpload"
 	"github.com/bantay-noc/bantay/internal/promtest"
 )
 
@@ -204,8 +202,9 @@ const unregisteredProbe = "rogue-01"
 // (bantay_citytag_rejected_points{reason="unknown_probe"} on the
 // collector's telemetry), so the collector-health panel and the
 // BantayCollectorRejectingPoints rule read real rejections, not a name that
-// might match nothing. Each request must still be answered with success:
-// the collector drops what it cannot place rather than have the probe retry.
+// might match nothing. Each request must be answered HTTP 400 naming the
+// rejection: the sender learns its data was not stored, and that sending
+// it again will not help.
 func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string) {
 	t.Helper()
 	md := pmetric.NewMetrics()
@@ -222,28 +221,21 @@ func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string) {
 	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
 	dp.Attributes().PutStr("server.address", "davao.bantay.ph")
 
-	url := "http://" + otlpHTTPAddr + "/v1/metrics"
-	send := func(n int64) error {
+	client := &http.Client{Timeout: 30 * time.Second}
+	send := func(n int64) (otlpload.Answer, error) {
 		dp.SetIntValue(n)
 		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
-		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-		if err != nil {
-			return err
-		}
-		resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("HTTP %s", resp.Status)
-		}
-		return nil
+		return otlpload.PostHTTP(context.Background(), client, "http://"+otlpHTTPAddr, md)
 	}
-	// The first request must go through, or nothing below means anything.
-	if err := send(1); err != nil {
+	// The first request must be answered, and refused in citytag's words,
+	// or nothing below means anything.
+	a, err := send(1)
+	if err != nil {
 		t.Fatalf("OTLP/HTTP from unregistered probe %s: %v", unregisteredProbe, err)
+	}
+	want := "citytag rejected 1 of 1 points; first: unknown_probe (probe " + unregisteredProbe + "): probe is not in the citytag registry"
+	if a.Status != http.StatusBadRequest || !strings.Contains(a.Message, want) {
+		t.Fatalf("OTLP/HTTP from unregistered probe %s: HTTP %d %q, want 400 with %q", unregisteredProbe, a.Status, a.Message, want)
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -256,9 +248,10 @@ func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string) {
 			case <-stop:
 				return
 			case <-tick.C:
-				// Errors are the demo shutting down or restarting; the
-				// assertions on the counter notice if nothing arrives.
-				_ = send(n)
+				// The answer is the refusal checked above; errors are the
+				// demo shutting down or restarting. The assertions on the
+				// counter notice if nothing arrives.
+				_, _ = send(n)
 			}
 		}
 	}()

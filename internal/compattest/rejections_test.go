@@ -8,7 +8,7 @@ import (
 )
 
 // testRejections: the points sendUnregisteredProbe posts are rejected by
-// citytag, counted by reason on the collector's own telemetry, scraped into
+// citytag (each request answered HTTP 400 naming why), counted by reason on the collector's own telemetry, scraped into
 // the store (job="bantay-collector"), and read by the shipped
 // BantayCollectorRejectingPoints rule, which goes pending (its for: is
 // 10 minutes, longer than the test). The differential step has already

@@ -1,7 +1,6 @@
 package eventstest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,11 +17,11 @@ import (
 	"github.com/bantay-noc/bantay/internal/demo"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/otlpload"
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/internal/victorialogs"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 )
 
 // warmUp is how long the path the test degrades measures normally first.
@@ -52,7 +51,8 @@ const stageLimit = 45 * time.Second
 //   - the rules loaded at start and an operator's reload (POST /-/reload)
 //     arrive as rules_reloaded;
 //   - OTLP data with bad tags (a registered probe naming an unknown city, an
-//     unregistered probe) is rejected by citytag: one probe_rejected each.
+//     unregistered probe) is rejected by citytag: one probe_rejected each,
+//     and the request answered HTTP 400 naming the rejections.
 //
 // It asserts the exact, bounded label set of every stream (service, kind,
 // src_city, carrier, island_group, with the gazetteer's island group), the
@@ -468,7 +468,8 @@ const unknownProbe = "zzz-99"
 // sendBadTags posts OTLP/HTTP metrics the collector's citytag must reject,
 // as a misconfigured probe would send them: the registered probe of up on
 // its registered uplink naming a destination city the gazetteer does not
-// know, and a probe the registry does not know.
+// know, and a probe the registry does not know. The request is answered
+// HTTP 400 naming the rejections: the sender learns nothing was stored.
 func sendBadTags(t *testing.T, base string, up netsim.DemoUplink) {
 	t.Helper()
 	md := pmetric.NewMetrics()
@@ -491,21 +492,18 @@ func sendBadTags(t *testing.T, base string, up netsim.DemoUplink) {
 		dp.SetIntValue(1)
 		dp.Attributes().PutStr("dst_city", "Atlantis")
 	}
-	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post(base+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+	a, err := otlpload.PostHTTP(context.Background(), &http.Client{Timeout: 30 * time.Second}, base, md)
 	if err != nil {
 		t.Fatalf("send bad tags: %v", err)
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	// citytag drops what it cannot place; the request itself is answered
-	// (the rejection is counted and reported, not a transport error).
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("send bad tags: HTTP %d: %s", resp.StatusCode, msg)
+	// Permanent InvalidArgument: HTTP 400, in citytag's words.
+	for _, want := range []string{
+		"citytag rejected 2 of 2 points; first: unknown_dst_city (probe " + up.Probe + `): dst_city "Atlantis" is not in the gazetteer`,
+		"unknown_probe 1",
+	} {
+		if a.Status != http.StatusBadRequest || !strings.Contains(a.Message, want) {
+			t.Fatalf("send bad tags: HTTP %d %q, want 400 with %q", a.Status, a.Message, want)
+		}
 	}
 }
 

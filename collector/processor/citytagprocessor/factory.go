@@ -2,7 +2,9 @@
 // collector's authority for where a latency measurement was taken and where
 // it went. It replaces what probes say about themselves with canonical
 // labels from a probe registry and a gazetteer of Philippine cities, and
-// rejects, with a counted reason, whatever it cannot place.
+// rejects, with a counted reason, whatever it cannot place: the rest goes
+// on, and the sender gets a permanent InvalidArgument naming what was
+// rejected (refusal.go).
 package citytagprocessor
 
 import (
@@ -38,7 +40,11 @@ func createMetrics(ctx context.Context, set processor.Settings, cfg component.Co
 	if err != nil {
 		return nil, err
 	}
-	return processorhelper.NewMetrics(ctx, set, cfg, next, tagger.processMetrics,
+	helper, err := processorhelper.NewMetrics(ctx, set, cfg, forwarder{next}, tagger.processMetrics,
 		processorhelper.WithStart(tagger.startFunc(set.ID)),
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
+	if err != nil {
+		return nil, err
+	}
+	return refusingProcessor{helper}, nil
 }

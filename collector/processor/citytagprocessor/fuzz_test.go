@@ -2,14 +2,16 @@ package citytagprocessor
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // FuzzPlacement feeds arbitrary probe, carrier, network and destination
-// strings through the processor: it must never panic, and every point it
-// lets through must carry canonical labels from the gazetteer.
+// strings through the processor: it must never panic, every point it lets
+// through must carry canonical labels from the gazetteer, and a point it
+// does not let through is refused to the sender.
 func FuzzPlacement(f *testing.F) {
 	f.Add("dvo-01", "Davao City", "DITO", "LTE", "Metro Manila")
 	f.Add("mnl-01", "", "globe", "5G NR", "baguio ")
@@ -23,8 +25,16 @@ func FuzzPlacement(f *testing.F) {
 	f.Fuzz(func(t *testing.T, probe, city, carrier, network, dst string) {
 		md := pmetric.NewMetrics()
 		addResource(md, uplinkRes{probe, city, carrier, network}, dst)
-		if err := h.proc.ConsumeMetrics(context.Background(), md); err != nil {
-			t.Fatalf("ConsumeMetrics: %v", err)
+		// Nothing is dropped silently: the point is passed on, or the
+		// sender is told it was rejected.
+		err := h.proc.ConsumeMetrics(context.Background(), md)
+		if passed := h.sink.DataPointCount(); (err == nil) != (passed == 1) {
+			t.Fatalf("%d points passed on, answer %v", passed, err)
+		}
+		if err != nil {
+			if msg := refusal(t, err); !strings.HasPrefix(msg, "citytag rejected 1 of 1 points; first: ") {
+				t.Fatalf("refusal %q", msg)
+			}
 		}
 		for _, got := range h.sink.AllMetrics() {
 			for _, p := range pointAttrs(t, got) {

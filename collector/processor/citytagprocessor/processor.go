@@ -28,6 +28,7 @@ const (
 	attrUplinkCarrier   = "bantay.uplink.carrier"
 	attrUplinkNetwork   = "bantay.uplink.network_type"
 	attrDstCity         = "dst_city"
+	attrTarget          = "target"
 	labelSrcCity        = "src_city"
 	labelRegion         = "region"
 	labelIslandGroup    = "island_group"
@@ -117,7 +118,10 @@ type placement struct {
 
 // processMetrics tags what it can place and drops the rest, counting each
 // dropped point by reason. A bad resource or point never affects the others.
+// The rejections are recorded in the call's context for refusingProcessor,
+// which tells the sender once the rest has gone on (refusal.go).
 func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	rej, ctx := callOf(ctx)
 	authenticated, hasCredential := authenticatedProbe(ctx)
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
 		res := rm.Resource().Attributes()
@@ -126,7 +130,7 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 			reason, detail = t.checkIdentity(pl.probe, authenticated, hasCredential)
 		}
 		if reason != "" {
-			t.reject(ctx, reason, pl, detail, countPoints(rm))
+			t.reject(ctx, rej, reason, pl, "", detail, countPoints(rm))
 			return true
 		}
 		res.Remove(attrDeclaredCity)
@@ -135,12 +139,15 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 		dst := dstCache{gaz: t.gaz}
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				return t.tagMetric(ctx, pl, &dst, m) == 0
+				return t.tagMetric(ctx, rej, pl, &dst, m) == 0
 			})
 			return sm.Metrics().Len() == 0
 		})
 		return rm.ScopeMetrics().Len() == 0
 	})
+	if rej != nil && rej.points > 0 {
+		rej.forwarded = md.DataPointCount()
+	}
 	if md.ResourceMetrics().Len() == 0 {
 		return md, processorhelper.ErrSkipProcessingData
 	}
@@ -208,16 +215,16 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 }
 
 // tagMetric tags or drops each point of m and returns how many remain.
-func (t *cityTagger) tagMetric(ctx context.Context, pl placement, dst *dstCache, m pmetric.Metric) int {
+func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, m pmetric.Metric) int {
 	isLatency := m.Name() == latencyMetric
 	check := func(attrs pcommon.Map, valid bool) bool { // true: drop the point
 		if !valid {
-			t.reject(ctx, reasonInvalidValue, pl, "metric "+m.Name()+" has an impossible value", 1)
+			t.reject(ctx, rej, reasonInvalidValue, pl, strAttr(attrs, attrTarget), "metric "+quote(m.Name())+" has an impossible value", 1)
 			return true
 		}
 		reason, detail := t.tagPoint(pl, dst, attrs)
 		if reason != "" {
-			t.reject(ctx, reason, pl, detail, 1)
+			t.reject(ctx, rej, reason, pl, strAttr(attrs, attrTarget), detail, 1)
 			return true
 		}
 		return false
@@ -386,10 +393,14 @@ func (t *cityTagger) validNumber(dp pmetric.NumberDataPoint, monotonic, isLatenc
 	return finite(v) && (!monotonic || v >= 0)
 }
 
-func (t *cityTagger) reject(ctx context.Context, reason string, pl placement, detail string, points int) {
+// reject counts, logs and publishes points rejected for reason, and
+// records them in the call's rejections. target is the point's target
+// attribute, empty for a whole resource.
+func (t *cityTagger) reject(ctx context.Context, rej *rejections, reason string, pl placement, target, detail string, points int) {
 	if points <= 0 {
 		return
 	}
+	rej.add(reason, pl, target, detail, points)
 	t.rejected.Add(ctx, int64(points), metric.WithAttributes(attribute.String("reason", reason)))
 	// The event goes out as often as the log line: once per (reason, probe,
 	// uplink) per log_interval, so a misconfigured probe cannot flood Loki

@@ -193,7 +193,10 @@ func TestRejectsWhatItCannotPlaceAndKeepsTheRest(t *testing.T) {
 	addResource(md, uplinkRes{"mnl-01", "Manila", "Smart", "5g"}, "Davao")
 	addResource(md, uplinkRes{"", "Manila", "Globe", "5g"}, "Davao")
 	addResource(md, uplinkRes{"bag-01", "Baguio", "Converge", "fiber"}, "Davao")
-	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	assert.Equal(t, `citytag rejected 8 of 10 points; first: unknown_dst_city (probe mnl-01, target "reflector-Atlantis"): `+
+		`dst_city "Atlantis" is not in the gazetteer; 7 reasons in all: missing_probe_id 1, unknown_probe 2, unknown_carrier 1, `+
+		`unknown_network_type 1, unregistered_uplink 1, missing_dst_city 1, unknown_dst_city 1`,
+		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
 
 	pts := pointAttrs(t, h.sink.AllMetrics()[0])
 	require.Len(t, pts, 2, "only the placeable points go on")
@@ -236,7 +239,8 @@ func TestRejectsImpossibleValues(t *testing.T) {
 	bad.Attributes().PutStr("dst_city", "Davao")
 	bad.SetIntValue(-3)
 
-	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	assert.Equal(t, `citytag rejected 6 of 9 points; first: invalid_value (probe mnl-01, target "reflector-Davao"): metric "network.latency" has an impossible value`,
+		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
 	pts := pointAttrs(t, h.sink.AllMetrics()[0])
 	assert.Len(t, pts, 3, "the good histogram, the stale marker and the good counter")
 	assert.Equal(t, map[string]int64{reasonInvalidValue: 6}, h.rejected(t))
@@ -245,10 +249,11 @@ func TestRejectsImpossibleValues(t *testing.T) {
 func TestAllRejectedSendsNothingDownstream(t *testing.T) {
 	h := newHarness(t, testConfig())
 	md := pmetric.NewMetrics()
-	addResource(md, uplinkRes{"nobody", "Manila", "Globe", "5g"}, "Davao")
-	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	addResource(md, uplinkRes{"nobody", "Manila", "Globe", "5g"}, "Davao", "Baguio")
+	assert.Equal(t, "citytag rejected 2 of 2 points; first: unknown_probe (probe nobody): probe is not in the citytag registry",
+		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
 	assert.Empty(t, h.sink.AllMetrics())
-	assert.Equal(t, map[string]int64{reasonUnknownProbe: 1}, h.rejected(t))
+	assert.Equal(t, map[string]int64{reasonUnknownProbe: 2}, h.rejected(t))
 }
 
 func TestLogLimiterBoundsMemory(t *testing.T) {
@@ -281,14 +286,16 @@ func TestCredentialMustMatchTheProbe(t *testing.T) {
 	md := pmetric.NewMetrics()
 	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao")
 	addResource(md, uplinkRes{"dvo-01", "Davao", "DITO", "4g"}, "Manila") // impersonation
-	require.NoError(t, h.proc.ConsumeMetrics(asProbe("mnl-01"), md))
+	assert.Equal(t, `citytag rejected 1 of 2 points; first: probe_identity_mismatch (probe dvo-01): credential belongs to probe "mnl-01", data claims "dvo-01"`,
+		refusal(t, h.proc.ConsumeMetrics(asProbe("mnl-01"), md)))
 	pts := pointAttrs(t, h.sink.AllMetrics()[0])
 	require.Len(t, pts, 1)
 	assert.Equal(t, "mnl-01", pts[0]["probe"])
 
 	md = pmetric.NewMetrics()
 	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao")
-	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	assert.Equal(t, "citytag rejected 1 of 1 points; first: unauthenticated (probe mnl-01): no probe credential (require_authenticated_probe is set)",
+		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
 	assert.Equal(t, map[string]int64{reasonIdentityMismatch: 1, reasonUnauthenticated: 1}, h.rejected(t))
 }
 
@@ -317,7 +324,7 @@ func TestRejectionsArePublishedAsEventsAsOftenAsLogged(t *testing.T) {
 	for range 3 { // three rejections within log_interval: one event
 		md := pmetric.NewMetrics()
 		addResource(md, uplinkRes{"dvo-01", "Davao", "DITO", "4g"}, "Atlantis")
-		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+		assert.Contains(t, refusal(t, p.ConsumeMetrics(context.Background(), md)), "unknown_dst_city", "every request is told, not only the logged one")
 	}
 	e := <-sub
 	assert.Equal(t, events.KindProbeRejected, e.Kind)
@@ -360,7 +367,7 @@ func TestRejectionEventsNameTheUplink(t *testing.T) {
 	} {
 		md := pmetric.NewMetrics()
 		addResource(md, tc.res, tc.dst)
-		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+		assert.Contains(t, refusal(t, p.ConsumeMetrics(context.Background(), md)), tc.want.reason)
 		select {
 		case e := <-sub:
 			assert.Equal(t, tc.want, want{e.Probe, e.Reason, e.SrcCity, e.Carrier, e.NetworkType}, "%+v", tc.res)
@@ -425,7 +432,8 @@ func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
 		dp.SetDoubleValue(v)
 	}
 
-	require.NoError(t, h.proc.ConsumeMetrics(context.Background(), md))
+	assert.Equal(t, `citytag rejected 9 of 12 points; first: invalid_value (probe mnl-01, target "reflector-Davao"): metric "network.latency" has an impossible value`,
+		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
 	got := h.sink.AllMetrics()
 	require.Len(t, got, 1)
 	out := got[0].ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
@@ -458,7 +466,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	send := func(probe, dst string) {
 		md := pmetric.NewMetrics()
 		addResource(md, uplinkRes{probe, "Manila", "Globe", "5g"}, dst)
-		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+		assert.NotEmpty(t, refusal(t, p.ConsumeMetrics(context.Background(), md)), "each request is refused, logged or not")
 	}
 	start := time.Now()
 	for range 5 {
