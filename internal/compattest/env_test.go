@@ -96,29 +96,16 @@ func startEnv(t *testing.T, ctx context.Context) *env {
 	e.bantayURL = "http://" + opts.HTTPAddr
 	e.bantay = promtest.NewClient(e.bantayURL)
 
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
 	e.started = time.Now()
-	go func() { done <- demo.Run(runCtx, opts, func() { close(ready) }) }()
+	d, err := demo.Start(opts, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo did not stop cleanly: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("demo did not stop within 60s")
+		if err := d.Stop(time.Minute); err != nil {
+			t.Errorf("demo did not stop cleanly: %v", err)
 		}
 	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("demo failed to start: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("demo not ready after 90s")
-	}
 
 	e.sendUnregisteredProbe(t, opts.OTLPHTTPAddr)
 

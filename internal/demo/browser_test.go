@@ -26,12 +26,11 @@ func TestDemoInBrowser(t *testing.T) {
 	testenv.LongTest(t, "the demo in a real browser")
 	pg := pagetest.Open(t, 4*time.Minute)
 	opts := testOptions(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := startDemo(t, ctx, opts)
+	ctx := context.Background()
+	d := startDemo(t, opts)
 	started := time.Now()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := d.Stop(time.Minute); err != nil {
 			t.Errorf("demo did not stop cleanly: %v", err)
 		}
 	}()

@@ -29,21 +29,15 @@ func testOptions(t *testing.T) Options {
 	return opts
 }
 
-// startDemo runs the demo until ctx ends and returns once it serves; the
-// channel carries Run's result.
-func startDemo(t *testing.T, ctx context.Context, opts Options) <-chan error {
+// startDemo starts the demo and returns once it serves.
+func startDemo(t *testing.T, opts Options) *Running {
 	t.Helper()
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- Run(ctx, opts, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("demo failed to start: %v", err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("demo not ready after 90s")
+	d, err := Start(opts, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return done
+	t.Cleanup(func() { _ = d.Stop(time.Minute) }) // when the test ends early
+	return d
 }
 
 type testWriter struct{ t *testing.T }
@@ -58,8 +52,8 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 func TestDemoEndToEnd(t *testing.T) {
 	testenv.LongTest(t, "end-to-end demo run")
 	opts := testOptions(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := startDemo(t, ctx, opts)
+	ctx := context.Background()
+	d := startDemo(t, opts)
 
 	client := promtest.NewClient("http://" + opts.HTTPAddr)
 	gaz := gazetteer.Default()
@@ -143,13 +137,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo did not stop cleanly: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("demo did not stop within 60s")
+	if err := d.Stop(time.Minute); err != nil {
+		t.Fatalf("demo did not stop cleanly: %v", err)
 	}
 }

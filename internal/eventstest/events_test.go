@@ -89,32 +89,13 @@ func TestDemoEventsReachLoki(t *testing.T) {
 	var probes *demo.Probes
 	opts.Probes = func(p *demo.Probes) { probes = p }
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	d := &runningDemo{exited: make(chan struct{})}
-	ready := make(chan struct{})
-	go func() {
-		d.err = demo.Run(ctx, opts, func() { close(ready) })
-		close(d.exited)
-	}()
-	stopDemo := func() error {
-		cancel()
-		select {
-		case <-d.exited:
-			return d.err
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("demo did not stop within 60s")
-		}
+	ctx := context.Background()
+	d, err := demo.Start(opts, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Stop the demo before VictoriaLogs and the temp dirs go (cleanups).
-	defer func() { _ = stopDemo() }()
-	select {
-	case <-ready:
-	case <-d.exited:
-		t.Fatalf("demo failed to start: %v", d.err)
-	case <-time.After(90 * time.Second):
-		t.Fatal("demo not ready after 90s")
-	}
+	defer func() { _ = d.Stop(time.Minute) }()
 	w := &watcher{t: t, vl: vl, demo: d}
 
 	// Every path measures before anything is staged, so that each cell
@@ -221,7 +202,7 @@ func TestDemoEventsReachLoki(t *testing.T) {
 
 	// A clean shutdown hands on what the receivers, the connector and the
 	// exporter's queue still hold.
-	if err := stopDemo(); err != nil {
+	if err := d.Stop(time.Minute); err != nil {
 		t.Fatalf("demo did not stop cleanly: %v", err)
 	}
 	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -710,18 +691,12 @@ func (e event) labels() map[string]string {
 	return out
 }
 
-// runningDemo is demo.Run in its goroutine: err is set before exited closes.
-type runningDemo struct {
-	exited chan struct{}
-	err    error
-}
-
-// check fails the test if the demo has stopped on its own.
-func (d *runningDemo) check(t *testing.T, what string) {
+// checkRunning fails the test if the demo has stopped on its own.
+func checkRunning(t *testing.T, d *demo.Running, what string) {
 	t.Helper()
 	select {
-	case <-d.exited:
-		t.Fatalf("%s: the demo stopped: %v", what, d.err)
+	case <-d.Exited():
+		t.Fatalf("%s: the demo stopped: %v", what, d.Err())
 	default:
 	}
 }
@@ -730,7 +705,7 @@ func (d *runningDemo) check(t *testing.T, what string) {
 type watcher struct {
 	t    *testing.T
 	vl   *victorialogs.Server
-	demo *runningDemo
+	demo *demo.Running
 }
 
 // waitFor polls query (LogsQL) until ok accepts its events, at most
@@ -746,7 +721,7 @@ func (w *watcher) waitFor(what, query string, ok func([]event) bool) {
 		if err == nil && ok(evs) {
 			return
 		}
-		w.demo.check(w.t, "waiting for "+what)
+		checkRunning(w.t, w.demo, "waiting for "+what)
 		if time.Now().After(deadline) {
 			w.t.Fatalf("waiting for %s: not in VictoriaLogs after %s (query %s, err %v); got %v", what, stageLimit, query, err, evs)
 		}
@@ -759,7 +734,7 @@ func (w *watcher) waitFor(what, query string, ok func([]event) bool) {
 // heatmap's snapshot rather than the Prometheus API: a PromQL query while
 // the store is still creating series trips a known data race inside
 // Prometheus's TSDB under -race (prometheus/prometheus#15317).
-func waitAllPaths(t *testing.T, ctx context.Context, base string, d *runningDemo) {
+func waitAllPaths(t *testing.T, ctx context.Context, base string, d *demo.Running) {
 	t.Helper()
 	want := len(netsim.DemoUplinks()) * len(netsim.DemoCities())
 	waitHeatmap(t, ctx, base, d, fmt.Sprintf("%d heatmap cells with data", want), func(cells map[cell]snapshotCell) bool {
@@ -785,7 +760,7 @@ type snapshotCell struct {
 
 // waitHeatmap polls the heatmap's snapshot until ok accepts its cells, at
 // most 60 s.
-func waitHeatmap(t *testing.T, ctx context.Context, base string, d *runningDemo, what string, ok func(map[cell]snapshotCell) bool) {
+func waitHeatmap(t *testing.T, ctx context.Context, base string, d *demo.Running, what string, ok func(map[cell]snapshotCell) bool) {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
@@ -794,7 +769,7 @@ func waitHeatmap(t *testing.T, ctx context.Context, base string, d *runningDemo,
 		if err == nil && ok(cells) {
 			return
 		}
-		d.check(t, "waiting for "+what)
+		checkRunning(t, d, "waiting for "+what)
 		if time.Now().After(deadline) {
 			t.Fatalf("waiting for %s: not there after 60s; cells %v (err %v)", what, cells, err)
 		}
