@@ -38,6 +38,33 @@ type Config struct {
 	// not it is set, data that did come with one is accepted only for the
 	// probe the credential belongs to.
 	RequireAuthenticatedProbe bool `mapstructure:"require_authenticated_probe"`
+
+	// Limits bound what one probe can put into the store (limits.go).
+	Limits LimitsConfig `mapstructure:"limits"`
+}
+
+// LimitsConfig holds the per-probe limits, modelled on Prometheus's scrape
+// limits and Mimir's per-tenant series limit. 0 disables a limit. What
+// exceeds one is rejected, counted and reported like any other rejection.
+type LimitsConfig struct {
+	// MaxSeriesPerProbe is how many series a probe may have active, counted
+	// as the store counts them (a latency histogram point is 31). A point
+	// of a series the probe already has always goes on; one that would
+	// start a series beyond the limit is rejected (series_limit).
+	MaxSeriesPerProbe int `mapstructure:"max_series_per_probe"`
+
+	// SeriesIdle is how long a series no point has come for still counts.
+	SeriesIdle time.Duration `mapstructure:"series_idle"`
+
+	// MaxPointAttributes is how many attributes a point may have after
+	// tagging, citytag's nine canonical labels included (attribute_limit).
+	MaxPointAttributes int `mapstructure:"max_point_attributes"`
+
+	// MaxAttributeNameLength and MaxAttributeValueLength bound, in bytes,
+	// the names and values of a point's and a resource's attributes, and
+	// the metric name (attribute_name_too_long, attribute_value_too_long).
+	MaxAttributeNameLength  int `mapstructure:"max_attribute_name_length"`
+	MaxAttributeValueLength int `mapstructure:"max_attribute_value_length"`
 }
 
 // ProbeEntry is one registered probe.
@@ -104,5 +131,67 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 		}
 		reg[id] = rp
 	}
+	if err := cfg.Limits.validate(gaz, reg); err != nil {
+		return nil, nil, err
+	}
 	return gaz, reg, nil
+}
+
+// validate refuses limits that would reject what Bantay's own probes send,
+// or what citytag itself sets, so that a typo fails at start-up rather than
+// as every probe's data rejected later.
+func (l LimitsConfig) validate(gaz *gazetteer.Gazetteer, reg map[string]registeredProbe) error {
+	switch {
+	case l.MaxSeriesPerProbe < 0 || (l.MaxSeriesPerProbe > 0 && l.MaxSeriesPerProbe < seriesPerTarget):
+		return fmt.Errorf("limits::max_series_per_probe: must be 0 (no limit) or at least %d, the series of one target "+
+			"(a latency histogram's 31 and 7 counters), got %d", seriesPerTarget, l.MaxSeriesPerProbe)
+	case l.MaxSeriesPerProbe > 0 && l.SeriesIdle <= 0:
+		return fmt.Errorf("limits::series_idle: must be positive with max_series_per_probe set (a series counts until "+
+			"no point has come for it this long), got %v", l.SeriesIdle)
+	case l.MaxPointAttributes < 0 || (l.MaxPointAttributes > 0 && l.MaxPointAttributes < minPointAttributes):
+		return fmt.Errorf("limits::max_point_attributes: must be 0 (no limit) or at least %d, what a probe's failure "+
+			"counter carries after tagging (target, method, reason and citytag's nine labels), got %d",
+			minPointAttributes, l.MaxPointAttributes)
+	case l.MaxAttributeNameLength < 0:
+		return fmt.Errorf("limits::max_attribute_name_length: must be 0 (no limit) or positive, got %d", l.MaxAttributeNameLength)
+	case l.MaxAttributeValueLength < 0:
+		return fmt.Errorf("limits::max_attribute_value_length: must be 0 (no limit) or positive, got %d", l.MaxAttributeValueLength)
+	}
+	if n := l.MaxAttributeNameLength; n > 0 {
+		for _, name := range []string{attrServiceNamespace, attrProbeID, "deployment.environment.name", labelDstIslandGroup} {
+			if len(name) > n {
+				return fmt.Errorf("limits::max_attribute_name_length: %d is shorter than %q, an attribute name probes send or citytag sets", n, name)
+			}
+		}
+	}
+	if n := l.MaxAttributeValueLength; n > 0 {
+		// Every value citytag sets: the registry's probe ids and uplinks, the gazetteer's cities.
+		check := func(what, v string) error {
+			if len(v) > n {
+				return fmt.Errorf("limits::max_attribute_value_length: %d is shorter than %s %q (%d bytes), a value citytag sets", n, what, v, len(v))
+			}
+			return nil
+		}
+		for _, c := range gaz.Cities() {
+			for _, e := range []error{check("city", c.Name), check("region", c.Region), check("island group", c.IslandGroup)} {
+				if e != nil {
+					return e
+				}
+			}
+		}
+		for id, p := range reg {
+			if err := check("probe id", id); err != nil {
+				return err
+			}
+			for u := range p.uplinks {
+				if err := check("carrier", u.carrier); err != nil {
+					return err
+				}
+				if err := check("network type", u.networkType); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package citytagprocessor
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,6 +33,8 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, confmap.Validate(cfg))
 
 	assert.Equal(t, 30000.0, cfg.MaxLatencyMs)
+	assert.Equal(t, LimitsConfig{MaxSeriesPerProbe: 30000, SeriesIdle: 2 * time.Hour, MaxPointAttributes: 16,
+		MaxAttributeNameLength: 128, MaxAttributeValueLength: 256}, cfg.Limits, "limits not set keep their defaults")
 	gaz, reg, err := cfg.build()
 	require.NoError(t, err)
 	assert.Equal(t, "Manila", reg["mnl-01"].city.Name, "registry aliases resolve to canonical cities")
@@ -51,6 +54,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		"bad_carrier": `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
 		"no_uplinks":  `probes::x-01::uplinks: at least one uplink`,
 		"empty":       `probes: the registry is empty`,
+		"bad_limits":  `limits::max_series_per_probe: must be 0 (no limit) or at least 38`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)

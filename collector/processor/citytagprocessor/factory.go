@@ -32,19 +32,32 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		MaxLatencyMs: 60_000,
 		LogInterval:  time.Minute,
+		Limits: LimitsConfig{
+			MaxSeriesPerProbe:       50_000,
+			SeriesIdle:              time.Hour,
+			MaxPointAttributes:      16,
+			MaxAttributeNameLength:  128,
+			MaxAttributeValueLength: 256,
+		},
 	}
 }
 
 func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	tagger, err := newCityTagger(set, cfg.(*Config))
+	p, _, err := newProcessor(ctx, set, cfg.(*Config), next)
+	return p, err
+}
+
+func newProcessor(ctx context.Context, set processor.Settings, cfg *Config, next consumer.Metrics) (processor.Metrics, *cityTagger, error) {
+	tagger, err := newCityTagger(set, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	helper, err := processorhelper.NewMetrics(ctx, set, cfg, forwarder{next}, tagger.processMetrics,
 		processorhelper.WithStart(tagger.startFunc(set.ID)),
+		processorhelper.WithShutdown(tagger.shutdown),
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return refusingProcessor{helper}, nil
+	return refusingProcessor{helper}, tagger, nil
 }

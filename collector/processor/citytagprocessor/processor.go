@@ -76,6 +76,8 @@ type cityTagger struct {
 	cityMismatch metric.Int64Counter
 	logs         *logLimiter
 	bus          *events.Bus // nil without the bantay extension
+	limits       *limiter
+	meter        metric.Meter
 }
 
 func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
@@ -105,6 +107,8 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 		rejected:     rejected,
 		cityMismatch: mismatch,
 		logs:         newLogLimiter(cfg.LogInterval),
+		limits:       newLimiter(cfg.Limits, probes),
+		meter:        meter,
 	}, nil
 }
 
@@ -123,23 +127,28 @@ type placement struct {
 func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
 	rej, ctx := callOf(ctx)
 	authenticated, hasCredential := authenticatedProbe(ctx)
+	now := int64(t.limits.elapsed())
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
 		res := rm.Resource().Attributes()
 		pl, reason, detail := t.place(res)
 		if reason == "" {
 			reason, detail = t.checkIdentity(pl.probe, authenticated, hasCredential)
 		}
+		var sc seriesScope
+		if reason == "" {
+			res.Remove(attrDeclaredCity)
+			res.Remove(attrUplinkCarrier)
+			res.Remove(attrUplinkNetwork)
+			sc, reason, detail = t.limits.forResource(pl.probe, res, now)
+		}
 		if reason != "" {
 			t.reject(ctx, rej, reason, pl, "", detail, countPoints(rm))
 			return true
 		}
-		res.Remove(attrDeclaredCity)
-		res.Remove(attrUplinkCarrier)
-		res.Remove(attrUplinkNetwork)
 		dst := dstCache{gaz: t.gaz}
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				return t.tagMetric(ctx, rej, pl, &dst, m) == 0
+				return t.tagMetric(ctx, rej, pl, &dst, &sc, m) == 0
 			})
 			return sm.Metrics().Len() == 0
 		})
@@ -215,14 +224,23 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 }
 
 // tagMetric tags or drops each point of m and returns how many remain.
-func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, m pmetric.Metric) int {
+// A point is dropped for an impossible value, for what cannot be placed,
+// and then for the per-probe limits (sc).
+func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, m pmetric.Metric) int {
 	isLatency := m.Name() == latencyMetric
-	check := func(attrs pcommon.Map, valid bool) bool { // true: drop the point
+	mkey, mreason, mdetail := sc.metricKey(m, pl)
+	check := func(attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
 		if !valid {
 			t.reject(ctx, rej, reasonInvalidValue, pl, strAttr(attrs, attrTarget), "metric "+quote(m.Name())+" has an impossible value", 1)
 			return true
 		}
 		reason, detail := t.tagPoint(pl, dst, attrs)
+		if reason == "" {
+			reason, detail = mreason, mdetail
+		}
+		if reason == "" {
+			reason, detail = sc.point(mkey, m.Name(), attrs, cost)
+		}
 		if reason != "" {
 			t.reject(ctx, rej, reason, pl, strAttr(attrs, attrTarget), detail, 1)
 			return true
@@ -233,32 +251,32 @@ func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placemen
 	case pmetric.MetricTypeHistogram:
 		dps := m.Histogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.HistogramDataPoint) bool {
-			return check(dp.Attributes(), t.validHistogram(dp, isLatency))
+			return check(dp.Attributes(), t.validHistogram(dp, isLatency), histogramCost(dp))
 		})
 		return dps.Len()
 	case pmetric.MetricTypeExponentialHistogram:
 		dps := m.ExponentialHistogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
-			return check(dp.Attributes(), t.validExpHistogram(dp, isLatency))
+			return check(dp.Attributes(), t.validExpHistogram(dp, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSum:
 		monotonic := m.Sum().IsMonotonic()
 		dps := m.Sum().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), t.validNumber(dp, monotonic, isLatency))
+			return check(dp.Attributes(), t.validNumber(dp, monotonic, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), t.validNumber(dp, false, isLatency))
+			return check(dp.Attributes(), t.validNumber(dp, false, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSummary:
 		dps := m.Summary().DataPoints()
 		dps.RemoveIf(func(dp pmetric.SummaryDataPoint) bool {
-			return check(dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()))
+			return check(dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()), summaryCost(dp))
 		})
 		return dps.Len()
 	default:
@@ -423,15 +441,18 @@ type eventBusOwner interface {
 }
 
 // start finds the collector's event bus, if there is one, so rejections
-// reach the NOC's event feed and Loki as well as the log.
+// reach the NOC's event feed and Loki as well as the log, and starts
+// forgetting idle series.
 func (t *cityTagger) start(_ context.Context, host component.Host) error {
 	for _, ext := range host.GetExtensions() {
 		if owner, ok := ext.(eventBusOwner); ok {
 			t.bus = owner.Events()
 		}
 	}
-	return nil
+	return t.limits.startSweeping(t.meter)
 }
+
+func (t *cityTagger) shutdown(context.Context) error { return t.limits.shutdown() }
 
 // dstCache memoises dst_city lookups within one resource: a probe reports
 // many points for the same few destinations.

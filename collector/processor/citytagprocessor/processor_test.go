@@ -48,20 +48,28 @@ type harness struct {
 	proc interface {
 		ConsumeMetrics(context.Context, pmetric.Metrics) error
 	}
+	tagger *cityTagger
 }
 
-func newHarness(t testing.TB, cfg *Config) *harness {
+func newHarness(t testing.TB, cfg *Config) *harness { return startHarness(t, cfg, nil) }
+
+// startHarness builds citytag as the factory does, lets prepare adjust the
+// tagger (nil: nothing), and starts it.
+func startHarness(t testing.TB, cfg *Config, prepare func(*cityTagger)) *harness {
 	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	set := processortest.NewNopSettings(componentType)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	sink := new(consumertest.MetricsSink)
-	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, sink)
+	p, tagger, err := newProcessor(context.Background(), set, cfg, sink)
 	require.NoError(t, err)
+	if prepare != nil {
+		prepare(tagger)
+	}
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
-	return &harness{sink: sink, tel: tel, proc: p}
+	return &harness{sink: sink, tel: tel, proc: p, tagger: tagger}
 }
 
 // rejected returns the rejected-points counter by reason.

@@ -34,6 +34,7 @@ var allReasons = [...]string{
 	reasonMissingProbeID, reasonUnknownProbe, reasonUnknownCarrier, reasonUnknownNetwork,
 	reasonUnregisteredLink, reasonMissingDstCity, reasonUnknownDstCity, reasonInvalidValue,
 	reasonUnauthenticated, reasonIdentityMismatch,
+	reasonSeriesLimit, reasonAttributeLimit, reasonAttrNameTooLong, reasonAttrValueTooLong,
 }
 
 // rejections is what one ConsumeMetrics call rejected.

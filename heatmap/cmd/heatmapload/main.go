@@ -2,10 +2,16 @@
 // clients in a separate process, as docs/heatmap.md and the issue's
 // benchmark ask (one process cannot hold 10,000 client and 10,000 server
 // sockets under the 20,000 file limit, and the client work must not be
-// billed to the server).
+// billed to the server), and the freshness of what the wall shows.
 //
-//	heatmapload serve   -addr 127.0.0.1:8099 -cells 1000
+//	heatmapload serve   -addr 127.0.0.1:8099 -cells 1000 [-hub naive]
 //	heatmapload clients -url ws://127.0.0.1:8099/ws -n 10000 -duration 60s
+//	heatmapload freshness -interval 5s -duration 3m
+//
+// serve -hub naive serves the same frames through the peer the hub is
+// measured against, the textbook per-client fan-out (naive.go).
+// freshness runs the demo's real pipeline with a stamping target and
+// reports probe measurement → websocket frame (freshness.go).
 //
 // serve runs a Heatmap fed with synthetic probe data (each cell gets a
 // point every resolution, spread over the interval, so about cells/15
@@ -28,7 +34,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +52,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: heatmapload serve|clients [flags]")
+		fmt.Fprintln(os.Stderr, "usage: heatmapload serve|clients|freshness [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -52,8 +60,10 @@ func main() {
 		serve(os.Args[2:])
 	case "clients":
 		clients(os.Args[2:])
+	case "freshness":
+		freshness(os.Args[2:])
 	default:
-		fmt.Fprintf(os.Stderr, "heatmapload: unknown mode %q (want serve or clients)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "heatmapload: unknown mode %q (want serve, clients or freshness)\n", os.Args[1])
 		os.Exit(2)
 	}
 }
@@ -64,10 +74,20 @@ func serve(args []string) {
 	cells := fs.Int("cells", 1000, "number of cells fed")
 	report := fs.Duration("report", 10*time.Second, "report interval")
 	duration := fs.Duration("duration", 0, "stop after this long (0 = until killed)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof (with mutex and block profiles) on this loopback address")
+	hub := fs.String("hub", "bantay", "bantay (the real hub) or naive (the peer: a channel and writer goroutine per client, every frame written per client; see naive.go)")
 	_ = fs.Parse(args)
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
 		log.Fatalf("-addr %q: must be a loopback address", *addr)
+	}
+	if *pprofAddr != "" {
+		if !strings.HasPrefix(*pprofAddr, "127.") {
+			log.Fatalf("-pprof %q: must be a loopback address", *pprofAddr)
+		}
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(int(time.Millisecond))
+		go func() { log.Print(http.ListenAndServe(*pprofAddr, nil)) }() //nolint:gosec // a load tool on loopback
 	}
 	reg := prometheus.NewRegistry()
 	h, err := heatmap.New(heatmap.Config{MaxConnections: 20000}, reg, slog.New(slog.DiscardHandler))
@@ -82,9 +102,21 @@ func serve(args []string) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler, conns, lagMetric := h.Handler(), h.Connections, "bantay_heatmap_ws_delivery_lag_seconds"
+	var naive *naiveHub
+	switch *hub {
+	case "bantay":
+	case "naive":
+		if naive, err = startNaive(h, reg); err != nil {
+			log.Fatal(err)
+		}
+		handler, conns, lagMetric = naive, naive.count, naiveLagMetric
+	default:
+		log.Fatalf("-hub %q: want bantay or naive", *hub)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	fmt.Printf("serving %d cells on ws://%s/ws\n", *cells, ln.Addr())
+	fmt.Printf("serving %d cells on ws://%s/ws with the %s hub\n", *cells, ln.Addr(), *hub)
 
 	go feed(h, *cells, h.Config().Resolution)
 
@@ -103,7 +135,7 @@ func serve(args []string) {
 			return
 		case now := <-t.C:
 			cpu := cpuTime()
-			conns := h.Connections()
+			conns := conns()
 			rss := rssBytes()
 			if conns == 0 {
 				// The idle baseline: cells fed, nobody connected yet.
@@ -113,9 +145,14 @@ func serve(args []string) {
 			if conns > 0 {
 				perConn = strconv.FormatFloat(float64(rss-base)/float64(conns)/1024, 'f', 1, 64) + " KiB"
 			}
-			p50, p99 := writeLag(reg)
-			fmt.Printf("%s conns=%d cpu=%.1f%% rss=%.1f MiB rss/conn=%s write-lag(cumulative) p50<=%s p99<=%s\n", now.Format(time.TimeOnly), conns,
-				100*(cpu-lastCPU).Seconds()/now.Sub(lastWall).Seconds(), float64(rss)/(1<<20), perConn, p50, p99)
+			p50, p99 := lagQuantiles(reg, lagMetric)
+			hop := ""
+			if naive != nil {
+				h50, h99 := lagQuantiles(reg, naiveHopMetric)
+				hop = fmt.Sprintf(" upstream-hop p50<=%s p99<=%s", h50, h99)
+			}
+			fmt.Printf("%s conns=%d cpu=%.1f%% rss=%.1f MiB rss/conn=%s write-lag(cumulative) p50<=%s p99<=%s%s\n", now.Format(time.TimeOnly), conns,
+				100*(cpu-lastCPU).Seconds()/now.Sub(lastWall).Seconds(), float64(rss)/(1<<20), perConn, p50, p99, hop)
 			lastCPU, lastWall = cpu, now
 		}
 	}
@@ -158,16 +195,17 @@ func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 	}
 }
 
-// writeLag reads bantay_heatmap_ws_delivery_lag_seconds and returns the
-// upper bounds of the buckets holding its p50 and p99: the server's share
-// of the delivery lag (tick start until the frame is in the socket).
-func writeLag(g prometheus.Gatherer) (string, string) {
+// lagQuantiles reads the histogram named (bantay_heatmap_ws_delivery_lag_seconds
+// for the real hub) and returns the upper bounds of the buckets holding its
+// p50 and p99: the server's share of the delivery lag (tick start until the
+// frame is in the socket).
+func lagQuantiles(g prometheus.Gatherer, name string) (string, string) {
 	mfs, err := g.Gather()
 	if err != nil {
 		return "?", "?"
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "bantay_heatmap_ws_delivery_lag_seconds" || len(mf.GetMetric()) == 0 {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
 			continue
 		}
 		hist := mf.GetMetric()[0].GetHistogram()
@@ -243,7 +281,7 @@ func clients(args []string) {
 					}
 					return
 				}
-				if !measuring.Load() || !bytes.Contains(data[:min(len(data), 40)], []byte(`"type":"delta"`)) {
+				if !measuring.Load() || !isDelta(data) {
 					continue
 				}
 				frames.Add(1)
@@ -265,6 +303,11 @@ func clients(args []string) {
 		_ = c.Close()
 	}
 	wg.Wait()
+}
+
+// isDelta tells a delta frame from the others by its head, {"v":1,"type":"delta".
+func isDelta(data []byte) bool {
+	return bytes.Contains(data[:min(len(data), 40)], []byte(`"type":"delta"`))
 }
 
 // frameTime finds the frame's "time" (Unix ms) without a full decode.
