@@ -86,6 +86,9 @@ processors:
       load-01:
         city: Manila
         uplinks: [{carrier: Globe, network_type: 5g}]
+    # otlpload gives every point its own target, so that each acknowledged
+    # point can be looked up afterwards: far more series than any probe has.
+    limits: {max_series_per_probe: 0}
   delta_to_cumulative: {}
 exporters:
   tsdb: {}
