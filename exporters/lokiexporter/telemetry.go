@@ -3,9 +3,9 @@ package lokiexporter
 import (
 	"context"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/logthrottle"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -24,21 +24,18 @@ const (
 
 // telemetry is the exporter's own metrics and its throttled warnings.
 type telemetry struct {
-	logger       *zap.Logger
-	attrs        metric.MeasurementOption
-	suppressedC  metric.Int64Counter
-	invalidC     metric.Int64Counter
-	rejectedC    metric.Int64Counter
-	mu           sync.Mutex
-	lastWarnedAt map[string]time.Time
+	attrs       metric.MeasurementOption
+	suppressedC metric.Int64Counter
+	invalidC    metric.Int64Counter
+	rejectedC   metric.Int64Counter
+	warnings    *logthrottle.Logger // at most once a minute per label and reason
 }
 
 func newTelemetry(set exporter.Settings) (*telemetry, error) {
 	m := set.MeterProvider.Meter(scopeName)
 	t := &telemetry{
-		logger:       set.Logger,
-		attrs:        metric.WithAttributes(attribute.String("exporter", set.ID.String())),
-		lastWarnedAt: map[string]time.Time{},
+		attrs:    metric.WithAttributes(attribute.String("exporter", set.ID.String())),
+		warnings: logthrottle.New(set.Logger, time.Minute),
 	}
 	var err error
 	if t.suppressedC, err = m.Int64Counter(metricSuppressed,
@@ -73,18 +70,7 @@ func (t *telemetry) rejected(ctx context.Context, status int) {
 func (t *telemetry) invalidLabel(label, reason string) {
 	t.invalidC.Add(context.Background(), 1, t.attrs,
 		metric.WithAttributes(attribute.String("label", label), attribute.String("reason", reason)))
-	key := label + "/" + reason
-	now := time.Now()
-	t.mu.Lock()
-	last, seen := t.lastWarnedAt[key]
-	warn := !seen || now.Sub(last) >= time.Minute
-	if warn {
-		t.lastWarnedAt[key] = now
-	}
-	t.mu.Unlock()
-	if warn {
-		t.logger.Warn("Attribute value not usable as a Loki label; sent as structured metadata only",
-			zap.String("label", label), zap.String("reason", reason),
-			zap.Int("max_len", maxLabelValueLen))
-	}
+	t.warnings.Warn(label+"/"+reason, "Attribute value not usable as a Loki label; sent as structured metadata only",
+		zap.String("label", label), zap.String("reason", reason),
+		zap.Int("max_len", maxLabelValueLen))
 }

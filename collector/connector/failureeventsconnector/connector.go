@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/logthrottle"
 )
 
 const scopeName = "github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
@@ -37,10 +38,9 @@ const (
 // bounded channel to a goroutine that batches them into log records and
 // hands them to the logs pipeline.
 type failureEvents struct {
-	cfg    *Config
-	logger *zap.Logger
-	next   consumer.Logs
-	now    func() time.Time
+	cfg  *Config
+	next consumer.Logs
+	now  func() time.Time
 
 	mu     sync.Mutex
 	folder *folder
@@ -57,28 +57,26 @@ type failureEvents struct {
 	started bool
 	stopped bool
 
-	attrs     metric.MeasurementOption
-	pointsC   metric.Int64Counter
-	emittedC  metric.Int64Counter
-	droppedC  metric.Int64Counter
-	streamsG  metric.Int64Gauge
-	warnMu    sync.Mutex
-	lastWarns map[string]time.Time
+	attrs    metric.MeasurementOption
+	pointsC  metric.Int64Counter
+	emittedC metric.Int64Counter
+	droppedC metric.Int64Counter
+	streamsG metric.Int64Gauge
+	warnings *logthrottle.Logger // bad input, at most once a minute per kind
 }
 
 var _ connector.Metrics = (*failureEvents)(nil)
 
 func newConnector(cfg *Config, set connector.Settings, next consumer.Logs) (*failureEvents, error) {
 	c := &failureEvents{
-		cfg:       cfg,
-		logger:    set.Logger,
-		next:      next,
-		now:       time.Now,
-		queue:     make(chan events.Event, cfg.QueueSize),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		attrs:     metric.WithAttributes(attribute.String("connector", set.ID.String())),
-		lastWarns: map[string]time.Time{},
+		cfg:      cfg,
+		next:     next,
+		now:      time.Now,
+		queue:    make(chan events.Event, cfg.QueueSize),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		attrs:    metric.WithAttributes(attribute.String("connector", set.ID.String())),
+		warnings: logthrottle.New(set.Logger, time.Minute),
 	}
 	m := set.MeterProvider.Meter(scopeName)
 	var err error
@@ -148,7 +146,7 @@ func (c *failureEvents) enqueue(e events.Event) {
 	case c.queue <- e:
 	default:
 		c.droppedC.Add(context.Background(), 1, c.attrs, metric.WithAttributes(attribute.String("reason", dropQueueFull)))
-		c.warn(dropQueueFull, "failure_events queue full; probe_failure event dropped",
+		c.warnings.Warn(dropQueueFull, "failure_events queue full; probe_failure event dropped",
 			zap.Int("queue_size", c.cfg.QueueSize), zap.String("probe", e.Probe))
 	}
 }
@@ -158,26 +156,10 @@ func (c *failureEvents) countPoint(result string) {
 	c.pointCounts[result]++
 	switch result {
 	case resInvalid:
-		c.warn(resInvalid, "bantay.probe.failures point without probe, target or reason, or with a negative or non-finite value; ignored (is citytag before this connector?)")
+		c.warnings.Warn(resInvalid, "bantay.probe.failures point without probe, target or reason, or with a negative or non-finite value; ignored (is citytag before this connector?)")
 	case resStreamLim:
-		c.warn(resStreamLim, "failure_events stream limit reached; points of new streams ignored until idle ones expire",
+		c.warnings.Warn(resStreamLim, "failure_events stream limit reached; points of new streams ignored until idle ones expire",
 			zap.Int("max_streams", c.cfg.MaxStreams))
-	}
-}
-
-// warn logs at most once a minute per key, so bad input is visible
-// without flooding the collector's log.
-func (c *failureEvents) warn(key, msg string, fields ...zap.Field) {
-	now := time.Now()
-	c.warnMu.Lock()
-	last, seen := c.lastWarns[key]
-	ok := !seen || now.Sub(last) >= time.Minute
-	if ok {
-		c.lastWarns[key] = now
-	}
-	c.warnMu.Unlock()
-	if ok {
-		c.logger.Warn(msg, fields...)
 	}
 }
 
@@ -235,7 +217,7 @@ func (c *failureEvents) send(ctx context.Context, batch []events.Event) []events
 	err := c.next.ConsumeLogs(ctx, events.ToLogs(batch))
 	if err != nil {
 		c.droppedC.Add(ctx, int64(len(batch)), c.attrs, metric.WithAttributes(attribute.String("reason", dropConsumerError)))
-		c.warn(dropConsumerError, "logs pipeline refused probe_failure events; dropped", zap.Int("events", len(batch)), zap.Error(err))
+		c.warnings.Warn(dropConsumerError, "logs pipeline refused probe_failure events; dropped", zap.Int("events", len(batch)), zap.Error(err))
 	} else {
 		c.emittedC.Add(ctx, int64(len(batch)), c.attrs)
 	}

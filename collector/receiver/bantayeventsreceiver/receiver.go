@@ -18,6 +18,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/logthrottle"
 )
 
 // HeatmapProvider is an extension that owns the live heatmap (Bantay's
@@ -64,8 +65,7 @@ type eventsReceiver struct {
 
 	attrs    metric.MeasurementOption
 	droppedC metric.Int64Counter
-	warnMu   sync.Mutex
-	warnedAt map[string]time.Time
+	warnings *logthrottle.Logger // at most once a minute per source and reason
 }
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*eventsReceiver, error) {
@@ -87,7 +87,7 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*event
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		attrs:    metric.WithAttributes(attribute.String("receiver", set.ID.String())),
-		warnedAt: map[string]time.Time{},
+		warnings: logthrottle.New(set.Logger, time.Minute),
 	}
 	if r.droppedC, err = set.MeterProvider.Meter(scopeName).Int64Counter(metricDropped,
 		metric.WithDescription("Events the bantay_events receiver dropped before the logs pipeline, by source and reason (queue_full: its queue was full; unknown_kind: a heatmap event kind it does not know)."),
@@ -157,22 +157,7 @@ func (r *eventsReceiver) onHeatmap(he heatmap.Event) {
 func (r *eventsReceiver) drop(source, reason, msg string, fields ...zap.Field) {
 	r.droppedC.Add(context.Background(), 1, r.attrs,
 		metric.WithAttributes(attribute.String("source", source), attribute.String("reason", reason)))
-	r.warn(source+"/"+reason, msg, fields...)
-}
-
-// warn logs at most once a minute per key.
-func (r *eventsReceiver) warn(key, msg string, fields ...zap.Field) {
-	now := time.Now()
-	r.warnMu.Lock()
-	last, seen := r.warnedAt[key]
-	ok := !seen || now.Sub(last) >= time.Minute
-	if ok {
-		r.warnedAt[key] = now
-	}
-	r.warnMu.Unlock()
-	if ok {
-		r.set.Logger.Warn(msg, fields...)
-	}
+	r.warnings.Warn(source+"/"+reason, msg, fields...)
 }
 
 // run batches events from both sources: max_batch at once, or what is
@@ -237,7 +222,7 @@ func (r *eventsReceiver) send(batch []events.Event) []events.Event {
 	err := r.next.ConsumeLogs(ctx, events.ToLogs(batch))
 	r.obsrep.EndLogsOp(ctx, format, len(batch), err)
 	if err != nil {
-		r.warn("consume", "logs pipeline refused events; dropped", zap.Int("events", len(batch)), zap.Error(err))
+		r.warnings.Warn("consume", "logs pipeline refused events; dropped", zap.Int("events", len(batch)), zap.Error(err))
 	}
 	return batch[:0]
 }
