@@ -18,13 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/heatmap"
-)
-
-// Metric names of the metric model (docs/metric-model.md).
-const (
-	metricLatency  = "network.latency"
-	metricAttempts = "bantay.probe.attempts"
-	metricFailures = "bantay.probe.failures"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // HeatmapProvider is what the exporter looks for among the host's
@@ -82,32 +76,19 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 	}
 	s := e.pool.Get().(*scratch)
 	defer e.pool.Put(s)
-	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		rm := rms.At(i)
-		instance := ""
-		if v, ok := rm.Resource().Attributes().Get("service.instance.id"); ok {
-			instance = v.AsString()
-		}
-		sms := rm.ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				switch m.Name() {
-				case metricLatency:
-					if m.Type() == pmetric.MetricTypeHistogram {
-						e.histograms(s, instance, m.Histogram())
-					}
-				case metricAttempts:
-					if m.Type() == pmetric.MetricTypeSum {
-						e.counters(s, instance, heatmap.KindAttempts, m.Sum())
-					}
-				case metricFailures:
-					if m.Type() == pmetric.MetricTypeSum {
-						e.counters(s, instance, heatmap.KindFailures, m.Sum())
-					}
-				}
+	for instance, m := range metricmodel.Metrics(md) {
+		switch m.Name() {
+		case metricmodel.Latency:
+			if m.Type() == pmetric.MetricTypeHistogram {
+				e.histograms(s, instance, m.Histogram())
+			}
+		case metricmodel.Attempts:
+			if m.Type() == pmetric.MetricTypeSum {
+				e.counters(s, instance, heatmap.KindAttempts, m.Sum())
+			}
+		case metricmodel.Failures:
+			if m.Type() == pmetric.MetricTypeSum {
+				e.counters(s, instance, heatmap.KindFailures, m.Sum())
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // providerExtension stands in for the bantay extension (owned by another
@@ -55,7 +56,7 @@ func batch(start, at time.Time, temporality pmetric.AggregationTemporality, coun
 		}
 	}
 	lat := ms.AppendEmpty()
-	lat.SetName(metricLatency)
+	lat.SetName(metricmodel.Latency)
 	lat.SetUnit("ms")
 	h := lat.SetEmptyHistogram()
 	h.SetAggregationTemporality(temporality)
@@ -75,7 +76,7 @@ func batch(start, at time.Time, temporality pmetric.AggregationTemporality, coun
 		name string
 		v    int64
 		f    bool
-	}{{metricAttempts, attempts, false}, {metricFailures, failures, true}} {
+	}{{metricmodel.Attempts, attempts, false}, {metricmodel.Failures, failures, true}} {
 		m := ms.AppendEmpty()
 		m.SetName(c.name)
 		s := m.SetEmptySum()

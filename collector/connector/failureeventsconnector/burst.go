@@ -12,12 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/bantay-noc/bantay/internal/events"
-)
-
-// Metric names of the metric model (docs/metric-model.md).
-const (
-	metricFailures = "bantay.probe.failures"
-	metricAttempts = "bantay.probe.attempts"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Results a failures point is counted under (bantay_failure_events_points).
@@ -102,28 +97,15 @@ func newFolder(cfg *Config, emit func(events.Event), count func(string)) *folder
 // consume folds every bantay.probe.failures point of md. Attempts points
 // only tell it which probes are already known.
 func (f *folder) consume(md pmetric.Metrics, now time.Time) {
-	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		rm := rms.At(i)
-		instance := ""
-		if v, ok := rm.Resource().Attributes().Get("service.instance.id"); ok {
-			instance = v.AsString()
+	for instance, m := range metricmodel.Metrics(md) {
+		if m.Type() != pmetric.MetricTypeSum {
+			continue
 		}
-		sms := rm.ScopeMetrics()
-		for j := 0; j < sms.Len(); j++ {
-			ms := sms.At(j).Metrics()
-			for k := 0; k < ms.Len(); k++ {
-				m := ms.At(k)
-				if m.Type() != pmetric.MetricTypeSum {
-					continue
-				}
-				switch m.Name() {
-				case metricFailures:
-					f.failures(instance, m.Sum(), now)
-				case metricAttempts:
-					f.attempts(instance, m.Sum(), now)
-				}
-			}
+		switch m.Name() {
+		case metricmodel.Failures:
+			f.failures(instance, m.Sum(), now)
+		case metricmodel.Attempts:
+			f.attempts(instance, m.Sum(), now)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 var t0 = time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
@@ -42,7 +43,7 @@ func appendFailures(md pmetric.Metrics, s series, at time.Time, value float64) {
 		m.PutStr("method", "tcp")
 	}
 	att := sm.Metrics().AppendEmpty()
-	att.SetName(metricAttempts)
+	att.SetName(metricmodel.Attempts)
 	att.SetEmptySum().SetIsMonotonic(true)
 	att.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 	ap := att.Sum().DataPoints().AppendEmpty()
@@ -52,7 +53,7 @@ func appendFailures(md pmetric.Metrics, s series, at time.Time, value float64) {
 	ap.SetIntValue(1000)
 
 	m := sm.Metrics().AppendEmpty()
-	m.SetName(metricFailures)
+	m.SetName(metricmodel.Failures)
 	m.SetUnit("{failure}")
 	m.SetEmptySum().SetIsMonotonic(true)
 	m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // FuzzFold feeds arbitrary sequences of failure points (what probes send,
@@ -38,7 +39,7 @@ func FuzzFold(f *testing.F) {
 			rm := md.ResourceMetrics().AppendEmpty()
 			rm.Resource().Attributes().PutStr("service.instance.id", []string{"dvo-01", "mnl-01", ""}[int(sel)%3])
 			m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-			m.SetName(metricFailures)
+			m.SetName(metricmodel.Failures)
 			sum := m.SetEmptySum()
 			if sel&0x80 != 0 {
 				sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)

@@ -19,6 +19,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Attribute names: what probes send (see docs/metric-model.md) and what citytag sets.
@@ -37,8 +38,6 @@ const (
 	labelCarrier        = "carrier"
 	labelNetworkType    = "network_type"
 	labelProbe          = "probe"
-
-	latencyMetric = "network.latency"
 )
 
 // Rejection reasons, the values of the `reason` attribute of the rejected-points counter.
@@ -227,7 +226,7 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 // A point is dropped for an impossible value, for what cannot be placed,
 // and then for the per-probe limits (sc).
 func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, m pmetric.Metric) int {
-	isLatency := m.Name() == latencyMetric
+	isLatency := m.Name() == metricmodel.Latency
 	mkey, mreason, mdetail := sc.metricKey(m, pl)
 	check := func(attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
 		if !valid {
