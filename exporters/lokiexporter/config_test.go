@@ -1,38 +1,21 @@
 package lokiexporter
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
+	"github.com/bantay-noc/bantay/internal/configtest"
+
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configcompression"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := component.MustNewIDWithName("loki", "")
-	if name != "" {
-		id = component.MustNewIDWithName("loki", name)
-	}
-	sub, err := cm.Sub(id.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	if err := sub.Unmarshal(cfg); err != nil {
-		t.Fatalf("unmarshal %s: %v", id, err)
-	}
-	return cfg, confmap.Validate(cfg)
+	return configtest.Load[Config](t, NewFactory(), name)
 }
 
 func TestConfigStruct(t *testing.T) {

@@ -3,17 +3,15 @@ package failureeventsconnector
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
+	"github.com/bantay-noc/bantay/internal/configtest"
+
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer"
@@ -267,21 +265,7 @@ func TestShutdownHandsOnBatchedEvents(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	load := func(name string) (*Config, error) {
-		sub, err := cm.Sub(component.NewIDWithName(Type, name).String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := createDefaultConfig().(*Config)
-		if err := sub.Unmarshal(cfg); err != nil {
-			return nil, err
-		}
-		return cfg, confmap.Validate(cfg)
-	}
+	load := func(name string) (*Config, error) { return configtest.Load[Config](t, NewFactory(), name) }
 	cfg, err := load("")
 	if err != nil {
 		t.Fatal(err)

@@ -2,15 +2,13 @@ package probeauthextension
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
+
+	"github.com/bantay-noc/bantay/internal/configtest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 )
@@ -20,17 +18,7 @@ const testHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a
 
 func load(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	id := component.NewID(componentType)
-	if name != "" {
-		id = component.NewIDWithName(componentType, name)
-	}
-	sub, err := cm.Sub(id.String())
-	require.NoError(t, err)
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg, confmap.Validate(cfg)
+	return configtest.Load[Config](t, NewFactory(), name)
 }
 
 func TestConfig(t *testing.T) {

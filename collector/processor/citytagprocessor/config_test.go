@@ -1,36 +1,23 @@
 package citytagprocessor
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/configtest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(component.MustNewIDWithName(TypeStr, name).String())
-	require.NoError(t, err)
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg, confmap.Validate(cfg)
+	return configtest.Load[Config](t, NewFactory(), name)
 }
 
 func TestLoadConfig(t *testing.T) {
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	cfg, err := loadConfig(t, "")
 	require.NoError(t, err)
-	sub, err := cm.Sub(TypeStr)
-	require.NoError(t, err)
-	cfg := createDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	require.NoError(t, confmap.Validate(cfg))
 
 	assert.Equal(t, 30000.0, cfg.MaxLatencyMs)
 	assert.Equal(t, LimitsConfig{MaxSeriesPerProbe: 30000, SeriesIdle: 2 * time.Hour, MaxPointAttributes: 16,
