@@ -101,14 +101,9 @@ func freshRun(interval, duration time.Duration, maxSamples int, fresh, export *l
 	opts.ProbeInterval, opts.Logger = interval, logger
 	var probes *demo.Probes
 	opts.Probes = func(p *demo.Probes) { probes = p }
-	ctx, cancel := context.WithTimeout(context.Background(), duration+2*time.Minute)
-	defer cancel()
-	ready, demoDone := make(chan struct{}), make(chan error, 1)
-	go func() { demoDone <- demo.Run(ctx, opts, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-demoDone:
-		log.Fatalf("demo: %v", err)
+	d, err := demo.Start(opts, 90*time.Second)
+	if err != nil {
+		log.Fatal(err)
 	}
 	if err := probes.Stop(freshProbe); err != nil {
 		log.Fatal(err)
@@ -137,7 +132,7 @@ func freshRun(interval, duration time.Duration, maxSamples int, fresh, export *l
 	if err != nil {
 		log.Fatal(err)
 	}
-	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentCtx, stopAgent := context.WithCancel(context.Background())
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- a.Run(agentCtx) }()
 	fmt.Printf("demo collector on %s; probe %s measuring %d targets on %d uplinks every %v; measuring for %v\n",
@@ -194,8 +189,7 @@ func freshRun(interval, duration time.Duration, maxSamples int, fresh, export *l
 	}
 	stopAgent()
 	<-agentDone
-	cancel()
-	if err := <-demoDone; err != nil && ctx.Err() == nil {
+	if err := d.Stop(time.Minute); err != nil {
 		log.Printf("demo: %v", err)
 	}
 	fmt.Printf("  measurements delivered=%d (stamped %d; not yet delivered at the end %d; count ahead of stamps %d)\n",
