@@ -188,6 +188,7 @@ export class Matrix {
     this.panels = [];
     this.focus = { p: 0, r: 0, c: 0 };
     this.hover = null; // id under the pointer or focus
+    this.hoverPos = null; // its {p, r, c}, kept so that paint need not search
     this.model = null;
   }
 
@@ -375,7 +376,7 @@ export class Matrix {
     }
     // The hovered cell's element was replaced: point the tooltip at the new one.
     if (this.hover) {
-      const pos = this.posOf(this.hover);
+      const pos = (this.hoverPos = this.posOf(this.hover));
       if (pos) this.hooks.onHover(this.hover, this.cellAt(pos));
       else this.setHover(null, null);
     }
@@ -414,6 +415,7 @@ export class Matrix {
   setHover(id, el) {
     if (this.hover === id) return;
     this.hover = id;
+    this.hoverPos = this.posOf(id);
     this.hooks.onHover(id, el);
     this.paint();
   }
@@ -475,7 +477,7 @@ export class Matrix {
   paint() {
     if (!this.model) return;
     const { cities, cells, stat, theme } = this.model;
-    const hoverPos = this.posOf(this.hover);
+    const hoverPos = this.hoverPos;
     this.panels.forEach((p, pi) => {
       const ctx = p.canvas.getContext("2d");
       ctx.setTransform(p.dpr, 0, 0, p.dpr, 0, 0);
