@@ -77,8 +77,7 @@ type limiter struct {
 	seed   maphash.Seed
 	probes map[string]*probeSeries // registered probes; nil without a series limit
 
-	start   time.Time
-	elapsed func() time.Duration // monotonic time since start; replaced in tests
+	elapsed func() time.Duration // monotonic time since the limiter was made; replaced in tests
 
 	stop    chan struct{}
 	stopped sync.WaitGroup
@@ -93,7 +92,7 @@ type probeSeries struct {
 }
 
 type seriesState struct {
-	seen int64  // nanoseconds since the limiter's start
+	seen int64  // nanoseconds since the limiter was made (elapsed)
 	cost uint32 // store series of the point, the largest seen
 }
 
@@ -105,9 +104,9 @@ func newLimiter(cfg LimitsConfig, probes map[string]registeredProbe) *limiter {
 		maxNameLen:  cfg.MaxAttributeNameLength,
 		maxValueLen: cfg.MaxAttributeValueLength,
 		seed:        maphash.MakeSeed(),
-		start:       time.Now(),
 	}
-	l.elapsed = func() time.Duration { return time.Since(l.start) }
+	start := time.Now()
+	l.elapsed = func() time.Duration { return time.Since(start) }
 	l.checkAttrs = l.maxSeries > 0 || l.maxAttrs > 0 || l.maxNameLen > 0 || l.maxValueLen > 0
 	if l.maxSeries > 0 {
 		l.probes = make(map[string]*probeSeries, len(probes))

@@ -476,6 +476,7 @@ func (d *dstCache) lookup(raw string) (gazetteer.City, bool) {
 // sending every 15 s cannot flood the collector's log.
 type logLimiter struct {
 	interval time.Duration
+	now      func() time.Time // replaced in tests
 	mu       sync.Mutex
 	last     map[logKey]logState
 }
@@ -492,12 +493,12 @@ type logState struct {
 const maxLoggedKeys = 4096
 
 func newLogLimiter(interval time.Duration) *logLimiter {
-	return &logLimiter{interval: interval, last: make(map[logKey]logState)}
+	return &logLimiter{interval: interval, now: time.Now, last: make(map[logKey]logState)}
 }
 
 func (l *logLimiter) maybeLog(logger *zap.Logger, reason string, pl placement, detail string) bool {
 	key := logKey{reason, truncate(pl.probe), pl.carrier, pl.networkType}
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	if len(l.last) >= maxLoggedKeys {
 		// Random probe ids from a misbehaving client must not grow this map without bound.

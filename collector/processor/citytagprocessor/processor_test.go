@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -307,10 +306,6 @@ func TestCredentialMustMatchTheProbe(t *testing.T) {
 	assert.Equal(t, map[string]int64{reasonIdentityMismatch: 1, reasonUnauthenticated: 1}, h.rejected(t))
 }
 
-type extHost map[component.ID]component.Component
-
-func (h extHost) GetExtensions() map[component.ID]component.Component { return h }
-
 // startWithBus starts a citytag with testConfig() in a host with an event
 // bus, and subscribes to the bus.
 func startWithBus(t *testing.T) (processor.Metrics, <-chan events.Event) {
@@ -322,7 +317,7 @@ func startWithBus(t *testing.T) (processor.Metrics, <-chan events.Event) {
 	t.Cleanup(cancel)
 	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), new(consumertest.MetricsSink))
 	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), extHost{component.MustNewID("bantay"): bushost.Owner{Bus: bus}}))
+	require.NoError(t, p.Start(context.Background(), bushost.New(bus)))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
 	return p, sub
 }
@@ -455,7 +450,7 @@ func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
 }
 
 // TestRejectionLogIsRateLimited: a probe rejected on every request is one
-// log line per (reason, probe) per log_interval, carrying the count of the
+// log line per (reason, probe) per log_interval (on a fake clock), carrying the count of the
 // rejections it stood for; another probe or reason gets its own line.
 func TestRejectionLogIsRateLimited(t *testing.T) {
 	cfg := testConfig()
@@ -466,8 +461,10 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	tel := componenttest.NewTelemetry()
 	defer tel.Shutdown(context.Background())
 	set.TelemetrySettings.MeterProvider = tel.NewTelemetrySettings().MeterProvider
-	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, new(consumertest.MetricsSink))
+	p, tagger, err := newProcessor(context.Background(), set, cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)
+	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
+	tagger.logs.now = func() time.Time { return at }
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 	defer p.Shutdown(context.Background())
 
@@ -476,7 +473,6 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 		addResource(md, uplinkRes{probe, "Manila", "Globe", "5g"}, dst)
 		assert.NotEmpty(t, refusal(t, p.ConsumeMetrics(context.Background(), md)), "each request is refused, logged or not")
 	}
-	start := time.Now()
 	for range 5 {
 		send("ghost-1", "Davao")
 	}
@@ -484,15 +480,13 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	send("mnl-01", "Atlantis")    // another reason
 	send("mnl-01", "Gotham City") // same reason and probe: suppressed
 	lines := logs.FilterMessage("citytag rejected data").All()
-	if time.Since(start) < cfg.LogInterval {
-		require.Len(t, lines, 3, "one line per (reason, probe) within log_interval")
-		assert.Equal(t, "unknown_probe", lines[0].ContextMap()["reason"])
-		assert.Equal(t, "ghost-1", lines[0].ContextMap()["probe"])
-		assert.Equal(t, "ghost-2", lines[1].ContextMap()["probe"])
-		assert.Equal(t, "unknown_dst_city", lines[2].ContextMap()["reason"])
-	}
+	require.Len(t, lines, 3, "one line per (reason, probe) within log_interval")
+	assert.Equal(t, "unknown_probe", lines[0].ContextMap()["reason"])
+	assert.Equal(t, "ghost-1", lines[0].ContextMap()["probe"])
+	assert.Equal(t, "ghost-2", lines[1].ContextMap()["probe"])
+	assert.Equal(t, "unknown_dst_city", lines[2].ContextMap()["reason"])
 
-	time.Sleep(cfg.LogInterval)
+	at = at.Add(cfg.LogInterval)
 	send("ghost-1", "Davao")
 	lines = logs.FilterMessage("citytag rejected data").FilterField(zap.String("probe", "ghost-1")).All()
 	require.Len(t, lines, 2, "logged again once log_interval has passed")

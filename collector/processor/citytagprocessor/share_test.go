@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/bantay-noc/bantay/internal/events/bushost"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -25,10 +26,6 @@ func (s *gazetteerSink) SetGazetteer(from component.ID, g *gazetteer.Gazetteer) 
 	s.from, s.gaz = from, g
 }
 
-type gazetteerHost map[component.ID]component.Component
-
-func (h gazetteerHost) GetExtensions() map[component.ID]component.Component { return h }
-
 // TestStartHandsTheGazetteerToTheExtension: the operator's cities reach
 // the extension that draws them, with the processor's id.
 func TestStartHandsTheGazetteerToTheExtension(t *testing.T) {
@@ -41,7 +38,7 @@ func TestStartHandsTheGazetteerToTheExtension(t *testing.T) {
 	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)
 	sink := &gazetteerSink{}
-	require.NoError(t, p.Start(context.Background(), gazetteerHost{component.MustNewID("bantay"): sink}))
+	require.NoError(t, p.Start(context.Background(), bushost.Host{component.MustNewID("bantay"): sink}))
 	defer func() { require.NoError(t, p.Shutdown(context.Background())) }()
 
 	assert.Equal(t, set.ID, sink.from)
