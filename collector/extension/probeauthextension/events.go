@@ -42,6 +42,7 @@ const (
 const (
 	causeRateLimit   = "rate_limit"   // held past maxHold: the global budget was spent
 	causeSourcesFull = "sources_full" // too many distinct sources
+	causeShutdown    = "shutdown"     // still held when the extension shut down
 )
 
 // claimPattern is what a claimed probe id must look like to be named in
@@ -89,7 +90,7 @@ type reporter struct {
 
 func newReporter(logger *zap.Logger, meter metric.Meter) (*reporter, error) {
 	unreported, err := meter.Int64Counter("bantay_probeauth_unreported_failures",
-		metric.WithDescription("Refused OTLP requests that no probe_rejected event will count, by cause (rate_limit, sources_full)."),
+		metric.WithDescription("Refused OTLP requests that no probe_rejected event will count, by cause (rate_limit, sources_full, shutdown)."),
 		metric.WithUnit("{request}"))
 	return &reporter{
 		logger:     logger,
@@ -127,11 +128,24 @@ func (r *reporter) start(host component.Host) {
 	})
 }
 
+// shutdown stops reporting; refusals still held are counted as unreported
+// (cause shutdown), so none is lost without a trace.
 func (r *reporter) shutdown() {
-	if r.stop != nil {
-		close(r.stop)
-		r.wg.Wait()
-		r.stop = nil
+	if r.stop == nil {
+		return
+	}
+	close(r.stop)
+	r.wg.Wait()
+	r.stop = nil
+	held := 0
+	r.mu.Lock()
+	for k, st := range r.sources {
+		held += st.pending
+		delete(r.sources, k)
+	}
+	r.mu.Unlock()
+	if held > 0 {
+		r.unreported.Add(context.Background(), int64(held), metric.WithAttributes(attribute.String("cause", causeShutdown)))
 	}
 }
 

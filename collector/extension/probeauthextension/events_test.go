@@ -228,6 +228,21 @@ func TestRefusalsAreRateLimitedPerSource(t *testing.T) {
 	assert.Len(t, f.drain(), 2)
 }
 
+// TestHeldRefusalsAreCountedAtShutdown: refusals held for a later report
+// when the extension shuts down are counted as unreported, not lost.
+func TestHeldRefusalsAreCountedAtShutdown(t *testing.T) {
+	f := newFixture(t, 16)
+	wrong := map[string][]string{"authorization": {"Bearer " + secret}, ProbeIDHeader: {"mnl-01"}}
+	for range 3 {
+		f.refuse(t, "192.0.2.10:50000", wrong)
+	}
+	evs := f.drain()
+	require.Len(t, evs, 1)
+	require.NoError(t, f.auth.Shutdown(context.Background()))
+	assert.Equal(t, map[string]int64{causeShutdown: 2}, f.counter(t, "bantay_probeauth_unreported_failures", "cause"))
+	assert.Empty(t, f.auth.reporter.sources)
+}
+
 // TestRefusalFloodIsBounded: a flood of bad requests from thousands of
 // addresses puts at most the global budget of events on the bus, keeps a
 // bounded table, and counts what it does not report.
