@@ -528,10 +528,27 @@ func (l *logLimiter) maybeLog(logger *zap.Logger, reason string, pl placement, d
 	return true
 }
 
+// countPoints is how many data points a resource holds (without copying
+// it into a pmetric.Metrics, which DataPointCount would need).
 func countPoints(rm pmetric.ResourceMetrics) int {
-	md := pmetric.NewMetrics()
-	rm.CopyTo(md.ResourceMetrics().AppendEmpty())
-	return md.DataPointCount()
+	n := 0
+	for _, sm := range rm.ScopeMetrics().All() {
+		for _, m := range sm.Metrics().All() {
+			switch m.Type() {
+			case pmetric.MetricTypeGauge:
+				n += m.Gauge().DataPoints().Len()
+			case pmetric.MetricTypeSum:
+				n += m.Sum().DataPoints().Len()
+			case pmetric.MetricTypeHistogram:
+				n += m.Histogram().DataPoints().Len()
+			case pmetric.MetricTypeExponentialHistogram:
+				n += m.ExponentialHistogram().DataPoints().Len()
+			case pmetric.MetricTypeSummary:
+				n += m.Summary().DataPoints().Len()
+			}
+		}
+	}
+	return n
 }
 
 func strAttr(m pcommon.Map, key string) string {
