@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"context"
@@ -36,9 +35,6 @@ type Heatmap struct {
 	agg *aggregator
 	hub *hub
 	srv *server
-
-	gmu sync.Mutex // serialises SetGazetteer
-	gaz atomic.Pointer[gazetteer.Gazetteer]
 
 	mu      sync.Mutex
 	subs    []chan Event
@@ -65,7 +61,6 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Heatmap, 
 	}
 	agg := newAggregator(cfg, m)
 	h := &Heatmap{cfg: cfg, log: logger, m: m, agg: agg, stop: make(chan struct{})}
-	h.gaz.Store(cfg.Gazetteer)
 	h.hub = newHub(cfg, agg, m, logger)
 	h.srv = newServer(h.hub)
 	return h, nil
@@ -75,12 +70,12 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Heatmap, 
 // the gazetteer in use now (see SetGazetteer).
 func (h *Heatmap) Config() Config {
 	c := h.cfg
-	c.Gazetteer = h.gaz.Load()
+	c.Gazetteer = h.Gazetteer()
 	return c
 }
 
 // Gazetteer returns the gazetteer in use now.
-func (h *Heatmap) Gazetteer() *gazetteer.Gazetteer { return h.gaz.Load() }
+func (h *Heatmap) Gazetteer() *gazetteer.Gazetteer { return h.hub.parser.gaz.Load() }
 
 // SetGazetteer replaces the gazetteer that orders the wall's cities north
 // to south, gives them region, island group and map position, and
@@ -94,9 +89,6 @@ func (h *Heatmap) SetGazetteer(g *gazetteer.Gazetteer) {
 	if g == nil {
 		g = gazetteer.Default()
 	}
-	h.gmu.Lock()
-	defer h.gmu.Unlock()
-	h.gaz.Store(g)
 	h.hub.setGazetteer(g)
 }
 

@@ -74,7 +74,6 @@ type hub struct {
 	// metaDue: meta was rebuilt outside a tick (a new gazetteer); the next
 	// delta carries it.
 	metaDue  bool
-	gaz      *gazetteer.Gazetteer
 	groups   map[string]*group
 	clients  map[*client]struct{}
 	drills   map[string]*drill
@@ -106,10 +105,11 @@ func newHub(cfg Config, agg *aggregator, m *metrics, log *slog.Logger) *hub {
 }
 
 // useGazetteer makes g the source of city order, region, island group and
-// coordinates, and rebuilds the meta part of every frame. Caller holds
-// h.mu (or owns h, in newHub).
+// coordinates (h.parser.gaz, which also canonicalises filters), and
+// rebuilds the meta part of every frame. Caller holds h.mu (or owns h, in
+// newHub).
 func (h *hub) useGazetteer(g *gazetteer.Gazetteer) {
-	h.gaz = g
+	h.parser.gaz.Store(g)
 	clear(h.cityRank)
 	for i, c := range g.Cities() {
 		h.cityRank[c.Name] = i
@@ -124,7 +124,6 @@ func (h *hub) useGazetteer(g *gazetteer.Gazetteer) {
 func (h *hub) setGazetteer(g *gazetteer.Gazetteer) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.parser.gaz.Store(g)
 	h.useGazetteer(g)
 	h.metaDue = true
 	for _, gr := range h.groups {
@@ -314,6 +313,7 @@ func (h *hub) sets() (cities, carriers, nts []string) {
 }
 
 func (h *hub) buildMeta() []byte {
+	gaz := h.parser.gaz.Load()
 	cities, carriers, nts := h.sets()
 	b := append([]byte(nil), `"carriers":`...)
 	b = appendStrings(b, carriers)
@@ -324,7 +324,7 @@ func (h *hub) buildMeta() []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		c, ok := h.gaz.City(name)
+		c, ok := gaz.City(name)
 		if !ok || c.Name != name {
 			c = gazetteer.City{Name: name}
 		}

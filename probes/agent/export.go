@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -119,25 +118,12 @@ func newExporter(ctx context.Context, c config.Collector, probeID string) (sdkme
 }
 
 // httpClient is the OTLP/HTTP exporter's client: the exporter's own
-// defaults (a copy of net/http's DefaultTransport) with the TLS settings,
+// defaults (net/http's DefaultTransport settings) with the TLS settings,
 // and the collector's answers recorded for outageExporter.
 func httpClient(tlsCfg *tls.Config, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: answerRecorder{&http.Transport{
-			Proxy: http.ProxyFromEnvironment,
-			DialContext: (&net.Dialer{
-				Timeout:   30 * time.Second,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			TLSClientConfig:       tlsCfg,
-		}},
-	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	return &http.Client{Timeout: timeout, Transport: answerRecorder{tr}}
 }
 
 // answer is the collector's answer to the last HTTP attempt of one export.
