@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/bantay-noc/bantay/internal/events"
 )
@@ -78,11 +79,10 @@ type reporter struct {
 	now        func() time.Time
 	unreported metric.Int64Counter
 
-	mu       sync.Mutex
-	owner    eventBusOwner // nil without the bantay extension
-	sources  map[sourceKey]*sourceState
-	tokens   float64
-	refilled time.Time
+	mu      sync.Mutex
+	owner   eventBusOwner // nil without the bantay extension
+	sources map[sourceKey]*sourceState
+	budget  *rate.Limiter // shared by all sources; asked with the reporter's clock
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -97,7 +97,7 @@ func newReporter(logger *zap.Logger, meter metric.Meter) (*reporter, error) {
 		now:        time.Now,
 		unreported: unreported,
 		sources:    make(map[sourceKey]*sourceState),
-		tokens:     reportBurst,
+		budget:     rate.NewLimiter(rate.Every(reportRate), reportBurst),
 	}, err
 }
 
@@ -216,13 +216,7 @@ func (r *reporter) flush(ctx context.Context, now time.Time) {
 
 // take spends one unit of the global budget, if there is one. r.mu is held.
 func (r *reporter) take(now time.Time) bool {
-	r.tokens = min(reportBurst, r.tokens+float64(now.Sub(r.refilled))/float64(reportRate))
-	r.refilled = now
-	if r.tokens < 1 {
-		return false
-	}
-	r.tokens--
-	return true
+	return r.budget.AllowN(now, 1)
 }
 
 // emit logs a report and publishes it on the bus, if there is one.
