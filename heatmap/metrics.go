@@ -134,7 +134,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		deliveryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "bantay_heatmap_ws_delivery_lag_seconds",
 			Help:    "From the start of a broadcast tick until its delta frame was written to a client's socket, per client.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: DeliveryLagBuckets,
 		}),
 		queueHighWater: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bantay_heatmap_ws_send_queue_max",
@@ -167,3 +167,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// DeliveryLagBuckets are the bucket bounds (seconds) of
+// bantay_heatmap_ws_delivery_lag_seconds, exported so that load tools
+// measuring another hub read their figures off the same bounds.
+var DeliveryLagBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}

@@ -49,18 +49,14 @@ const (
 	naiveHopMetric = "heatmapload_naive_upstream_lag_seconds"
 )
 
-// lagBuckets are bantay_heatmap_ws_delivery_lag_seconds's, so the two
-// hubs' server-side figures are read off the same bucket bounds.
-var lagBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
-
 func startNaive(h *heatmap.Heatmap, reg prometheus.Registerer) (*naiveHub, error) {
 	n := &naiveHub{
 		real: h.Handler(), queue: h.Config().SendQueue,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, EnableCompression: true,
 			CheckOrigin: func(*http.Request) bool { return true }},
-		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveLagMetric, Buckets: lagBuckets,
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveLagMetric, Buckets: heatmap.DeliveryLagBuckets,
 			Help: "Naive hub: from the tick's start until the delta was written to a client's socket, per client."}),
-		hop: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveHopMetric, Buckets: lagBuckets,
+		hop: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveHopMetric, Buckets: heatmap.DeliveryLagBuckets,
 			Help: "Naive hub: from the tick's start until the relay received the delta from the real hub."}),
 		clients: map[chan naiveFrame]struct{}{},
 	}
