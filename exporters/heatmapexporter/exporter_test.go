@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -30,13 +32,6 @@ type providerExtension struct {
 }
 
 func (p *providerExtension) Heatmap() *heatmap.Heatmap { return p.hm }
-
-type host struct {
-	component.Host
-	exts map[component.ID]component.Component
-}
-
-func (h host) GetExtensions() map[component.ID]component.Component { return h.exts }
 
 var bounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
 
@@ -135,9 +130,9 @@ func startExporter(t *testing.T, hm *heatmap.Heatmap) exporter.Metrics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+	h := hosttest.Host{
 		component.MustNewID("bantay"): &providerExtension{hm: hm},
-	}}
+	}
 	if err := exp.Start(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}
@@ -212,9 +207,9 @@ func TestStartFailsWithoutTheExtension(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `extension "bantay" is not configured`) {
 		t.Fatalf("start without extension: %v", err)
 	}
-	h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+	h := hosttest.Host{
 		component.MustNewID("bantay"): componentWithoutHeatmap{},
-	}}
+	}
 	exp2, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -43,9 +44,9 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := host{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{
+	h := hosttest.Host{
 		component.MustNewID("bantay"): &providerExtension{hm: hm},
-	}}
+	}
 	if err := exp.Start(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}

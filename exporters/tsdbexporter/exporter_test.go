@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,10 +27,6 @@ type owner struct {
 
 func (o owner) Store() *store.Store { return o.s }
 
-type host map[component.ID]component.Component
-
-func (h host) GetExtensions() map[component.ID]component.Component { return h }
-
 func TestPushIsStoredBeforeItReturns(t *testing.T) {
 	s, err := store.Open(store.DefaultConfig(t.TempDir()), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -36,7 +34,7 @@ func TestPushIsStoredBeforeItReturns(t *testing.T) {
 	cfg := createDefaultConfig()
 	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(componentType), cfg)
 	require.NoError(t, err)
-	require.NoError(t, exp.Start(context.Background(), host{component.MustNewID("bantay"): owner{s: s}}))
+	require.NoError(t, exp.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): owner{s: s}}))
 	defer exp.Shutdown(context.Background())
 
 	now := time.Now()
@@ -61,13 +59,13 @@ func TestPushIsStoredBeforeItReturns(t *testing.T) {
 func TestStartNamesTheMissingExtension(t *testing.T) {
 	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(componentType), createDefaultConfig())
 	require.NoError(t, err)
-	err = exp.Start(context.Background(), host{})
+	err = exp.Start(context.Background(), hosttest.Host{})
 	assert.ErrorContains(t, err, `extension "bantay" is not configured`)
 
 	type other struct {
 		component.StartFunc
 		component.ShutdownFunc
 	}
-	err = exp.Start(context.Background(), host{component.MustNewID("bantay"): other{}})
+	err = exp.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): other{}})
 	assert.ErrorContains(t, err, "does not own a Bantay store")
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
+
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,10 +27,6 @@ import (
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/testenv"
 )
-
-type extensions map[component.ID]component.Component
-
-func (e extensions) GetExtensions() map[component.ID]component.Component { return e }
 
 // wireCities is the cities part of a heatmap snapshot or delta (the
 // protocol's city objects are gazetteer.City without aliases).
@@ -84,7 +82,7 @@ func TestOperatorCitiesReachTheHeatmap(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(ctx, componenttest.NewNopHost()))
 	defer func() { require.NoError(t, ext.Shutdown(ctx)) }()
-	host := extensions{component.NewID(componentType): ext}
+	host := hosttest.Host{component.NewID(componentType): ext}
 
 	// A wall opened before the pipelines start.
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+cfg.NetAddr.Endpoint+heatmap.PathWS, nil)

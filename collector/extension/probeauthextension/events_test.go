@@ -27,7 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/bantay-noc/bantay/internal/events"
-	"github.com/bantay-noc/bantay/internal/events/bushost"
+	"github.com/bantay-noc/bantay/internal/hosttest"
 	"github.com/bantay-noc/bantay/internal/testenv"
 )
 
@@ -79,7 +79,7 @@ func newFixture(t *testing.T, capacity int) *fixture {
 	t.Cleanup(cancel)
 	f := &fixture{auth: ext.(*authenticator), tel: tel, logs: logs, clk: &clock{t: time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)}, sub: sub}
 	f.auth.reporter.now = f.clk.now
-	require.NoError(t, ext.Start(context.Background(), bushost.New(bus)))
+	require.NoError(t, ext.Start(context.Background(), hosttest.WithBus(bus)))
 	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
 	return f
 }
@@ -293,7 +293,7 @@ func TestReceiverRefusalReachesTheBus(t *testing.T) {
 	sink := new(consumertest.MetricsSink)
 	rcv, err := rf.CreateMetrics(context.Background(), receivertest.NewNopSettings(rf.Type()), cfg, sink)
 	require.NoError(t, err)
-	host := bushost.Host{component.MustNewID(TypeStr): f.auth}
+	host := hosttest.Host{component.MustNewID(TypeStr): f.auth}
 	require.NoError(t, rcv.Start(context.Background(), host))
 	defer func() { require.NoError(t, rcv.Shutdown(context.Background())) }()
 

@@ -22,8 +22,8 @@ import (
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
-	"github.com/bantay-noc/bantay/internal/events/bushost"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/hosttest"
 )
 
 func cityFixture(name string, aliases ...string) gazetteer.City {
@@ -317,7 +317,7 @@ func startWithBus(t *testing.T) (processor.Metrics, <-chan events.Event) {
 	t.Cleanup(cancel)
 	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), new(consumertest.MetricsSink))
 	require.NoError(t, err)
-	require.NoError(t, p.Start(context.Background(), bushost.New(bus)))
+	require.NoError(t, p.Start(context.Background(), hosttest.WithBus(bus)))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
 	return p, sub
 }

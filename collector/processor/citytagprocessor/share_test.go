@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/processor/processortest"
 
-	"github.com/bantay-noc/bantay/internal/events/bushost"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/hosttest"
 )
 
 // gazetteerSink records what citytag hands over at Start.
@@ -38,7 +38,7 @@ func TestStartHandsTheGazetteerToTheExtension(t *testing.T) {
 	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)
 	sink := &gazetteerSink{}
-	require.NoError(t, p.Start(context.Background(), bushost.Host{component.MustNewID("bantay"): sink}))
+	require.NoError(t, p.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): sink}))
 	defer func() { require.NoError(t, p.Shutdown(context.Background())) }()
 
 	assert.Equal(t, set.ID, sink.from)

@@ -31,11 +31,6 @@ func (e *heatmapOnly) Start(context.Context, component.Host) error { return nil 
 func (e *heatmapOnly) Shutdown(context.Context) error              { return nil }
 func (e *heatmapOnly) Heatmap() *heatmap.Heatmap                   { return e.hm }
 
-// testHost is a component.Host whose extensions are the given ones.
-type testHost map[component.ID]component.Component
-
-func (h testHost) GetExtensions() map[component.ID]component.Component { return h }
-
 // newTestHeatmap is a heatmap, not yet started, tuned so that a test can drive a path
 // through its states in seconds: 1 s resolution, a 5 s events window
 // against a 60 s baseline, no hold time, stale after two 1 s intervals.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
+
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer"
@@ -143,7 +145,7 @@ func TestVictoriaLogsEventSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv, _, err := startReceiver(t, testConfig(), testHost{bantayID: &testExtension{hm: hm, bus: bus}}, logs)
+	rcv, _, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, logs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
+
 	"github.com/bantay-noc/bantay/internal/configtest"
 
 	"go.opentelemetry.io/collector/component"
@@ -115,7 +117,7 @@ func TestHeatmapAndBusEventsBecomeLogRecords(t *testing.T) {
 	bus.Publish(events.RulesReloaded(time.Now(), 2, 9, nil))
 
 	sink := &consumertest.LogsSink{}
-	_, tt, err := startReceiver(t, testConfig(), testHost{bantayID: &testExtension{hm: hm, bus: bus}}, sink)
+	_, tt, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestShutdownHandsOnQueuedBusEvents(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	cfg := testConfig()
 	cfg.FlushInterval = time.Minute // only shutdown flushes
-	r, _, err := startReceiver(t, cfg, testHost{bantayID: &testExtension{bus: bus}}, sink)
+	r, _, err := startReceiver(t, cfg, hosttest.Host{bantayID: &testExtension{bus: bus}}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +196,7 @@ func TestConsumerErrorsCountedNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus, _ := events.NewBus(16, nil)
-	r, tt, err := startReceiver(t, testConfig(), testHost{bantayID: &testExtension{bus: bus}}, next)
+	r, tt, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{bus: bus}}, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +241,7 @@ func TestStuckPipelineDropsHeatmapEvents(t *testing.T) {
 	hm := newTestHeatmap(t, func(c *heatmap.Config) { c.StaleAfter = 1000 })
 	cfg := testConfig()
 	cfg.QueueSize, cfg.MaxBatch = 1, 1
-	r, tt, err := startReceiver(t, cfg, testHost{bantayID: &testExtension{hm: hm, bus: bus}}, next)
+	r, tt, err := startReceiver(t, cfg, hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +279,12 @@ type plainExtension struct {
 func TestStartErrors(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	for name, tc := range map[string]struct {
-		host testHost
+		host hosttest.Host
 		want string
 	}{
-		"missing":  {testHost{}, `extension "bantay" is not configured`},
-		"no parts": {testHost{bantayID: &testExtension{}}, "provides neither a heatmap"},
-		"foreign":  {testHost{bantayID: plainExtension{}}, "provides neither"},
+		"missing":  {hosttest.Host{}, `extension "bantay" is not configured`},
+		"no parts": {hosttest.Host{bantayID: &testExtension{}}, "provides neither a heatmap"},
+		"foreign":  {hosttest.Host{bantayID: plainExtension{}}, "provides neither"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := startReceiver(t, testConfig(), tc.host, sink)
@@ -292,7 +294,7 @@ func TestStartErrors(t *testing.T) {
 		})
 	}
 	// A heatmap alone is enough.
-	if _, _, err := startReceiver(t, testConfig(), testHost{bantayID: &heatmapOnly{hm: newTestHeatmap(t)}}, sink); err != nil {
+	if _, _, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &heatmapOnly{hm: newTestHeatmap(t)}}, sink); err != nil {
 		t.Fatal(err)
 	}
 }

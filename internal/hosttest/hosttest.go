@@ -1,7 +1,8 @@
-// Package bushost is, for tests, a collector host whose extensions include
-// one that owns an event bus, as the bantay extension does; components that
-// publish on the bus (citytag, probeauth) find it by its Events method.
-package bushost
+// Package hosttest is, for component tests, a collector host with the
+// extensions the test gives it — among them, if asked, one that owns an
+// event bus as the bantay extension does (citytag and probeauth find it by
+// its Events method).
+package hosttest
 
 import (
 	"go.opentelemetry.io/collector/component"
@@ -25,7 +26,7 @@ type Host map[component.ID]component.Component
 // GetExtensions returns the extensions.
 func (h Host) GetExtensions() map[component.ID]component.Component { return h }
 
-// New returns a host whose extension "bantay" owns bus.
-func New(bus *events.Bus) Host {
+// WithBus returns a host whose extension "bantay" owns bus.
+func WithBus(bus *events.Bus) Host {
 	return Host{component.MustNewID("bantay"): Owner{Bus: bus}}
 }
