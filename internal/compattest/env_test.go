@@ -195,17 +195,8 @@ const unregisteredProbe = "rogue-01"
 func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string) {
 	t.Helper()
 	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
-	rm.Resource().Attributes().PutStr("service.instance.id", unregisteredProbe)
-	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-	m.SetName("bantay.probe.attempts")
-	sum := m.SetEmptySum()
-	sum.SetIsMonotonic(true)
-	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	dp := sum.DataPoints().AppendEmpty()
 	start := time.Now()
-	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	dp := otlpload.AppendAttempts(md, map[string]string{"service.name": "bantay-probe", "service.instance.id": unregisteredProbe}, start)
 	dp.Attributes().PutStr("server.address", "davao.bantay.ph")
 
 	client := &http.Client{Timeout: 30 * time.Second}

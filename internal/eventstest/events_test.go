@@ -454,22 +454,13 @@ const unknownProbe = "zzz-99"
 func sendBadTags(t *testing.T, base string, up netsim.DemoUplink) {
 	t.Helper()
 	md := pmetric.NewMetrics()
-	now := pcommon.NewTimestampFromTime(time.Now())
+	now := time.Now()
 	for _, probe := range []string{up.Probe, unknownProbe} {
-		rm := md.ResourceMetrics().AppendEmpty()
-		res := rm.Resource().Attributes()
-		res.PutStr("service.name", "bantay-probe")
-		res.PutStr("service.instance.id", probe)
-		res.PutStr("bantay.uplink.carrier", up.Carrier)
-		res.PutStr("bantay.uplink.network_type", up.NetworkType)
-		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-		m.SetName("bantay.probe.attempts")
-		sum := m.SetEmptySum()
-		sum.SetIsMonotonic(true)
-		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-		dp := sum.DataPoints().AppendEmpty()
-		dp.SetStartTimestamp(now)
-		dp.SetTimestamp(now)
+		dp := otlpload.AppendAttempts(md, map[string]string{
+			"service.name": "bantay-probe", "service.instance.id": probe,
+			"bantay.uplink.carrier": up.Carrier, "bantay.uplink.network_type": up.NetworkType,
+		}, now)
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
 		dp.SetIntValue(1)
 		dp.Attributes().PutStr("dst_city", "Atlantis")
 	}

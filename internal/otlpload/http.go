@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -57,4 +60,23 @@ func PostHTTP(ctx context.Context, client *http.Client, base string, md pmetric.
 		a.Message = string(msg)
 	}
 	return a, nil
+}
+
+// AppendAttempts adds to md a resource with the given attributes holding
+// one cumulative bantay.probe.attempts point started at start, and returns
+// the point for the caller to give attributes, a value and a time: the
+// smallest request a probe (or a misconfigured one) sends.
+func AppendAttempts(md pmetric.Metrics, resource map[string]string, start time.Time) pmetric.NumberDataPoint {
+	rm := md.ResourceMetrics().AppendEmpty()
+	for k, v := range resource {
+		rm.Resource().Attributes().PutStr(k, v)
+	}
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(metricmodel.Attempts)
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := sum.DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	return dp
 }
