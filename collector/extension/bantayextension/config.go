@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/store"
+	"github.com/bantay-noc/bantay/internal/webauth"
 )
 
 // Config configures the Bantay server: the embedded store, its HTTP
@@ -31,6 +33,10 @@ type Config struct {
 	Storage StorageConfig  `mapstructure:"storage"`
 	Query   QueryConfig    `mapstructure:"query"`
 	Heatmap heatmap.Config `mapstructure:"heatmap"`
+
+	// Access says which route needs which credential (docs/security.md).
+	// Without credentials everything is open, and a warning says so.
+	Access webauth.Config `mapstructure:"access"`
 
 	// EventsBuffer bounds the collector's event bus (path state changes,
 	// rejected probes, rule reloads) per subscriber; beyond it events are
@@ -88,6 +94,15 @@ func (cfg *Config) Validate() error {
 	}
 	if err := cfg.Heatmap.Validate(); err != nil {
 		return fmt.Errorf("heatmap: %w", err)
+	}
+	if err := cfg.Access.Validate(); err != nil {
+		return fmt.Errorf("access: %w", err)
+	}
+	if cfg.Access.Enabled() && cfg.Heatmap.Token != "" {
+		return errors.New("heatmap::token: remove it when access has credentials (a reader token replaces it, and is stored hashed)")
+	}
+	if cfg.Access.Enabled() && slices.Contains(cfg.Heatmap.AllowedOrigins, "*") {
+		return errors.New(`heatmap::allowed_origins: "*" would let any site open /ws with a logged-in browser's session; list the origins`)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/store"
+	"github.com/bantay-noc/bantay/internal/webauth"
 	"github.com/bantay-noc/bantay/web"
 )
 
@@ -45,6 +46,7 @@ type Server struct {
 	prom    *store.Server
 	heatmap *heatmap.Heatmap // set and cleared under gmu
 	events  *events.Bus
+	access  *webauth.Policy
 	http    *http.Server
 	wg      sync.WaitGroup
 	stop    chan struct{}
@@ -176,6 +178,10 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 		_ = ln.Close()
 		return fmt.Errorf("prometheus_config: %w", err)
 	}
+	if err = s.startAccess(extURL); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	s.publishRulesLoaded(nil)
 	s.stop = make(chan struct{})
 	s.wg.Go(s.reloadOnSIGHUP)
@@ -200,7 +206,31 @@ func (s *Server) externalURL(addr net.Addr) *url.URL {
 			return u
 		}
 	}
-	return &url.URL{Scheme: "http", Host: addr.String()}
+	scheme := "http"
+	if s.cfg.TLS.HasValue() {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: addr.String()}
+}
+
+// startAccess builds the listener's access policy and warns about what it
+// leaves open. The session cookie is Secure when browsers come over https.
+func (s *Server) startAccess(extURL *url.URL) (err error) {
+	s.access, err = webauth.New(s.cfg.Access, webauth.Options{
+		Secure: extURL.Scheme == "https", Registerer: s.reg, Logger: s.set.Logger})
+	if err != nil {
+		return fmt.Errorf("access: %w", err)
+	}
+	switch {
+	case !s.access.Enabled():
+		s.set.Logger.Warn("the bantay listener has no access policy: anyone who can reach it can read the Prometheus API, "+
+			"/metrics, the heatmap and the page, and POST /-/reload; set access.credentials (docs/security.md)",
+			zap.String("address", s.cfg.NetAddr.Endpoint))
+	case extURL.Scheme != "https":
+		s.set.Logger.Warn("the bantay listener checks credentials over plain HTTP: tokens, passwords and session cookies "+
+			"cross the network readable; set tls (docs/security.md)", zap.String("address", s.cfg.NetAddr.Endpoint))
+	}
+	return nil
 }
 
 // reload re-reads the Prometheus-format configuration and tells the event bus.
@@ -246,17 +276,23 @@ func (s *Server) routes(extURL *url.URL) http.Handler {
 	deps := s.prom.APIDeps()
 	deps.Gatherer, deps.Registerer = s.reg, s.reg
 	deps.Logger = s.logger.With("component", "api")
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", s.store.APIHandler(deps)))
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+	acc := s.access
+	mux.Handle("/api/v1/", acc.Require(webauth.Read, http.StripPrefix("/api/v1", s.store.APIHandler(deps))))
+	mux.Handle("POST /-/reload", acc.Require(webauth.Admin, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if err := s.reload(); err != nil {
 			http.Error(w, "failed to reload config: "+err.Error(), http.StatusInternalServerError)
 		}
-	})
+	})))
 	for _, p := range heatmap.Paths() {
-		mux.Handle(p, s.heatmap.Handler())
+		need := webauth.Read
+		if p == heatmap.PathWS {
+			need = webauth.Page // the heatmap then checks its Origin
+		}
+		mux.Handle(p, acc.Require(need, s.heatmap.Handler()))
 	}
-	mux.Handle("/", web.Handler())
-	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("/", acc.Require(webauth.Page, web.Handler()))
+	mux.Handle("/metrics", acc.Require(webauth.Read, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
+	acc.Register(mux)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("Bantay is Healthy.\n"))
 	})

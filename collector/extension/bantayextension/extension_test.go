@@ -38,6 +38,20 @@ func TestConfig(t *testing.T) {
 	assert.ErrorContains(t, err, "retention: 5m0s is shorter than the 1h minimum")
 	_, err = load(t, "bad_url")
 	assert.ErrorContains(t, err, `external_url: "not a url" is not an absolute URL`)
+
+	cfg, err = load(t, "access")
+	require.NoError(t, err)
+	assert.True(t, cfg.Access.Enabled())
+	assert.Equal(t, "admin", cfg.Access.Credentials["ops"].Role)
+	assert.Equal(t, 24*time.Hour, cfg.Access.Session.TTL)
+	assert.Equal(t, 10, cfg.Access.FailedLogins.Burst, "defaults survive a partial access block")
+	_, err = load(t, "access_bad_role")
+	assert.ErrorContains(t, err, `access: credentials::grafana::role: "root" is not "reader" or "admin"`)
+	_, err = load(t, "access_heatmap_token")
+	assert.ErrorContains(t, err, "heatmap::token: remove it")
+	assert.NotContains(t, err.Error(), "plaintext-secret")
+	_, err = load(t, "access_any_origin")
+	assert.ErrorContains(t, err, `heatmap::allowed_origins: "*"`)
 }
 
 func get(t *testing.T, url string) (int, string) {

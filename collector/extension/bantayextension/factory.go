@@ -15,6 +15,7 @@ import (
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/store"
+	"github.com/bantay-noc/bantay/internal/webauth"
 )
 
 // TypeStr is the extension's name in collector configs.
@@ -50,6 +51,7 @@ func createDefaultConfig() component.Config {
 			MaxSamples:    def.MaxSamples,
 		},
 		Heatmap:      heatmap.DefaultConfig(),
+		Access:       webauth.DefaultConfig(),
 		EventsBuffer: 1024,
 	}
 }
