@@ -1,7 +1,6 @@
 package bantayextension
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +31,7 @@ import (
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bantay-noc/bantay/heatmap"
@@ -73,34 +72,36 @@ func newSecrets(t *testing.T) secrets {
 	return s
 }
 
-// logBuffer captures everything the extension logs, at every level.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func startWithLogs(t *testing.T, cfg *Config) (*Server, *logBuffer) {
+// startWithLogs starts the extension with cfg, logging into an observer.
+func startWithLogs(t *testing.T, cfg *Config) (*Server, *observer.ObservedLogs) {
 	t.Helper()
-	logs := &logBuffer{}
+	core, logs := observer.New(zap.DebugLevel)
 	set := extensiontest.NewNopSettings(componentType)
-	set.Logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zap.DebugLevel))
+	set.Logger = zap.New(core)
 	ext, err := NewFactory().Create(context.Background(), set, cfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
 	return ext.(*Server), logs
+}
+
+// logText is every logged message with its fields, to search for secrets.
+func logText(logs *observer.ObservedLogs) string {
+	var b strings.Builder
+	for _, e := range logs.All() {
+		fmt.Fprintln(&b, e.Message, e.ContextMap())
+	}
+	return b.String()
+}
+
+// testConfig is the default config on a free loopback port and a fresh
+// store, with the given access policy.
+func testConfig(t *testing.T, access webauth.Config) *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
+	cfg.Storage.Path = t.TempDir()
+	cfg.Access = access
+	return cfg
 }
 
 // noRedirect shows redirects instead of following them.
@@ -153,10 +154,7 @@ func login(t *testing.T, base, user, pw string) *http.Cookie {
 // the log or a response.
 func TestAccessPolicyEveryRoute(t *testing.T) {
 	sec := newSecrets(t)
-	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
-	cfg.Storage.Path = t.TempDir()
-	cfg.Access = sec.cfg
+	cfg := testConfig(t, sec.cfg)
 	cfg.Access.FailedLogins.Burst = 1000 // every wrong password below comes from 127.0.0.1
 	base := "http://" + cfg.NetAddr.Endpoint
 	srv, logs := startWithLogs(t, cfg)
@@ -281,7 +279,7 @@ func TestAccessPolicyEveryRoute(t *testing.T) {
 	for name, s := range map[string]string{"reader token": sec.readerToken, "admin token": sec.adminToken,
 		"reader password": sec.readerPassword, "admin password": sec.adminPassword, "session": session.Value,
 		"bcrypt hash": sec.cfg.Credentials["noc"].Bcrypt} {
-		assert.NotContains(t, logs.String(), s, "the %s is in the log", name)
+		assert.NotContains(t, logText(logs), s, "the %s is in the log", name)
 		assert.NotContains(t, bodies.String(), s, "the %s is in a response", name)
 		assert.NotContains(t, metrics, s, "the %s is in /metrics", name)
 	}
@@ -306,10 +304,7 @@ func getWith(t *testing.T, u string, auth func(*http.Request)) (int, string) {
 // for a custom "Authorization: Bearer" header.
 func TestGrafanaDataSourceWithReaderCredential(t *testing.T) {
 	sec := newSecrets(t)
-	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
-	cfg.Storage.Path = t.TempDir()
-	cfg.Access = sec.cfg
+	cfg := testConfig(t, sec.cfg)
 	base := "http://" + cfg.NetAddr.Endpoint
 	startWithLogs(t, cfg)
 
@@ -367,11 +362,9 @@ func basicValue(user, pw string) string {
 // TestWarnsWhenOpen: without a policy everything stays open, and the start
 // says so.
 func TestWarnsWhenOpen(t *testing.T) {
-	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
-	cfg.Storage.Path = t.TempDir()
+	cfg := testConfig(t, webauth.DefaultConfig())
 	_, logs := startWithLogs(t, cfg)
-	assert.Contains(t, logs.String(), "no access policy")
+	assert.Contains(t, logText(logs), "no access policy")
 	resp, err := http.Post("http://"+cfg.NetAddr.Endpoint+"/-/reload", "", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -409,10 +402,7 @@ func TestTLSListener(t *testing.T) {
 	dir := t.TempDir()
 	first := writeCert(t, dir, 1)
 	sec := newSecrets(t)
-	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
-	cfg.Storage.Path = t.TempDir()
-	cfg.Access = sec.cfg
+	cfg := testConfig(t, sec.cfg)
 	tc := configtls.NewDefaultServerConfig()
 	tc.CertFile, tc.KeyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	// Any handshake after the files changed reloads them: the test need not wait.
@@ -420,7 +410,7 @@ func TestTLSListener(t *testing.T) {
 	cfg.TLS = configoptional.Some(tc)
 	base := "https://" + cfg.NetAddr.Endpoint
 	srv, logs := startWithLogs(t, cfg)
-	assert.NotContains(t, logs.String(), "plain HTTP")
+	assert.NotContains(t, logText(logs), "plain HTTP")
 
 	served := func(trust *x509.Certificate) *x509.Certificate {
 		pool := x509.NewCertPool()
