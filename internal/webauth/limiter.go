@@ -34,7 +34,8 @@ func newFailLimiter(c LimitConfig, max int) *failLimiter {
 }
 
 // bucket returns addr's bucket, creating it. When the map is full, buckets
-// that have refilled (the same as a new one) are forgotten first.
+// that have refilled (the same as a new one) are forgotten first. Caller
+// holds mu.
 func (l *failLimiter) bucket(addr netip.Addr, now time.Time) *rate.Limiter {
 	if b, ok := l.by[addr]; ok {
 		return b
@@ -57,23 +58,27 @@ func (l *failLimiter) bucket(addr netip.Addr, now time.Time) *rate.Limiter {
 	return b
 }
 
-// wait is how long addr must wait before its next password check; 0 if
-// it may check now.
-func (l *failLimiter) wait(addr netip.Addr, now time.Time) time.Duration {
+// begin reserves one failure from addr's budget for a password check
+// about to run, so concurrent guesses cannot all pass before the first
+// one fails. It returns how long to wait if there is none left (nothing
+// reserved then), else done, to be called with the check's outcome: a
+// right password gives the reservation back.
+func (l *failLimiter) begin(addr netip.Addr, now time.Time) (done func(failed bool), wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	tokens := l.bucket(addr, now).TokensAt(now)
-	if tokens >= 1 {
-		return 0
+	b := l.bucket(addr, now)
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
 	}
-	return time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
-}
-
-// fail takes one failure from addr's budget.
-func (l *failLimiter) fail(addr netip.Addr, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.bucket(addr, now).AllowN(now, 1)
+	return func(failed bool) {
+		if !failed {
+			l.mu.Lock()
+			r.CancelAt(now) // at the reservation's own time: rate only gives back what has not been acted on
+			l.mu.Unlock()
+		}
+	}, 0
 }
 
 // clientAddr is the TCP peer. X-Forwarded-For is not trusted: anyone could

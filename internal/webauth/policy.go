@@ -117,9 +117,8 @@ type user struct {
 
 // identity is who a request is.
 type identity struct {
-	name    string
-	role    string
-	session bool // from the cookie, not the Authorization header
+	name string
+	role string
 }
 
 // refusal is why a request is not let through.
@@ -196,12 +195,12 @@ func (p *Policy) Require(a Access, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, ref := p.authenticate(r, a != Admin)
+		id, ref := p.authenticate(r, a != Admin) // a session never reaches an Admin route
 		if ref != nil {
 			p.refuse(w, r, a, ref)
 			return
 		}
-		if a == Admin && (id.role != RoleAdmin || id.session) {
+		if a == Admin && id.role != RoleAdmin {
 			p.failures.WithLabelValues(reasonForbidden).Inc()
 			http.Error(w, "forbidden: this needs an admin credential in the Authorization header", http.StatusForbidden)
 			return
@@ -211,7 +210,7 @@ func (p *Policy) Require(a Access, h http.Handler) http.Handler {
 }
 
 // authenticate finds who the request is: the Authorization header first,
-// then (if sessions count for the route) the session cookie.
+// then, unless the route is Admin, the session cookie.
 func (p *Policy) authenticate(r *http.Request, sessionOK bool) (identity, *refusal) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, rest, _ := strings.Cut(h, " ")
@@ -265,8 +264,8 @@ func (p *Policy) checkToken(tok string) (identity, *refusal) {
 // the collector its CPU).
 func (p *Policy) checkPassword(r *http.Request, name, pw string) (identity, *refusal) {
 	addr := clientAddr(r)
-	now := time.Now()
-	if wait := p.limiter.wait(addr, now); wait > 0 {
+	done, wait := p.limiter.begin(addr, time.Now())
+	if done == nil {
 		p.failures.WithLabelValues(reasonRateLimited).Inc()
 		p.warn.Warn(reasonRateLimited, "refusing password checks from an address that failed too often (failed_logins)",
 			zap.String("address", addr.String()))
@@ -275,13 +274,14 @@ func (p *Policy) checkPassword(r *http.Request, name, pw string) (identity, *ref
 	u := p.users[name]
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(p.dummy(), []byte(pw))
-		p.limiter.fail(addr, now)
+		done(true)
 		return identity{}, p.fail(reasonUnknownUser)
 	}
 	if !u.verify(p.cacheKey, pw) {
-		p.limiter.fail(addr, now)
+		done(true)
 		return identity{}, p.fail(reasonWrongPassword)
 	}
+	done(false)
 	return identity{name: u.name, role: u.role}, nil
 }
 

@@ -73,7 +73,7 @@ func (s sessions) verify(v string) (identity, string) {
 	case err != nil:
 		return identity{}, reasonBadSession
 	}
-	return identity{name: u.name, role: u.role, session: true}, ""
+	return identity{name: u.name, role: u.role}, ""
 }
 
 // Register adds the login form and logout to mux (nothing when the policy

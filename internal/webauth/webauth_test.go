@@ -99,6 +99,9 @@ func TestFailedPasswordsAreLimitedPerAddress(t *testing.T) {
 	h := p.Require(Read, okHandler)
 	wrong := func(r *http.Request) { r.SetBasicAuth("noc", "wrong") }
 	right := func(r *http.Request) { r.SetBasicAuth("noc", "right") }
+	for range 5 {
+		assert.Equal(t, http.StatusOK, do(h, "192.0.2.1:1000", right).Code, "right passwords take nothing")
+	}
 	for i := range 3 {
 		assert.Equal(t, http.StatusUnauthorized, do(h, "192.0.2.1:1000", wrong).Code, "failure %d", i+1)
 	}
@@ -121,14 +124,38 @@ func TestFailedPasswordsAreLimitedPerAddress(t *testing.T) {
 func TestFailLimiterIsBounded(t *testing.T) {
 	l := newFailLimiter(LimitConfig{Burst: 1, Every: time.Hour}, 4)
 	now := time.Now()
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
 	for i := range 10 {
-		l.fail(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now)
+		if done, _ := l.begin(addr(i), now); done != nil {
+			done(true)
+		}
 	}
 	assert.Len(t, l.by, 4)
-	assert.Positive(t, l.wait(netip.AddrFrom4([4]byte{192, 0, 2, 200}), now), "overflow addresses share a spent bucket")
-	later := now.Add(2 * time.Hour)
-	assert.Zero(t, l.wait(netip.AddrFrom4([4]byte{192, 0, 2, 201}), later), "refilled buckets were forgotten for a new one")
+	_, wait := l.begin(addr(200), now)
+	assert.Positive(t, wait, "overflow addresses share a spent bucket")
+	done, wait := l.begin(addr(201), now.Add(2*time.Hour))
+	assert.NotNil(t, done, "refilled buckets were forgotten for a new one")
+	assert.Zero(t, wait)
 	assert.LessOrEqual(t, len(l.by), 4)
+}
+
+// TestConcurrentGuessesAreCounted: checks in flight hold their share of the
+// budget, so parallel guesses cannot all start before the first one fails;
+// a right password gives its share back.
+func TestConcurrentGuessesAreCounted(t *testing.T) {
+	l := newFailLimiter(LimitConfig{Burst: 2, Every: time.Hour}, 10)
+	a := netip.MustParseAddr("192.0.2.7")
+	now := time.Now()
+	first, _ := l.begin(a, now)
+	second, _ := l.begin(a, now)
+	require.NotNil(t, first)
+	require.NotNil(t, second)
+	third, wait := l.begin(a, now)
+	assert.Nil(t, third, "a third check while two are in flight")
+	assert.Positive(t, wait)
+	first(false) // right password
+	again, _ := l.begin(a, now)
+	assert.NotNil(t, again, "the right password's share came back")
 }
 
 func TestSessions(t *testing.T) {
@@ -139,7 +166,7 @@ func TestSessions(t *testing.T) {
 	require.NoError(t, err)
 	id, reason := p.sessions.verify(c.Value)
 	assert.Empty(t, reason)
-	assert.Equal(t, identity{name: "noc", role: RoleReader, session: true}, id)
+	assert.Equal(t, identity{name: "noc", role: RoleReader}, id)
 
 	old, err := p.sessions.issue(u, now.Add(-13*time.Hour))
 	require.NoError(t, err)
