@@ -29,15 +29,14 @@ import (
 	"github.com/bantay-noc/bantay/internal/logthrottle"
 )
 
-// Access is what a route requires.
+// Access is what a route requires. A route not wrapped by Require needs
+// nothing (/-/healthy, /-/ready).
 type Access int
 
 const (
-	// Open routes need nothing: /-/healthy, /-/ready.
-	Open Access = iota
 	// Page routes (the page, /ws) take a session cookie or any credential;
 	// a browser without one is sent to the login form.
-	Page
+	Page Access = iota + 1
 	// Read routes (Prometheus API, /metrics, heatmap JSON) take any
 	// credential or a session.
 	Read
@@ -110,9 +109,8 @@ type user struct {
 	hash       []byte
 	sessionKey []byte // signs this user's sessions; derived from the hash, so a new password ends them
 
-	mu     sync.Mutex
-	okMAC  []byte // HMAC of the last password that verified, so Grafana's every request is not a bcrypt
-	hasMAC bool
+	mu    sync.Mutex
+	okMAC []byte // HMAC of the last password that verified, so Grafana's every request is not a bcrypt
 }
 
 // identity is who a request is.
@@ -191,7 +189,7 @@ func (p *Policy) Enabled() bool { return p.enabled }
 
 // Require guards h with what a route needs.
 func (p *Policy) Require(a Access, h http.Handler) http.Handler {
-	if !p.enabled || a == Open {
+	if !p.enabled {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -292,7 +290,7 @@ func (u *user) verify(cacheKey []byte, pw string) bool {
 	m.Write([]byte(pw))
 	mac := m.Sum(nil)
 	u.mu.Lock()
-	cached := u.hasMAC && hmac.Equal(mac, u.okMAC)
+	cached := u.okMAC != nil && hmac.Equal(mac, u.okMAC)
 	u.mu.Unlock()
 	if cached {
 		return true
@@ -301,7 +299,7 @@ func (u *user) verify(cacheKey []byte, pw string) bool {
 		return false
 	}
 	u.mu.Lock()
-	u.okMAC, u.hasMAC = mac, true
+	u.okMAC = mac
 	u.mu.Unlock()
 	return true
 }
