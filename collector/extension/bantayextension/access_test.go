@@ -2,23 +2,16 @@ package bantayextension
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +29,7 @@ import (
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/tlstest"
 	"github.com/bantay-noc/bantay/internal/webauth"
 )
 
@@ -371,40 +365,18 @@ func TestWarnsWhenOpen(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "open as before")
 }
 
-// writeCert writes a fresh self-signed certificate for 127.0.0.1 (via a
-// rename, as an operator's cert tooling should) and returns it.
-func writeCert(t *testing.T, dir string, serial int64) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "bantay test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	for name, block := range map[string]*pem.Block{"cert.pem": {Type: "CERTIFICATE", Bytes: der},
-		"key.pem": {Type: "EC PRIVATE KEY", Bytes: kder}} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".new"), pem.EncodeToMemory(block), 0o600))
-		require.NoError(t, os.Rename(filepath.Join(dir, name+".new"), filepath.Join(dir, name)))
-	}
-	c, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return c
-}
-
 // TestTLSListener: the listener serves TLS, picks up a renewed certificate
 // without a restart, calls itself https, and marks the session cookie
 // Secure.
 func TestTLSListener(t *testing.T) {
 	dir := t.TempDir()
-	first := writeCert(t, dir, 1)
+	ca := tlstest.NewCA(t)
+	leaf := tlstest.Leaf{CommonName: "bantay", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	certFile, keyFile, first := ca.Issue(t, dir, "bantay", leaf)
 	sec := newSecrets(t)
 	cfg := testConfig(t, sec.cfg)
 	tc := configtls.NewDefaultServerConfig()
-	tc.CertFile, tc.KeyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	tc.CertFile, tc.KeyFile = certFile, keyFile
 	// Any handshake after the files changed reloads them: the test need not wait.
 	tc.ReloadInterval = time.Nanosecond
 	cfg.TLS = configoptional.Some(tc)
@@ -412,26 +384,21 @@ func TestTLSListener(t *testing.T) {
 	srv, logs := startWithLogs(t, cfg)
 	assert.NotContains(t, logText(logs), "plain HTTP")
 
-	served := func(trust *x509.Certificate) *x509.Certificate {
-		pool := x509.NewCertPool()
-		pool.AddCert(trust)
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: pool}},
-			CheckRedirect: noRedirect.CheckRedirect}
-		resp, err := c.Get(base + "/-/healthy")
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}},
+		CheckRedirect: noRedirect.CheckRedirect}
+	served := func() *x509.Certificate {
+		resp, err := client.Get(base + "/-/healthy")
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		return resp.TLS.PeerCertificates[0]
 	}
-	assert.Equal(t, first.SerialNumber, served(first).SerialNumber)
-	second := writeCert(t, dir, 2)
-	assert.Equal(t, second.SerialNumber, served(second).SerialNumber, "renewed certificate served without a restart")
+	assert.Equal(t, first.SerialNumber, served().SerialNumber)
+	_, _, second := ca.Issue(t, dir, "bantay", leaf)
+	assert.Equal(t, second.SerialNumber, served().SerialNumber, "renewed certificate served without a restart")
 
 	assert.Equal(t, "https", srv.externalURL(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443}).Scheme)
-	pool := x509.NewCertPool()
-	pool.AddCert(second)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, CheckRedirect: noRedirect.CheckRedirect}
-	resp, err := c.PostForm(base+webauth.LoginPath, url.Values{"user": {"noc"}, "password": {sec.readerPassword}})
+	resp, err := client.PostForm(base+webauth.LoginPath, url.Values{"user": {"noc"}, "password": {sec.readerPassword}})
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
