@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -16,12 +18,21 @@ type Config struct {
 	// Tokens maps probe id → hex SHA-256 of the probe's bearer token. Keep it
 	// in its own file: `tokens: ${file:/etc/bantay/probe-tokens.yaml}`.
 	Tokens map[string]string `mapstructure:"tokens"`
+
+	// ClientCerts maps probe id → the name its client certificate carries
+	// (a DNS or URI subject alternative name, or the subject's common name),
+	// for probes that authenticate with mTLS instead of a token: on OTLP/gRPC
+	// with the receiver's tls.client_ca_file set, a request without an
+	// authorization header is that probe's if its verified certificate
+	// carries the name. (OTLP/HTTP does not give authenticators the TLS
+	// connection, so there probes need a token.)
+	ClientCerts map[string]string `mapstructure:"client_certs"`
 }
 
 // Validate names the first bad entry.
 func (cfg *Config) Validate() error {
-	if len(cfg.Tokens) == 0 {
-		return errors.New("tokens: at least one probe must have a token hash")
+	if len(cfg.Tokens) == 0 && len(cfg.ClientCerts) == 0 {
+		return errors.New("tokens: at least one probe must have a token hash (or client_certs a certificate name)")
 	}
 	seen := make(map[string]string, len(cfg.Tokens))
 	for probe, h := range cfg.Tokens {
@@ -33,6 +44,17 @@ func (cfg *Config) Validate() error {
 			return fmt.Errorf("tokens::%s: same token as probe %s; every probe needs its own", probe, other)
 		}
 		seen[string(b)] = probe
+	}
+	names := make(map[string]string, len(cfg.ClientCerts))
+	for _, probe := range slices.Sorted(maps.Keys(cfg.ClientCerts)) {
+		name := cfg.ClientCerts[probe]
+		if strings.TrimSpace(name) == "" {
+			return fmt.Errorf("client_certs::%s: want the name in the probe's certificate (SAN or CN), got none", probe)
+		}
+		if other, dup := names[name]; dup {
+			return fmt.Errorf("client_certs::%s: %q is also probe %s's certificate name; every probe needs its own", probe, name, other)
+		}
+		names[name] = probe
 	}
 	return nil
 }

@@ -244,6 +244,8 @@ func (k sourceKey) detail() string {
 		return "authorization header is not \"Bearer <token>\""
 	case reasonWrong:
 		return "bearer token is not the one registered for probe " + k.claimed
+	case reasonCert:
+		return "no bearer token, and the client certificate's names are no one registered probe's"
 	default:
 		return "bearer token belongs to no registered probe"
 	}

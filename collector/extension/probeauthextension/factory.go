@@ -1,6 +1,7 @@
 // Package probeauthextension implements the `probeauth` server
-// authenticator: it checks a probe's bearer token and records which probe
-// it belongs to, so that the citytag processor can refuse a probe that
+// authenticator: it checks a probe's bearer token (or, on OTLP/gRPC with
+// mTLS, its verified client certificate) and records which probe it
+// belongs to, so that the citytag processor can refuse a probe that
 // reports under another probe's id. Attach it to the OTLP receiver with
 // `auth: {authenticator: probeauth}`.
 package probeauthextension
