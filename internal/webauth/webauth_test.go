@@ -235,3 +235,46 @@ func TestOffPolicyIsOpen(t *testing.T) {
 	assert.False(t, p.Enabled())
 	assert.Equal(t, http.StatusOK, do(p.Require(Admin, okHandler), "192.0.2.1:1", nil).Code)
 }
+
+// TestLoginForm: a wrong password shows the form again (401) with no
+// cookie and without saying whether the user exists; the right one sets
+// the session and goes back to next; an address over its budget gets 429.
+func TestLoginForm(t *testing.T) {
+	p, _ := testPolicy(t, func(c *Config) { c.FailedLogins = LimitConfig{Burst: 2, Every: time.Hour} })
+	mux := http.NewServeMux()
+	p.Register(mux)
+	post := func(user, pw string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, LoginPath, strings.NewReader("user="+user+"&password="+pw+"&next=%2F%3Fwall%3D1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = "192.0.2.9:4000"
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	for _, user := range []string{"noc", "nobody"} {
+		w := post(user, "wrong")
+		assert.Equal(t, http.StatusUnauthorized, w.Code, user)
+		assert.Contains(t, w.Body.String(), "Wrong user name or password.", user)
+		assert.Contains(t, w.Body.String(), `value="/?wall=1"`, "the form keeps where to go back to")
+		assert.Empty(t, w.Result().Cookies(), user)
+	}
+	w := post("noc", "right")
+	assert.Equal(t, http.StatusTooManyRequests, w.Code, "two failures used the budget")
+	assert.Equal(t, "3600", w.Header().Get("Retry-After"))
+
+	p, _ = testPolicy(t, nil)
+	mux = http.NewServeMux()
+	p.Register(mux)
+	w = post("noc", "right")
+	assert.Equal(t, http.StatusSeeOther, w.Code)
+	assert.Equal(t, "/?wall=1", w.Header().Get("Location"))
+	require.Len(t, w.Result().Cookies(), 1)
+	c := w.Result().Cookies()[0]
+	assert.Equal(t, cookieName, c.Name)
+	assert.True(t, c.HttpOnly)
+	assert.Equal(t, http.SameSiteLaxMode, c.SameSite)
+	assert.Equal(t, int((12 * time.Hour).Seconds()), c.MaxAge)
+	id, reason := p.sessions.verify(c.Value)
+	assert.Empty(t, reason)
+	assert.Equal(t, "noc", id.name)
+}
