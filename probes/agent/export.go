@@ -172,15 +172,9 @@ func cumulative(sdkmetric.InstrumentKind) metricdata.Temporality {
 
 // authHeaders returns the bearer-token header, or nil without a token.
 func authHeaders(c config.Collector) (map[string]string, error) {
-	token := c.Token
-	if c.TokenFile != "" {
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("collector.token_file: %w", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return nil, fmt.Errorf("collector.token_file: %s is empty", c.TokenFile)
-		}
+	token, err := c.BearerToken()
+	if err != nil {
+		return nil, fmt.Errorf("collector.token_file: %w", err)
 	}
 	if token == "" {
 		return nil, nil

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -103,6 +105,26 @@ type Collector struct {
 	Token          string        `yaml:"token"`
 	ExportInterval time.Duration `yaml:"export_interval"`
 	Timeout        time.Duration `yaml:"timeout"`
+}
+
+// BearerToken returns the token to send (from token_file when set, read
+// now and trimmed), or "" for none. Validation calls it too, so `validate`
+// refuses the token files `run` would: missing, unreadable, a directory or
+// empty. The error names no field; callers put it under
+// collector.token_file.
+func (c Collector) BearerToken() (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", err
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("%s is empty", c.TokenFile)
+	}
+	return token, nil
 }
 
 // TLS configures the connection to the collector.
@@ -202,7 +224,11 @@ func Parse(name string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: name, Problems: []Problem{{Message: "file is empty"}}}
 		}
-		return nil, &Error{File: name, Problems: decodeProblems(err)}
+		var root yaml.Node
+		// Only to name the path of an unknown field; a syntax error
+		// leaves root empty and the message as yaml wrote it.
+		_ = yaml.Unmarshal(data, &root)
+		return nil, &Error{File: name, Problems: decodeProblems(err, &root)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -236,25 +262,127 @@ func (c *Config) Validate() error {
 }
 
 // decodeProblems turns yaml's errors ("line 7: field intervall not found in
-// type config.Target") into problems without repeating "yaml:".
-func decodeProblems(err error) []Problem {
+// type config.Schedule") into problems without repeating "yaml:", naming an
+// unknown field by its path in the file (defaults.intervall) and the
+// fields allowed there, not by a Go type the operator never sees.
+func decodeProblems(err error, root *yaml.Node) []Problem {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		out := make([]Problem, 0, len(te.Errors))
 		for _, msg := range te.Errors {
-			out = append(out, lineProblem(msg))
+			out = append(out, lineProblem(msg, root))
 		}
 		return out
 	}
-	return []Problem{lineProblem(strings.TrimPrefix(err.Error(), "yaml: "))}
+	return []Problem{lineProblem(strings.TrimPrefix(err.Error(), "yaml: "), root)}
 }
 
-func lineProblem(msg string) Problem {
+// unknownField matches yaml's message for a key with no struct field.
+var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
+func lineProblem(msg string, root *yaml.Node) Problem {
 	var line int
-	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
-		if i := strings.Index(msg, ":"); i >= 0 {
-			return Problem{Line: line, Message: strings.TrimSpace(msg[i+1:])}
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n != 1 {
+		return Problem{Message: msg}
+	}
+	p := Problem{Line: line, Message: strings.TrimSpace(msg[strings.Index(msg, ":")+1:])}
+	if m := unknownField.FindStringSubmatch(p.Message); m != nil {
+		if path, ok := keyPath(root, "", line, m[1]); ok {
+			p.Path = path
+			p.Message = "is not a known field"
+			if known := fieldsAt(path); len(known) > 0 {
+				p.Message += " (known: " + strings.Join(known, ", ") + ")"
+			}
 		}
 	}
-	return Problem{Message: msg}
+	return p
+}
+
+// keyPath finds the mapping key named key on line in the YAML tree and
+// returns its field path, e.g. "targets[2].methd".
+func keyPath(n *yaml.Node, prefix string, line int, key string) (string, bool) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p, ok := keyPath(c, prefix, line, key); ok {
+				return p, true
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			if k.Line == line && k.Value == key {
+				return p, true
+			}
+			if p, ok := keyPath(v, p, line, key); ok {
+				return p, true
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p, ok := keyPath(c, fmt.Sprintf("%s[%d]", prefix, i), line, key); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// fieldsAt lists the YAML keys allowed beside the last element of path,
+// from the Config type's yaml tags; nil if the path leaves the type.
+func fieldsAt(path string) []string {
+	t := reflect.TypeFor[Config]()
+	parts := strings.Split(path, ".")
+	for _, part := range parts[:len(parts)-1] {
+		name, _, _ := strings.Cut(part, "[")
+		f, ok := fieldByTag(t, name)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+		for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for f := range t.Fields() {
+		if tag := yamlName(f); tag != "" {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for f := range t.Fields() {
+		if yamlName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// yamlName is the key a struct field is decoded from ("" for none).
+func yamlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	switch name {
+	case "-":
+		return ""
+	case "":
+		return strings.ToLower(f.Name) // yaml.v3's default
+	}
+	return name
 }

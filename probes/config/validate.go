@@ -164,6 +164,8 @@ func (c *Collector) validate(v *validator) {
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		v.add("collector.token", "set token or token_file, not both")
+	} else if _, err := c.BearerToken(); err != nil {
+		v.add("collector.token_file", "%v", err)
 	}
 	if c.ExportInterval == 0 {
 		c.ExportInterval = DefaultExportInterval

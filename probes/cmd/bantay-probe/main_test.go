@@ -40,6 +40,28 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateChecksTokenFile: validate refuses a token_file that run
+// refuses (missing, empty, a directory), as run does.
+func TestValidateChecksTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	for _, tokenFile := range []string{filepath.Join(dir, "missing"), empty, dir} {
+		cfgPath := filepath.Join(dir, "probe.yaml")
+		os.WriteFile(cfgPath, []byte(`
+probe: {id: mnl-01, city: Manila}
+collector: {endpoint: "127.0.0.1:4317", tls: {insecure: true}, token_file: "`+tokenFile+`"}
+uplinks: [{name: globe-5g, carrier: Globe, network_type: 5g}]
+targets: [{name: t, dst_city: Davao, method: tcp, address: "127.0.0.1:1"}]
+`), 0o600)
+		for _, cmd := range []string{"validate", "run"} {
+			if code, _, errs := runCmd(context.Background(), cmd, "--config", cfgPath); code != 1 || !strings.Contains(errs, "collector.token_file: ") {
+				t.Errorf("%s with token_file %s: exit %d, stderr %q; want 1 naming collector.token_file", cmd, tokenFile, code, errs)
+			}
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"frobnicate"}, {"validate"}, {"run", "--config"}, {"reflect", "extra"}, {"run", "--config", "x", "--log-level", "loud"}} {
 		if code, _, _ := runCmd(context.Background(), args...); code == 0 {
