@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/units"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
@@ -44,6 +45,15 @@ const (
 	DefaultTimeout        = 5 * time.Second
 	DefaultEnvironment    = "production"
 
+	// DefaultQueueMaxAge stays under the shipped collector's
+	// out_of_order_window (30m, collector/config/bantay.yaml): a queued
+	// point older than that window would be refused by the store when it is
+	// finally delivered, so it is dropped (and counted) here instead; the
+	// 5 minutes left cover a replay that takes a while.
+	DefaultQueueMaxAge          = 25 * time.Minute
+	DefaultQueueMaxSize         = ByteSize(64 * units.MiB)
+	DefaultQueueReplayPerExport = 20
+
 	// MaxTimeout bounds a target's timeout. A latency probe that waits
 	// longer measures nothing useful, and the collector's citytag
 	// processor refuses latencies over 60 000 ms by default
@@ -66,6 +76,11 @@ type Config struct {
 	// gazetteer, in the same form as the collector's citytag processor, so
 	// a probe may name a place the operator added there.
 	Gazetteer Gazetteer `yaml:"gazetteer"`
+
+	// Queue keeps what the collector did not acknowledge on disk.
+	Queue Queue `yaml:"queue"`
+	// Metrics serves the probe's own metrics over HTTP.
+	Metrics Metrics `yaml:"metrics"`
 
 	// File is the path the config was read from (or the name given to Parse).
 	File string `yaml:"-"`
@@ -135,6 +150,50 @@ type TLS struct {
 	CertFile   string `yaml:"cert_file"`
 	KeyFile    string `yaml:"key_file"`
 	ServerName string `yaml:"server_name"`
+}
+
+// Queue is the store-and-forward queue: while the collector is unreachable
+// (or refuses with a retryable error) every export is kept on disk, one
+// bbolt file per uplink, and delivered oldest first when it is back.
+type Queue struct {
+	// Dir holds the queue files; empty means no queue (an outage then
+	// costs resolution, and a probe stopped during one loses what it
+	// measured since the last delivery).
+	Dir string `yaml:"dir"`
+	// MaxSize bounds each uplink's queued payload bytes (64MiB, 1GiB …);
+	// the oldest requests are dropped first.
+	MaxSize ByteSize `yaml:"max_size"`
+	// MaxAge drops requests measured longer ago than this. Keep it at most
+	// the collector's out_of_order_window.
+	MaxAge time.Duration `yaml:"max_age"`
+	// ReplayPerExport bounds the queued requests sent after each
+	// successful export of fresh data, so the backlog drains at a bounded
+	// rate and never holds up the live data.
+	ReplayPerExport int `yaml:"replay_per_export"`
+}
+
+// ByteSize is a size in bytes, written with a base-2 unit: 64MiB, 1GiB
+// (64MB means the same, as in Prometheus's retention size).
+type ByteSize units.Base2Bytes
+
+// UnmarshalYAML reports a bad size with its line, as yaml reports a bad
+// duration.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := units.ParseBase2Bytes(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a size such as 64MiB or 1GiB", n.Line, n.Value)}}
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+func (b ByteSize) String() string { return units.Base2Bytes(b).String() }
+
+// Metrics is the probe's own metrics endpoint.
+type Metrics struct {
+	// Listen is host:port for /metrics in the Prometheus text format;
+	// empty turns it off.
+	Listen string `yaml:"listen"`
 }
 
 // Uplink is one way out of the probe site (a SIM, a fiber line). Each

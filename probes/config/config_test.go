@@ -37,6 +37,27 @@ func TestLoadExample(t *testing.T) {
 	}
 }
 
+func TestQueueDefaults(t *testing.T) {
+	cfg, err := Parse("q.yaml", []byte(strings.Replace(valid, "targets:\n", "queue: {dir: /var/lib/bantay-probe}\nmetrics: {listen: 127.0.0.1:9464}\ntargets:\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Queue; q.MaxSize != 64<<20 || q.MaxAge != 25*time.Minute || q.ReplayPerExport != 20 {
+		t.Errorf("queue defaults %+v", q)
+	}
+	cfg, err = Parse("q.yaml", []byte(strings.Replace(valid, "targets:\n", "queue: {dir: q, max_size: 1GiB, max_age: 10m}\ntargets:\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Queue; q.MaxSize != 1<<30 || q.MaxAge != 10*time.Minute {
+		t.Errorf("queue %+v, want 1GiB and 10m", q)
+	}
+	cfg, _ = Parse("q.yaml", []byte(valid))
+	if cfg.Queue != (Queue{}) || cfg.Metrics.Listen != "" {
+		t.Errorf("without queue.dir the queue is off and metrics are off: %+v %+v", cfg.Queue, cfg.Metrics)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	cfg, err := Parse("min.yaml", []byte(`
 probe: {id: dvo-01, city: Davao}
@@ -116,6 +137,10 @@ func TestValidationErrors(t *testing.T) {
 		{"timeout over interval", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 1s\n    timeout: 2s", "probe.yaml:18: targets[0].timeout: 2s must be shorter than the interval 1s"},
 		{"timeout over the cap", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 5m\n    timeout: 90s", "probe.yaml:18: targets[0].timeout: 1m30s is longer than 1m0s"},
 		{"ambiguous gazetteer alias", "targets:\n", "gazetteer:\n  cities: [{name: Tagum, region: Davao Region, island_group: Mindanao, latitude: 7.45, longitude: 125.8, aliases: [Davao City]}]\ntargets:\n", "probe.yaml:12: gazetteer: city \"Tagum\": name \"Davao City\" is already used by city \"Davao\""},
+		{"queue size without a dir", "targets:\n", "queue: {max_size: 1GiB}\ntargets:\n", "probe.yaml:12: queue.max_size: is set but queue.dir is empty"},
+		{"queue too small", "targets:\n", "queue: {dir: /var/lib/q, max_size: 100KiB}\ntargets:\n", "probe.yaml:12: queue.max_size: 100KiB is less than 1MiB"},
+		{"queue size not a size", "targets:\n", "queue: {dir: /var/lib/q, max_size: lots}\ntargets:\n", "probe.yaml:12: \"lots\" is not a size such as 64MiB or 1GiB"},
+		{"metrics on all interfaces by accident", "targets:\n", "metrics: {listen: \":9464\"}\ntargets:\n", "probe.yaml:12: metrics.listen: \":9464\": host is empty"},
 		{"gazetteer typo", "targets:\n", "gazetteer:\n  city: []\ntargets:\n", "probe.yaml:13: gazetteer.city: is not a known field (known: cities, carriers, network_types)"},
 		{"bad duration", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: soon", "probe.yaml:17: cannot unmarshal !!str `soon` into time.Duration"},
 		{"missing target name", "  - name: b\n", "  -\n", "probe.yaml:18: targets[1].name: is required"},
