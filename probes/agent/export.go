@@ -90,19 +90,20 @@ func newExporter(ctx context.Context, c config.Collector, probeID string) (sdkme
 			otlpmetricgrpc.WithTimeout(c.Timeout),
 			otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig(retry)),
 			otlpmetricgrpc.WithTemporalitySelector(cumulative),
-			otlpmetricgrpc.WithDialOption(grpc.WithChainUnaryInterceptor(flightInterceptor)),
-			// gRPC's default reconnect backoff grows to two minutes; cap it
-			// near the export interval so a returning collector is noticed
-			// within about one interval.
-			otlpmetricgrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff: backoff.Config{
-					BaseDelay:  min(time.Second, c.ExportInterval),
-					Multiplier: 1.6,
-					Jitter:     0.2,
-					MaxDelay:   min(max(c.ExportInterval, time.Second), 30*time.Second),
-				},
-				MinConnectTimeout: c.Timeout,
-			})),
+			// One WithDialOption: each replaces the last one's options.
+			otlpmetricgrpc.WithDialOption(grpc.WithChainUnaryInterceptor(flightInterceptor),
+				// gRPC's default reconnect backoff grows to two minutes; cap
+				// it near the export interval so a returning collector is
+				// noticed within about one interval.
+				grpc.WithConnectParams(grpc.ConnectParams{
+					Backoff: backoff.Config{
+						BaseDelay:  min(time.Second, c.ExportInterval),
+						Multiplier: 1.6,
+						Jitter:     0.2,
+						MaxDelay:   min(max(c.ExportInterval, time.Second), 30*time.Second),
+					},
+					MinConnectTimeout: c.Timeout,
+				})),
 		}
 		if headers != nil {
 			opts = append(opts, otlpmetricgrpc.WithHeaders(headers))
