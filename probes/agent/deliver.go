@@ -179,9 +179,17 @@ func (e *outageExporter) replay(ctx context.Context) {
 				e.failure(t, msg, err, it.Points, true)
 				return
 			}
-			e.failure(t, msg, err, it.Points, false)
+			// The collector answered (the fresh export before this one
+			// was accepted): not an outage, but data lost, so each one
+			// is logged.
+			e.mu.Lock()
+			e.countFailure(t.cause())
+			e.mu.Unlock()
 			if t == troubleRefused {
 				cause = queue.CauseRefused
+				e.logger.Warn("queued request refused by the collector and dropped: "+msg, "measured", it.Time, "points", it.Points, "error", err)
+			} else {
+				e.logger.Warn("queued request partly refused by the collector: "+msg+"; the rest was stored", "measured", it.Time, "error", err)
 			}
 		}
 		if err := e.queue.Remove(it.ID, cause); err != nil {

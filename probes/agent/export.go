@@ -167,9 +167,10 @@ func flightInterceptor(ctx context.Context, method string, req, reply any, cc *g
 		if f.replay != nil {
 			r := &colmetricspb.ExportMetricsServiceRequest{}
 			if err := proto.Unmarshal(f.replay, r); err != nil {
-				// Permanent, so the unreadable item is dropped rather
-				// than retried forever.
-				return status.Errorf(codes.DataLoss, "queued request unreadable: %v", err)
+				// What the collector would answer: permanent, so the
+				// item is dropped rather than retried forever (OTLP
+				// retries DataLoss).
+				return status.Errorf(codes.InvalidArgument, "queued request unreadable: %v", err)
 			}
 			req = r
 		} else if m, ok := req.(proto.Message); ok && f.body == nil {

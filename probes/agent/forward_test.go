@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,11 +18,13 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/config"
+	"github.com/bantay-noc/bantay/probes/queue"
 )
 
 // startOTLP runs the collector's own OTLP receiver (gRPC and HTTP) into a
@@ -244,5 +247,120 @@ func testStoreAndForward(t *testing.T, protocol string) {
 	}
 	if !sawQueueMetrics {
 		t.Errorf("the collector never received %s", MetricQueueRequests)
+	}
+}
+
+// counter is the value of a metric family's series with label=value.
+func counter(mf map[string]*dto.MetricFamily, name, label, value string) float64 {
+	f := mf[name]
+	if f == nil {
+		return -1
+	}
+	for _, m := range f.Metric {
+		for _, l := range m.Label {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// TestDropsCountedAndReported: requests older than queue.max_age are
+// dropped (never sent for the store to refuse), counted by cause on
+// /metrics, and the recovery line says how many were dropped.
+func TestDropsCountedAndReported(t *testing.T) {
+	grpcAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	cfg := testConfig(t, grpcAddr, startReflector(t), testenv.FreeAddr(t))
+	cfg.Uplinks = cfg.Uplinks[:1]
+	cfg.Collector.Timeout = 200 * time.Millisecond
+	// Any request is too old by the time the next one is queued.
+	cfg.Queue = config.Queue{Dir: t.TempDir(), MaxAge: time.Nanosecond}
+	cfg.Metrics.Listen = metricsAddr
+	logs := &logRecorder{}
+	stop := runAgent(t, cfg, slog.New(logs))
+	waitFor(t, "2 requests dropped for age", 30*time.Second, func() bool {
+		return counter(scrape(t, metricsAddr), "bantay_probe_queue_dropped_total", "cause", "age") >= 2
+	})
+	mf := scrape(t, metricsAddr)
+	if n := counter(mf, "bantay_probe_export_failures_total", "cause", "unreachable"); n < 2 {
+		t.Errorf("export failures{cause=unreachable} = %v, want at least 2", n)
+	}
+	if n := counter(mf, "bantay_probe_queue_dropped_total", "cause", "size"); n != 0 {
+		t.Errorf("dropped{cause=size} = %v, want 0", n)
+	}
+	startOTLP(t, grpcAddr, testenv.FreeAddr(t))
+	waitFor(t, "the recovery line", 30*time.Second, func() bool { return logs.count("delivered again after ") > 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := logs.find("delivered again after ")
+	byCause, _ := l.attrs["dropped_by_cause"].(map[queue.Cause]uint64)
+	if n, _ := l.attrs["dropped_requests"].(uint64); n < 2 || byCause[queue.CauseAge] < 2 || !strings.Contains(l.msg, " dropped;") {
+		t.Errorf("recovery line %q %v: want the drops for age reported", l.msg, l.attrs)
+	}
+}
+
+// TestUnreadableQueuedRequestIsDropped: a queued request the collector can
+// never take (here: not an OTLP request at all) is dropped and counted as
+// refused, and the requests queued behind it are still delivered.
+func TestUnreadableQueuedRequestIsDropped(t *testing.T) {
+	for _, protocol := range []string{config.ProtocolGRPC, config.ProtocolHTTP} {
+		t.Run(protocol, func(t *testing.T) {
+			grpcAddr, httpAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+			cfg := testConfig(t, grpcAddr, startReflector(t), testenv.FreeAddr(t))
+			if protocol == config.ProtocolHTTP {
+				cfg.Collector.Protocol, cfg.Collector.Endpoint = protocol, "http://"+httpAddr
+			}
+			cfg.Uplinks = cfg.Uplinks[:1]
+			cfg.Queue = config.Queue{Dir: t.TempDir()}
+			cfg.Metrics.Listen = metricsAddr
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+
+			good := pmetric.NewMetrics()
+			g := good.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			g.SetName("queued.behind.garbage")
+			g.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(7)
+			body, err := pmetricotlp.NewExportRequestFromMetrics(good).MarshalProto()
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := queue.Open(filepath.Join(cfg.Queue.Dir, cfg.Uplinks[0].Name+".db"), queue.Options{MaxBytes: int64(cfg.Queue.MaxSize), MaxAge: cfg.Queue.MaxAge})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Append(time.Now(), 1, []byte("\xff\xff not protobuf"))
+			q.Append(time.Now(), 1, body)
+			q.Close()
+
+			sink := startOTLP(t, grpcAddr, httpAddr)
+			logs := &logRecorder{}
+			stop := runAgent(t, cfg, slog.New(logs))
+			waitFor(t, "the queue to drain", 30*time.Second, func() bool {
+				return gauge(scrape(t, metricsAddr), "bantay_probe_queue_requests") == 0
+			})
+			mf := scrape(t, metricsAddr)
+			if err := stop(); err != nil {
+				t.Errorf("Run: %v; a dropped queued request is no outage", err)
+			}
+			if logs.count("queued request refused by the collector and dropped: ") != 1 {
+				t.Errorf("the drop was not logged once: %v", logs.lines())
+			}
+			if n := counter(mf, "bantay_probe_export_failures_total", "cause", "refused"); n != 1 {
+				t.Errorf("export failures{cause=refused} = %v, want 1", n)
+			}
+			if n := counter(mf, "bantay_probe_queue_dropped_total", "cause", "refused"); n != 1 {
+				t.Errorf("dropped{cause=refused} = %v, want 1", n)
+			}
+			delivered := false
+			for _, md := range sink.AllMetrics() {
+				delivered = delivered || hasMetric(md, "queued.behind.garbage")
+			}
+			if !delivered {
+				t.Error("the request queued behind the unreadable one was not delivered")
+			}
+		})
 	}
 }
