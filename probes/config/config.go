@@ -122,18 +122,38 @@ type Collector struct {
 	Timeout        time.Duration `yaml:"timeout"`
 }
 
+// maxTokenFile bounds what is read of a token file: a bearer token is a
+// few dozen bytes, and a token_file pointing at a device must not hang or
+// exhaust the probe.
+const maxTokenFile = 4 << 10
+
 // BearerToken returns the token to send (from token_file when set, read
 // now and trimmed), or "" for none. Validation calls it too, so `validate`
-// refuses the token files `run` would: missing, unreadable, a directory or
-// empty. The error names no field; callers put it under
+// refuses the token files `run` would: missing, unreadable, not a regular
+// file, too large or empty. The error names no field; callers put it under
 // collector.token_file.
 func (c Collector) BearerToken() (string, error) {
 	if c.TokenFile == "" {
 		return c.Token, nil
 	}
-	b, err := os.ReadFile(c.TokenFile)
+	f, err := os.Open(c.TokenFile)
 	if err != nil {
 		return "", err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return "", err
+	} else if st.IsDir() {
+		return "", fmt.Errorf("%s is a directory, not a token file", c.TokenFile)
+	} else if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", c.TokenFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxTokenFile {
+		return "", fmt.Errorf("%s is larger than %d bytes; a bearer token is one line", c.TokenFile, maxTokenFile)
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {

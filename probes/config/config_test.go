@@ -246,12 +246,16 @@ func TestTokenFileChecked(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte(" \n"), 0o600)
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, make([]byte, 1<<20), 0o600)
 	good := filepath.Join(dir, "good")
 	os.WriteFile(good, []byte("s3cret\n"), 0o600)
 	for _, tc := range []struct{ file, want string }{
 		{filepath.Join(dir, "missing"), "probe.yaml:7: collector.token_file: open " + filepath.Join(dir, "missing") + ": no such file"},
 		{empty, "probe.yaml:7: collector.token_file: " + empty + " is empty"},
-		{dir, "probe.yaml:7: collector.token_file: read " + dir + ": is a directory"},
+		{dir, "probe.yaml:7: collector.token_file: " + dir + " is a directory, not a token file"},
+		{"/dev/zero", "probe.yaml:7: collector.token_file: /dev/zero is not a regular file"},
+		{big, "probe.yaml:7: collector.token_file: " + big + " is larger than 4096 bytes"},
 	} {
 		_, err := Parse("probe.yaml", []byte(strings.Replace(valid, "  tls: {insecure: true}\n", "  tls: {insecure: true}\n  token_file: "+tc.file+"\n", 1)))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
