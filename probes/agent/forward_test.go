@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,11 +17,16 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/config"
@@ -31,6 +37,13 @@ import (
 // sink, as the collector's pipeline receives a probe.
 func startOTLP(t *testing.T, grpcAddr, httpAddr string) *consumertest.MetricsSink {
 	t.Helper()
+	sink := &consumertest.MetricsSink{}
+	startOTLPInto(t, grpcAddr, httpAddr, sink)
+	return sink
+}
+
+func startOTLPInto(t *testing.T, grpcAddr, httpAddr string, next consumer.Metrics) {
+	t.Helper()
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig()
 	if err := confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{
@@ -39,8 +52,7 @@ func startOTLP(t *testing.T, grpcAddr, httpAddr string) *consumertest.MetricsSin
 	}}).Unmarshal(cfg); err != nil {
 		t.Fatal(err)
 	}
-	sink := &consumertest.MetricsSink{}
-	rcv, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, sink)
+	rcv, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +60,6 @@ func startOTLP(t *testing.T, grpcAddr, httpAddr string) *consumertest.MetricsSin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rcv.Shutdown(context.Background()) })
-	return sink
 }
 
 // requestTime is when a received request's points were measured (one
@@ -360,6 +371,71 @@ func TestUnreadableQueuedRequestIsDropped(t *testing.T) {
 			}
 			if !delivered {
 				t.Error("the request queued behind the unreadable one was not delivered")
+			}
+		})
+	}
+}
+
+// TestOverloadRefusalsAreQueued: a collector that answers but refuses with
+// the store's retryable overload refusal (RESOURCE_EXHAUSTED with a
+// RetryInfo; HTTP 429 with Retry-After) for longer than the exporter's
+// retries is treated like an unreachable one: the exports are queued, and
+// delivered once it takes data again.
+func TestOverloadRefusalsAreQueued(t *testing.T) {
+	for _, protocol := range []string{config.ProtocolGRPC, config.ProtocolHTTP} {
+		t.Run(protocol, func(t *testing.T) {
+			grpcAddr, httpAddr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+			cfg := testConfig(t, grpcAddr, startReflector(t), testenv.FreeAddr(t))
+			if protocol == config.ProtocolHTTP {
+				cfg.Collector.Protocol, cfg.Collector.Endpoint = protocol, "http://"+httpAddr
+			}
+			cfg.Uplinks = cfg.Uplinks[:1]
+			cfg.Collector.Timeout = 300 * time.Millisecond
+			cfg.Queue = config.Queue{Dir: t.TempDir()}
+			cfg.Metrics.Listen = metricsAddr
+
+			var overloaded atomic.Bool
+			overloaded.Store(true)
+			sink := &consumertest.MetricsSink{}
+			exhausted, err := status.New(codes.ResourceExhausted, "store overloaded").
+				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(50 * time.Millisecond)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, _ := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
+				if overloaded.Load() {
+					return exhausted.Err()
+				}
+				return sink.ConsumeMetrics(ctx, md)
+			})
+			startOTLPInto(t, grpcAddr, httpAddr, store)
+
+			logs := &logRecorder{}
+			stop := runAgent(t, cfg, slog.New(logs))
+			waitFor(t, "3 queued requests", 30*time.Second, func() bool {
+				return gauge(scrape(t, metricsAddr), "bantay_probe_queue_requests") >= 3
+			})
+			overloaded.Store(false)
+			waitFor(t, "the queue to drain", 30*time.Second, func() bool {
+				return gauge(scrape(t, metricsAddr), "bantay_probe_queue_requests") == 0
+			})
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if logs.count("collector unreachable; measuring continues, exports are queued on disk") != 1 || logs.count("export refused") != 0 {
+				t.Errorf("an overload refusal must be logged as an outage, once: %v", logs.lines())
+			}
+			var newest time.Time
+			replays := 0
+			for _, md := range sink.AllMetrics() {
+				if ts, ok := requestTime(md); ok && ts.Before(newest) {
+					replays++
+				} else if ok {
+					newest = ts
+				}
+			}
+			if replays < 3 {
+				t.Errorf("%d queued requests delivered, want at least the 3 queued while overloaded", replays)
 			}
 		})
 	}
