@@ -9,17 +9,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
+	"github.com/bantay-noc/bantay/probes/queue"
 )
 
 // ScopeName is the instrumentation scope of every metric the probe sends.
@@ -42,6 +49,11 @@ type Agent struct {
 	cfg    *config.Config
 	logger *slog.Logger
 	uplink []*uplink
+	// metrics serves the probe's own metrics (nil when metrics.listen is
+	// empty); registry is what it serves.
+	metrics  *http.Server
+	listener net.Listener
+	registry *prometheus.Registry
 
 	runOnce sync.Once
 }
@@ -67,6 +79,17 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	// Every line names the probe, so logs shipped from many edge boxes to one
 	// place can be told apart.
 	a := &Agent{cfg: cfg, logger: logger.With("probe", cfg.Probe.ID)}
+	if cfg.Metrics.Listen != "" {
+		l, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("metrics.listen: %w", err)
+		}
+		a.listener, a.registry = l, prometheus.NewRegistry()
+		a.metrics = &http.Server{
+			Handler:           promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+	}
 	for _, u := range cfg.Uplinks {
 		up, err := a.newUplink(u)
 		if err != nil {
@@ -102,6 +125,16 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		return nil, fmt.Errorf("create OTLP exporter: %w", err)
 	}
 	wrapped := &outageExporter{Exporter: exp, logger: logger, now: time.Now}
+	if q := a.cfg.Queue; q.Dir != "" {
+		// One file per uplink: each is its own stream of requests, and a
+		// bbolt file is locked by one writer.
+		wrapped.queuePath = filepath.Join(q.Dir, u.Name+".db")
+		wrapped.replayPerExport = q.ReplayPerExport
+		if wrapped.queue, err = queue.Open(wrapped.queuePath, queue.Options{MaxBytes: int64(q.MaxSize), MaxAge: q.MaxAge}); err != nil {
+			exp.Shutdown(canceled())
+			return nil, fmt.Errorf("queue.dir: %w", err)
+		}
+	}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", "bantay-probe"),
 		attribute.String("service.instance.id", a.cfg.Probe.ID),
@@ -110,17 +143,34 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		attribute.String("bantay.uplink.carrier", u.Carrier),
 		attribute.String("bantay.uplink.network_type", u.NetworkType),
 	)
-	provider := sdkmetric.NewMeterProvider(
+	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
 		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(wrapped,
 			sdkmetric.WithInterval(a.cfg.Collector.ExportInterval),
 			sdkmetric.WithTimeout(a.cfg.Collector.Timeout))),
-	)
+	}
+	if a.registry != nil {
+		// A second reader on the same provider: /metrics shows exactly
+		// what is sent. The uplink's carrier and network type become
+		// labels, so the uplinks' series stay apart in one registry.
+		prom, err := otelprom.New(otelprom.WithRegisterer(a.registry),
+			otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter("bantay.uplink.carrier", "bantay.uplink.network_type")))
+		if err != nil {
+			wrapped.close()
+			exp.Shutdown(canceled())
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		mpOpts = append(mpOpts, sdkmetric.WithReader(prom))
+	}
+	provider := sdkmetric.NewMeterProvider(mpOpts...)
 	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
-	inst, err := newInstruments(provider.Meter(ScopeName))
+	meter := provider.Meter(ScopeName)
+	inst, err := newInstruments(meter)
+	if err == nil {
+		err = registerSelfMetrics(meter, wrapped, a.cfg.Probe.City)
+	}
 	if err != nil {
-		wrapped.silent.Store(true)
-		provider.Shutdown(canceled())
+		up.discard()
 		return nil, err
 	}
 	for i, t := range a.cfg.Targets {
@@ -129,13 +179,21 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	return up, nil
 }
 
-// discard releases the uplinks built so far by a New that failed, without
-// exporting (nothing was measured) and without logging an outage.
+// discard releases what a New that failed built so far, without exporting
+// (nothing was measured) and without logging an outage.
 func (a *Agent) discard() {
 	for _, u := range a.uplink {
-		u.exporter.silent.Store(true)
-		u.provider.Shutdown(canceled())
+		u.discard()
 	}
+	if a.listener != nil {
+		a.listener.Close()
+	}
+}
+
+func (u *uplink) discard() {
+	u.exporter.silent.Store(true)
+	u.provider.Shutdown(canceled())
+	u.exporter.close()
 }
 
 func canceled() context.Context {
@@ -190,7 +248,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.logger.Info("probe running", "city", a.cfg.Probe.City,
 		"uplinks", len(a.uplink), "targets", len(a.cfg.Targets), "schedules", jobs,
-		"collector", a.cfg.Collector.Endpoint, "protocol", a.cfg.Collector.Protocol)
+		"collector", a.cfg.Collector.Endpoint, "protocol", a.cfg.Collector.Protocol,
+		"queue", a.cfg.Queue.Dir, "metrics", a.cfg.Metrics.Listen)
+	for _, u := range a.uplink {
+		if q := u.exporter.queue; q != nil {
+			if s := q.Stats(); s.Requests > 0 {
+				u.exporter.logger.Info(fmt.Sprintf("%d requests (%d points) queued on disk by an earlier run; they are sent oldest first once the collector answers", s.Requests, s.Points),
+					"queue", u.exporter.queuePath, "queued_requests", s.Requests, "queued_points", s.Points, "oldest", s.Oldest)
+			}
+		}
+	}
+	served := make(chan struct{})
+	if a.metrics != nil {
+		go func() {
+			defer close(served)
+			if err := a.metrics.Serve(a.listener); !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("metrics endpoint failed", "error", err)
+			}
+		}()
+	} else {
+		close(served)
+	}
 
 	var wg sync.WaitGroup
 	for _, u := range a.uplink {
@@ -206,12 +284,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	flushCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Collector.Timeout+time.Second)
 	defer cancel()
 	err := a.shutdownProviders(flushCtx)
+	if a.metrics != nil {
+		a.metrics.Close()
+	}
+	<-served
 	a.logger.Info("probe stopped")
 	return err
 }
 
 // shutdownProviders exports once more (Shutdown flushes) and closes every
-// uplink's provider, reporting uplinks whose data could not be delivered.
+// uplink's provider and queue, reporting uplinks whose data could not be
+// delivered nor queued, and saying what stays queued for the next start.
 func (a *Agent) shutdownProviders(ctx context.Context) error {
 	var errs []error
 	for _, u := range a.uplink {
@@ -220,6 +303,15 @@ func (a *Agent) shutdownProviders(ctx context.Context) error {
 		}
 		if err := u.exporter.undelivered(); err != nil {
 			errs = append(errs, fmt.Errorf("uplink %q: final export not delivered: %w", u.name, err))
+		}
+		if q := u.exporter.queue; q != nil {
+			if s := q.Stats(); s.Requests > 0 {
+				u.exporter.logger.Info(fmt.Sprintf("%d requests (%d points) stay queued on disk; they are sent on next start", s.Requests, s.Points),
+					"queue", u.exporter.queuePath, "queued_requests", s.Requests, "queued_points", s.Points, "queued_bytes", s.Bytes, "oldest", s.Oldest)
+			}
+		}
+		if err := u.exporter.close(); err != nil {
+			errs = append(errs, fmt.Errorf("uplink %q: close queue: %w", u.name, err))
 		}
 	}
 	return errors.Join(errs...)

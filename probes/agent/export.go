@@ -8,19 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -92,18 +90,20 @@ func newExporter(ctx context.Context, c config.Collector, probeID string) (sdkme
 			otlpmetricgrpc.WithTimeout(c.Timeout),
 			otlpmetricgrpc.WithRetry(otlpmetricgrpc.RetryConfig(retry)),
 			otlpmetricgrpc.WithTemporalitySelector(cumulative),
-			// gRPC's default reconnect backoff grows to two minutes; cap it
-			// near the export interval so a returning collector is noticed
-			// within about one interval.
-			otlpmetricgrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff: backoff.Config{
-					BaseDelay:  min(time.Second, c.ExportInterval),
-					Multiplier: 1.6,
-					Jitter:     0.2,
-					MaxDelay:   min(max(c.ExportInterval, time.Second), 30*time.Second),
-				},
-				MinConnectTimeout: c.Timeout,
-			})),
+			// One WithDialOption: each replaces the last one's options.
+			otlpmetricgrpc.WithDialOption(grpc.WithChainUnaryInterceptor(flightInterceptor),
+				// gRPC's default reconnect backoff grows to two minutes; cap
+				// it near the export interval so a returning collector is
+				// noticed within about one interval.
+				grpc.WithConnectParams(grpc.ConnectParams{
+					Backoff: backoff.Config{
+						BaseDelay:  min(time.Second, c.ExportInterval),
+						Multiplier: 1.6,
+						Jitter:     0.2,
+						MaxDelay:   min(max(c.ExportInterval, time.Second), 30*time.Second),
+					},
+					MinConnectTimeout: c.Timeout,
+				})),
 		}
 		if headers != nil {
 			opts = append(opts, otlpmetricgrpc.WithHeaders(headers))
@@ -119,11 +119,11 @@ func newExporter(ctx context.Context, c config.Collector, probeID string) (sdkme
 
 // httpClient is the OTLP/HTTP exporter's client: the exporter's own
 // defaults (net/http's DefaultTransport settings) with the TLS settings,
-// and the collector's answers recorded for outageExporter.
+// and every request passed through flightTransport.
 func httpClient(tlsCfg *tls.Config, timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
-	return &http.Client{Timeout: timeout, Transport: answerRecorder{tr}}
+	return &http.Client{Timeout: timeout, Transport: flightTransport{tr}}
 }
 
 // answer is the collector's answer to the last HTTP attempt of one export.
@@ -134,33 +134,100 @@ type answer struct {
 	message string // the google.rpc.Status message of a refusal
 }
 
-type answerKey struct{}
+// flight is one export's passage through the transport, put in the
+// export's context by outageExporter. The SDK's exporters keep the OTLP
+// request they build to themselves; the transport is where it can be
+// taken (to queue it if the collector does not acknowledge it) and where
+// a queued request can be sent in its place, with the same connection,
+// headers, retries and error handling as fresh data.
+type flight struct {
+	answer answer // HTTP only
+	// body is the serialized ExportMetricsServiceRequest as first sent.
+	body []byte
+	// replay, when set, is a queued request to send instead of the one
+	// the SDK built (which is then empty).
+	replay []byte
+}
+
+type flightKey struct{}
+
+func withFlight(ctx context.Context, f *flight) context.Context {
+	return context.WithValue(ctx, flightKey{}, f)
+}
+
+func flightOf(ctx context.Context) *flight {
+	f, _ := ctx.Value(flightKey{}).(*flight)
+	return f
+}
+
+// flightInterceptor is flightTransport for OTLP/gRPC: it sees the request
+// message of every attempt.
+func flightInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if f := flightOf(ctx); f != nil {
+		if f.replay != nil {
+			r := &colmetricspb.ExportMetricsServiceRequest{}
+			if err := proto.Unmarshal(f.replay, r); err != nil {
+				// What the collector would answer: permanent, so the
+				// item is dropped rather than retried forever (OTLP
+				// retries DataLoss).
+				return status.Errorf(codes.InvalidArgument, "queued request unreadable: %v", err)
+			}
+			req = r
+		} else if m, ok := req.(proto.Message); ok && f.body == nil {
+			b, err := proto.Marshal(m)
+			if err != nil {
+				return err
+			}
+			f.body = b
+		}
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
 
 // maxStatusBody bounds what is read of a refusal's body.
 const maxStatusBody = 64 << 10
 
-// answerRecorder records, into the *answer in the request's context (put
-// there by outageExporter.Export), what the collector answered.
-type answerRecorder struct{ base http.RoundTripper }
+// flightTransport takes the body of every OTLP/HTTP request into the
+// *flight in its context (or sends the flight's replay instead), and
+// records what the collector answered.
+type flightTransport struct{ base http.RoundTripper }
 
-func (t answerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	a, _ := req.Context().Value(answerKey{}).(*answer)
-	if a == nil {
-		return resp, err
+func (t flightTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	f := flightOf(req.Context())
+	if f == nil {
+		return t.base.RoundTrip(req)
 	}
-	*a = answer{}
+	switch {
+	case f.replay != nil:
+		req = req.Clone(req.Context())
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(f.replay)), int64(len(f.replay))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(f.replay)), nil }
+	case f.body == nil && req.GetBody != nil:
+		// GetBody is a fresh reader on the exporter's buffer: the body
+		// being sent is left alone.
+		rc, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		f.body, err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	resp, err := t.base.RoundTrip(req)
+	f.answer = answer{}
 	if err != nil {
 		return resp, err
 	}
-	a.status = resp.StatusCode
+	f.answer.status = resp.StatusCode
 	if resp.StatusCode/100 != 2 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-protobuf") {
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxStatusBody))
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body)) // the exporter reads it too
 		var st spb.Status
 		if rerr == nil && proto.Unmarshal(body, &st) == nil {
-			a.message = st.GetMessage()
+			f.answer.message = st.GetMessage()
 		}
 	}
 	return resp, nil
@@ -172,15 +239,9 @@ func cumulative(sdkmetric.InstrumentKind) metricdata.Temporality {
 
 // authHeaders returns the bearer-token header, or nil without a token.
 func authHeaders(c config.Collector) (map[string]string, error) {
-	token := c.Token
-	if c.TokenFile != "" {
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("collector.token_file: %w", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return nil, fmt.Errorf("collector.token_file: %s is empty", c.TokenFile)
-		}
+	token, err := c.BearerToken()
+	if err != nil {
+		return nil, fmt.Errorf("collector.token_file: %w", err)
 	}
 	if token == "" {
 		return nil, nil
@@ -291,84 +352,4 @@ func partialSuccess(err error) (string, bool) {
 		return partialSuccess(u.Unwrap())
 	}
 	return "", false
-}
-
-// outageExporter wraps an exporter to report trouble delivering once: a
-// warning at the first failed export saying why — the collector unreachable,
-// or the collector refusing the data (wholly or in part) in its own words —
-// an info line "delivered again after <duration>" at the first full success
-// after that, and nothing in between. A failure of another kind during the
-// same outage (the collector comes back but refuses) is logged once too.
-//
-// It swallows the export error. The SDK would otherwise hand every failure
-// to the global OTel error handler, which logs once per export interval;
-// and nothing is lost by not retrying sooner, because with cumulative
-// temporality the next export carries everything measured meanwhile.
-type outageExporter struct {
-	sdkmetric.Exporter
-	logger *slog.Logger
-	now    func() time.Time
-	// silent suppresses the log lines of an exporter being discarded.
-	silent atomic.Bool
-
-	mu        sync.Mutex
-	downSince time.Time // zero while the collector accepts exports
-	failed    int       // exports failed in the current outage
-	logged    trouble   // the troubles logged in the current outage
-	last      trouble   // the latest export's trouble
-	lastErr   error
-}
-
-func (e *outageExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	var a answer
-	err := e.Exporter.Export(context.WithValue(ctx, answerKey{}, &a), rm)
-	if e.silent.Load() {
-		return nil
-	}
-	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
-		// The reader is shutting down and abandoned this export; its
-		// Shutdown exports everything again right away, and that result
-		// is the one that counts. Not an outage (a timeout would be
-		// DeadlineExceeded, and is one).
-		return nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err == nil {
-		if !e.downSince.IsZero() {
-			d := e.now().Sub(e.downSince).Round(time.Millisecond)
-			e.logger.Info(fmt.Sprintf("delivered again after %s", d), "outage", d, "failed_exports", e.failed)
-		}
-		e.downSince, e.failed, e.logged, e.last, e.lastErr = time.Time{}, 0, 0, 0, nil
-		return nil
-	}
-	if e.downSince.IsZero() {
-		e.downSince = e.now()
-	}
-	t, msg := diagnose(err, &a)
-	e.failed++
-	e.last, e.lastErr = t, err
-	if e.logged&t != 0 {
-		return nil
-	}
-	e.logged |= t
-	switch t {
-	case troubleRefused:
-		e.logger.Warn(t.what()+": "+msg+"; the collector is reachable: check its log and this probe's configuration", "error", err)
-	case troublePartial:
-		e.logger.Warn(t.what()+": "+msg+"; the rest was stored", "error", err)
-	default:
-		e.logger.Warn(t.what()+"; measuring continues and everything is sent when it is back", "error", err)
-	}
-	return nil
-}
-
-// undelivered returns the last export error while exports fail.
-func (e *outageExporter) undelivered() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.downSince.IsZero() {
-		return nil
-	}
-	return fmt.Errorf("%s since %s: %w", e.last.what(), e.downSince.Format(time.RFC3339), e.lastErr)
 }

@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/alecthomas/units"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
@@ -42,6 +45,15 @@ const (
 	DefaultTimeout        = 5 * time.Second
 	DefaultEnvironment    = "production"
 
+	// DefaultQueueMaxAge stays under the shipped collector's
+	// out_of_order_window (30m, collector/config/bantay.yaml): a queued
+	// point older than that window would be refused by the store when it is
+	// finally delivered, so it is dropped (and counted) here instead; the
+	// 5 minutes left cover a replay that takes a while.
+	DefaultQueueMaxAge          = 25 * time.Minute
+	DefaultQueueMaxSize         = ByteSize(64 * units.MiB)
+	DefaultQueueReplayPerExport = 20
+
 	// MaxTimeout bounds a target's timeout. A latency probe that waits
 	// longer measures nothing useful, and the collector's citytag
 	// processor refuses latencies over 60 000 ms by default
@@ -64,6 +76,11 @@ type Config struct {
 	// gazetteer, in the same form as the collector's citytag processor, so
 	// a probe may name a place the operator added there.
 	Gazetteer Gazetteer `yaml:"gazetteer"`
+
+	// Queue keeps what the collector did not acknowledge on disk.
+	Queue Queue `yaml:"queue"`
+	// Metrics serves the probe's own metrics over HTTP.
+	Metrics Metrics `yaml:"metrics"`
 
 	// File is the path the config was read from (or the name given to Parse).
 	File string `yaml:"-"`
@@ -105,6 +122,46 @@ type Collector struct {
 	Timeout        time.Duration `yaml:"timeout"`
 }
 
+// maxTokenFile bounds what is read of a token file: a bearer token is a
+// few dozen bytes, and a token_file pointing at a device must not hang or
+// exhaust the probe.
+const maxTokenFile = 4 << 10
+
+// BearerToken returns the token to send (from token_file when set, read
+// now and trimmed), or "" for none. Validation calls it too, so `validate`
+// refuses the token files `run` would: missing, unreadable, not a regular
+// file, too large or empty. The error names no field; callers put it under
+// collector.token_file.
+func (c Collector) BearerToken() (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	f, err := os.Open(c.TokenFile)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return "", err
+	} else if st.IsDir() {
+		return "", fmt.Errorf("%s is a directory, not a token file", c.TokenFile)
+	} else if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", c.TokenFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxTokenFile {
+		return "", fmt.Errorf("%s is larger than %d bytes; a bearer token is one line", c.TokenFile, maxTokenFile)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("%s is empty", c.TokenFile)
+	}
+	return token, nil
+}
+
 // TLS configures the connection to the collector.
 type TLS struct {
 	// Insecure sends OTLP in plain text (loopback demos, tests).
@@ -113,6 +170,50 @@ type TLS struct {
 	CertFile   string `yaml:"cert_file"`
 	KeyFile    string `yaml:"key_file"`
 	ServerName string `yaml:"server_name"`
+}
+
+// Queue is the store-and-forward queue: while the collector is unreachable
+// (or refuses with a retryable error) every export is kept on disk, one
+// bbolt file per uplink, and delivered oldest first when it is back.
+type Queue struct {
+	// Dir holds the queue files; empty means no queue (an outage then
+	// costs resolution, and a probe stopped during one loses what it
+	// measured since the last delivery).
+	Dir string `yaml:"dir"`
+	// MaxSize bounds each uplink's queued payload bytes (64MiB, 1GiB …);
+	// the oldest requests are dropped first.
+	MaxSize ByteSize `yaml:"max_size"`
+	// MaxAge drops requests measured longer ago than this. Keep it at most
+	// the collector's out_of_order_window.
+	MaxAge time.Duration `yaml:"max_age"`
+	// ReplayPerExport bounds the queued requests sent after each
+	// successful export of fresh data, so the backlog drains at a bounded
+	// rate and never holds up the live data.
+	ReplayPerExport int `yaml:"replay_per_export"`
+}
+
+// ByteSize is a size in bytes, written with a base-2 unit: 64MiB, 1GiB
+// (64MB means the same, as in Prometheus's retention size).
+type ByteSize units.Base2Bytes
+
+// UnmarshalYAML reports a bad size with its line, as yaml reports a bad
+// duration.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := units.ParseBase2Bytes(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a size such as 64MiB or 1GiB", n.Line, n.Value)}}
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+func (b ByteSize) String() string { return units.Base2Bytes(b).String() }
+
+// Metrics is the probe's own metrics endpoint.
+type Metrics struct {
+	// Listen is host:port for /metrics in the Prometheus text format;
+	// empty turns it off.
+	Listen string `yaml:"listen"`
 }
 
 // Uplink is one way out of the probe site (a SIM, a fiber line). Each
@@ -202,7 +303,11 @@ func Parse(name string, data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: name, Problems: []Problem{{Message: "file is empty"}}}
 		}
-		return nil, &Error{File: name, Problems: decodeProblems(err)}
+		var root yaml.Node
+		// Only to name the path of an unknown field; a syntax error
+		// leaves root empty and the message as yaml wrote it.
+		_ = yaml.Unmarshal(data, &root)
+		return nil, &Error{File: name, Problems: decodeProblems(err, &root)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -236,25 +341,127 @@ func (c *Config) Validate() error {
 }
 
 // decodeProblems turns yaml's errors ("line 7: field intervall not found in
-// type config.Target") into problems without repeating "yaml:".
-func decodeProblems(err error) []Problem {
+// type config.Schedule") into problems without repeating "yaml:", naming an
+// unknown field by its path in the file (defaults.intervall) and the
+// fields allowed there, not by a Go type the operator never sees.
+func decodeProblems(err error, root *yaml.Node) []Problem {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		out := make([]Problem, 0, len(te.Errors))
 		for _, msg := range te.Errors {
-			out = append(out, lineProblem(msg))
+			out = append(out, lineProblem(msg, root))
 		}
 		return out
 	}
-	return []Problem{lineProblem(strings.TrimPrefix(err.Error(), "yaml: "))}
+	return []Problem{lineProblem(strings.TrimPrefix(err.Error(), "yaml: "), root)}
 }
 
-func lineProblem(msg string) Problem {
+// unknownField matches yaml's message for a key with no struct field.
+var unknownField = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
+func lineProblem(msg string, root *yaml.Node) Problem {
 	var line int
-	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
-		if i := strings.Index(msg, ":"); i >= 0 {
-			return Problem{Line: line, Message: strings.TrimSpace(msg[i+1:])}
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n != 1 {
+		return Problem{Message: msg}
+	}
+	p := Problem{Line: line, Message: strings.TrimSpace(msg[strings.Index(msg, ":")+1:])}
+	if m := unknownField.FindStringSubmatch(p.Message); m != nil {
+		if path, ok := keyPath(root, "", line, m[1]); ok {
+			p.Path = path
+			p.Message = "is not a known field"
+			if known := fieldsAt(path); len(known) > 0 {
+				p.Message += " (known: " + strings.Join(known, ", ") + ")"
+			}
 		}
 	}
-	return Problem{Message: msg}
+	return p
+}
+
+// keyPath finds the mapping key named key on line in the YAML tree and
+// returns its field path, e.g. "targets[2].methd".
+func keyPath(n *yaml.Node, prefix string, line int, key string) (string, bool) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p, ok := keyPath(c, prefix, line, key); ok {
+				return p, true
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			if k.Line == line && k.Value == key {
+				return p, true
+			}
+			if p, ok := keyPath(v, p, line, key); ok {
+				return p, true
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p, ok := keyPath(c, fmt.Sprintf("%s[%d]", prefix, i), line, key); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// fieldsAt lists the YAML keys allowed beside the last element of path,
+// from the Config type's yaml tags; nil if the path leaves the type.
+func fieldsAt(path string) []string {
+	t := reflect.TypeFor[Config]()
+	parts := strings.Split(path, ".")
+	for _, part := range parts[:len(parts)-1] {
+		name, _, _ := strings.Cut(part, "[")
+		f, ok := fieldByTag(t, name)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+		for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for f := range t.Fields() {
+		if tag := yamlName(f); tag != "" {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for f := range t.Fields() {
+		if yamlName(f) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// yamlName is the key a struct field is decoded from ("" for none).
+func yamlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	switch name {
+	case "-":
+		return ""
+	case "":
+		return strings.ToLower(f.Name) // yaml.v3's default
+	}
+	return name
 }

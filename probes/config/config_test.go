@@ -37,6 +37,27 @@ func TestLoadExample(t *testing.T) {
 	}
 }
 
+func TestQueueDefaults(t *testing.T) {
+	cfg, err := Parse("q.yaml", []byte(strings.Replace(valid, "targets:\n", "queue: {dir: /var/lib/bantay-probe}\nmetrics: {listen: 127.0.0.1:9464}\ntargets:\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Queue; q.MaxSize != 64<<20 || q.MaxAge != 25*time.Minute || q.ReplayPerExport != 20 {
+		t.Errorf("queue defaults %+v", q)
+	}
+	cfg, err = Parse("q.yaml", []byte(strings.Replace(valid, "targets:\n", "queue: {dir: q, max_size: 1GiB, max_age: 10m}\ntargets:\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Queue; q.MaxSize != 1<<30 || q.MaxAge != 10*time.Minute {
+		t.Errorf("queue %+v, want 1GiB and 10m", q)
+	}
+	cfg, _ = Parse("q.yaml", []byte(valid))
+	if cfg.Queue != (Queue{}) || cfg.Metrics.Listen != "" {
+		t.Errorf("without queue.dir the queue is off and metrics are off: %+v %+v", cfg.Queue, cfg.Metrics)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	cfg, err := Parse("min.yaml", []byte(`
 probe: {id: dvo-01, city: Davao}
@@ -92,7 +113,9 @@ func TestValidationErrors(t *testing.T) {
 		{"missing id", "  id: mnl-01\n", "", "probe.yaml:1: probe.id: is required"},
 		{"bad id", "id: mnl-01", "id: MNL_01", "probe.yaml:2: probe.id: \"MNL_01\" may contain only"},
 		{"unknown city", "city: Manila", "city: Gotham", "probe.yaml:3: probe.city: \"Gotham\" is not a city"},
-		{"typo key", "city: Manila", "cty: Manila", "probe.yaml:3: field cty not found"},
+		{"typo key", "city: Manila", "cty: Manila", "probe.yaml:3: probe.cty: is not a known field (known: id, city, environment)"},
+		{"typo key in flow mapping", "targets:\n", "defaults: {intervall: 5s}\ntargets:\n", "probe.yaml:12: defaults.intervall: is not a known field (known: interval, timeout)"},
+		{"typo key in a list item", "    method: tcp", "    methd: tcp", "probe.yaml:23: targets[2].methd: is not a known field (known: name, dst_city, method,"},
 		{"bad protocol", "  tls: {insecure: true}", "  protocol: amqp\n  tls: {insecure: true}", "probe.yaml:6: collector.protocol: \"amqp\" is not one of grpc, http"},
 		{"grpc with scheme", "endpoint: 127.0.0.1:4317", "endpoint: http://127.0.0.1:4317", "probe.yaml:5: collector.endpoint:"},
 		{"http plain without insecure", "  endpoint: 127.0.0.1:4317\n  tls: {insecure: true}", "  endpoint: http://127.0.0.1:4318\n  protocol: http", "collector.endpoint: \"http://127.0.0.1:4318\" is plain http but tls.insecure is false"},
@@ -114,7 +137,11 @@ func TestValidationErrors(t *testing.T) {
 		{"timeout over interval", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 1s\n    timeout: 2s", "probe.yaml:18: targets[0].timeout: 2s must be shorter than the interval 1s"},
 		{"timeout over the cap", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 5m\n    timeout: 90s", "probe.yaml:18: targets[0].timeout: 1m30s is longer than 1m0s"},
 		{"ambiguous gazetteer alias", "targets:\n", "gazetteer:\n  cities: [{name: Tagum, region: Davao Region, island_group: Mindanao, latitude: 7.45, longitude: 125.8, aliases: [Davao City]}]\ntargets:\n", "probe.yaml:12: gazetteer: city \"Tagum\": name \"Davao City\" is already used by city \"Davao\""},
-		{"gazetteer typo", "targets:\n", "gazetteer:\n  city: []\ntargets:\n", "probe.yaml:13: field city not found"},
+		{"queue size without a dir", "targets:\n", "queue: {max_size: 1GiB}\ntargets:\n", "probe.yaml:12: queue.max_size: is set but queue.dir is empty"},
+		{"queue too small", "targets:\n", "queue: {dir: /var/lib/q, max_size: 100KiB}\ntargets:\n", "probe.yaml:12: queue.max_size: 100KiB is less than 1MiB"},
+		{"queue size not a size", "targets:\n", "queue: {dir: /var/lib/q, max_size: lots}\ntargets:\n", "probe.yaml:12: \"lots\" is not a size such as 64MiB or 1GiB"},
+		{"metrics on all interfaces by accident", "targets:\n", "metrics: {listen: \":9464\"}\ntargets:\n", "probe.yaml:12: metrics.listen: \":9464\": host is empty"},
+		{"gazetteer typo", "targets:\n", "gazetteer:\n  city: []\ntargets:\n", "probe.yaml:13: gazetteer.city: is not a known field (known: cities, carriers, network_types)"},
 		{"bad duration", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: soon", "probe.yaml:17: cannot unmarshal !!str `soon` into time.Duration"},
 		{"missing target name", "  - name: b\n", "  -\n", "probe.yaml:18: targets[1].name: is required"},
 	}
@@ -210,5 +237,36 @@ targets:
 	// Without the extension the same names are errors.
 	if _, err := Parse("probe.yaml", []byte(strings.Replace(valid, "dst_city: Baguio", "dst_city: pps", 1))); err == nil || !strings.Contains(err.Error(), `targets[2].dst_city: "pps" is not a city`) {
 		t.Errorf("unknown city without the extension: %v", err)
+	}
+}
+
+// TestTokenFileChecked: Parse (so `bantay-probe validate`) refuses a
+// token_file that run would refuse, with the same words.
+func TestTokenFileChecked(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte(" \n"), 0o600)
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, make([]byte, 1<<20), 0o600)
+	good := filepath.Join(dir, "good")
+	os.WriteFile(good, []byte("s3cret\n"), 0o600)
+	for _, tc := range []struct{ file, want string }{
+		{filepath.Join(dir, "missing"), "probe.yaml:7: collector.token_file: open " + filepath.Join(dir, "missing") + ": no such file"},
+		{empty, "probe.yaml:7: collector.token_file: " + empty + " is empty"},
+		{dir, "probe.yaml:7: collector.token_file: " + dir + " is a directory, not a token file"},
+		{"/dev/zero", "probe.yaml:7: collector.token_file: /dev/zero is not a regular file"},
+		{big, "probe.yaml:7: collector.token_file: " + big + " is larger than 4096 bytes"},
+	} {
+		_, err := Parse("probe.yaml", []byte(strings.Replace(valid, "  tls: {insecure: true}\n", "  tls: {insecure: true}\n  token_file: "+tc.file+"\n", 1)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("token_file %s: %v, want %q", tc.file, err, tc.want)
+		}
+	}
+	cfg, err := Parse("probe.yaml", []byte(strings.Replace(valid, "  tls: {insecure: true}\n", "  tls: {insecure: true}\n  token_file: "+good+"\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := cfg.Collector.BearerToken(); tok != "s3cret" || err != nil {
+		t.Errorf("BearerToken() = %q, %v; want the file's token, trimmed", tok, err)
 	}
 }

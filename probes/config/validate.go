@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/alecthomas/units"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
 // MaxProbeIDLength bounds the probe id so it fits in a UDP echo packet.
@@ -64,6 +66,12 @@ func (c *Config) validate() []Problem {
 	}
 
 	c.Collector.validate(v)
+	c.Queue.validate(v)
+	if c.Metrics.Listen != "" {
+		if err := checkHostPort(c.Metrics.Listen); err != nil {
+			v.add("metrics.listen", "%q: %v (give 127.0.0.1:9464 for this host only)", c.Metrics.Listen, err)
+		}
+	}
 
 	if len(c.Uplinks) == 0 {
 		v.add("uplinks", "at least one uplink is required")
@@ -164,6 +172,8 @@ func (c *Collector) validate(v *validator) {
 	}
 	if c.Token != "" && c.TokenFile != "" {
 		v.add("collector.token", "set token or token_file, not both")
+	} else if _, err := c.BearerToken(); err != nil {
+		v.add("collector.token_file", "%v", err)
 	}
 	if c.ExportInterval == 0 {
 		c.ExportInterval = DefaultExportInterval
@@ -176,6 +186,38 @@ func (c *Collector) validate(v *validator) {
 	}
 	if c.Timeout < 0 {
 		v.add("collector.timeout", "%s must be positive", c.Timeout)
+	}
+}
+
+func (q *Queue) validate(v *validator) {
+	if q.Dir == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"max_size", q.MaxSize != 0}, {"max_age", q.MaxAge != 0}, {"replay_per_export", q.ReplayPerExport != 0}} {
+			if f.set {
+				v.add("queue."+f.name, "is set but queue.dir is empty, so there is no queue")
+			}
+		}
+		return
+	}
+	if q.MaxSize == 0 {
+		q.MaxSize = DefaultQueueMaxSize
+	}
+	if q.MaxAge == 0 {
+		q.MaxAge = DefaultQueueMaxAge
+	}
+	if q.ReplayPerExport == 0 {
+		q.ReplayPerExport = DefaultQueueReplayPerExport
+	}
+	if q.MaxSize < ByteSize(units.MiB) {
+		v.add("queue.max_size", "%s is less than 1MiB, too small for a backlog of exports", q.MaxSize)
+	}
+	if q.MaxAge < 0 {
+		v.add("queue.max_age", "%s must be positive", q.MaxAge)
+	}
+	if q.ReplayPerExport < 0 {
+		v.add("queue.replay_per_export", "%d must be positive", q.ReplayPerExport)
 	}
 }
 

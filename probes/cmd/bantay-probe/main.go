@@ -117,7 +117,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if err := a.Run(ctx); err != nil {
-			logger.Error("stopped with undelivered data", "error", err)
+			msg := "stopped with undelivered data"
+			if cfg.Queue.Dir == "" {
+				msg += "; set queue.dir to keep undelivered exports on disk across a restart"
+			}
+			logger.Error(msg, "error", err)
 			return 1
 		}
 		return 0

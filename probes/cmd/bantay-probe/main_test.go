@@ -40,6 +40,28 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateChecksTokenFile: validate refuses a token_file that run
+// refuses (missing, empty, a directory), as run does.
+func TestValidateChecksTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	for _, tokenFile := range []string{filepath.Join(dir, "missing"), empty, dir} {
+		cfgPath := filepath.Join(dir, "probe.yaml")
+		os.WriteFile(cfgPath, []byte(`
+probe: {id: mnl-01, city: Manila}
+collector: {endpoint: "127.0.0.1:4317", tls: {insecure: true}, token_file: "`+tokenFile+`"}
+uplinks: [{name: globe-5g, carrier: Globe, network_type: 5g}]
+targets: [{name: t, dst_city: Davao, method: tcp, address: "127.0.0.1:1"}]
+`), 0o600)
+		for _, cmd := range []string{"validate", "run"} {
+			if code, _, errs := runCmd(context.Background(), cmd, "--config", cfgPath); code != 1 || !strings.Contains(errs, "collector.token_file: ") {
+				t.Errorf("%s with token_file %s: exit %d, stderr %q; want 1 naming collector.token_file", cmd, tokenFile, code, errs)
+			}
+		}
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"frobnicate"}, {"validate"}, {"run", "--config"}, {"reflect", "extra"}, {"run", "--config", "x", "--log-level", "loud"}} {
 		if code, _, _ := runCmd(context.Background(), args...); code == 0 {
@@ -159,5 +181,45 @@ targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t
 	}
 	if n := strings.Count(stderr.String(), `"msg":"probe failing"`); n != 1 {
 		t.Errorf("a target that always fails logged as failing %d times, want once:\n%s", n, stderr.String())
+	}
+}
+
+// TestStopDuringOutageWithQueue: with queue.dir, a probe stopped while the
+// collector is down says how much stays queued on disk, that it is sent on
+// next start, and exits 0 because nothing is lost.
+func TestStopDuringOutageWithQueue(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "probe.yaml")
+	os.WriteFile(cfgPath, []byte(`
+probe: {id: mnl-01, city: Manila}
+collector: {endpoint: "`+testenv.FreeAddr(t)+`", tls: {insecure: true}, export_interval: 100ms, timeout: 200ms}
+queue: {dir: "`+filepath.Join(dir, "queue")+`"}
+uplinks: [{name: globe-5g, carrier: Globe, network_type: 5g}]
+targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t)+`", interval: 50ms, timeout: 20ms}]
+`), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "--config", cfgPath, "--log-format", "json"}, io.Discard, stderr)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "exports are queued on disk"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no outage logged:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(stderr.String(), `stay queued on disk; they are sent on next start","probe":"mnl-01","uplink":"globe-5g","queue":"`+filepath.Join(dir, "queue", "globe-5g.db")+`","queued_requests":`) {
+			t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop on cancel")
+	}
+	if strings.Contains(stderr.String(), "undelivered") {
+		t.Errorf("queued data reported as undelivered:\n%s", stderr.String())
 	}
 }
