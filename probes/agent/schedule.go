@@ -100,7 +100,7 @@ func jittered(interval time.Duration, rng *rand.Rand) time.Duration {
 // once runs one measurement and records it.
 func (j *job) once(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, j.target.Timeout)
-	d, err := j.prober.Probe(pctx)
+	res, err := j.prober.Probe(pctx)
 	cancel()
 	if ctx.Err() != nil {
 		// Interrupted by shutdown: neither a success nor a failure of the path.
@@ -122,6 +122,7 @@ func (j *job) once(ctx context.Context) {
 		}
 		return
 	}
+	d := res.RTT
 	j.inst.latency.Record(rec, float64(d)/float64(time.Millisecond), j.attrs)
 	if j.loggedReason != "" {
 		j.logger.Info("probe succeeding again", "latency", d, "after_failures", j.consecutive)

@@ -21,8 +21,14 @@ func probe(t *testing.T, p Prober, timeout time.Duration) (time.Duration, Reason
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	d, err := p.Probe(ctx)
-	return d, Classify(err), err
+	res, err := p.Probe(ctx)
+	if err == nil && res.RTT <= 0 {
+		t.Errorf("%s probe succeeded with RTT %v", p.Method(), res.RTT)
+	}
+	if err != nil && (res.RTT != 0 || res.Phases != nil) {
+		t.Errorf("%s probe failed (%v) but reported RTT %v, phases %v", p.Method(), err, res.RTT, res.Phases)
+	}
+	return res.RTT, Classify(err), err
 }
 
 func wantReason(t *testing.T, p Prober, timeout time.Duration, want Reason) {
