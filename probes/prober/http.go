@@ -98,7 +98,7 @@ func (p *HTTP) statusOK(code int) bool {
 // httpTrace records the instants between phases. The transport may call
 // the hooks from its dialing goroutines, hence the lock.
 type httpTrace struct {
-	mu                                             sync.Mutex
+	mu                                              sync.Mutex
 	start, dnsDone, connectDone, tlsDone, firstByte time.Time
 }
 
