@@ -162,6 +162,16 @@ func TakeRound(ctx context.Context, p Prober, spec RoundSpec) (*Round, error) {
 	return probeRound(ctx, p, spec), nil
 }
 
+// FailedRound is a round of count probes none of which could be sent, for
+// err (a target that does not resolve, a socket this host may not open).
+func FailedRound(count int, err error) *Round {
+	r := &Round{Sent: count}
+	for range count {
+		r.fail(err)
+	}
+	return r
+}
+
 // sleepUntil waits for t or for ctx; it reports whether t came.
 func sleepUntil(ctx context.Context, t time.Time) bool {
 	timer := time.NewTimer(time.Until(t))
@@ -274,11 +284,7 @@ func probeSequenced(ctx context.Context, s sequenced) (Result, error) {
 func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 	conn, err := s.openRound(ctx, spec.Count)
 	if err != nil {
-		r := &Round{Sent: spec.Count}
-		for range spec.Count {
-			r.fail(err)
-		}
-		return r
+		return FailedRound(spec.Count, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.close() })
 	defer stop()
