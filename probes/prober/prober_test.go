@@ -19,6 +19,14 @@ import (
 // probe runs p once with a timeout and returns the latency, error and reason.
 func probe(t *testing.T, p Prober, timeout time.Duration) (time.Duration, Reason, error) {
 	t.Helper()
+	res, reason, err := probeResult(t, p, timeout)
+	return res.RTT, reason, err
+}
+
+// probeResult runs p once with a timeout. A success must have a latency, a
+// failure none (and no phases).
+func probeResult(t *testing.T, p Prober, timeout time.Duration) (Result, Reason, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	res, err := p.Probe(ctx)
@@ -28,7 +36,7 @@ func probe(t *testing.T, p Prober, timeout time.Duration) (time.Duration, Reason
 	if err != nil && (res.RTT != 0 || res.Phases != nil) {
 		t.Errorf("%s probe failed (%v) but reported RTT %v, phases %v", p.Method(), err, res.RTT, res.Phases)
 	}
-	return res.RTT, Classify(err), err
+	return res, Classify(err), err
 }
 
 func wantReason(t *testing.T, p Prober, timeout time.Duration, want Reason) {
