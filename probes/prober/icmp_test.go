@@ -1,0 +1,201 @@
+//go:build linux
+
+package prober
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bantay-noc/bantay/internal/testenv"
+)
+
+// pingLoopback takes a round of 5 to p's host and insists on exactly 5 answers,
+// no duplicates, no reordering: loopback loses nothing.
+func pingLoopback(t *testing.T, p *ICMP) {
+	t.Helper()
+	r, err := TakeRound(context.Background(), p, RoundSpec{Count: 5, Interval: 10 * time.Millisecond, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sent != 5 || r.Received() != 5 || r.Duplicates != 0 || r.Reordered != 0 || len(r.Failures) != 0 {
+		t.Fatalf("icmp round to %s over a %s: sent %d received %d duplicates %d reordered %d errors %v; want 5 of 5 and nothing else",
+			p.host, p.Mode(), r.Sent, r.Received(), r.Duplicates, r.Reordered, r.Errors)
+	}
+	for _, d := range r.RTTs() {
+		if d <= 0 {
+			t.Errorf("RTT %v", d)
+		}
+	}
+	if _, _, err := probe(t, p, 5*time.Second); err != nil {
+		t.Errorf("single icmp probe to %s: %v", p.host, err)
+	}
+}
+
+// TestICMPLoopback pings 127.0.0.1 with whatever socket this process may
+// open (a raw one as root on a host whose ping_group_range is "1 0").
+func TestICMPLoopback(t *testing.T) {
+	p, err := NewICMP("127.0.0.1", Options{})
+	var perm *ICMPPermissionError
+	if errors.As(err, &perm) {
+		testenv.Unavailable(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("icmp over a %s, kernel timestamps %v", p.Mode(), p.KernelTimestamps())
+	if !p.KernelTimestamps() {
+		t.Error("no SO_TIMESTAMPNS on a Linux ICMP socket")
+	}
+	pingLoopback(t, p)
+
+	p, err = NewICMP("nonexistent.invalid.", Options{Resolver: nxdomainResolver(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 2, Interval: time.Millisecond, Timeout: time.Second})
+	if r.Sent != 2 || r.Failures[ReasonDNS] != 2 {
+		t.Errorf("unresolvable icmp target: %+v, want 2 dns failures", r)
+	}
+}
+
+const (
+	netnsChild   = "BANTAY_ICMP_NETNS_CHILD"
+	noPermsChild = "BANTAY_ICMP_NOPERMS_CHILD"
+)
+
+// TestICMPInNetns runs itself again inside a network namespace of its own
+// (unshare --net), where it may change net.ipv4.ping_group_range without
+// touching the host's: there it pings 127.0.0.1 and ::1 over ping sockets,
+// then over raw sockets, checks that an unroutable destination is a named
+// failure, and runs a third copy as nobody without capabilities, which
+// must be told why it may not send ICMP.
+func TestICMPInNetns(t *testing.T) {
+	if os.Getenv(netnsChild) == "1" {
+		icmpInNetns(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "a network namespace needs root")
+	}
+	unshare := testenv.Binary(t, "unshare", "")
+	runChild(t, exec.Command(unshare, "--net", "--", os.Args[0], "-test.run=^TestICMPInNetns$", "-test.v", "-test.count=1"), netnsChild)
+}
+
+// runChild runs cmd (this test binary, one test) with env=1 and fails
+// unless that test passed.
+func runChild(t *testing.T, cmd *exec.Cmd, env string) {
+	t.Helper()
+	cmd.Env = append(os.Environ(), env+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s:\n%s", env, out)
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("%s: %v", env, err)
+	}
+}
+
+func writeSysctl(t *testing.T, path, value string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func icmpInNetns(t *testing.T) {
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set lo up: %v %s", err, out)
+	}
+	const rangeFile = "/proc/sys/net/ipv4/ping_group_range"
+	writeSysctl(t, rangeFile, "0 2147483647")
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		p, err := NewICMP(host, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Mode() != ICMPPingSocket {
+			t.Fatalf("%s: mode %q with ping sockets allowed, want %q", host, p.Mode(), ICMPPingSocket)
+		}
+		pingLoopback(t, p)
+	}
+
+	writeSysctl(t, rangeFile, "1 0")
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		p, err := NewICMP(host, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Mode() != ICMPRawSocket {
+			t.Fatalf("%s: mode %q as root without ping sockets, want %q", host, p.Mode(), ICMPRawSocket)
+		}
+		pingLoopback(t, p)
+	}
+
+	// The namespace has no route but loopback's: sending to TEST-NET-1
+	// fails in the kernel's route lookup and no packet exists at all.
+	p, err := NewICMP("192.0.2.1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 2, Interval: time.Millisecond, Timeout: time.Second})
+	if r.Received() != 0 || r.Failures[ReasonOther] != 2 || !errors.Is(r.Errors[ReasonOther], syscall.ENETUNREACH) {
+		t.Errorf("unroutable target: %+v, want 2 failures for network unreachable", r)
+	}
+
+	// Nobody, with no capabilities and ping sockets limited to group 1.
+	setpriv := testenv.Binary(t, "setpriv", "")
+	dir, err := os.MkdirTemp("", "icmp-noperms-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "prober.test")
+	copyFile(t, os.Args[0], bin)
+	os.Chmod(dir, 0o755)
+	runChild(t, exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		"--", bin, "-test.run=^TestICMPNotPermitted$", "-test.v", "-test.count=1"), noPermsChild)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestICMPNotPermitted runs only as the unprivileged child of
+// TestICMPInNetns: NewICMP must refuse with the reason and the two ways to
+// fix it.
+func TestICMPNotPermitted(t *testing.T) {
+	if os.Getenv(noPermsChild) != "1" {
+		t.Skip("run by TestICMPInNetns as an unprivileged user")
+	}
+	_, err := NewICMP("127.0.0.1", Options{})
+	var perm *ICMPPermissionError
+	if !errors.As(err, &perm) || !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("NewICMP without permission: %v, want an *ICMPPermissionError", err)
+	}
+	for _, want := range []string{`ping_group_range = "1 0"`, "CAP_NET_RAW", "icmp to 127.0.0.1: not permitted"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
