@@ -73,8 +73,8 @@ const (
 
 // TestICMPInNetns runs itself again inside a network namespace of its own
 // (unshare --net), where it may change net.ipv4.ping_group_range without
-// touching the host's: there it pings 127.0.0.1 and ::1 over ping sockets,
-// then over raw sockets, checks that an unroutable destination is a named
+// touching the host's: there it pings 127.0.0.1 and ::1 and a host behind
+// a delaying TUN responder over ping sockets, then over raw sockets, checks that an unroutable destination is a named
 // failure, and runs a third copy as nobody without capabilities, which
 // must be told why it may not send ICMP.
 func TestICMPInNetns(t *testing.T) {
@@ -124,6 +124,7 @@ func icmpInNetns(t *testing.T) {
 		}
 		pingLoopback(t, p)
 	}
+	pingThroughTUN(t, "bantay0", "198.18.0", ICMPPingSocket)
 
 	writeSysctl(t, rangeFile, "1 0")
 	for _, host := range []string{"127.0.0.1", "::1"} {
@@ -136,6 +137,7 @@ func icmpInNetns(t *testing.T) {
 		}
 		pingLoopback(t, p)
 	}
+	pingThroughTUN(t, "bantay1", "198.18.1", ICMPRawSocket)
 
 	// The namespace has no route but loopback's: sending to TEST-NET-1
 	// fails in the kernel's route lookup and no packet exists at all.
@@ -160,6 +162,31 @@ func icmpInNetns(t *testing.T) {
 	os.Chmod(dir, 0o755)
 	runChild(t, exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		"--", bin, "-test.run=^TestICMPNotPermitted$", "-test.v", "-test.count=1"), noPermsChild)
+}
+
+// pingThroughTUN pings a host behind a delaying TUN responder (addresses
+// of RFC 2544's benchmarking range, inside the test's namespace only) that
+// drops the 4th request and answers the 7th twice: loss and duplicates
+// exact, the median RTT the injected delay.
+func pingThroughTUN(t *testing.T, dev, prefix, mode string) {
+	t.Helper()
+	const delay = 50 * time.Millisecond
+	tunResponder{delay: delay, drop: map[int]bool{3: true}, dup: map[int]bool{6: true}}.start(t, dev, prefix+".1")
+	p, err := NewICMP(prefix+".2", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Mode() != mode {
+		t.Fatalf("mode %q, want %q", p.Mode(), mode)
+	}
+	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 10, Interval: 20 * time.Millisecond, Timeout: time.Second})
+	if r.Sent != 10 || r.Received() != 9 || r.Duplicates != 1 || r.Failures[ReasonTimeout] != 1 || len(r.Failures) != 1 {
+		t.Fatalf("icmp over a %s through %s: sent %d received %d duplicates %d failures %v; want 10, 9, 1 and one timeout",
+			mode, dev, r.Sent, r.Received(), r.Duplicates, r.Errors)
+	}
+	wantNear(t, "icmp rtt over a "+mode, r.RTTs(), delay)
+	s, _ := r.Stats()
+	t.Logf("icmp over a %s, %v injected: min %v p50 %v max %v jitter %v", mode, delay, s.Min, s.P50, s.Max, s.Jitter)
 }
 
 func copyFile(t *testing.T, from, to string) {
