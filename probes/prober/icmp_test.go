@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,17 +68,18 @@ func TestICMPLoopback(t *testing.T) {
 }
 
 const (
-	netnsChild   = "BANTAY_ICMP_NETNS_CHILD"
+	netnsChild   = "BANTAY_NETNS_CHILD"
 	noPermsChild = "BANTAY_ICMP_NOPERMS_CHILD"
 )
 
-// TestICMPInNetns runs itself again inside a network namespace of its own
+// TestInNetns runs itself again inside a network namespace of its own
 // (unshare --net), where it may change net.ipv4.ping_group_range without
 // touching the host's: there it pings 127.0.0.1 and ::1 and a host behind
-// a delaying TUN responder over ping sockets, then over raw sockets, checks that an unroutable destination is a named
+// a delaying TUN responder over ping sockets, then over raw sockets,
+// measures TCP connects through a delay line (tun_test.go), checks that an unroutable destination is a named
 // failure, and runs a third copy as nobody without capabilities, which
 // must be told why it may not send ICMP.
-func TestICMPInNetns(t *testing.T) {
+func TestInNetns(t *testing.T) {
 	if os.Getenv(netnsChild) == "1" {
 		icmpInNetns(t)
 		return
@@ -86,7 +88,7 @@ func TestICMPInNetns(t *testing.T) {
 		testenv.Unavailable(t, "a network namespace needs root")
 	}
 	unshare := testenv.Binary(t, "unshare", "")
-	runChild(t, exec.Command(unshare, "--net", "--", os.Args[0], "-test.run=^TestICMPInNetns$", "-test.v", "-test.count=1"), netnsChild)
+	runChild(t, exec.Command(unshare, "--net", "--", os.Args[0], "-test.run=^TestInNetns$", "-test.v", "-test.count=1"), netnsChild)
 }
 
 // runChild runs cmd (this test binary, one test) with env=1 and fails
@@ -138,6 +140,7 @@ func icmpInNetns(t *testing.T) {
 		pingLoopback(t, p)
 	}
 	pingThroughTUN(t, "bantay1", "198.18.1", ICMPRawSocket)
+	connectThroughDelayLine(t)
 
 	// The namespace has no route but loopback's: sending to TEST-NET-1
 	// fails in the kernel's route lookup and no packet exists at all.
@@ -189,6 +192,38 @@ func pingThroughTUN(t *testing.T, dev, prefix, mode string) {
 	t.Logf("icmp over a %s, %v injected: min %v p50 %v max %v jitter %v", mode, delay, s.Min, s.P50, s.Max, s.Jitter)
 }
 
+// connectThroughDelayLine measures TCP connects to a "remote" host whose
+// SYNs (and every other packet towards it) a delay line holds back: the
+// handshake is the kernel's on both ends, the delay the test's.
+func connectThroughDelayLine(t *testing.T) {
+	t.Helper()
+	const delay = 50 * time.Millisecond
+	dev := openTUN(t, "bantay2", "198.18.2.1/23")
+	delayLine{delay: delay, local: [4]byte{198, 18, 2, 1}, remote: [4]byte{198, 18, 2, 2}, peer: [4]byte{198, 18, 3, 2}}.start(t, dev)
+	l, err := net.Listen("tcp", "198.18.2.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	r, _ := TakeRound(context.Background(), NewTCP("198.18.2.2:"+port, Options{}), RoundSpec{Count: 5, Interval: 20 * time.Millisecond, Timeout: 2 * time.Second})
+	if r.Sent != 5 || r.Received() != 5 {
+		t.Fatalf("tcp through the delay line: sent %d received %d errors %v", r.Sent, r.Received(), r.Errors)
+	}
+	wantNear(t, "tcp connect", r.RTTs(), delay)
+	s, _ := r.Stats()
+	t.Logf("tcp connect, %v injected: min %v p50 %v max %v", delay, s.Min, s.P50, s.Max)
+}
+
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	src, err := os.Open(from)
@@ -209,11 +244,11 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 // TestICMPNotPermitted runs only as the unprivileged child of
-// TestICMPInNetns: NewICMP must refuse with the reason and the two ways to
+// TestInNetns: NewICMP must refuse with the reason and the two ways to
 // fix it.
 func TestICMPNotPermitted(t *testing.T) {
 	if os.Getenv(noPermsChild) != "1" {
-		t.Skip("run by TestICMPInNetns as an unprivileged user")
+		t.Skip("run by TestInNetns as an unprivileged user")
 	}
 	_, err := NewICMP("127.0.0.1", Options{})
 	var perm *ICMPPermissionError

@@ -3,6 +3,7 @@
 package prober
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -29,29 +30,7 @@ type tunResponder struct {
 // rest of the /24 is reachable through it) and serves until the test ends.
 func (r tunResponder) start(t *testing.T, name, local string) {
 	t.Helper()
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("open /dev/net/tun: %v", err)
-	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		t.Fatalf("TUNSETIFF: %v", err)
-	}
-	// Non-blocking, so that the os.File is in Go's poller and Close ends a
-	// pending Read.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	dev := os.NewFile(uintptr(fd), name)
-	for _, args := range [][]string{{"addr", "add", local + "/24", "dev", name}, {"link", "set", name, "up"}} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v %s", args, err, out)
-		}
-	}
+	dev := openTUN(t, name, local+"/24")
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		dev.Close()
@@ -87,6 +66,142 @@ func (r tunResponder) start(t *testing.T, name, local string) {
 			n++
 		}
 	})
+}
+
+// openTUN creates a TUN device with the address cidr, up, closed when the
+// test ends.
+func openTUN(t *testing.T, name, cidr string) *os.File {
+	t.Helper()
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("open /dev/net/tun: %v", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		t.Fatalf("TUNSETIFF: %v", err)
+	}
+	// Non-blocking, so that the os.File is in Go's poller and Close ends a
+	// pending Read.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	dev := os.NewFile(uintptr(fd), name)
+	for _, args := range [][]string{{"addr", "add", cidr, "dev", name}, {"link", "set", name, "up"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	return dev
+}
+
+// delayLine makes a remote host out of this one for TCP and UDP: the
+// kernel's packets to remote (through the TUN device) come back, after
+// delay, as packets from the fake peer to local, so the local stack's
+// listener answers them; its answers to peer come back, undelayed, as
+// packets from remote. A connect to remote therefore takes delay plus
+// loopback time, with the kernel's own TCP on both ends: a user-space
+// netem for one direction.
+type delayLine struct {
+	delay               time.Duration
+	local, remote, peer [4]byte
+}
+
+func (d delayLine) start(t *testing.T, dev *os.File) {
+	t.Helper()
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		dev.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		buf := make([]byte, 65535)
+		for {
+			k, err := dev.Read(buf)
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if err != nil || k < 20 || buf[0]>>4 != 4 || [4]byte(buf[12:16]) != d.local {
+				continue
+			}
+			pkt := append([]byte(nil), buf[:k]...)
+			var wait time.Duration
+			switch [4]byte(pkt[16:20]) {
+			case d.remote: // outbound: arrives at the listener from peer
+				copy(pkt[12:16], d.peer[:])
+				wait = d.delay
+			case d.peer: // the listener's answer: arrives from remote
+				copy(pkt[12:16], d.remote[:])
+			default:
+				continue
+			}
+			copy(pkt[16:20], d.local[:])
+			if !fixChecksums(pkt) {
+				continue
+			}
+			wg.Add(1)
+			time.AfterFunc(wait, func() {
+				defer wg.Done()
+				dev.Write(pkt)
+			})
+		}
+	})
+}
+
+// fixChecksums recomputes the IPv4 header checksum and the TCP or UDP
+// checksum (RFC 1071, over the pseudo-header) after an address rewrite.
+func fixChecksums(pkt []byte) bool {
+	hl := int(pkt[0]&0x0f) * 4
+	if len(pkt) < hl {
+		return false
+	}
+	pkt[10], pkt[11] = 0, 0
+	binary.BigEndian.PutUint16(pkt[10:12], checksum(0, pkt[:hl]))
+	seg := pkt[hl:]
+	var off int
+	switch pkt[9] {
+	case 6:
+		off = 16
+	case 17:
+		off = 6
+	default:
+		return false
+	}
+	if len(seg) < off+2 {
+		return false
+	}
+	seg[off], seg[off+1] = 0, 0
+	var pseudo [12]byte
+	copy(pseudo[0:8], pkt[12:20])
+	pseudo[9] = pkt[9]
+	binary.BigEndian.PutUint16(pseudo[10:12], uint16(len(seg)))
+	c := checksum(sum(0, pseudo[:]), seg)
+	if c == 0 && pkt[9] == 17 {
+		c = 0xffff // UDP's 0 means "no checksum"
+	}
+	binary.BigEndian.PutUint16(seg[off:off+2], c)
+	return true
+}
+
+func sum(acc uint32, b []byte) uint32 {
+	for i := 0; i+1 < len(b); i += 2 {
+		acc += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		acc += uint32(b[len(b)-1]) << 8
+	}
+	return acc
+}
+
+func checksum(acc uint32, b []byte) uint16 {
+	acc = sum(acc, b)
+	for acc>>16 != 0 {
+		acc = acc&0xffff + acc>>16
+	}
+	return ^uint16(acc)
 }
 
 // echoReply turns an IPv4 echo request into its reply: the addresses
