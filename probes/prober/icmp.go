@@ -44,28 +44,37 @@ const (
 type ICMP struct {
 	host string
 	opts Options
-	mode string
+	// mode and timestamps are what a socket opened at start offered;
+	// startErr is why none could be opened then.
+	mode     string
+	startErr error
 	// timestamps: the socket gives kernel receive timestamps.
 	timestamps bool
 	seq        atomic.Uint32
 }
 
 // NewICMP returns a prober for host (a name or an IP address). It opens a
-// socket once to choose the kind (a ping socket where allowed, else a raw
-// one) for the target's family, so a probe that may not send ICMP says so
-// at start instead of failing every probe.
+// socket once to see which kind this process may use for the target's
+// family (a ping socket where allowed, else a raw one), for Mode and
+// StartError to report at start. A host that may use neither still gets a
+// prober: each of its probes fails with the reason (counted as `other`),
+// while the probe's other targets go on, and it starts working as soon as
+// ping_group_range or the capability allows.
 func NewICMP(host string, opts Options) (*ICMP, error) {
+	if host == "" {
+		return nil, errors.New("icmp prober: no host")
+	}
 	p := &ICMP{host: host, opts: opts}
 	v6 := opts.BindAddress.Is6() && !opts.BindAddress.Is4In6()
 	if a, err := netip.ParseAddr(host); err == nil {
 		v6 = a.Is6() && !a.Is4In6()
 	}
-	s, err := openICMP(v6, opts.BindAddress)
-	if err != nil {
-		return nil, fmt.Errorf("icmp to %s: %w", host, err)
+	if s, err := openICMP(v6, opts.BindAddress); err != nil {
+		p.startErr = fmt.Errorf("icmp to %s: %w", host, err)
+	} else {
+		p.mode, p.timestamps = s.mode, s.timestamps
+		s.close()
 	}
-	p.mode, p.timestamps = s.mode, s.timestamps
-	s.close()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	p.seq.Store(binary.BigEndian.Uint32(b[:]))
@@ -76,8 +85,12 @@ func NewICMP(host string, opts Options) (*ICMP, error) {
 func (*ICMP) Method() string { return config.MethodICMP }
 
 // Mode says which kind of socket the prober uses (ICMPPingSocket or
-// ICMPRawSocket).
+// ICMPRawSocket); empty when StartError is not nil.
 func (p *ICMP) Mode() string { return p.mode }
+
+// StartError is why no ICMP socket could be opened when the prober was
+// made (an *ICMPPermissionError, typically), or nil.
+func (p *ICMP) StartError() error { return p.startErr }
 
 // KernelTimestamps reports whether RTTs use the kernel's receive
 // timestamps (SO_TIMESTAMPNS) rather than the monotonic clock alone.

@@ -44,12 +44,11 @@ func pingLoopback(t *testing.T, p *ICMP) {
 // open (a raw one as root on a host whose ping_group_range is "1 0").
 func TestICMPLoopback(t *testing.T) {
 	p, err := NewICMP("127.0.0.1", Options{})
-	var perm *ICMPPermissionError
-	if errors.As(err, &perm) {
-		testenv.Unavailable(t, "%v", err)
-	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := p.StartError(); err != nil {
+		testenv.Unavailable(t, "%v", err)
 	}
 	t.Logf("icmp over a %s, kernel timestamps %v", p.Mode(), p.KernelTimestamps())
 	if !p.KernelTimestamps() {
@@ -250,14 +249,23 @@ func TestICMPNotPermitted(t *testing.T) {
 	if os.Getenv(noPermsChild) != "1" {
 		t.Skip("run by TestInNetns as an unprivileged user")
 	}
-	_, err := NewICMP("127.0.0.1", Options{})
+	p, err := NewICMP("127.0.0.1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.StartError()
 	var perm *ICMPPermissionError
-	if !errors.As(err, &perm) || !errors.Is(err, syscall.EPERM) {
-		t.Fatalf("NewICMP without permission: %v, want an *ICMPPermissionError", err)
+	if !errors.As(err, &perm) || !errors.Is(err, syscall.EPERM) || p.Mode() != "" {
+		t.Fatalf("NewICMP without permission: start error %v, mode %q; want an *ICMPPermissionError and no mode", err, p.Mode())
 	}
 	for _, want := range []string{`ping_group_range = "1 0"`, "CAP_NET_RAW", "icmp to 127.0.0.1: not permitted"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+	// Every probe fails for that reason, counted, without a crash or a hang.
+	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 3, Interval: time.Millisecond, Timeout: time.Second})
+	if r.Sent != 3 || r.Failures[ReasonOther] != 3 || !errors.As(r.Errors[ReasonOther], &perm) {
+		t.Errorf("round without permission: %+v, want 3 failures (other) naming the permission", r)
 	}
 }

@@ -162,9 +162,9 @@ func TakeRound(ctx context.Context, p Prober, spec RoundSpec) (*Round, error) {
 	return probeRound(ctx, p, spec), nil
 }
 
-// FailedRound is a round of count probes none of which could be sent, for
+// failedRound is a round of count probes none of which could be sent, for
 // err (a target that does not resolve, a socket this host may not open).
-func FailedRound(count int, err error) *Round {
+func failedRound(count int, err error) *Round {
 	r := &Round{Sent: count}
 	for range count {
 		r.fail(err)
@@ -284,7 +284,7 @@ func probeSequenced(ctx context.Context, s sequenced) (Result, error) {
 func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 	conn, err := s.openRound(ctx, spec.Count)
 	if err != nil {
-		return FailedRound(spec.Count, err)
+		return failedRound(spec.Count, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.close() })
 	defer stop()

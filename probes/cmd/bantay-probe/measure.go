@@ -105,17 +105,10 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			QueryName: *queryName, QueryType: *queryType, InsecureSkipVerify: *insecure,
 		}, opts)
 		if err != nil {
-			// Not usage: the target is fine, this host may not probe it
-			// (icmp not permitted). It is reported like any failure.
-			rounds[i] = prober.FailedRound(spec.Count, err)
-			continue
+			return usageErr("target %q: %v", addr, err)
 		}
-		if ic, ok := p.(*prober.ICMP); ok && i == 0 {
-			clock := "monotonic clock"
-			if ic.KernelTimestamps() {
-				clock = "kernel receive timestamps"
-			}
-			fmt.Fprintf(stderr, "bantay-probe measure: icmp over a %s, RTTs from %s\n", ic.Mode(), clock)
+		if ic, ok := p.(*prober.ICMP); ok {
+			reportICMP(stderr, ic, i == 0)
 		}
 		wg.Go(func() {
 			// The spec was checked above, so TakeRound cannot refuse it.
@@ -145,6 +138,22 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code = 1
 	}
 	return code
+}
+
+// reportICMP says, once, which socket icmp uses and where RTTs come from,
+// and for every target that cannot be probed, why.
+func reportICMP(w io.Writer, p *prober.ICMP, first bool) {
+	if err := p.StartError(); err != nil {
+		fmt.Fprintln(w, "bantay-probe measure:", err)
+		return
+	}
+	if first {
+		clock := "monotonic clock"
+		if p.KernelTimestamps() {
+			clock = "kernel receive timestamps"
+		}
+		fmt.Fprintf(w, "bantay-probe measure: icmp over a %s, RTTs from %s\n", p.Mode(), clock)
+	}
 }
 
 // report is one target's JSON line. RTT fields are null when nothing was
