@@ -72,15 +72,16 @@ const (
 )
 
 // TestInNetns runs itself again inside a network namespace of its own
-// (unshare --net), where it may change net.ipv4.ping_group_range without
-// touching the host's: there it pings 127.0.0.1 and ::1 and a host behind
-// a delaying TUN responder over ping sockets, then over raw sockets,
-// measures TCP connects through a delay line (tun_test.go), checks that an unroutable destination is a named
-// failure, and runs a third copy as nobody without capabilities, which
-// must be told why it may not send ICMP.
+// (unshare --net), where it may change net.ipv4.ping_group_range and add
+// TUN devices without touching the host: there it pings 127.0.0.1, ::1
+// and a host behind a delaying TUN responder over ping sockets, then over
+// raw sockets, measures TCP connects through a delay line (tun_test.go),
+// checks that an unroutable destination is a named failure, and runs a
+// third copy as nobody without capabilities, which must be told why it
+// may not send ICMP.
 func TestInNetns(t *testing.T) {
 	if os.Getenv(netnsChild) == "1" {
-		icmpInNetns(t)
+		inNetns(t)
 		return
 	}
 	if os.Geteuid() != 0 {
@@ -109,36 +110,29 @@ func writeSysctl(t *testing.T, path, value string) {
 	}
 }
 
-func icmpInNetns(t *testing.T) {
+func inNetns(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		t.Fatalf("ip link set lo up: %v %s", err, out)
 	}
-	const rangeFile = "/proc/sys/net/ipv4/ping_group_range"
-	writeSysctl(t, rangeFile, "0 2147483647")
-	for _, host := range []string{"127.0.0.1", "::1"} {
-		p, err := NewICMP(host, Options{})
-		if err != nil {
-			t.Fatal(err)
+	// Root may open raw sockets whatever the sysctl says, so the ping
+	// socket must win where the range allows it.
+	for _, m := range []struct{ groups, mode, dev, prefix string }{
+		{"0 2147483647", ICMPPingSocket, "bantay0", "198.18.0"},
+		{"1 0", ICMPRawSocket, "bantay1", "198.18.1"},
+	} {
+		writeSysctl(t, "/proc/sys/net/ipv4/ping_group_range", m.groups)
+		for _, host := range []string{"127.0.0.1", "::1"} {
+			p, err := NewICMP(host, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Mode() != m.mode {
+				t.Fatalf("%s: mode %q with ping_group_range %q, want %q", host, p.Mode(), m.groups, m.mode)
+			}
+			pingLoopback(t, p)
 		}
-		if p.Mode() != ICMPPingSocket {
-			t.Fatalf("%s: mode %q with ping sockets allowed, want %q", host, p.Mode(), ICMPPingSocket)
-		}
-		pingLoopback(t, p)
+		pingThroughTUN(t, m.dev, m.prefix, m.mode)
 	}
-	pingThroughTUN(t, "bantay0", "198.18.0", ICMPPingSocket)
-
-	writeSysctl(t, rangeFile, "1 0")
-	for _, host := range []string{"127.0.0.1", "::1"} {
-		p, err := NewICMP(host, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Mode() != ICMPRawSocket {
-			t.Fatalf("%s: mode %q as root without ping sockets, want %q", host, p.Mode(), ICMPRawSocket)
-		}
-		pingLoopback(t, p)
-	}
-	pingThroughTUN(t, "bantay1", "198.18.1", ICMPRawSocket)
 	connectThroughDelayLine(t)
 
 	// The namespace has no route but loopback's: sending to TEST-NET-1
@@ -199,21 +193,7 @@ func connectThroughDelayLine(t *testing.T) {
 	const delay = 50 * time.Millisecond
 	dev := openTUN(t, "bantay2", "198.18.2.1/23")
 	delayLine{delay: delay, local: [4]byte{198, 18, 2, 1}, remote: [4]byte{198, 18, 2, 2}, peer: [4]byte{198, 18, 3, 2}}.start(t, dev)
-	l, err := net.Listen("tcp", "198.18.2.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
+	_, port, _ := net.SplitHostPort(closingListener(t, "198.18.2.1:0"))
 	r, _ := TakeRound(context.Background(), NewTCP("198.18.2.2:"+port, Options{}), RoundSpec{Count: 5, Interval: 20 * time.Millisecond, Timeout: 2 * time.Second})
 	if r.Sent != 5 || r.Received() != 5 {
 		t.Fatalf("tcp through the delay line: sent %d received %d errors %v", r.Sent, r.Received(), r.Errors)

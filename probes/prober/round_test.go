@@ -221,14 +221,15 @@ func TestUDPRoundFailures(t *testing.T) {
 	}
 }
 
-// TestProbeRoundRunsOnSchedule: a method without sequence numbers (tcp)
-// takes a round as Count probes, each a Probe of its own.
-func TestProbeRoundRunsOnSchedule(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// closingListener listens on addr and closes every connection it accepts;
+// it returns the address.
+func closingListener(t *testing.T, addr string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -238,7 +239,13 @@ func TestProbeRoundRunsOnSchedule(t *testing.T) {
 			c.Close()
 		}
 	}()
-	r, _ := TakeRound(context.Background(), NewTCP(l.Addr().String(), Options{}), RoundSpec{Count: 4, Interval: 5 * time.Millisecond, Timeout: 5 * time.Second})
+	return l.Addr().String()
+}
+
+// TestProbeRoundRunsOnSchedule: a method without sequence numbers (tcp)
+// takes a round as Count probes, each a Probe of its own.
+func TestProbeRoundRunsOnSchedule(t *testing.T) {
+	r, _ := TakeRound(context.Background(), NewTCP(closingListener(t, "127.0.0.1:0"), Options{}), RoundSpec{Count: 4, Interval: 5 * time.Millisecond, Timeout: 5 * time.Second})
 	if r.Sent != 4 || r.Received() != 4 {
 		t.Fatalf("tcp round: sent %d received %d failures %v", r.Sent, r.Received(), r.Errors)
 	}

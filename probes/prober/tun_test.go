@@ -30,7 +30,28 @@ type tunResponder struct {
 // rest of the /24 is reachable through it) and serves until the test ends.
 func (r tunResponder) start(t *testing.T, name, local string) {
 	t.Helper()
-	dev := openTUN(t, name, local+"/24")
+	n := 0 // echo requests seen; only the serving goroutine touches it
+	serveTUN(t, openTUN(t, name, local+"/24"), func(pkt []byte) ([]byte, time.Duration, int) {
+		reply, ok := echoReply(pkt)
+		if !ok {
+			return nil, 0, 0 // router solicitations and the like
+		}
+		i := n
+		n++
+		switch {
+		case r.drop[i]:
+			return nil, 0, 0
+		case r.dup[i]:
+			return reply, r.delay, 2
+		}
+		return reply, r.delay, 1
+	})
+}
+
+// serveTUN hands every packet read from dev to handle (a copy it may
+// keep) and writes what it returns back to dev, copies times, after wait,
+// until the test ends.
+func serveTUN(t *testing.T, dev *os.File, handle func(pkt []byte) (out []byte, wait time.Duration, copies int)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		dev.Close()
@@ -38,7 +59,7 @@ func (r tunResponder) start(t *testing.T, name, local string) {
 	})
 	wg.Go(func() {
 		buf := make([]byte, 65535)
-		for n := 0; ; {
+		for {
 			k, err := dev.Read(buf)
 			if errors.Is(err, os.ErrClosed) {
 				return
@@ -46,24 +67,17 @@ func (r tunResponder) start(t *testing.T, name, local string) {
 			if err != nil {
 				continue
 			}
-			reply, ok := echoReply(buf[:k])
-			if !ok {
-				continue // router solicitations and the like
+			out, wait, copies := handle(append([]byte(nil), buf[:k]...))
+			if copies == 0 {
+				continue
 			}
-			if i := n; !r.drop[i] {
-				copies := 1
-				if r.dup[i] {
-					copies = 2
+			wg.Add(1)
+			time.AfterFunc(wait, func() {
+				defer wg.Done()
+				for range copies {
+					dev.Write(out)
 				}
-				wg.Add(1)
-				time.AfterFunc(r.delay, func() {
-					defer wg.Done()
-					for range copies {
-						dev.Write(reply)
-					}
-				})
-			}
-			n++
+			})
 		}
 	})
 }
@@ -112,42 +126,25 @@ type delayLine struct {
 
 func (d delayLine) start(t *testing.T, dev *os.File) {
 	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		dev.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		buf := make([]byte, 65535)
-		for {
-			k, err := dev.Read(buf)
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if err != nil || k < 20 || buf[0]>>4 != 4 || [4]byte(buf[12:16]) != d.local {
-				continue
-			}
-			pkt := append([]byte(nil), buf[:k]...)
-			var wait time.Duration
-			switch [4]byte(pkt[16:20]) {
-			case d.remote: // outbound: arrives at the listener from peer
-				copy(pkt[12:16], d.peer[:])
-				wait = d.delay
-			case d.peer: // the listener's answer: arrives from remote
-				copy(pkt[12:16], d.remote[:])
-			default:
-				continue
-			}
-			copy(pkt[16:20], d.local[:])
-			if !fixChecksums(pkt) {
-				continue
-			}
-			wg.Add(1)
-			time.AfterFunc(wait, func() {
-				defer wg.Done()
-				dev.Write(pkt)
-			})
+	serveTUN(t, dev, func(pkt []byte) ([]byte, time.Duration, int) {
+		if len(pkt) < 20 || pkt[0]>>4 != 4 || [4]byte(pkt[12:16]) != d.local {
+			return nil, 0, 0
 		}
+		var wait time.Duration
+		switch [4]byte(pkt[16:20]) {
+		case d.remote: // outbound: arrives at the listener from peer
+			copy(pkt[12:16], d.peer[:])
+			wait = d.delay
+		case d.peer: // the listener's answer: arrives from remote
+			copy(pkt[12:16], d.remote[:])
+		default:
+			return nil, 0, 0
+		}
+		copy(pkt[16:20], d.local[:])
+		if !fixChecksums(pkt) {
+			return nil, 0, 0
+		}
+		return pkt, wait, 1
 	})
 }
 
