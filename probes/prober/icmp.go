@@ -298,14 +298,14 @@ func (r *icmpRound) recv() (int, time.Time, time.Time, error) {
 			err = rerr
 		}
 		if err != nil {
-			return 0, mono, time.Time{}, err
+			return -1, mono, time.Time{}, err
 		}
 		i, ok, uerr := r.match(r.buf[:n], from)
 		if !ok {
 			continue
 		}
 		if uerr != nil {
-			return 0, mono, time.Time{}, uerr
+			return i, mono, time.Time{}, uerr
 		}
 		return i, mono, kernelTime(r.oob[:oobn]), nil
 	}
@@ -346,10 +346,11 @@ func (r *icmpRound) match(b []byte, from unix.Sockaddr) (i int, ok bool, unreach
 		if !quoted || id != r.id {
 			return 0, false, nil
 		}
-		if _, mine := r.index(seq); !mine {
+		i, mine := r.index(seq)
+		if !mine {
 			return 0, false, nil
 		}
-		return 0, true, &UnreachableError{From: src, Code: m.Code}
+		return i, true, &UnreachableError{From: src, Code: m.Code}
 	}
 	return 0, false, nil
 }

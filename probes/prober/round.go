@@ -235,8 +235,10 @@ type roundConn interface {
 	// at once after the read, and the kernel's receive timestamp where the
 	// socket gives one (zero otherwise). Anything that is not a reply of
 	// this round is skipped inside recv. After close it returns
-	// net.ErrClosed; other errors (an ICMP error queued on the socket) are
-	// about the path and recv may be called again.
+	// net.ErrClosed. Other errors are about the path and recv may be
+	// called again: with i ≥ 0 an answer that failed that probe (an ICMP
+	// destination unreachable quoting it), with i < 0 one the socket
+	// cannot tie to a probe (a UDP socket's ECONNREFUSED).
 	recv() (i int, mono, kernel time.Time, err error)
 	close() error
 }
@@ -297,8 +299,11 @@ func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 		answered = make([]bool, spec.Count)
 		sendErr  = make([]error, spec.Count)
 		r        = &Round{}
-		// pathErr is the latest error the socket reported (an ICMP port
-		// unreachable, say): the reason of the probes left unanswered.
+		// probeErr is an error answering one probe; pathErr is the latest
+		// error the socket reported for no probe in particular (an ICMP
+		// port unreachable on UDP), the reason of the probes left
+		// unanswered without one of their own.
+		probeErr  = make([]error, spec.Count)
 		pathErr   error
 		highest   = -1
 		remaining = spec.Count
@@ -314,6 +319,8 @@ func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 			}
 			mu.Lock()
 			switch {
+			case err != nil && i >= 0 && i < spec.Count:
+				probeErr[i] = err
 			case err != nil:
 				pathErr = err
 			case answered[i]:
@@ -376,6 +383,8 @@ func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 			r.fail(ctx.Err())
 		case answered[i]:
 			r.fail(fmt.Errorf("probe %d answered after the %s timeout: %w", i, spec.Timeout, context.DeadlineExceeded))
+		case probeErr[i] != nil:
+			r.fail(probeErr[i])
 		case pathErr != nil:
 			r.fail(pathErr)
 		default:

@@ -17,13 +17,15 @@ import (
 )
 
 // tunResponder answers IPv4 ICMP echo requests routed into a TUN device:
-// the n-th request after delay, none if drop[n], two replies if dup[n].
+// the n-th request after delay, none if drop[n], two replies if dup[n],
+// a destination unreachable (host) quoting it if unreach[n].
 // It is what `tc netem` would be on a real link, in user space, inside the
 // test's own network namespace (netem is not available here).
 type tunResponder struct {
-	delay time.Duration
-	drop  map[int]bool
-	dup   map[int]bool
+	delay   time.Duration
+	drop    map[int]bool
+	dup     map[int]bool
+	unreach map[int]bool
 }
 
 // start creates the TUN device name with local address local/24 (the
@@ -43,6 +45,8 @@ func (r tunResponder) start(t *testing.T, name, local string) {
 			return nil, 0, 0
 		case r.dup[i]:
 			return reply, r.delay, 2
+		case r.unreach[i]:
+			return hostUnreachable(pkt), r.delay, 1
 		}
 		return reply, r.delay, 1
 	})
@@ -199,6 +203,21 @@ func checksum(acc uint32, b []byte) uint16 {
 		acc = acc&0xffff + acc>>16
 	}
 	return ^uint16(acc)
+}
+
+// hostUnreachable is the ICMP destination unreachable (code 1, host) a
+// router would send for the IPv4 packet pkt, quoting its header and first
+// 8 bytes, as if from pkt's destination.
+func hostUnreachable(pkt []byte) []byte {
+	hl := int(pkt[0]&0x0f) * 4
+	body, _ := (&icmp.Message{Type: ipv4.ICMPTypeDestinationUnreachable, Code: 1, Body: &icmp.DstUnreach{Data: pkt[:hl+8]}}).Marshal(nil)
+	out := append([]byte(nil), pkt[:hl]...)
+	copy(out[12:16], pkt[16:20])
+	copy(out[16:20], pkt[12:16])
+	binary.BigEndian.PutUint16(out[2:4], uint16(hl+len(body)))
+	out[10], out[11] = 0, 0
+	binary.BigEndian.PutUint16(out[10:12], checksum(0, out))
+	return append(out, body...)
 }
 
 // echoReply turns an IPv4 echo request into its reply: the addresses

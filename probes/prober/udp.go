@@ -97,7 +97,7 @@ func (u *udpRound) recv() (int, time.Time, time.Time, error) {
 		n, err := u.conn.Read(u.buf)
 		mono := time.Now()
 		if err != nil {
-			return 0, mono, time.Time{}, err
+			return -1, mono, time.Time{}, err
 		}
 		got, err := echo.Decode(u.buf[:n])
 		if err != nil || got.Kind != echo.KindReply || got.ProbeID != u.probeID ||
