@@ -25,8 +25,8 @@ func CheckAddress(method, address string) error {
 		if address == "" {
 			return fmt.Errorf("is required (a host name or IP address)")
 		}
-		if _, _, err := net.SplitHostPort(address); err == nil || strings.ContainsAny(address, "/ ") {
-			return fmt.Errorf("%q: for method icmp give a host name or IP address without a port", address)
+		if _, _, err := net.SplitHostPort(address); err == nil || strings.ContainsAny(address, "/ []") {
+			return fmt.Errorf("%q: for method icmp give a host name or IP address (no port, no brackets)", address)
 		}
 	case MethodTCP, MethodUDP, MethodDNS:
 		if address == "" {

@@ -224,9 +224,9 @@ func (p *ICMP) openRound(ctx context.Context, count int) (roundConn, error) {
 	_, _ = rand.Read(b[:])
 	r.id = binary.BigEndian.Uint16(b[:2])
 	copy(r.cookie[:], b[2:])
-	r.to = &net.IPAddr{IP: ip.AsSlice()}
+	r.to = &net.IPAddr{IP: ip.AsSlice(), Zone: ip.Zone()}
 	if s.mode == ICMPPingSocket {
-		r.to = &net.UDPAddr{IP: ip.AsSlice()}
+		r.to = &net.UDPAddr{IP: ip.AsSlice(), Zone: ip.Zone()}
 	}
 	return r, nil
 }

@@ -167,7 +167,7 @@ func TestMeasureUsage(t *testing.T) {
 		{[]string{"--count", "-1", "127.0.0.1"}, "--count -1 is not 1..10000"},
 		{[]string{"--interval", "0s", "127.0.0.1"}, "--interval 0s must be positive"},
 		{[]string{"--method", "tcp", "127.0.0.1"}, `target "127.0.0.1": not host:port`},
-		{[]string{"--method", "icmp", "127.0.0.1:80"}, "for method icmp give a host name or IP address without a port"},
+		{[]string{"--method", "icmp", "127.0.0.1:80"}, "for method icmp give a host name or IP address (no port, no brackets)"},
 		{[]string{"--method", "dns", "127.0.0.1:53"}, "--query-name: is required for method dns"},
 		{[]string{"--query-name", "x.ph", "127.0.0.1"}, "--query-name applies only to --method dns"},
 		{[]string{"--source", "eth0", "127.0.0.1"}, `--source "eth0" is not an IP address`},
