@@ -67,8 +67,10 @@ func (p *DNS) Probe(ctx context.Context) (Result, error) {
 	m.Id = dns.Id()
 	resp, rtt, err := c.ExchangeContext(ctx, m, addr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return Result{}, fmt.Errorf("dns: no answer from %s: %w", p.server, ctx.Err())
+		// The socket's deadline (miekg/dns sets it from ctx's) may expire
+		// a moment before ctx reports it: both are the resolver's silence.
+		if ctx.Err() != nil || isTimeout(err) {
+			return Result{}, fmt.Errorf("dns: no answer from %s: %w", p.server, err)
 		}
 		return Result{}, err
 	}
