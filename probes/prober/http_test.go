@@ -96,3 +96,21 @@ func TestHTTPPlainPhases(t *testing.T) {
 		t.Errorf("503: reason %q, status %d", reason, res.StatusCode)
 	}
 }
+
+// TestHTTPRedirectLoop: a server that redirects to itself forever is one
+// 3xx answer, never a hang: a success by default, an http_status failure
+// naming the 302 when 200 is expected.
+func TestHTTPRedirectLoop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, r.URL.Path, http.StatusFound)
+	}))
+	defer srv.Close()
+	res, _, err := probeResult(t, NewHTTP(srv.URL+"/loop", 0, false, Options{}), 10*time.Second)
+	if err != nil || res.StatusCode != http.StatusFound {
+		t.Errorf("redirect loop, any 2xx/3xx: status %d, error %v; want the 302 as the answer", res.StatusCode, err)
+	}
+	res, reason, err := probeResult(t, NewHTTP(srv.URL+"/loop", 200, false, Options{}), 10*time.Second)
+	if reason != ReasonHTTPStatus || res.StatusCode != http.StatusFound || !strings.Contains(err.Error(), "http status 302, want 200") {
+		t.Errorf("redirect loop, 200 expected: reason %q, status %d, error %v", reason, res.StatusCode, err)
+	}
+}

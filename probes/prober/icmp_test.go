@@ -146,6 +146,10 @@ func inNetns(t *testing.T) {
 	if r.Received() != 0 || r.Failures[ReasonOther] != 2 || !errors.Is(r.Errors[ReasonOther], syscall.ENETUNREACH) {
 		t.Errorf("unroutable target: %+v, want 2 failures for network unreachable", r)
 	}
+	_, reason, err := probe(t, NewTCP("192.0.2.1:80", Options{}), time.Second)
+	if reason != ReasonOther || !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("tcp to an unroutable target: reason %q, error %v; want other, network unreachable", reason, err)
+	}
 
 	// Nobody, with no capabilities and ping sockets limited to group 1.
 	setpriv := testenv.Binary(t, "setpriv", "")
