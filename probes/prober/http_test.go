@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -63,6 +64,17 @@ func TestHTTPPhases(t *testing.T) {
 		if res.StatusCode != 200 || !res.CertNotAfter.Equal(srv.Certificate().NotAfter) {
 			t.Errorf("status %d, cert expiry %v; want 200 and %v", res.StatusCode, res.CertNotAfter, srv.Certificate().NotAfter)
 		}
+	}
+	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 2, Interval: time.Millisecond, Timeout: 10 * time.Second})
+	var names []string
+	for _, ph := range r.Phases() {
+		names = append(names, ph.Name)
+		if ph.Name == PhaseTransfer && ph.Duration < transferDelay {
+			t.Errorf("mean transfer phase %v, below the injected %v", ph.Duration, transferDelay)
+		}
+	}
+	if got := strings.Join(names, ","); got != "dns,connect,tls,processing,transfer" || r.Received() != 2 {
+		t.Errorf("round of 2: %d answered, mean phases %s", r.Received(), got)
 	}
 	wantNear(t, "dns phase", phases[PhaseDNS], dnsDelay)
 	wantNear(t, "tls phase", phases[PhaseTLS], tlsDelay)

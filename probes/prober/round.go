@@ -91,6 +91,28 @@ func (r *Round) RTTs() []time.Duration {
 	return out
 }
 
+// Phases are the mean duration of each http phase over the answered
+// probes that went through it, in phase order; nil for other methods.
+func (r *Round) Phases() []Phase {
+	var out []Phase
+	for _, name := range []string{PhaseDNS, PhaseConnect, PhaseTLS, PhaseProcessing, PhaseTransfer} {
+		var sum time.Duration
+		n := 0
+		for _, res := range r.Results {
+			for _, ph := range res.Phases {
+				if ph.Name == name {
+					sum += ph.Duration
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			out = append(out, Phase{Name: name, Duration: sum / time.Duration(n)})
+		}
+	}
+	return out
+}
+
 func (r *Round) fail(err error) {
 	reason := Classify(err)
 	if r.Failures == nil {

@@ -170,6 +170,11 @@ type report struct {
 	Reordered  int               `json:"reordered"`
 	Failures   map[string]int    `json:"failures,omitempty"`
 	Errors     map[string]string `json:"errors,omitempty"`
+	// http only: the last answer's status, the mean of each phase, the
+	// earliest certificate expiry seen (RFC 3339).
+	StatusCode   int                `json:"status_code,omitempty"`
+	PhasesMillis map[string]float64 `json:"phases_ms,omitempty"`
+	CertNotAfter string             `json:"cert_not_after,omitempty"`
 }
 
 type rttMillis struct {
@@ -197,6 +202,18 @@ func newReport(target, method string, r *prober.Round) report {
 			out.JitterMs = &j
 		}
 	}
+	for _, ph := range r.Phases() {
+		if out.PhasesMillis == nil {
+			out.PhasesMillis = map[string]float64{}
+		}
+		out.PhasesMillis[ph.Name] = ms(ph.Duration)
+	}
+	if status, expiry := httpAnswer(r); status != 0 {
+		out.StatusCode = status
+		if !expiry.IsZero() {
+			out.CertNotAfter = expiry.UTC().Format(time.RFC3339)
+		}
+	}
 	for reason, n := range r.Failures {
 		if out.Failures == nil {
 			out.Failures, out.Errors = map[string]int{}, map[string]string{}
@@ -205,6 +222,18 @@ func newReport(target, method string, r *prober.Round) report {
 		out.Errors[string(reason)] = r.Errors[reason].Error()
 	}
 	return out
+}
+
+// httpAnswer is the last answer's status code and the earliest
+// certificate expiry of the round's answers; 0 and zero for other methods.
+func httpAnswer(r *prober.Round) (status int, certNotAfter time.Time) {
+	for _, res := range r.Results {
+		status = res.StatusCode
+		if !res.CertNotAfter.IsZero() && (certNotAfter.IsZero() || res.CertNotAfter.Before(certNotAfter)) {
+			certNotAfter = res.CertNotAfter
+		}
+	}
+	return status, certNotAfter
 }
 
 // printText prints a table in the manner of `mtr --report`, then each
@@ -228,6 +257,17 @@ func printText(w io.Writer, targets []string, rounds []*prober.Round) {
 	fmt.Fprintln(w, "(RTTs in ms; jitter is the mean difference between consecutive RTTs)")
 	for i, r := range rounds {
 		var notes []string
+		if status, expiry := httpAnswer(r); status != 0 {
+			var phases []string
+			for _, ph := range r.Phases() {
+				phases = append(phases, fmt.Sprintf("%s %.3f", ph.Name, ms(ph.Duration)))
+			}
+			note := fmt.Sprintf("status %d, mean ms: %s", status, strings.Join(phases, ", "))
+			if !expiry.IsZero() {
+				note += ", certificate valid until " + expiry.UTC().Format(time.RFC3339)
+			}
+			notes = append(notes, note)
+		}
 		reasons := make([]prober.Reason, 0, len(r.Failures))
 		for reason := range r.Failures {
 			reasons = append(reasons, reason)

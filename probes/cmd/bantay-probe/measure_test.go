@@ -68,6 +68,10 @@ func TestMeasureJSON(t *testing.T) {
 	}
 	ok, bad := lines[0], lines[1]
 	checkLine(t, ok, srv.URL, "http", 3, 3, httpDelay)
+	phases, _ := ok["phases_ms"].(map[string]any)
+	if processing, _ := phases["processing"].(float64); ok["status_code"] != 200.0 || len(phases) != 3 || processing < float64(httpDelay)/1e6 {
+		t.Errorf("http line: status_code %v, phases_ms %v; want 200 and connect, processing (≥ %v), transfer", ok["status_code"], phases, httpDelay)
+	}
 	if bad["target"] != dead || bad["received"] != 0.0 || bad["loss_ratio"] != 1.0 || bad["rtt_ms"] != nil || bad["jitter_ms"] != nil {
 		t.Errorf("dead target line %v: want received 0, loss_ratio 1, rtt_ms and jitter_ms null", bad)
 	}
