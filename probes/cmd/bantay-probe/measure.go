@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,7 +51,9 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	queryName := fs.String("query-name", "", "dns: the name to ask the resolver for")
 	queryType := fs.String("query-type", config.DefaultQueryType, "dns: the record type to ask for")
 	insecure := fs.Bool("insecure-skip-verify", false, "http: do not verify the server's certificate")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	usageErr := func(format string, a ...any) int {

@@ -162,6 +162,9 @@ func TestMeasureText(t *testing.T) {
 }
 
 func TestMeasureUsage(t *testing.T) {
+	if code, _, errs := runCmd(context.Background(), "measure", "--help"); code != 0 || !strings.Contains(errs, "usage: bantay-probe measure [flags] TARGET...") || !strings.Contains(errs, "-query-name") {
+		t.Errorf("measure --help: exit %d, %q; want 0 and the usage with every flag", code, errs)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
