@@ -149,6 +149,9 @@ type Target struct {
 	// InsecureSkipVerify skips certificate checks for https targets
 	// (internal servers with self-signed certificates).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// Count is the number of probes in each run (a round, as SmokePing
+	// takes them); default 1. See RoundSpacing.
+	Count int `yaml:"count"`
 	// QueryName is the name a dns target asks its resolver (Address) for.
 	QueryName string `yaml:"query_name"`
 	// QueryType is the record type of a dns query; default A.

@@ -107,6 +107,8 @@ func TestValidationErrors(t *testing.T) {
 		{"bad method", "method: tcp", "method: ping", "probe.yaml:23: targets[2].method: \"ping\" is not one of icmp, tcp, http, dns, udp"},
 		{"icmp with a port", "method: tcp\n    address: 127.0.0.1:7002", "method: icmp\n    address: 127.0.0.1:7002", "probe.yaml:24: targets[2].address: \"127.0.0.1:7002\": for method icmp give a host name or IP address (no port, no brackets)"},
 		{"icmp with brackets", "method: tcp\n    address: 127.0.0.1:7002", "method: icmp\n    address: \"[::1]\"", "probe.yaml:24: targets[2].address: \"[::1]\": for method icmp give a host name or IP address (no port, no brackets)"},
+		{"count too large", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    count: 10001", "probe.yaml:17: targets[0].count: 10001 is not 1..10000"},
+		{"count does not fit", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 20ms\n    timeout: 15ms\n    count: 10", "probe.yaml:19: targets[0].count: 10 probes do not fit between the timeout 15ms and the interval 20ms"},
 		{"dns without query_name", "method: tcp\n    address: 127.0.0.1:7002", "method: dns\n    address: 127.0.0.1:53", "probe.yaml:21: targets[2].query_name: is required for method dns"},
 		{"dns bad query_type", "method: tcp\n    address: 127.0.0.1:7002", "method: dns\n    address: 127.0.0.1:53\n    query_name: example.ph\n    query_type: AAAAA", "probe.yaml:26: targets[2].query_type: \"AAAAA\" is not a DNS record type"},
 		{"query_name on tcp", "address: 127.0.0.1:7002", "address: 127.0.0.1:7002\n    query_name: example.ph", "probe.yaml:25: targets[2].query_name: applies only to method dns"},
@@ -223,6 +225,9 @@ func TestICMPAndDNSTargets(t *testing.T) {
 		"method: dns\n    address: 127.0.0.1:53\n    query_name: example.ph\n    query_type: aaaa\n  - name: d\n    dst_city: Davao\n    method: icmp\n    address: 127.0.0.1", 1)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Targets[0].Count != 1 {
+		t.Errorf("count %d, want the default 1", cfg.Targets[0].Count)
 	}
 	dnsT, icmpT := cfg.Targets[2], cfg.Targets[3]
 	if dnsT.Method != MethodDNS || dnsT.QueryType != "AAAA" || icmpT.Method != MethodICMP || icmpT.Address != "127.0.0.1" {

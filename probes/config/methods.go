@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -66,4 +67,37 @@ func CheckQuery(name string, qtype *string) (field string, err error) {
 	}
 	*qtype = canon
 	return "", nil
+}
+
+// MaxCount bounds the probes of one round: icmp numbers them with 16 bits,
+// and a round that long is a soak, not a measurement.
+const MaxCount = 10000
+
+// maxSpacing is the longest gap between the probes of a daemon's round:
+// fping's and SmokePing's one second.
+const maxSpacing = time.Second
+
+// RoundSpacing is the gap between the starts of consecutive probes of a
+// run of count probes: at most a second, and short enough that the last
+// probe's timeout still ends before the next run, so the whole round fits
+// in the interval and runs never overlap.
+func RoundSpacing(interval, timeout time.Duration, count int) time.Duration {
+	if count <= 1 {
+		return maxSpacing
+	}
+	return min(maxSpacing, (interval-timeout)/time.Duration(count))
+}
+
+// checkCount fills the default count and checks that count probes fit in
+// the target's schedule.
+func (t *Target) checkCount(v *validator, p string) {
+	if t.Count == 0 {
+		t.Count = 1
+	}
+	switch {
+	case t.Count < 1 || t.Count > MaxCount:
+		v.add(p+".count", "%d is not 1..%d", t.Count, MaxCount)
+	case t.Count > 1 && t.Timeout > 0 && t.Timeout < t.Interval && RoundSpacing(t.Interval, t.Timeout, t.Count) < time.Millisecond:
+		v.add(p+".count", "%d probes do not fit between the timeout %s and the interval %s (at least 1ms apart)", t.Count, t.Timeout, t.Interval)
+	}
 }

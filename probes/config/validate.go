@@ -228,6 +228,7 @@ func (t *Target) validate(v *validator, p string, defaults Schedule, names map[s
 		t.Timeout = defaults.Timeout
 	}
 	checkSchedule(v, p, t.Interval, t.Timeout)
+	t.checkCount(v, p)
 }
 
 func checkName(v *validator, path, name string, seen map[string]bool) {

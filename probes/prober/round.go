@@ -13,9 +13,8 @@ import (
 	"github.com/bantay-noc/bantay/probes/config"
 )
 
-// MaxCount bounds the probes of one round: icmp numbers them with 16 bits,
-// and a round that long is a soak, not a measurement.
-const MaxCount = 10000
+// MaxCount bounds the probes of one round (config.MaxCount).
+const MaxCount = config.MaxCount
 
 // DefaultCount is the number of probes in a round of method: SmokePing's
 // five for the packet methods, where loss and jitter need several packets,
@@ -38,6 +37,13 @@ type RoundSpec struct {
 	Count    int
 	Interval time.Duration
 	Timeout  time.Duration
+}
+
+// RoundSpecFor is the round a validated target takes each run: its count
+// of probes, config.RoundSpacing apart, each within its timeout.
+func RoundSpecFor(t config.Target) RoundSpec {
+	n := max(t.Count, 1)
+	return RoundSpec{Count: n, Interval: config.RoundSpacing(t.Interval, t.Timeout, n), Timeout: t.Timeout}
 }
 
 func (s RoundSpec) check() error {
