@@ -74,8 +74,9 @@ func newRand() *rand.Rand {
 
 // run fires the probe after a random offset within one interval and then
 // every interval ±10%. Runs are sequential: the next one is scheduled only
-// after the previous returned, and each is bounded by the target's timeout
-// (shorter than the interval), so a slow target can never pile runs up.
+// after the previous returned, and each is bounded by its round's window
+// (config.RoundSpacing keeps it shorter than the interval), so a slow
+// target can never pile runs up.
 func (j *job) run(ctx context.Context, rng *rand.Rand) {
 	interval := j.target.Interval
 	timer := time.NewTimer(time.Duration(rng.Int64N(int64(interval))))
