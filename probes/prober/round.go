@@ -16,9 +16,11 @@ import (
 // MaxCount bounds the probes of one round (config.MaxCount).
 const MaxCount = config.MaxCount
 
-// DefaultCount is the number of probes in a round of method: SmokePing's
-// five for the packet methods, where loss and jitter need several packets,
-// one for tcp, http and dns, where each probe is a whole exchange.
+// DefaultCount is the number of probes in a round of method when nobody
+// said otherwise (`bantay-probe measure`): SmokePing's five for the packet
+// methods, where loss and jitter need several packets, one for tcp, http
+// and dns, where each probe is a whole exchange. The daemon's targets
+// default to 1 (config), see docs/decisions.md.
 func DefaultCount(method string) int {
 	switch method {
 	case config.MethodICMP, config.MethodUDP:
