@@ -194,15 +194,21 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
-func TestUDPWithReflector(t *testing.T) {
+// startReflector serves the shipped reflector until the test ends.
+func startReflector(t *testing.T) *reflector.Reflector {
+	t.Helper()
 	r, err := reflector.Listen("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go r.Serve(ctx)
+	return r
+}
 
+func TestUDPWithReflector(t *testing.T) {
+	r := startReflector(t)
 	p, err := NewUDP(r.Addr().String(), Options{ProbeID: "mnl-01", BindAddress: netip.MustParseAddr("127.0.0.4")})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bantay-noc/bantay/probes/echo"
-	"github.com/bantay-noc/bantay/probes/reflector"
 )
 
 // slack is how far above an injected delay a median may be: the time to
@@ -193,15 +192,8 @@ func TestUDPRoundCountsLossDuplicatesAndReordering(t *testing.T) {
 // TestUDPRoundWithReflector: the shipped reflector needs nothing new for
 // rounds: sequence numbers are echoed as they are.
 func TestUDPRoundWithReflector(t *testing.T) {
-	refl, err := reflector.Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go refl.Serve(ctx)
-	p, _ := NewUDP(refl.Addr().String(), Options{ProbeID: "dvo-01"})
-	r, _ := TakeRound(ctx, p, RoundSpec{Count: 5, Interval: 5 * time.Millisecond, Timeout: 5 * time.Second})
+	p, _ := NewUDP(startReflector(t).Addr().String(), Options{ProbeID: "dvo-01"})
+	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 5, Interval: 5 * time.Millisecond, Timeout: 5 * time.Second})
 	if r.Sent != 5 || r.Received() != 5 || r.Duplicates != 0 || r.Reordered != 0 || len(r.Failures) != 0 {
 		t.Fatalf("round %+v: want 5 of 5 answered, nothing else", r)
 	}
