@@ -246,3 +246,26 @@ func TestProbeRoundRunsOnSchedule(t *testing.T) {
 		t.Fatalf("tcp round to a closed port: %+v", r)
 	}
 }
+
+// TestRTTOfKernelTimestamp: the kernel's receive time is used when it is
+// consistent with the monotonic clock, and ignored when a wall-clock step
+// makes it negative or larger than the monotonic RTT.
+func TestRTTOfKernelTimestamp(t *testing.T) {
+	sent := time.Now()
+	mono := sent.Add(10 * time.Millisecond)
+	wall := sent.Round(0)
+	for _, tc := range []struct {
+		name   string
+		kernel time.Time
+		want   time.Duration
+	}{
+		{"no timestamp", time.Time{}, 10 * time.Millisecond},
+		{"kernel saw it earlier", wall.Add(9 * time.Millisecond), 9 * time.Millisecond},
+		{"clock stepped back", wall.Add(-time.Second), 10 * time.Millisecond},
+		{"clock stepped forward", wall.Add(time.Second), 10 * time.Millisecond},
+	} {
+		if got := rttOf(sent, mono, tc.kernel); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
