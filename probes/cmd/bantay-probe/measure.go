@@ -100,8 +100,7 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	rounds := make([]*prober.Round, len(targets))
-	var wg sync.WaitGroup
+	probers := make([]prober.Prober, len(targets))
 	for i, addr := range targets {
 		p, err := prober.New(config.Target{
 			Name: addr, Method: *method, Address: addr,
@@ -113,6 +112,11 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if ic, ok := p.(*prober.ICMP); ok {
 			reportICMP(stderr, ic, i == 0)
 		}
+		probers[i] = p
+	}
+	rounds := make([]*prober.Round, len(targets))
+	var wg sync.WaitGroup
+	for i, p := range probers {
 		wg.Go(func() {
 			// The spec was checked above, so TakeRound cannot refuse it.
 			rounds[i], _ = prober.TakeRound(ctx, p, spec)
