@@ -179,6 +179,7 @@ func TestMeasureUsage(t *testing.T) {
 		{[]string{"--query-name", "x.ph", "127.0.0.1"}, "--query-name applies only to --method dns"},
 		{[]string{"--source", "eth0", "127.0.0.1"}, `--source "eth0" is not an IP address`},
 		{[]string{"--frobnicate"}, "flag provided but not defined"},
+		{[]string{"--method", "udp", "--probe-id", "", "127.0.0.1:7001"}, `target "127.0.0.1:7001": udp prober: probe id "" must be 1..63 bytes`},
 	} {
 		code, _, errs := runCmd(context.Background(), append([]string{"measure"}, tc.args...)...)
 		if code != 2 || !strings.Contains(errs, tc.want) {
