@@ -30,12 +30,12 @@ func median(t *testing.T, n int, p prober.Prober) time.Duration {
 	var ds []time.Duration
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		d, err := p.Probe(ctx)
+		res, err := p.Probe(ctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("%s probe: %v", p.Method(), err)
 		}
-		ds = append(ds, d)
+		ds = append(ds, res.RTT)
 	}
 	slices.Sort(ds)
 	return ds[len(ds)/2]

@@ -117,6 +117,15 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ic, ok := p.(*prober.ICMP); ok {
+			// Reported once at start; the probes of a target this host may
+			// not ping fail (reason other) and the other targets go on.
+			if err := ic.StartError(); err != nil {
+				logger.Error("icmp target cannot be probed until this is fixed", "target", t.Name, "error", err)
+			} else {
+				logger.Info("icmp target", "target", t.Name, "socket", ic.Mode(), "kernel_timestamps", ic.KernelTimestamps())
+			}
+		}
 		probers[i] = p
 	}
 

@@ -191,7 +191,7 @@ uplinks:
   - {name: pldt-fiber, carrier: PLDT, network_type: fiber, bind_address: 127.0.1.2}
 defaults: {interval: 50ms, timeout: 40ms}
 targets:
-  - {name: davao-reflector, dst_city: Davao City, method: udp, address: "%s"}
+  - {name: davao-reflector, dst_city: Davao City, method: udp, address: "%s", count: 3}
   - {name: baguio-tcp, dst_city: Baguio, method: tcp, address: "%s"}
 `, collector, reflectorAddr, closedAddr))
 	if err != nil {
@@ -360,9 +360,10 @@ func TestAgentExportsMetricModel(t *testing.T) {
 				t.Errorf("attempt point attributes %v", a)
 			}
 		}
-		// Every run is either a latency or a failure, never both or neither.
-		if lat, fail, all := int64(dp.Count), sumFor(failures, "davao-reflector", ""), sumFor(attempts, "davao-reflector", ""); lat+fail != all {
-			t.Errorf("udp: %d latencies + %d failures != %d attempts", lat, fail, all)
+		// Every probe is either a latency or a failure, never both or
+		// neither; the reflector target takes rounds of 3, recorded whole.
+		if lat, fail, all := int64(dp.Count), sumFor(failures, "davao-reflector", ""), sumFor(attempts, "davao-reflector", ""); lat+fail != all || all%3 != 0 {
+			t.Errorf("udp: %d latencies + %d failures != %d attempts, or not whole rounds of 3", lat, fail, all)
 		}
 		if got, want := sumFor(failures, "baguio-tcp", ""), sumFor(attempts, "baguio-tcp", ""); got != want {
 			t.Errorf("tcp: %d failures for %d attempts to a closed port", got, want)

@@ -28,6 +28,7 @@ const jitterFraction = 0.1
 // job is one (uplink, target) pair on its own schedule.
 type job struct {
 	target config.Target
+	spec   prober.RoundSpec
 	prober prober.Prober
 	inst   *instruments
 	logger *slog.Logger
@@ -48,7 +49,7 @@ func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Lo
 		attribute.String("method", t.Method),
 	}
 	j := &job{
-		target: t, prober: p, inst: inst, logger: logger,
+		target: t, spec: prober.RoundSpecFor(t), prober: p, inst: inst, logger: logger,
 		attrs:    metric.WithAttributeSet(attribute.NewSet(base...)),
 		failures: make(map[prober.Reason]metric.MeasurementOption),
 	}
@@ -73,8 +74,9 @@ func newRand() *rand.Rand {
 
 // run fires the probe after a random offset within one interval and then
 // every interval ±10%. Runs are sequential: the next one is scheduled only
-// after the previous returned, and each is bounded by the target's timeout
-// (shorter than the interval), so a slow target can never pile runs up.
+// after the previous returned, and each is bounded by its round's window
+// (config.RoundSpacing keeps it shorter than the interval), so a slow
+// target can never pile runs up.
 func (j *job) run(ctx context.Context, rng *rand.Rand) {
 	interval := j.target.Interval
 	timer := time.NewTimer(time.Duration(rng.Int64N(int64(interval))))
@@ -97,11 +99,17 @@ func jittered(interval time.Duration, rng *rand.Rand) time.Duration {
 	return time.Duration(float64(interval) * f)
 }
 
-// once runs one measurement and records it.
+// once takes one run (a round of the target's count probes, one by
+// default) and records it: every probe is an attempt, every answered
+// probe a latency, every other probe a failure by reason.
 func (j *job) once(ctx context.Context) {
-	pctx, cancel := context.WithTimeout(ctx, j.target.Timeout)
-	d, err := j.prober.Probe(pctx)
-	cancel()
+	r, err := prober.TakeRound(ctx, j.prober, j.spec)
+	if err != nil {
+		// The config was validated, so the spec is sound; say so loudly
+		// if that ever stops being true rather than measure nothing quietly.
+		j.logger.Error("cannot take a round", "error", err)
+		return
+	}
 	if ctx.Err() != nil {
 		// Interrupted by shutdown: neither a success nor a failure of the path.
 		return
@@ -109,10 +117,15 @@ func (j *job) once(ctx context.Context) {
 	// The measurement context must not be the (possibly cancelled) probe
 	// context; recording is local and never blocks.
 	rec := context.Background()
-	j.inst.attempts.Add(rec, 1, j.attrs)
-	if err != nil {
-		reason := prober.Classify(err)
-		j.inst.failures.Add(rec, 1, j.failures[reason])
+	j.inst.attempts.Add(rec, int64(r.Sent), j.attrs)
+	for reason, n := range r.Failures {
+		j.inst.failures.Add(rec, int64(n), j.failures[reason])
+	}
+	for _, d := range r.RTTs() {
+		j.inst.latency.Record(rec, float64(d)/float64(time.Millisecond), j.attrs)
+	}
+	if r.Received() == 0 {
+		reason, err := mainFailure(r)
 		j.consecutive++
 		if j.consecutive >= failLogAfter && reason != j.loggedReason {
 			j.logger.Warn("probe failing", "reason", reason, "consecutive_failures", j.consecutive, "error", err)
@@ -122,9 +135,22 @@ func (j *job) once(ctx context.Context) {
 		}
 		return
 	}
-	j.inst.latency.Record(rec, float64(d)/float64(time.Millisecond), j.attrs)
 	if j.loggedReason != "" {
-		j.logger.Info("probe succeeding again", "latency", d, "after_failures", j.consecutive)
+		s, _ := r.Stats()
+		j.logger.Info("probe succeeding again", "latency", s.P50, "after_failures", j.consecutive)
 	}
 	j.consecutive, j.loggedReason = 0, ""
+}
+
+// mainFailure is the reason most of a failed round's probes failed for
+// (the first in name order on a tie, so the log does not flap) and its
+// first error.
+func mainFailure(r *prober.Round) (prober.Reason, error) {
+	var best prober.Reason
+	for reason, n := range r.Failures {
+		if n > r.Failures[best] || n == r.Failures[best] && reason < best {
+			best = reason
+		}
+	}
+	return best, r.Errors[best]
 }

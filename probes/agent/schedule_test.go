@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bantay-noc/bantay/probes/config"
+	"github.com/bantay-noc/bantay/probes/prober"
 )
 
 func TestJitterStaysWithinTenPercent(t *testing.T) {
@@ -38,7 +39,7 @@ type stuckProber struct {
 }
 
 func (*stuckProber) Method() string { return "udp" }
-func (p *stuckProber) Probe(ctx context.Context) (time.Duration, error) {
+func (p *stuckProber) Probe(ctx context.Context) (prober.Result, error) {
 	n := p.running.Add(1)
 	defer p.running.Add(-1)
 	p.calls.Add(1)
@@ -49,7 +50,7 @@ func (p *stuckProber) Probe(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	<-ctx.Done()
-	return 0, ctx.Err()
+	return prober.Result{}, ctx.Err()
 }
 
 // TestTimeoutsNeverPileUp runs a schedule against a target that always

@@ -3,7 +3,7 @@
 // Loading is strict: unknown keys are errors (a typo such as "intervall"
 // must not silently fall back to a default), and every validation problem
 // names the file, the line where the YAML has one, and the field path, e.g.
-// "probe.yaml:17: targets[2].method: "icmp" is not one of tcp, http, udp".
+// "probe.yaml:17: targets[2].method: "ping" is not one of icmp, tcp, http, dns, udp".
 // All problems are reported at once so an operator fixes a config in one pass.
 package config
 
@@ -29,6 +29,8 @@ const (
 	MethodTCP  = "tcp"
 	MethodHTTP = "http"
 	MethodUDP  = "udp"
+	MethodICMP = "icmp"
+	MethodDNS  = "dns"
 )
 
 // Collector protocols.
@@ -248,6 +250,13 @@ type Target struct {
 	// InsecureSkipVerify skips certificate checks for https targets
 	// (internal servers with self-signed certificates).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// Count is the number of probes in each run (a round, as SmokePing
+	// takes them); default 1. See RoundSpacing.
+	Count int `yaml:"count"`
+	// QueryName is the name a dns target asks its resolver (Address) for.
+	QueryName string `yaml:"query_name"`
+	// QueryType is the record type of a dns query; default A.
+	QueryType string `yaml:"query_type"`
 }
 
 // Problem is one thing wrong with a config.

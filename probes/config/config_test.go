@@ -127,7 +127,14 @@ func TestValidationErrors(t *testing.T) {
 		{"bad bind address", "bind_address: 127.0.1.1", "bind_address: eth0", "probe.yaml:11: uplinks[0].bind_address: \"eth0\" is not an IP address"},
 		{"same bind address twice", "targets:\n", "  - {name: b, carrier: PLDT, network_type: fiber, bind_address: 127.0.1.1}\ntargets:\n", "probe.yaml:12: uplinks[1].bind_address: 127.0.1.1 is also the bind_address of uplinks[0]"},
 		{"same uplink kind twice", "targets:\n", "  - {name: b, carrier: Globe Telecom, network_type: NR}\ntargets:\n", "probe.yaml:12: uplinks[1]: carrier Globe with network_type 5g is already uplinks[0]"},
-		{"bad method", "method: tcp", "method: icmp", "probe.yaml:23: targets[2].method: \"icmp\" is not one of tcp, http, udp"},
+		{"bad method", "method: tcp", "method: ping", "probe.yaml:23: targets[2].method: \"ping\" is not one of icmp, tcp, http, dns, udp"},
+		{"icmp with a port", "method: tcp\n    address: 127.0.0.1:7002", "method: icmp\n    address: 127.0.0.1:7002", "probe.yaml:24: targets[2].address: \"127.0.0.1:7002\": for method icmp give a host name or IP address (no port, no brackets)"},
+		{"icmp with brackets", "method: tcp\n    address: 127.0.0.1:7002", "method: icmp\n    address: \"[::1]\"", "probe.yaml:24: targets[2].address: \"[::1]\": for method icmp give a host name or IP address (no port, no brackets)"},
+		{"count too large", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    count: 10001", "probe.yaml:17: targets[0].count: 10001 is not 1..10000"},
+		{"count does not fit", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: 20ms\n    timeout: 15ms\n    count: 10", "probe.yaml:19: targets[0].count: 10 probes do not fit between the timeout 15ms and the interval 20ms"},
+		{"dns without query_name", "method: tcp\n    address: 127.0.0.1:7002", "method: dns\n    address: 127.0.0.1:53", "probe.yaml:21: targets[2].query_name: is required for method dns"},
+		{"dns bad query_type", "method: tcp\n    address: 127.0.0.1:7002", "method: dns\n    address: 127.0.0.1:53\n    query_name: example.ph\n    query_type: AAAAA", "probe.yaml:26: targets[2].query_type: \"AAAAA\" is not a DNS record type"},
+		{"query_name on tcp", "address: 127.0.0.1:7002", "address: 127.0.0.1:7002\n    query_name: example.ph", "probe.yaml:25: targets[2].query_name: applies only to method dns"},
 		{"bad dst city", "dst_city: Baguio", "dst_city: Atlantis", "probe.yaml:22: targets[2].dst_city: \"Atlantis\" is not a city"},
 		{"duplicate target", "name: c", "name: a", "probe.yaml:21: targets[2].name: \"a\" is used twice"},
 		{"bad udp address", "address: 127.0.0.1:7001", "address: 127.0.0.1", "probe.yaml:16: targets[0].address: \"127.0.0.1\": not host:port"},
@@ -177,7 +184,7 @@ func TestValidateConfigBuiltInCode(t *testing.T) {
 	if cfg.Probe.City != "Davao" || cfg.Uplinks[0].Carrier != "DITO" || cfg.Targets[0].DstCity != "Manila" || cfg.Targets[0].Interval != DefaultInterval {
 		t.Errorf("not canonicalised and defaulted: %+v", cfg)
 	}
-	cfg.Targets[0].Method = "icmp"
+	cfg.Targets[0].Method = "ping"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "probe config: targets[0].method") {
 		t.Errorf("bad method: %v", err)
 	}
@@ -268,5 +275,20 @@ func TestTokenFileChecked(t *testing.T) {
 	}
 	if tok, err := cfg.Collector.BearerToken(); tok != "s3cret" || err != nil {
 		t.Errorf("BearerToken() = %q, %v; want the file's token, trimmed", tok, err)
+	}
+}
+
+func TestICMPAndDNSTargets(t *testing.T) {
+	cfg, err := Parse("probe.yaml", []byte(strings.Replace(valid, "method: tcp\n    address: 127.0.0.1:7002",
+		"method: dns\n    address: 127.0.0.1:53\n    query_name: example.ph\n    query_type: aaaa\n  - name: d\n    dst_city: Davao\n    method: icmp\n    address: 127.0.0.1", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Targets[0].Count != 1 {
+		t.Errorf("count %d, want the default 1", cfg.Targets[0].Count)
+	}
+	dnsT, icmpT := cfg.Targets[2], cfg.Targets[3]
+	if dnsT.Method != MethodDNS || dnsT.QueryType != "AAAA" || icmpT.Method != MethodICMP || icmpT.Address != "127.0.0.1" {
+		t.Errorf("targets %+v, %+v: want a dns target asking AAAA and an icmp target", dnsT, icmpT)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -230,23 +231,27 @@ func (t *Target) validate(v *validator, p string, defaults Schedule, names map[s
 	} else {
 		v.add(p+".dst_city", "%q is not a city in the gazetteer (known: %s)", t.DstCity, cityNames(v.gaz))
 	}
-	switch t.Method {
-	case "":
-		v.add(p+".method", "is required (tcp, http or udp)")
-	case MethodTCP, MethodUDP:
-		if t.Address == "" {
-			v.add(p+".address", "is required (host:port)")
-		} else if err := checkHostPort(t.Address); err != nil {
-			v.add(p+".address", "%q: %v", t.Address, err)
-		}
-	case MethodHTTP:
-		if t.Address == "" {
-			v.add(p+".address", "is required (a URL such as http://host/health)")
-		} else if u, err := url.Parse(t.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add(p+".address", "%q is not an http:// or https:// URL", t.Address)
-		}
+	switch {
+	case t.Method == "":
+		v.add(p+".method", "is required (%s)", strings.Join(Methods, ", "))
+	case !slices.Contains(Methods, t.Method):
+		v.add(p+".method", "%q is not one of %s", t.Method, strings.Join(Methods, ", "))
 	default:
-		v.add(p+".method", "%q is not one of tcp, http, udp", t.Method)
+		if err := CheckAddress(t.Method, t.Address); err != nil {
+			v.add(p+".address", "%v", err)
+		}
+	}
+	if t.Method == MethodDNS {
+		if field, err := CheckQuery(t.QueryName, &t.QueryType); err != nil {
+			v.add(p+"."+field, "%v", err)
+		}
+	} else {
+		if t.QueryName != "" {
+			v.add(p+".query_name", "applies only to method dns")
+		}
+		if t.QueryType != "" {
+			v.add(p+".query_type", "applies only to method dns")
+		}
 	}
 	if t.Method != MethodHTTP {
 		if t.ExpectStatus != 0 {
@@ -265,6 +270,7 @@ func (t *Target) validate(v *validator, p string, defaults Schedule, names map[s
 		t.Timeout = defaults.Timeout
 	}
 	checkSchedule(v, p, t.Interval, t.Timeout)
+	t.checkCount(v, p)
 }
 
 func checkName(v *validator, path, name string, seen map[string]bool) {

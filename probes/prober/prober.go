@@ -1,7 +1,9 @@
-// Package prober measures one target once. There is one file per method
-// (tcp.go, http.go, udp.go) behind one interface, in the manner of
-// cloudprober: the scheduler in package agent decides when, a Prober only
-// knows how.
+// Package prober measures one target. There is one file per method
+// (icmp.go, tcp.go, http.go, dns.go, udp.go) behind one interface, in the
+// manner of cloudprober: the scheduler in package agent decides when, a
+// Prober only knows how. round.go takes a round of several probes of one
+// target (as SmokePing does) and summarises it, for the daemon and for
+// `bantay-probe measure` alike.
 //
 // Latencies come from the monotonic clock (time.Since on a time.Now taken
 // just before the measured operation), so wall-clock steps from NTP never
@@ -41,12 +43,46 @@ const (
 
 // Prober measures one target.
 type Prober interface {
-	// Method is "tcp", "http" or "udp".
+	// Method is one of config's Method constants.
 	Method() string
-	// Probe makes one measurement within ctx's deadline. It returns the
-	// latency on success; on failure the error says why (see Classify).
-	Probe(ctx context.Context) (time.Duration, error)
+	// Probe makes one measurement within ctx's deadline. On failure the
+	// error says why (see Classify) and the Result holds no latency.
+	Probe(ctx context.Context) (Result, error)
 }
+
+// Result is one measurement.
+type Result struct {
+	// RTT is the latency the method measures: the round trip for icmp and
+	// udp, the handshake for tcp, the query for dns, the whole request for
+	// http. It is zero only when the probe failed.
+	RTT time.Duration
+	// Phases divides an http RTT as blackbox_exporter does (PhaseDNS …
+	// PhaseTransfer, in that order, each present only when it happened);
+	// their durations add up to RTT. Nil for other methods.
+	Phases []Phase
+	// StatusCode is the HTTP status of the answer (also when it was not the
+	// expected one); 0 for other methods.
+	StatusCode int
+	// CertNotAfter is the earliest expiry in the certificate chain an https
+	// server presented (blackbox's probe_ssl_earliest_cert_expiry); zero
+	// without TLS.
+	CertNotAfter time.Time
+}
+
+// Phase is one part of an http request's time.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+}
+
+// HTTP phase names, the values of the agent's `phase` attribute.
+const (
+	PhaseDNS        = "dns"
+	PhaseConnect    = "connect"
+	PhaseTLS        = "tls"
+	PhaseProcessing = "processing" // request written until the first response byte (ttfb)
+	PhaseTransfer   = "transfer"   // first byte until the body is read
+)
 
 // Options are what every method shares.
 type Options struct {
@@ -69,6 +105,10 @@ func New(t config.Target, opts Options) (Prober, error) {
 		return NewHTTP(t.Address, t.ExpectStatus, t.InsecureSkipVerify, opts), nil
 	case config.MethodUDP:
 		return NewUDP(t.Address, opts)
+	case config.MethodDNS:
+		return NewDNS(t.Address, t.QueryName, t.QueryType, opts)
+	case config.MethodICMP:
+		return NewICMP(t.Address, opts)
 	default:
 		return nil, fmt.Errorf("target %q: unknown method %q", t.Name, t.Method)
 	}
@@ -113,6 +153,10 @@ func Classify(err error) Reason {
 	var status *StatusError
 	if errors.As(err, &status) {
 		return ReasonHTTPStatus
+	}
+	var rcode *RcodeError
+	if errors.As(err, &rcode) {
+		return ReasonDNS
 	}
 	// Before timeout: a resolver that times out is a DNS problem, and the
 	// operator should look at DNS, not at the path.

@@ -19,10 +19,24 @@ import (
 // probe runs p once with a timeout and returns the latency, error and reason.
 func probe(t *testing.T, p Prober, timeout time.Duration) (time.Duration, Reason, error) {
 	t.Helper()
+	res, reason, err := probeResult(t, p, timeout)
+	return res.RTT, reason, err
+}
+
+// probeResult runs p once with a timeout. A success must have a latency, a
+// failure none (and no phases).
+func probeResult(t *testing.T, p Prober, timeout time.Duration) (Result, Reason, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	d, err := p.Probe(ctx)
-	return d, Classify(err), err
+	res, err := p.Probe(ctx)
+	if err == nil && res.RTT <= 0 {
+		t.Errorf("%s probe succeeded with RTT %v", p.Method(), res.RTT)
+	}
+	if err != nil && (res.RTT != 0 || res.Phases != nil) {
+		t.Errorf("%s probe failed (%v) but reported RTT %v, phases %v", p.Method(), err, res.RTT, res.Phases)
+	}
+	return res, Classify(err), err
 }
 
 func wantReason(t *testing.T, p Prober, timeout time.Duration, want Reason) {
@@ -180,15 +194,21 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
-func TestUDPWithReflector(t *testing.T) {
+// startReflector serves the shipped reflector until the test ends.
+func startReflector(t *testing.T) *reflector.Reflector {
+	t.Helper()
 	r, err := reflector.Listen("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	go r.Serve(ctx)
+	return r
+}
 
+func TestUDPWithReflector(t *testing.T) {
+	r := startReflector(t)
 	p, err := NewUDP(r.Addr().String(), Options{ProbeID: "mnl-01", BindAddress: netip.MustParseAddr("127.0.0.4")})
 	if err != nil {
 		t.Fatal(err)

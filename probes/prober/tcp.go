@@ -22,17 +22,17 @@ func (*TCP) Method() string { return config.MethodTCP }
 
 // Probe implements Prober. A host name is resolved before the clock starts,
 // so the latency is the path's, not the resolver's.
-func (p *TCP) Probe(ctx context.Context) (time.Duration, error) {
+func (p *TCP) Probe(ctx context.Context) (Result, error) {
 	addr, err := resolve(ctx, p.opts, p.address)
 	if err != nil {
-		return 0, err
+		return Result{}, err
 	}
 	start := time.Now()
 	conn, err := p.opts.dialer("tcp").DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return 0, err
+		return Result{}, err
 	}
 	rtt := time.Since(start)
 	conn.Close()
-	return rtt, nil
+	return Result{RTT: rtt}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,12 +14,15 @@ import (
 	"github.com/bantay-noc/bantay/probes/echo"
 )
 
-// UDP measures the round trip of one echo packet to a Bantay reflector.
+// UDP measures the round trip of echo packets to a Bantay reflector.
 //
-// Each probe uses a fresh socket, so an ICMP error or a late reply left
-// over from an earlier run can never be read by a later one, and replies
-// are matched by sequence number, probe id and send time, so a duplicate
-// or a stray packet on the same port is ignored, not taken as the answer.
+// Each probe, or each round, uses a fresh socket, so an ICMP error or a
+// late reply left over from an earlier one can never be read by a later
+// one. Replies are matched by sequence number, probe id and send time, so
+// a duplicate or a stray packet on the same port is counted or ignored,
+// never taken as the answer. The reflector echoes packets unchanged, so
+// sequence numbers need nothing new from it (any reflector since version 1
+// of the packet serves).
 type UDP struct {
 	address string
 	opts    Options
@@ -42,51 +47,71 @@ func NewUDP(address string, opts Options) (*UDP, error) {
 func (*UDP) Method() string { return config.MethodUDP }
 
 // Probe implements Prober.
-func (p *UDP) Probe(ctx context.Context) (time.Duration, error) {
+func (p *UDP) Probe(ctx context.Context) (Result, error) { return probeSequenced(ctx, p) }
+
+func (p *UDP) openRound(ctx context.Context, count int) (roundConn, error) {
 	addr, err := resolve(ctx, p.opts, p.address)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	conn, err := p.opts.dialer("udp").DialContext(ctx, "udp", addr)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	// Cancellation without a deadline still has to end a blocked Read.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
+	last := p.seq.Add(uint64(count))
+	return &udpRound{
+		conn:    conn,
+		probeID: p.opts.ProbeID,
+		first:   last - uint64(count) + 1,
+		sentAt:  make([]int64, count),
+		buf:     make([]byte, echo.MaxLen+1),
+	}, nil
+}
 
-	req := echo.Packet{
-		Kind:         echo.KindRequest,
-		Sequence:     p.seq.Add(1),
-		SentUnixNano: time.Now().UnixNano(),
-		ProbeID:      p.opts.ProbeID,
-	}
-	out, err := echo.Append(make([]byte, 0, echo.MaxLen), req)
+type udpRound struct {
+	conn    net.Conn
+	probeID string
+	first   uint64
+	mu      sync.Mutex
+	sentAt  []int64 // each probe's SentUnixNano, to match its reply
+	buf     []byte
+}
+
+func (u *udpRound) send(i int) error {
+	now := time.Now().UnixNano()
+	u.mu.Lock()
+	u.sentAt[i] = now
+	u.mu.Unlock()
+	out, err := echo.Append(make([]byte, 0, echo.MaxLen), echo.Packet{
+		Kind: echo.KindRequest, Sequence: u.first + uint64(i), SentUnixNano: now, ProbeID: u.probeID,
+	})
 	if err != nil {
-		return 0, err
+		return err
 	}
-	buf := make([]byte, echo.MaxLen+1)
-	start := time.Now()
-	if _, err := conn.Write(out); err != nil {
-		return 0, err
-	}
+	_, err = u.conn.Write(out)
+	return err
+}
+
+func (u *udpRound) recv() (int, time.Time, time.Time, error) {
 	for {
-		n, err := conn.Read(buf)
+		n, err := u.conn.Read(u.buf)
+		mono := time.Now()
 		if err != nil {
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
-			}
-			return 0, err
+			return -1, mono, time.Time{}, err
 		}
-		got, err := echo.Decode(buf[:n])
-		if err != nil || got.Kind != echo.KindReply || got.Sequence != req.Sequence ||
-			got.ProbeID != req.ProbeID || got.SentUnixNano != req.SentUnixNano {
+		got, err := echo.Decode(u.buf[:n])
+		if err != nil || got.Kind != echo.KindReply || got.ProbeID != u.probeID ||
+			got.Sequence-u.first >= uint64(len(u.sentAt)) {
 			continue
 		}
-		return time.Since(start), nil
+		i := int(got.Sequence - u.first)
+		u.mu.Lock()
+		ok := u.sentAt[i] == got.SentUnixNano
+		u.mu.Unlock()
+		if ok {
+			return i, mono, time.Time{}, nil
+		}
 	}
 }
+
+func (u *udpRound) close() error { return u.conn.Close() }

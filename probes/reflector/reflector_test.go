@@ -150,3 +150,37 @@ func BenchmarkHandle(b *testing.B) {
 		}
 	}
 }
+
+// TestEchoesSequenceNumbersAsTheyCome: a probe's round counts loss,
+// duplicates and reordering from the sequence numbers of the replies, so
+// the reflector must keep no state of its own about them: every request,
+// a repeated one too, is answered once with its sequence number, send
+// time and probe id unchanged, in the order it came.
+func TestEchoesSequenceNumbersAsTheyCome(t *testing.T) {
+	r, _ := start(t, nil)
+	c, err := net.Dial("udp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	seqs := []uint64{1<<63 - 2, 1<<63 - 1, 1 << 63, 1 << 63, 3} // across the top bit, a repeat, a jump back
+	for i, s := range seqs {
+		req, _ := echo.Append(nil, echo.Packet{Kind: echo.KindRequest, Sequence: s, SentUnixNano: int64(i), ProbeID: "dvo-01"})
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, echo.MaxLen+1)
+	for i, s := range seqs {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		got, err := echo.Decode(buf[:n])
+		want := echo.Packet{Kind: echo.KindReply, Sequence: s, SentUnixNano: int64(i), ProbeID: "dvo-01"}
+		if err != nil || got != want {
+			t.Fatalf("reply %d: %+v (%v), want %+v", i, got, err, want)
+		}
+	}
+}

@@ -38,6 +38,7 @@ commands:
   run --config FILE        measure and send to the collector until SIGINT/SIGTERM
   validate --config FILE   check a config file and exit
   reflect --listen ADDR    answer UDP echo probes from other sites (e.g. 0.0.0.0:7001)
+  measure [flags] TARGET   probe targets now, without a collector (measure --help)
   version                  print the version
 
 common flags: --log-level debug|info|warn|error, --log-format text|json
@@ -57,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "measure" {
+		return measure(ctx, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bantay-probe "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	logLevel := fs.String("log-level", "info", "minimum log level: debug, info, warn, error")
