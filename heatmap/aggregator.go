@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // Kind says which metric of the metric model a point belongs to.
@@ -41,7 +43,7 @@ type Point struct {
 	// Stream identifies the cumulative series: build it with
 	// AppendStreamKey. The heatmap copies it when it first sees it.
 	Stream []byte
-	Cell   CellKey
+	Cell   pathstate.CellKey
 	// Start is the point's start timestamp; zero when unknown. A change of
 	// Start is a counter reset.
 	Start time.Time
@@ -107,7 +109,7 @@ type stream struct {
 
 // cell is one (src, dst, carrier, network type) path.
 type cell struct {
-	key        CellKey
+	key        pathstate.CellKey
 	id         string
 	ring       *ring
 	lastSeen   int64 // ms
@@ -129,7 +131,7 @@ type winStats struct {
 // shares them without locks.
 type cellView struct {
 	id       string
-	key      CellKey
+	key      pathstate.CellKey
 	wins     []winStats // in Config.Windows order
 	baseP50  float64
 	lastSeen int64
@@ -156,7 +158,7 @@ type aggregator struct {
 	winSlots []int64
 	evWin    int // index of Events.Window in cfg.Windows
 	firstMax int64
-	cells    map[CellKey]*cell
+	cells    map[pathstate.CellKey]*cell
 	byID     map[string]*cell
 	streams  map[string]*stream
 	scratch  []uint64
@@ -175,7 +177,7 @@ func newAggregator(cfg Config, m *metrics) *aggregator {
 		resMs:   cfg.Resolution.Milliseconds(),
 		bounds:  cfg.Bounds,
 		nb:      len(cfg.Bounds) + 1,
-		cells:   map[CellKey]*cell{},
+		cells:   map[pathstate.CellKey]*cell{},
 		byID:    map[string]*cell{},
 		streams: map[string]*stream{},
 		m:       m,
@@ -211,7 +213,7 @@ func (a *aggregator) count(k Kind, result string) {
 }
 
 // cellFor returns the cell for key, creating it within MaxCells.
-func (a *aggregator) cellFor(key CellKey) *cell {
+func (a *aggregator) cellFor(key pathstate.CellKey) *cell {
 	if c, ok := a.cells[key]; ok {
 		return c
 	}
@@ -476,7 +478,7 @@ func (a *aggregator) staleAfterMs(c *cell) int64 {
 // collect brings every cell to time now: slides its windows, recomputes its
 // view, judges its health, expires it if its probes vanished. It returns
 // the cells whose view changed, the ids of removed cells and the events.
-func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []string, events []Event) {
+func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []string, events []pathstate.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	nowMs := now.UnixMilli()
@@ -548,10 +550,10 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 }
 
 // judge updates the cell's stale flag and degraded hysteresis.
-func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, hist *window) (Event, bool) {
+func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, hist *window) (pathstate.Event, bool) {
 	ew := &c.ring.wins[a.evWin]
 	ws := v.wins[a.evWin]
-	ev := Event{
+	ev := pathstate.Event{
 		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
 		P95After:  round3(bucketQuantile(0.95, a.bounds, ew.counts)),
 		P95Before: round3(bucketQuantile(0.95, a.bounds, hist.counts)),
@@ -561,10 +563,10 @@ func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, his
 		c.health.stale = v.stale
 		c.health.pendingSince = 0
 		if v.stale {
-			ev.Kind = EventStale
+			ev.Kind = pathstate.Stale
 			ev.Reason = "no data for " + (time.Duration(nowMs-c.lastSeen) * time.Millisecond).Round(time.Second).String()
 		} else {
-			ev.Kind = EventBack
+			ev.Kind = pathstate.Back
 			ev.Reason = "data again"
 		}
 		if c.health.degraded {
@@ -573,11 +575,11 @@ func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, his
 		return ev, true
 	}
 	if v.stale {
-		return Event{}, false
+		return pathstate.Event{}, false
 	}
 	kind, reason, ok := c.health.judge(&a.cfg.Events, nowMs, ev.P95After, ev.P95Before, ws.count, ws.loss, ws.attempts)
 	if !ok {
-		return Event{}, false
+		return pathstate.Event{}, false
 	}
 	ev.Kind, ev.Reason = kind, reason
 	ev.P95Before = c.health.p95Before

@@ -7,11 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 var testBounds = []float64{10, 20, 40}
 
-var pathMD = CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+var pathMD = pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
 
 // t0 is aligned to a 15 s slot so tests can reason in whole slots.
 var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
@@ -32,12 +34,12 @@ func testAggregator(t testing.TB, mod func(*Config)) (*aggregator, *metrics) {
 	return newAggregator(cfg.withDefaults(), m), m
 }
 
-func hist(stream string, key CellKey, start, at time.Time, counts []uint64, sum float64) *Point {
+func hist(stream string, key pathstate.CellKey, start, at time.Time, counts []uint64, sum float64) *Point {
 	return &Point{Kind: KindLatency, Stream: []byte(stream), Cell: key, Start: start, Time: at,
 		Bounds: testBounds, Counts: counts, Sum: sum}
 }
 
-func counter(kind Kind, stream string, key CellKey, start, at time.Time, v float64) *Point {
+func counter(kind Kind, stream string, key pathstate.CellKey, start, at time.Time, v float64) *Point {
 	return &Point{Kind: kind, Stream: []byte(stream), Cell: key, Start: start, Time: at, Value: v}
 }
 
@@ -200,7 +202,7 @@ func TestStalenessAndEvents(t *testing.T) {
 		sum += float64(n) * lat
 		a.observe(hist("h", pathMD, start, ts, append([]uint64(nil), cum[:]...), sum))
 	}
-	var events []Event
+	var events []pathstate.Event
 	step := func() {
 		_, _, ev := a.collect(ts.Add(time.Second))
 		events = append(events, ev...)
@@ -219,7 +221,7 @@ func TestStalenessAndEvents(t *testing.T) {
 		feed(2, 10, 30)
 		step()
 	}
-	if len(events) != 1 || events[0].Kind != EventDegraded || events[0].Reason != "latency" {
+	if len(events) != 1 || events[0].Kind != pathstate.Degraded || events[0].Reason != "latency" {
 		t.Fatalf("events after degradation: %v, want one degraded/latency", events)
 	}
 	if e := events[0]; !(e.P95Before <= 10) || !(e.P95After > 20) {
@@ -235,7 +237,7 @@ func TestStalenessAndEvents(t *testing.T) {
 		feed(0, 10, 5)
 		step()
 	}
-	if len(events) != 2 || events[1].Kind != EventRecovered {
+	if len(events) != 2 || events[1].Kind != pathstate.Recovered {
 		t.Fatalf("events after recovery: %v, want degraded then recovered", events)
 	}
 	// Silence: with a learnt 15 s interval the cell is stale after 30 s.
@@ -245,7 +247,7 @@ func TestStalenessAndEvents(t *testing.T) {
 		t.Fatalf("stale too early: %v", ev)
 	}
 	changed, _, ev := a.collect(last.Add(31 * time.Second))
-	if len(ev) != 1 || ev[0].Kind != EventStale {
+	if len(ev) != 1 || ev[0].Kind != pathstate.Stale {
 		t.Fatalf("want one stale event, got %v", ev)
 	}
 	if v := viewOf(t, changed, pathMD.ID()); !v.stale || v.state != "stale" {
@@ -254,7 +256,7 @@ func TestStalenessAndEvents(t *testing.T) {
 	ts = last.Add(45 * time.Second)
 	feed(0, 10, 5)
 	_, _, ev = a.collect(ts.Add(time.Second))
-	if len(ev) != 1 || ev[0].Kind != EventBack {
+	if len(ev) != 1 || ev[0].Kind != pathstate.Back {
 		t.Fatalf("want one back event, got %v", ev)
 	}
 }
@@ -272,7 +274,7 @@ func TestLimitsAndBadInput(t *testing.T) {
 	if got := testutil.ToFloat64(m.points[KindLatency][resBadBuckets]); got != 1 {
 		t.Errorf("bad bucket points %g, want 1", got)
 	}
-	a.observe(counter(KindAttempts, "y", CellKey{SrcCity: "Manila"}, time.Time{}, t0, 1))
+	a.observe(counter(KindAttempts, "y", pathstate.CellKey{SrcCity: "Manila"}, time.Time{}, t0, 1))
 	if got := testutil.ToFloat64(m.points[KindAttempts][resBadLabels]); got != 1 {
 		t.Errorf("bad label points %g, want 1", got)
 	}

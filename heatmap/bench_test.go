@@ -14,14 +14,16 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // benchKeys returns n distinct cells.
-func benchKeys(n int) []CellKey {
+func benchKeys(n int) []pathstate.CellKey {
 	carriers := []string{"Globe", "Smart", "DITO", "PLDT", "Converge"}
-	keys := make([]CellKey, n)
+	keys := make([]pathstate.CellKey, n)
 	for i := range keys {
-		keys[i] = CellKey{"Src" + strconv.Itoa(i/100), "Dst" + strconv.Itoa(i%100), carriers[i%5], "4g"}
+		keys[i] = pathstate.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
 	}
 	return keys
 }

@@ -363,15 +363,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// windowName renders a window as the protocol names it ("1m", "5m", "90s").
-func windowName(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0:
-		return fmt.Sprintf("%dh", d/time.Hour)
-	case d%time.Minute == 0:
-		return fmt.Sprintf("%dm", d/time.Minute)
-	default:
-		return fmt.Sprintf("%ds", d/time.Second)
-	}
-}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // judged is one input to health.judge: the events window's p95, the
@@ -182,14 +184,14 @@ func TestJudgeFreezesTheBaseline(t *testing.T) {
 type pathSim struct {
 	t      *testing.T
 	a      *aggregator
-	key    CellKey
+	key    pathstate.CellKey
 	start  time.Time
 	ts     time.Time // time of the next export
 	cum    []uint64
 	sum    float64
 	att    float64
 	fail   float64
-	events []Event
+	events []pathstate.Event
 	view   *cellView
 }
 
@@ -276,7 +278,7 @@ func TestLongIncidentDoesNotRecoverByMovingTheBaseline(t *testing.T) {
 		t.Fatalf("after 70 min: state %s, baseline p50 %g; want degraded with the baseline dragged above 20 ms", p.view.state, p.view.baseP50)
 	}
 	p.until(fast, 40, "recovery", func() bool { return len(p.events) == 2 })
-	if rec := p.events[1]; rec.Kind != EventRecovered || rec.P95Before != deg.P95Before || !(rec.P95After <= 10) {
+	if rec := p.events[1]; rec.Kind != pathstate.Recovered || rec.P95Before != deg.P95Before || !(rec.P95After <= 10) {
 		t.Errorf("recovered: %+v; want the frozen baseline %g and p95 back ≤ 10", rec, deg.P95Before)
 	}
 }
@@ -311,7 +313,7 @@ func TestNoJudgementWhileStale(t *testing.T) {
 	}
 	back := p.events[1].Time
 	p.until(slow, 20, "degraded after back", func() bool { return len(p.events) == 3 })
-	if d := p.events[2]; d.Kind != EventDegraded || d.Time.Sub(back) < hold {
+	if d := p.events[2]; d.Kind != pathstate.Degraded || d.Time.Sub(back) < hold {
 		t.Fatalf("after back: %s %v after back, want degraded at least %v after it", d.Kind, d.Time.Sub(back), hold)
 	}
 

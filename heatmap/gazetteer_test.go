@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -46,7 +47,7 @@ func cityLine(f wireFrame) string {
 func TestSetGazetteerRedrawsOpenPages(t *testing.T) {
 	h := newTestHeatmap(t, nil)
 	f := newFeeder(h)
-	for _, k := range []CellKey{{"Tuguegarao", "Davao", "Globe", "4g"}, globeMD} {
+	for _, k := range []pathstate.CellKey{{SrcCity: "Tuguegarao", DstCity: "Davao", Carrier: "Globe", NetworkType: "4g"}, globeMD} {
 		f.feed(k, t0, 30, 10)
 	}
 	h.tick(t0.Add(time.Second))
@@ -110,7 +111,7 @@ func TestSetGazetteerConcurrently(t *testing.T) {
 	h := newTestHeatmap(t, nil)
 	f := newFeeder(h)
 	f.feed(globeMD, t0, 18, 10)
-	f.feed(CellKey{"Tuguegarao", "Davao", "Globe", "4g"}, t0, 40, 10)
+	f.feed(pathstate.CellKey{SrcCity: "Tuguegarao", DstCity: "Davao", Carrier: "Globe", NetworkType: "4g"}, t0, 40, 10)
 	base := serve(t, h)
 	c := dial(t, base, "carrier=Starlink", nil)
 	next(t, c)

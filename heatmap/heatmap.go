@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -37,7 +38,7 @@ type Heatmap struct {
 	srv *server
 
 	mu      sync.Mutex
-	subs    []chan Event
+	subs    []chan pathstate.Event
 	started bool
 	closed  bool
 	stop    chan struct{}
@@ -162,8 +163,8 @@ func (h *Heatmap) tick(now time.Time) {
 // goroutine of its own: a slow fn delays only itself, and when its queue
 // (Events.Buffer) is full further events for it are dropped and counted in
 // bantay_heatmap_event_drops_total. Subscriptions end at Close.
-func (h *Heatmap) Subscribe(fn func(Event)) {
-	ch := make(chan Event, h.cfg.Events.Buffer)
+func (h *Heatmap) Subscribe(fn func(pathstate.Event)) {
+	ch := make(chan pathstate.Event, h.cfg.Events.Buffer)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 func TestConfigValidateNamesTheField(t *testing.T) {
@@ -58,8 +60,8 @@ func TestMetricsRegisterTwiceFails(t *testing.T) {
 
 func TestSubscribersGetEvents(t *testing.T) {
 	h := newTestHeatmap(t, nil)
-	got := make(chan Event, 4)
-	h.Subscribe(func(e Event) { got <- e })
+	got := make(chan pathstate.Event, 4)
+	h.Subscribe(func(e pathstate.Event) { got <- e })
 	f := newFeeder(h)
 	f.feed(globeMD, t0, 18, 10)
 	f.feed(globeMD, t0.Add(15*time.Second), 18, 10)
@@ -67,7 +69,7 @@ func TestSubscribersGetEvents(t *testing.T) {
 	h.tick(t0.Add(5 * time.Minute)) // silence: stale
 	select {
 	case e := <-got:
-		if e.Kind != EventStale || e.Cell != globeMD || !strings.Contains(e.Reason, "no data for") {
+		if e.Kind != pathstate.Stale || e.Cell != globeMD || !strings.Contains(e.Reason, "no data for") {
 			t.Fatalf("got %v, want a stale event for %v", e, globeMD)
 		}
 	case <-time.After(30 * time.Second): // failsafe only
@@ -113,8 +115,8 @@ func TestCloseDisconnectsClientsWithReason(t *testing.T) {
 // event dispatch.
 func TestStartWithEventsPending(t *testing.T) {
 	h := newTestHeatmap(t, nil)
-	got := make(chan Event, 4)
-	h.Subscribe(func(e Event) { got <- e })
+	got := make(chan pathstate.Event, 4)
+	h.Subscribe(func(e pathstate.Event) { got <- e })
 	f := newFeeder(h)
 	old := time.Now().Add(-10 * time.Minute)
 	f.feed(globeMD, old, 18, 10)
@@ -124,7 +126,7 @@ func TestStartWithEventsPending(t *testing.T) {
 	}
 	select {
 	case e := <-got:
-		if e.Kind != EventStale {
+		if e.Kind != pathstate.Stale {
 			t.Fatalf("got %v, want stale", e)
 		}
 	case <-time.After(30 * time.Second): // failsafe only

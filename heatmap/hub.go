@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/gorilla/websocket"
 )
@@ -94,7 +95,7 @@ func newHub(cfg Config, agg *aggregator, m *metrics, log *slog.Logger) *hub {
 	var windows []string
 	defWin := 0
 	for i, w := range cfg.Windows {
-		windows = append(windows, windowName(w))
+		windows = append(windows, pathstate.WindowName(w))
 		if w == cfg.DefaultWindow {
 			defWin = i
 		}
@@ -134,7 +135,7 @@ func (h *hub) setGazetteer(g *gazetteer.Gazetteer) {
 // broadcast runs one tick: brings the aggregation to `now`, records the
 // changed views and queues one delta per group and one update per open
 // drill-down. It returns the tick's events for the subscribers.
-func (h *hub) broadcast(now time.Time) []Event {
+func (h *hub) broadcast(now time.Time) []pathstate.Event {
 	h.bmu.Lock()
 	defer h.bmu.Unlock()
 	began := time.Now()
@@ -360,7 +361,7 @@ func (h *hub) appendWindow(b []byte, wi int) []byte {
 	cur := h.nowMs / res
 	from := (cur - int64(w/h.cfg.Resolution) + 1) * res
 	b = append(b, `"window":{"name":`...)
-	b = appendString(b, windowName(w))
+	b = appendString(b, pathstate.WindowName(w))
 	b = append(b, `,"from":`...)
 	b = strconv.AppendInt(b, from, 10)
 	b = append(b, `,"to":`...)

@@ -16,23 +16,25 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // feeder produces cumulative histogram + counter points per cell, the way
 // the exporter hands them over.
 type feeder struct {
 	h      *Heatmap
-	counts map[CellKey][]uint64
-	sums   map[CellKey]float64
-	att    map[CellKey]float64
+	counts map[pathstate.CellKey][]uint64
+	sums   map[pathstate.CellKey]float64
+	att    map[pathstate.CellKey]float64
 }
 
 func newFeeder(h *Heatmap) *feeder {
-	return &feeder{h: h, counts: map[CellKey][]uint64{}, sums: map[CellKey]float64{}, att: map[CellKey]float64{}}
+	return &feeder{h: h, counts: map[pathstate.CellKey][]uint64{}, sums: map[pathstate.CellKey]float64{}, att: map[pathstate.CellKey]float64{}}
 }
 
 // feed records n samples of latency ms for key at time at.
-func (f *feeder) feed(key CellKey, at time.Time, ms float64, n uint64) {
+func (f *feeder) feed(key pathstate.CellKey, at time.Time, ms float64, n uint64) {
 	c, ok := f.counts[key]
 	if !ok {
 		c = make([]uint64, len(DefaultBounds)+1)
@@ -150,9 +152,9 @@ func cells(t testing.TB, f wireFrame) map[string]wireCell {
 }
 
 var (
-	globeMD = CellKey{"Manila", "Davao", "Globe", "5g"}
-	smartCM = CellKey{"Cebu", "Manila", "Smart", "4g"}
-	ditoBM  = CellKey{"Baguio", "Manila", "DITO", "4g"}
+	globeMD = pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+	smartCM = pathstate.CellKey{SrcCity: "Cebu", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g"}
+	ditoBM  = pathstate.CellKey{SrcCity: "Baguio", DstCity: "Manila", Carrier: "DITO", NetworkType: "4g"}
 )
 
 func TestSnapshotThenDeltasWithOnlyChangedCells(t *testing.T) {
@@ -489,9 +491,9 @@ func TestManyClientsAndAStalledOne(t *testing.T) {
 		c.MaxConnections = clients + 10
 	})
 	f := newFeeder(h)
-	var keys []CellKey
+	var keys []pathstate.CellKey
 	for i := range 600 {
-		keys = append(keys, CellKey{"Manila", fmt.Sprintf("Dst%03d", i), "Smart", "4g"})
+		keys = append(keys, pathstate.CellKey{SrcCity: "Manila", DstCity: fmt.Sprintf("Dst%03d", i), Carrier: "Smart", NetworkType: "4g"})
 	}
 	at := t0
 	feedAll := func() {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -57,7 +58,7 @@ func (s subscription) key() string {
 	return strings.Join(s.carriers, ",") + "|" + strings.Join(s.networkTypes, ",") + "|" + strconv.Itoa(s.window) + "|" + s.statistic
 }
 
-func (s subscription) matches(k CellKey) bool {
+func (s subscription) matches(k pathstate.CellKey) bool {
 	if len(s.carriers) > 0 && !slices.Contains(s.carriers, k.Carrier) {
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -41,7 +42,7 @@ func TestParseClientMessages(t *testing.T) {
 }
 
 func TestFrameEncodingIsValidJSON(t *testing.T) {
-	v := &cellView{id: "A\"b|c\\d|\x01e|\xff", key: CellKey{"A\"b", "c\\d", "\x01e", "\xff"},
+	v := &cellView{id: "A\"b|c\\d|\x01e|\xff", key: pathstate.CellKey{SrcCity: "A\"b", DstCity: "c\\d", Carrier: "\x01e", NetworkType: "\xff"},
 		wins:    []winStats{{p50: math.NaN(), p90: 1.5, p99: math.Inf(1), mean: 2, count: 3, attempts: 4, failures: 1, loss: 0.25}},
 		baseP50: 1, lastSeen: 42, state: "ok"}
 	b := appendCell(nil, v, 0, "all")

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // Prometheus series the rebuild reads (docs/metric-model.md).
@@ -153,8 +155,8 @@ func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Tim
 }
 
 // streamIdentity returns the cell key and stream key of a stored series.
-func streamIdentity(kind Kind, lset labels.Labels, key []byte) (CellKey, []byte) {
-	ck := CellKey{
+func streamIdentity(kind Kind, lset labels.Labels, key []byte) (pathstate.CellKey, []byte) {
+	ck := pathstate.CellKey{
 		SrcCity: lset.Get("src_city"), DstCity: lset.Get("dst_city"),
 		Carrier: lset.Get("carrier"), NetworkType: lset.Get("network_type"),
 	}

@@ -15,12 +15,14 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // probeStream simulates one probe→target series as OTLP would deliver it
 // (cumulative, with a start time) and as the tsdb exporter would store it.
 type probeStream struct {
-	cell     CellKey
+	cell     pathstate.CellKey
 	probe    string
 	target   string
 	meanMs   float64
@@ -133,8 +135,8 @@ func TestRebuildFromTSDB(t *testing.T) {
 	}
 	defer db.Close()
 
-	mnlDvo := CellKey{"Manila", "Davao", "Globe", "5g"}
-	cebMnl := CellKey{"Cebu", "Manila", "Smart", "4g"}
+	mnlDvo := pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+	cebMnl := pathstate.CellKey{SrcCity: "Cebu", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g"}
 	streams := []*probeStream{
 		{cell: mnlDvo, probe: "mnl-01", target: "dvo-reflector:7", meanMs: 30},
 		{cell: mnlDvo, probe: "mnl-02", target: "dvo-web:443", meanMs: 40},

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/pagetest"
 	"github.com/bantay-noc/bantay/web"
 )
@@ -35,8 +36,8 @@ type probePath struct {
 	stopAgo               time.Duration
 }
 
-func (p probePath) key() heatmap.CellKey {
-	return heatmap.CellKey{SrcCity: p.src, DstCity: p.dst, Carrier: p.carrier, NetworkType: p.nt}
+func (p probePath) key() pathstate.CellKey {
+	return pathstate.CellKey{SrcCity: p.src, DstCity: p.dst, Carrier: p.carrier, NetworkType: p.nt}
 }
 
 // demoPaths: Manila, Baguio and Davao on two carriers with clearly

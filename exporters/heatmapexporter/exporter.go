@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
@@ -98,7 +99,7 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 // identify fills the point's cell and stream key from its attributes.
 func (s *scratch) identify(kind heatmap.Kind, instance string, attrs pcommon.Map) {
 	s.labels = s.labels[:0]
-	var cell heatmap.CellKey
+	var cell pathstate.CellKey
 	for k, v := range attrs.All() {
 		val := v.AsString()
 		switch k {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
 )
 
@@ -74,7 +75,7 @@ func startHeatmap(t *testing.T, hm *heatmap.Heatmap) {
 // through the heatmap's Observe, as the heatmap exporter does.
 type path struct {
 	hm     *heatmap.Heatmap
-	cell   heatmap.CellKey
+	cell   pathstate.CellKey
 	stream []byte
 	start  time.Time
 	counts []uint64
@@ -82,7 +83,7 @@ type path struct {
 	last   time.Time
 }
 
-func newPath(hm *heatmap.Heatmap, probe string, cell heatmap.CellKey, start time.Time) *path {
+func newPath(hm *heatmap.Heatmap, probe string, cell pathstate.CellKey, start time.Time) *path {
 	labels := []heatmap.Label{
 		{Name: "carrier", Value: cell.Carrier}, {Name: "dst_city", Value: cell.DstCity},
 		{Name: "network_type", Value: cell.NetworkType}, {Name: "probe", Value: probe},

@@ -23,12 +23,13 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
 )
 
 var (
 	bantayID = component.MustNewID("bantay")
-	dvoMnl   = heatmap.CellKey{SrcCity: "Davao", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}
+	dvoMnl   = pathstate.CellKey{SrcCity: "Davao", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}
 )
 
 // waitFor polls cond for up to 20 s; the bound only guards against a hang.

@@ -48,6 +48,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 func main() {
@@ -163,7 +164,7 @@ func serve(args []string) {
 func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 	carriers := []string{"Globe", "Smart", "DITO", "PLDT", "Converge"}
 	type cell struct {
-		key    heatmap.CellKey
+		key    pathstate.CellKey
 		stream []byte
 		counts []uint64
 		sum    float64
@@ -171,7 +172,7 @@ func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 	cs := make([]cell, n)
 	start := time.Now()
 	for i := range cs {
-		k := heatmap.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
+		k := pathstate.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
 		cs[i] = cell{key: k, stream: heatmap.AppendStreamKey(nil, heatmap.KindLatency, "load", []heatmap.Label{{Name: "cell", Value: k.ID()}}),
 			counts: make([]uint64, len(heatmap.DefaultBounds)+1)}
 	}

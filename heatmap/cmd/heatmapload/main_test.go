@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 func TestLagHistQuantiles(t *testing.T) {
@@ -87,7 +88,7 @@ func TestNaiveHubServesTheRealFrames(t *testing.T) {
 	if _, _, err := direct.ReadMessage(); err != nil { // the direct client's snapshot
 		t.Fatal(err)
 	}
-	key := heatmap.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+	key := pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
 	counts := make([]uint64, len(heatmap.DefaultBounds)+1)
 	counts[3] = 5
 	now := time.Now()
