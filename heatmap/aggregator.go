@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/internal/cumulative"
 )
 
 // Kind says which metric of the metric model a point belongs to.
@@ -98,25 +99,24 @@ func AppendStreamKey(dst []byte, kind Kind, instance string, labels []Label) []b
 
 // stream is the delta-tracking state of one cumulative series.
 type stream struct {
-	cell    *cell
-	kind    Kind
-	startMs int64
-	lastMs  int64    // timestamp of the last accepted point; 0 = none yet
-	counts  []uint64 // histogram: last cumulative count per cell bucket
-	sum     float64  // histogram: last cumulative sum
-	value   float64  // counter: last cumulative value
+	cell   *cell
+	kind   Kind
+	series cumulative.Series
+	counts []uint64 // histogram: last cumulative count per cell bucket
+	sum    float64  // histogram: last cumulative sum
+	value  float64  // counter: last cumulative value
 }
 
 // cell is one (src, dst, carrier, network type) path.
 type cell struct {
-	key        pathstate.CellKey
-	id         string
-	ring       *ring
-	lastSeen   int64 // ms
-	intervalMs int64 // learnt spacing of points of one stream
-	health     health
-	removed    bool
-	view       *cellView // last computed view (what the hub last saw)
+	key      pathstate.CellKey
+	id       string
+	ring     *ring
+	lastSeen int64               // ms
+	interval cumulative.Interval // learnt spacing of points of one stream
+	health   health
+	removed  bool
+	view     *cellView // last computed view (what the hub last saw)
 }
 
 // winStats are one window's numbers for one cell. NaN = not computable.
@@ -157,7 +157,7 @@ type aggregator struct {
 	nb       int
 	winSlots []int64
 	evWin    int // index of Events.Window in cfg.Windows
-	firstMax int64
+	firstMax time.Duration
 	cells    map[pathstate.CellKey]*cell
 	byID     map[string]*cell
 	streams  map[string]*stream
@@ -192,7 +192,7 @@ func newAggregator(cfg Config, m *metrics) *aggregator {
 	// A stream's first point counts as a delta only if it started recently
 	// (a fresh probe, or deltatocumulative's first point); otherwise it is
 	// a long-running counter seen for the first time and only sets the base.
-	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution).Milliseconds()
+	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution)
 	a.scratch = make([]uint64, a.nb)
 	a.scratch2 = make([]uint64, a.nb)
 	a.scratchView.wins = make([]winStats, len(cfg.Windows))
@@ -304,45 +304,30 @@ func (a *aggregator) observeLocked(p *Point) {
 		st.cell = c
 	}
 	tMs := p.Time.UnixMilli()
-	var startMs int64
+	var startNs int64
 	if !p.Start.IsZero() && p.Start.UnixNano() > 0 {
-		startMs = p.Start.UnixMilli()
+		// Whole milliseconds, as the store keeps them, so a point read
+		// back by Rebuild and the same point live are one timestamp.
+		startNs = p.Start.UnixMilli() * int64(time.Millisecond)
 	}
-
-	result := resAccepted
-	full := false // take the whole cumulative value as the delta
-	switch {
-	case st.lastMs == 0:
-		if startMs != 0 && tMs-startMs <= a.firstMax && tMs >= startMs {
-			full = true
-		} else {
-			result = resBaseline
-		}
-	case tMs == st.lastMs:
+	verdict, gap := st.series.Next(startNs, tMs*int64(time.Millisecond), a.firstMax, a.decreased(st, p))
+	c.interval.Learn(gap)
+	var result string
+	switch verdict {
+	case cumulative.Duplicate:
 		a.count(p.Kind, resDuplicate)
 		return
-	case tMs < st.lastMs:
+	case cumulative.OutOfOrder:
 		a.count(p.Kind, resOutOfOrder)
 		return
+	case cumulative.Baseline:
+		result = resBaseline
+	case cumulative.Reset:
+		result = resReset
 	default:
-		if startMs != 0 && st.startMs != 0 && startMs != st.startMs {
-			full, result = true, resReset
-		} else if startMs != 0 && st.startMs == 0 && startMs >= st.lastMs {
-			// The stream was seeded from the TSDB (no start time there) and
-			// this series began after the last stored sample: a new series
-			// (e.g. deltatocumulative restarted with the collector).
-			full, result = true, resReset
-		} else if a.decreased(st, p) {
-			full, result = true, resReset
-		}
-		if gap := tMs - st.lastMs; gap < time.Hour.Milliseconds() {
-			if c.intervalMs == 0 {
-				c.intervalMs = gap
-			} else {
-				c.intervalMs = (7*c.intervalMs + gap) / 8
-			}
-		}
+		result = resAccepted
 	}
+	full := verdict.Whole() // take the whole cumulative value as the delta
 
 	slot := a.slotOf(tMs)
 	apply := result != resBaseline
@@ -385,8 +370,6 @@ func (a *aggregator) observeLocked(p *Point) {
 		}
 		st.value = p.Value
 	}
-	st.startMs = startMs
-	st.lastMs = tMs
 	if tMs > c.lastSeen {
 		c.lastSeen = tMs
 	}
@@ -468,11 +451,7 @@ func (s winStats) equal(o winStats) bool {
 
 // staleAfterMs is the silence after which a cell is stale.
 func (a *aggregator) staleAfterMs(c *cell) int64 {
-	iv := c.intervalMs
-	if iv <= 0 {
-		iv = a.cfg.ProbeInterval.Milliseconds()
-	}
-	return int64(a.cfg.StaleAfter * float64(iv))
+	return int64(a.cfg.StaleAfter * float64(c.interval.Or(a.cfg.ProbeInterval).Milliseconds()))
 }
 
 // collect brings every cell to time now: slides its windows, recomputes its
@@ -540,7 +519,7 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 	if nowMs-a.lastSweep >= a.resMs {
 		a.lastSweep = nowMs
 		for k, st := range a.streams {
-			if nowMs-st.lastMs > expireMs {
+			if nowMs-st.series.Last()/int64(time.Millisecond) > expireMs {
 				delete(a.streams, k)
 			}
 		}
