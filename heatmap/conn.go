@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 // client is one websocket connection: a reader goroutine (client messages,
@@ -35,21 +36,24 @@ type client struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	// Reader-goroutine state.
-	tokens  float64
-	lastTok time.Time
-	errs    int       // error budget used; leaks one per whole minute
-	leakAt  time.Time // when the last leak was accounted
+	// requests limits subscribe and drilldown messages (request_rate,
+	// request_burst); errBudget is the budget of error frames, which refills
+	// one per minute, so only a burst of bad messages (max_errors within
+	// it) closes the connection. Both are used by the reader goroutine.
+	requests  *rate.Limiter
+	errBudget *rate.Limiter
 }
 
 func newClient(h *hub, conn *websocket.Conn, compress bool) *client {
 	return &client{
 		h: h, conn: conn, compress: compress,
-		queue:   make([]frame, 0, h.cfg.SendQueue),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		tokens:  float64(h.cfg.RequestBurst),
-		lastTok: time.Now(),
+		queue:    make([]frame, 0, h.cfg.SendQueue),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		requests: rate.NewLimiter(rate.Limit(h.cfg.RequestRate), h.cfg.RequestBurst),
+		// The max_errors-th error in a burst closes: the budget allows
+		// one fewer.
+		errBudget: rate.NewLimiter(rate.Every(time.Minute), h.cfg.MaxErrors-1),
 	}
 }
 
@@ -200,36 +204,14 @@ func (c *client) closeWith(code int, text, reason string) {
 	})
 }
 
-// allow takes a token for a subscribe or drilldown request.
-func (c *client) allow(now time.Time) bool {
-	c.tokens += now.Sub(c.lastTok).Seconds() * c.h.cfg.RequestRate
-	c.lastTok = now
-	if burst := float64(c.h.cfg.RequestBurst); c.tokens > burst {
-		c.tokens = burst
-	}
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
-}
-
 // reject answers a bad message with an error frame, and closes the
 // connection with 1008 once it has made too many mistakes.
 func (c *client) reject(e *protoError) bool {
 	c.h.m.invalid.WithLabelValues(e.code).Inc()
-	// The budget leaks, so a page that now and then trips the rate limit
+	// The budget refills, so a page that now and then trips the rate limit
 	// over a day on the wall is not cut off; a burst of garbage is.
-	now := time.Now()
-	if c.errs == 0 {
-		c.leakAt = now
-	} else if k := int(now.Sub(c.leakAt) / time.Minute); k > 0 {
-		c.errs = max(0, c.errs-k)
-		c.leakAt = c.leakAt.Add(time.Duration(k) * time.Minute)
-	}
-	c.errs++
 	c.enqueue(newFrame("error", errorFrame(e)))
-	if c.errs >= c.h.cfg.MaxErrors {
+	if !c.errBudget.Allow() {
 		c.closeGracefully(websocket.ClosePolicyViolation, "too many invalid messages", "too_many_errors")
 		return false
 	}
@@ -295,7 +277,7 @@ func (c *client) readLoop() {
 			}
 			continue
 		}
-		if (req.kind == reqSubscribe || req.kind == reqDrilldown) && !c.allow(time.Now()) {
+		if (req.kind == reqSubscribe || req.kind == reqDrilldown) && !c.requests.Allow() {
 			if !c.reject(&protoError{code: codeRateLimited, msg: "too many subscribe/drilldown messages; the message was ignored", ref: req.id}) {
 				return
 			}
