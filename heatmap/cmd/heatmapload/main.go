@@ -48,6 +48,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
@@ -76,7 +78,7 @@ func serve(args []string) {
 	report := fs.Duration("report", 10*time.Second, "report interval")
 	duration := fs.Duration("duration", 0, "stop after this long (0 = until killed)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof (with mutex and block profiles) on this loopback address")
-	hub := fs.String("hub", "bantay", "bantay (the real hub) or naive (the peer: a channel and writer goroutine per client, every frame written per client; see naive.go)")
+	hubKind := fs.String("hub", "bantay", "bantay (the real hub) or naive (the peer: a channel and writer goroutine per client, every frame written per client; see naive.go)")
 	_ = fs.Parse(args)
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
@@ -91,7 +93,7 @@ func serve(args []string) {
 		go func() { log.Print(http.ListenAndServe(*pprofAddr, nil)) }() //nolint:gosec // a load tool on loopback
 	}
 	reg := prometheus.NewRegistry()
-	h, err := heatmap.New(heatmap.Config{MaxConnections: 20000}, reg, slog.New(slog.DiscardHandler))
+	h, err := heatmap.New(heatmap.Config{Hub: hub.Config{MaxConnections: 20000}}, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func serve(args []string) {
 	}
 	handler, conns, lagMetric := h.Handler(), h.Connections, "bantay_heatmap_ws_delivery_lag_seconds"
 	var naive *naiveHub
-	switch *hub {
+	switch *hubKind {
 	case "bantay":
 	case "naive":
 		if naive, err = startNaive(h, reg); err != nil {
@@ -113,13 +115,13 @@ func serve(args []string) {
 		}
 		handler, conns, lagMetric = naive, naive.count, naiveLagMetric
 	default:
-		log.Fatalf("-hub %q: want bantay or naive", *hub)
+		log.Fatalf("-hub %q: want bantay or naive", *hubKind)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	fmt.Printf("serving %d cells on ws://%s/ws with the %s hub\n", *cells, ln.Addr(), *hub)
+	fmt.Printf("serving %d cells on ws://%s/ws with the %s hub\n", *cells, ln.Addr(), *hubKind)
 
-	go feed(h, *cells, h.Config().Resolution)
+	go feed(h, *cells, h.Config().Aggregation.Resolution)
 
 	var stop <-chan time.Time
 	if *duration > 0 {
@@ -173,8 +175,8 @@ func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 	start := time.Now()
 	for i := range cs {
 		k := pathstate.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
-		cs[i] = cell{key: k, stream: heatmap.AppendStreamKey(nil, heatmap.KindLatency, "load", []heatmap.Label{{Name: "cell", Value: k.ID()}}),
-			counts: make([]uint64, len(heatmap.DefaultBounds)+1)}
+		cs[i] = cell{key: k, stream: aggregate.AppendStreamKey(nil, aggregate.KindLatency, "load", []aggregate.Label{{Name: "cell", Value: k.ID()}}),
+			counts: make([]uint64, len(aggregate.DefaultBounds)+1)}
 	}
 	step := res / time.Duration(n)
 	if step <= 0 {
@@ -189,9 +191,9 @@ func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 			c := &cs[i%n]
 			b := 8 + i%7
 			c.counts[b] += 10
-			c.sum += 10 * heatmap.DefaultBounds[b]
-			h.Observe(&heatmap.Point{Kind: heatmap.KindLatency, Stream: c.stream, Cell: c.key, Start: start, Time: now,
-				Bounds: heatmap.DefaultBounds, Counts: c.counts, Sum: c.sum})
+			c.sum += 10 * aggregate.DefaultBounds[b]
+			h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: c.stream, Cell: c.key, Start: start, Time: now,
+				Bounds: aggregate.DefaultBounds, Counts: c.counts, Sum: c.sum})
 		}
 	}
 }

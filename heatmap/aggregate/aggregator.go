@@ -1,4 +1,12 @@
-package heatmap
+// Package aggregate is the heatmap's arithmetic: it turns cumulative probe
+// points into cells keyed by (src_city, dst_city, carrier, network_type),
+// each a fixed ring of time × latency-bucket slots with sliding windows
+// (quantiles computed exactly as Prometheus's histogram_quantile), loss,
+// staleness, a trend against the cell's own baseline, and the hysteresis
+// that decides its path state changes. It knows nothing of websockets or
+// the store: the heatmap exporter and heatmap/rebuild feed it (Observe),
+// heatmap/hub reads it (Collect, Drilldown).
+package aggregate
 
 import (
 	"math"
@@ -6,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/cumulative"
@@ -116,40 +126,48 @@ type cell struct {
 	interval cumulative.Interval // learnt spacing of points of one stream
 	health   health
 	removed  bool
-	view     *cellView // last computed view (what the hub last saw)
+	view     *View // last computed view (what the hub last saw)
 }
 
-// winStats are one window's numbers for one cell. NaN = not computable.
-type winStats struct {
-	p50, p90, p99, mean float64
-	count               uint64
-	attempts, failures  float64
-	loss                float64
+// Stats are one window's numbers for one cell. NaN = not computable.
+type Stats struct {
+	P50, P90, P99, Mean float64
+	Count               uint64
+	Attempts, Failures  float64
+	Loss                float64
 }
 
-// cellView is an immutable snapshot of a cell's numbers; the hub keeps and
+// View is an immutable snapshot of a cell's numbers; the hub keeps and
 // shares them without locks.
-type cellView struct {
-	id       string
-	key      pathstate.CellKey
-	wins     []winStats // in Config.Windows order
-	baseP50  float64
-	lastSeen int64
-	stale    bool
-	state    string
+type View struct {
+	ID       string
+	Key      pathstate.CellKey
+	Wins     []Stats // in Config.Windows order
+	BaseP50  float64
+	LastSeen int64 // Unix ms of the newest point
+	Stale    bool
+	State    string // "ok", "degraded" or "stale"
 }
 
-// changedCell is a view plus a bit per window whose numbers changed (bits
+// Trend is window wi's p50 over the baseline p50; NaN without a baseline.
+func (v *View) Trend(wi int) float64 {
+	if v.BaseP50 > 0 {
+		return round3(v.Wins[wi].P50 / v.BaseP50)
+	}
+	return math.NaN()
+}
+
+// Changed is a view plus a bit per window whose numbers changed (bits
 // for all windows when a common field changed).
-type changedCell struct {
-	view *cellView
-	mask uint32
+type Changed struct {
+	View *View
+	Mask uint32
 }
 
-// aggregator holds all cells and the per-stream delta state. One mutex
+// Aggregator holds all cells and the per-stream delta state. One mutex
 // guards everything: an observation is a few hundred nanoseconds, and the
 // periodic collect is O(cells × buckets).
-type aggregator struct {
+type Aggregator struct {
 	mu       sync.Mutex
 	cfg      Config
 	resMs    int64
@@ -165,14 +183,21 @@ type aggregator struct {
 	scratch2 []uint64
 	// scratchView is where collect computes a cell's numbers before it
 	// knows whether they changed.
-	scratchView cellView
+	scratchView View
 	lastSweep   int64
 	m           *metrics
-	now         func() time.Time
 }
 
-func newAggregator(cfg Config, m *metrics) *aggregator {
-	a := &aggregator{
+// New validates cfg (zero fields take defaults) and returns an empty
+// aggregation. Its metrics are registered by whoever serves them
+// (Collectors).
+func New(cfg Config) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	m := newMetrics()
+	a := &Aggregator{
 		cfg:     cfg,
 		resMs:   cfg.Resolution.Milliseconds(),
 		bounds:  cfg.Bounds,
@@ -181,7 +206,6 @@ func newAggregator(cfg Config, m *metrics) *aggregator {
 		byID:    map[string]*cell{},
 		streams: map[string]*stream{},
 		m:       m,
-		now:     time.Now,
 	}
 	for i, w := range cfg.Windows {
 		a.winSlots = append(a.winSlots, int64(w/cfg.Resolution))
@@ -195,25 +219,32 @@ func newAggregator(cfg Config, m *metrics) *aggregator {
 	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution)
 	a.scratch = make([]uint64, a.nb)
 	a.scratch2 = make([]uint64, a.nb)
-	a.scratchView.wins = make([]winStats, len(cfg.Windows))
-	return a
+	a.scratchView.Wins = make([]Stats, len(cfg.Windows))
+	return a, nil
 }
 
-func (a *aggregator) slotOf(ms int64) int64 {
+// Config returns the effective configuration (defaults filled in).
+func (a *Aggregator) Config() Config { return a.cfg }
+
+// Collectors are the aggregation's metrics (bantay_heatmap_points_total,
+// _clamped_observations_total, _cells, _streams), to be registered.
+func (a *Aggregator) Collectors() []prometheus.Collector { return a.m.all }
+
+func (a *Aggregator) slotOf(ms int64) int64 {
 	if ms < 0 {
 		return 0
 	}
 	return ms / a.resMs
 }
 
-func (a *aggregator) count(k Kind, result string) {
+func (a *Aggregator) count(k Kind, result string) {
 	if byKind, ok := a.m.points[k]; ok {
 		byKind[result].Inc()
 	}
 }
 
 // cellFor returns the cell for key, creating it within MaxCells.
-func (a *aggregator) cellFor(key pathstate.CellKey) *cell {
+func (a *Aggregator) cellFor(key pathstate.CellKey) *cell {
 	if c, ok := a.cells[key]; ok {
 		return c
 	}
@@ -230,7 +261,7 @@ func (a *aggregator) cellFor(key pathstate.CellKey) *cell {
 // fold maps a histogram's buckets onto the cell bounds: each source bucket
 // goes to the cell bucket that holds its upper bound. Exact when the source
 // bounds include every cell bound (the metric model's bounds do).
-func (a *aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool {
+func (a *Aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool {
 	if len(counts) != len(bounds)+1 {
 		return false
 	}
@@ -261,14 +292,16 @@ func (a *aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool 
 	return true
 }
 
-// observe applies one cumulative point.
-func (a *aggregator) observe(p *Point) {
+// Observe applies one cumulative (or Delta) point. It is safe for
+// concurrent use and counts every point it cannot use in
+// bantay_heatmap_points_total{result!="accepted"}.
+func (a *Aggregator) Observe(p *Point) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.observeLocked(p)
 }
 
-func (a *aggregator) observeLocked(p *Point) {
+func (a *Aggregator) observeLocked(p *Point) {
 	if p.Cell.SrcCity == "" || p.Cell.DstCity == "" || p.Cell.Carrier == "" || p.Cell.NetworkType == "" {
 		a.count(p.Kind, resBadLabels)
 		return
@@ -378,7 +411,7 @@ func (a *aggregator) observeLocked(p *Point) {
 
 // observeDelta adds a delta point to its cell. Caller holds a.mu and has
 // folded a histogram into a.scratch.
-func (a *aggregator) observeDelta(p *Point) {
+func (a *Aggregator) observeDelta(p *Point) {
 	c := a.cellFor(p.Cell)
 	if c == nil {
 		a.count(p.Kind, resCellLimit)
@@ -411,7 +444,7 @@ func (a *aggregator) observeDelta(p *Point) {
 }
 
 // decreased reports whether any cumulative value went down (a reset).
-func (a *aggregator) decreased(st *stream, p *Point) bool {
+func (a *Aggregator) decreased(st *stream, p *Point) bool {
 	if p.Kind == KindLatency {
 		for i, v := range a.scratch {
 			if v < st.counts[i] {
@@ -423,41 +456,43 @@ func (a *aggregator) decreased(st *stream, p *Point) bool {
 	return p.Value < st.value
 }
 
-func (a *aggregator) stats(w *window) winStats {
-	s := winStats{count: w.count(), attempts: w.attempts, failures: w.failures}
-	s.p50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.count))
-	s.p90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.count))
-	s.p99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.count))
-	s.mean = math.NaN()
-	if s.count > 0 {
-		s.mean = round3(w.sum / float64(s.count))
+func (a *Aggregator) stats(w *window) Stats {
+	s := Stats{Count: w.count(), Attempts: w.attempts, Failures: w.failures}
+	s.P50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.Count))
+	s.P90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.Count))
+	s.P99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.Count))
+	s.Mean = math.NaN()
+	if s.Count > 0 {
+		s.Mean = round3(w.sum / float64(s.Count))
 	}
-	s.attempts = math.Round(s.attempts*1000) / 1000
-	s.failures = math.Round(s.failures*1000) / 1000
-	s.loss = math.NaN()
-	if s.attempts > 0 {
-		s.loss = round6(min(s.failures/s.attempts, 1))
+	s.Attempts = math.Round(s.Attempts*1000) / 1000
+	s.Failures = math.Round(s.Failures*1000) / 1000
+	s.Loss = math.NaN()
+	if s.Attempts > 0 {
+		s.Loss = round6(min(s.Failures/s.Attempts, 1))
 	}
 	return s
 }
 
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
 
-func (s winStats) equal(o winStats) bool {
-	return sameFloat(s.p50, o.p50) && sameFloat(s.p90, o.p90) && sameFloat(s.p99, o.p99) &&
-		sameFloat(s.mean, o.mean) && s.count == o.count && sameFloat(s.attempts, o.attempts) &&
-		sameFloat(s.failures, o.failures) && sameFloat(s.loss, o.loss)
+// Equal reports whether two windows have the same numbers (NaN equal to
+// NaN).
+func (s Stats) Equal(o Stats) bool {
+	return sameFloat(s.P50, o.P50) && sameFloat(s.P90, o.P90) && sameFloat(s.P99, o.P99) &&
+		sameFloat(s.Mean, o.Mean) && s.Count == o.Count && sameFloat(s.Attempts, o.Attempts) &&
+		sameFloat(s.Failures, o.Failures) && sameFloat(s.Loss, o.Loss)
 }
 
 // staleAfterMs is the silence after which a cell is stale.
-func (a *aggregator) staleAfterMs(c *cell) int64 {
+func (a *Aggregator) staleAfterMs(c *cell) int64 {
 	return int64(a.cfg.StaleAfter * float64(c.interval.Or(a.cfg.ProbeInterval).Milliseconds()))
 }
 
-// collect brings every cell to time now: slides its windows, recomputes its
+// Collect brings every cell to time now: slides its windows, recomputes its
 // view, judges its health, expires it if its probes vanished. It returns
 // the cells whose view changed, the ids of removed cells and the events.
-func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []string, events []pathstate.Event) {
+func (a *Aggregator) Collect(now time.Time) (changed []Changed, removed []string, events []pathstate.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	nowMs := now.UnixMilli()
@@ -476,39 +511,39 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 		// Compute into a reused view; only a changed cell gets a new
 		// immutable one, so a quiet tick allocates nothing per cell.
 		v := &a.scratchView
-		*v = cellView{id: c.id, key: c.key, lastSeen: c.lastSeen, wins: v.wins[:len(a.cfg.Windows)]}
+		*v = View{ID: c.id, Key: c.key, LastSeen: c.lastSeen, Wins: v.Wins[:len(a.cfg.Windows)]}
 		for i := range a.cfg.Windows {
-			v.wins[i] = a.stats(&c.ring.wins[i])
+			v.Wins[i] = a.stats(&c.ring.wins[i])
 		}
 		hist := &c.ring.wins[len(c.ring.wins)-1]
-		v.baseP50 = round3(bucketQuantile(0.5, a.bounds, hist.counts))
-		v.stale = nowMs-c.lastSeen > a.staleAfterMs(c)
+		v.BaseP50 = round3(bucketQuantile(0.5, a.bounds, hist.counts))
+		v.Stale = nowMs-c.lastSeen > a.staleAfterMs(c)
 		if ev, ok := a.judge(c, v, now, nowMs, hist); ok {
 			events = append(events, ev)
 		}
 		switch {
-		case v.stale:
-			v.state = "stale"
+		case v.Stale:
+			v.State = "stale"
 		case c.health.degraded:
-			v.state = "degraded"
+			v.State = "degraded"
 		default:
-			v.state = "ok"
+			v.State = "ok"
 		}
 		var mask uint32
-		if o := c.view; o == nil || !sameFloat(o.baseP50, v.baseP50) || o.lastSeen != v.lastSeen || o.stale != v.stale || o.state != v.state {
+		if o := c.view; o == nil || !sameFloat(o.BaseP50, v.BaseP50) || o.LastSeen != v.LastSeen || o.Stale != v.Stale || o.State != v.State {
 			mask = allMask
 		} else {
-			for i := range v.wins {
-				if !v.wins[i].equal(o.wins[i]) {
+			for i := range v.Wins {
+				if !v.Wins[i].Equal(o.Wins[i]) {
 					mask |= 1 << i
 				}
 			}
 		}
 		if mask != 0 {
 			nv := *v
-			nv.wins = append([]winStats(nil), v.wins...)
+			nv.Wins = append([]Stats(nil), v.Wins...)
 			c.view = &nv
-			changed = append(changed, changedCell{view: &nv, mask: mask})
+			changed = append(changed, Changed{View: &nv, Mask: mask})
 		}
 	}
 	if len(removed) > 0 {
@@ -529,19 +564,19 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 }
 
 // judge updates the cell's stale flag and degraded hysteresis.
-func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, hist *window) (pathstate.Event, bool) {
+func (a *Aggregator) judge(c *cell, v *View, now time.Time, nowMs int64, hist *window) (pathstate.Event, bool) {
 	ew := &c.ring.wins[a.evWin]
-	ws := v.wins[a.evWin]
+	ws := v.Wins[a.evWin]
 	ev := pathstate.Event{
 		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
 		P95After:  round3(bucketQuantile(0.95, a.bounds, ew.counts)),
 		P95Before: round3(bucketQuantile(0.95, a.bounds, hist.counts)),
-		Loss:      ws.loss, Samples: ws.count, LastSeen: time.UnixMilli(c.lastSeen),
+		Loss:      ws.Loss, Samples: ws.Count, LastSeen: time.UnixMilli(c.lastSeen),
 	}
-	if v.stale != c.health.stale {
-		c.health.stale = v.stale
+	if v.Stale != c.health.stale {
+		c.health.stale = v.Stale
 		c.health.pendingSince = 0
-		if v.stale {
+		if v.Stale {
 			ev.Kind = pathstate.Stale
 			ev.Reason = "no data for " + (time.Duration(nowMs-c.lastSeen) * time.Millisecond).Round(time.Second).String()
 		} else {
@@ -553,10 +588,10 @@ func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, his
 		}
 		return ev, true
 	}
-	if v.stale {
+	if v.Stale {
 		return pathstate.Event{}, false
 	}
-	kind, reason, ok := c.health.judge(&a.cfg.Events, nowMs, ev.P95After, ev.P95Before, ws.count, ws.loss, ws.attempts)
+	kind, reason, ok := c.health.judge(&a.cfg.Events, nowMs, ev.P95After, ev.P95Before, ws.Count, ws.Loss, ws.Attempts)
 	if !ok {
 		return pathstate.Event{}, false
 	}
@@ -565,19 +600,19 @@ func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, his
 	return ev, true
 }
 
-// column is one resolution step of a cell's drill-down matrix.
-type column struct {
-	t                  int64 // ms, start of the step
-	counts             []uint64
-	count              uint64
-	p50, mean          float64
-	attempts, failures float64
-	loss               float64
+// Column is one resolution step of a cell's drill-down matrix.
+type Column struct {
+	T                  int64    // Unix ms, start of the step
+	Counts             []uint64 // per bucket; nil when the step is empty
+	Count              uint64
+	P50, Mean          float64
+	Attempts, Failures float64
+	Loss               float64
 }
 
-// drilldown returns the cell's view and its newest `n` columns (n <= 0: the
+// Drilldown returns the cell's view and its newest `n` columns (n <= 0: the
 // whole history), oldest first, brought to time now.
-func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []column, bool) {
+func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c, ok := a.byID[id]
@@ -590,24 +625,24 @@ func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []co
 	if n <= 0 || n > total {
 		n = total
 	}
-	cols := make([]column, n)
+	cols := make([]Column, n)
 	for i := range cols {
 		s := cur - int64(n-1-i)
-		col := column{t: s * a.resMs, counts: make([]uint64, a.nb)}
-		sum, att, fail := c.ring.slot(s, col.counts)
-		for _, x := range col.counts {
-			col.count += x
+		col := Column{T: s * a.resMs, Counts: make([]uint64, a.nb)}
+		sum, att, fail := c.ring.slot(s, col.Counts)
+		for _, x := range col.Counts {
+			col.Count += x
 		}
-		col.attempts, col.failures = float64(float32(att)), float64(float32(fail))
-		col.p50 = round3(bucketQuantile(0.5, a.bounds, col.counts))
-		col.mean, col.loss = math.NaN(), math.NaN()
-		if col.count > 0 {
-			col.mean = round3(sum / float64(col.count))
+		col.Attempts, col.Failures = float64(float32(att)), float64(float32(fail))
+		col.P50 = round3(bucketQuantile(0.5, a.bounds, col.Counts))
+		col.Mean, col.Loss = math.NaN(), math.NaN()
+		if col.Count > 0 {
+			col.Mean = round3(sum / float64(col.Count))
 		} else {
-			col.counts = nil
+			col.Counts = nil
 		}
 		if att > 0 {
-			col.loss = round6(min(fail/att, 1))
+			col.Loss = round6(min(fail/att, 1))
 		}
 		cols[i] = col
 	}
@@ -615,8 +650,8 @@ func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []co
 	return v, cols, true
 }
 
-// cellCount returns the number of cells.
-func (a *aggregator) cellCount() int {
+// CellCount returns the number of cells.
+func (a *Aggregator) CellCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.cells)
