@@ -10,12 +10,11 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
-// benchKeys returns n distinct cells.
+// benchKeys returns n distinct cells: Manila to n destinations.
 func benchKeys(n int) []pathstate.CellKey {
-	carriers := []string{"Globe", "Smart", "DITO", "PLDT", "Converge"}
-	keys := make([]pathstate.CellKey, n)
-	for i := range keys {
-		keys[i] = pathstate.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
+	keys := make([]pathstate.CellKey, 0, n)
+	for i := range n {
+		keys = append(keys, pathstate.CellKey{SrcCity: "Manila", DstCity: "Dst" + strconv.Itoa(i), Carrier: "Globe", NetworkType: "4g"})
 	}
 	return keys
 }
