@@ -46,6 +46,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
@@ -252,7 +253,7 @@ func clients(args []string) {
 	fs := flag.NewFlagSet("clients", flag.ExitOnError)
 	url := fs.String("url", "ws://127.0.0.1:8099/ws", "websocket URL (loopback only)")
 	n := fs.Int("n", 1000, "number of clients")
-	rate := fs.Int("rate", 1000, "connections opened per second")
+	perSecond := fs.Int("rate", 1000, "connections opened per second")
 	duration := fs.Duration("duration", 60*time.Second, "measure for this long after all are connected")
 	compress := fs.Bool("compress", true, "offer permessage-deflate, as browsers do")
 	_ = fs.Parse(args)
@@ -264,10 +265,12 @@ func clients(args []string) {
 	var measuring atomic.Bool
 	var wg sync.WaitGroup
 	d := websocket.Dialer{EnableCompression: *compress, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096}
-	pace := time.NewTicker(time.Second / time.Duration(max(*rate, 1)))
+	pace := rate.NewLimiter(rate.Limit(max(*perSecond, 1)), 1)
 	conns := make([]*websocket.Conn, 0, *n)
 	for range *n {
-		<-pace.C
+		if err := pace.Wait(context.Background()); err != nil {
+			log.Fatal(err) // only with a deadline, which Background has not
+		}
 		c, _, err := d.Dial(*url, nil)
 		if err != nil {
 			log.Fatalf("dial after %d clients: %v", len(conns), err)
@@ -294,7 +297,6 @@ func clients(args []string) {
 			}
 		}()
 	}
-	pace.Stop()
 	fmt.Printf("%d clients connected; measuring for %v\n", len(conns), *duration)
 	measuring.Store(true)
 	time.Sleep(*duration)
