@@ -1,28 +1,34 @@
-// Package heatmap is Bantay's live latency heatmap: it aggregates probe
-// measurements into cells keyed by (src_city, dst_city, carrier,
-// network_type), each with sliding windows of merged histograms (quantiles
-// computed exactly as Prometheus's histogram_quantile does), loss, staleness
-// and a trend against its own baseline, keeps an hour of time × latency
-// buckets per cell for drill-down, emits path state change events, and
-// serves it all to browsers over a versioned websocket protocol
-// (docs/websocket-protocol.md, docs/heatmap.md).
+// Package heatmap is Bantay's live latency heatmap, assembled: the
+// aggregation (heatmap/aggregate: cells, windows, quantiles, loss,
+// staleness, path state changes), the websocket hub and its HTTP handlers
+// (heatmap/hub), speaking heatmap/wire's protocol, refilled at start from
+// the store (heatmap/rebuild). Heatmap runs the broadcast loop and hands
+// path state changes (heatmap/pathstate) to subscribers
+// (docs/heatmap.md, docs/websocket-protocol.md).
 //
 // It does not depend on the collector: the heatmap exporter feeds it
 // cumulative points (Observe), and Rebuild refills it from the TSDB.
 package heatmap
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
-	"context"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
 
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/heatmap/rebuild"
+	"github.com/bantay-noc/bantay/heatmap/wire"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -32,12 +38,11 @@ type Heatmap struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
-	agg *aggregator
-	hub *hub
-	srv *server
+	agg *aggregate.Aggregator
+	hub *hub.Hub
 
 	mu      sync.Mutex
-	subs    []chan Event
+	subs    []chan pathstate.Event
 	started bool
 	closed  bool
 	stop    chan struct{}
@@ -55,14 +60,26 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Heatmap, 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
+	agg, err := aggregate.New(cfg.Aggregation)
 	if err != nil {
-		return nil, fmt.Errorf("heatmap metrics: %w", err)
+		return nil, fmt.Errorf("heatmap config: %w", err)
 	}
-	agg := newAggregator(cfg, m)
-	h := &Heatmap{cfg: cfg, log: logger, m: m, agg: agg, stop: make(chan struct{})}
-	h.hub = newHub(cfg, agg, m, logger)
-	h.srv = newServer(h.hub)
+	hb, err := hub.New(cfg.Hub, agg, cfg.Gazetteer, logger)
+	if err != nil {
+		return nil, fmt.Errorf("heatmap config: %w", err)
+	}
+	h := &Heatmap{cfg: cfg, log: logger, m: newMetrics(), agg: agg, hub: hb, stop: make(chan struct{})}
+	if reg != nil {
+		var errs []error
+		for _, c := range slices.Concat(agg.Collectors(), hb.Collectors(), h.m.collectors()) {
+			if err := reg.Register(c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("heatmap metrics: %w", err)
+		}
+	}
 	return h, nil
 }
 
@@ -75,7 +92,7 @@ func (h *Heatmap) Config() Config {
 }
 
 // Gazetteer returns the gazetteer in use now.
-func (h *Heatmap) Gazetteer() *gazetteer.Gazetteer { return h.hub.parser.gaz.Load() }
+func (h *Heatmap) Gazetteer() *gazetteer.Gazetteer { return h.hub.Gazetteer() }
 
 // SetGazetteer replaces the gazetteer that orders the wall's cities north
 // to south, gives them region, island group and map position, and
@@ -85,17 +102,32 @@ func (h *Heatmap) Gazetteer() *gazetteer.Gazetteer { return h.hub.parser.gaz.Loa
 // there is placed on the wall too. Safe for concurrent use at any time:
 // snapshots carry the new cities at once and open pages get them with the
 // next delta.
-func (h *Heatmap) SetGazetteer(g *gazetteer.Gazetteer) {
-	if g == nil {
-		g = gazetteer.Default()
-	}
-	h.hub.setGazetteer(g)
-}
+func (h *Heatmap) SetGazetteer(g *gazetteer.Gazetteer) { h.hub.SetGazetteer(g) }
 
 // Observe feeds one cumulative data point. It is safe for concurrent use,
 // never blocks on clients, and counts every point it cannot use in
 // bantay_heatmap_points_total{result!="accepted"}.
-func (h *Heatmap) Observe(p *Point) { h.agg.observe(p) }
+func (h *Heatmap) Observe(p *aggregate.Point) { h.agg.Observe(p) }
+
+// PublishEvents shows events in every client's feed (hub.PublishEvents).
+func (h *Heatmap) PublishEvents(items []wire.FeedEvent) { h.hub.PublishEvents(items) }
+
+// Rebuild refills the cells from the store (rebuild.Run) as of now, so a
+// collector restart does not blank the wall. Call it before live points
+// arrive.
+func (h *Heatmap) Rebuild(ctx context.Context, q storage.Queryable) error {
+	return h.rebuild(ctx, q, time.Now())
+}
+
+func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Time) error {
+	res, err := rebuild.Run(ctx, q, h.agg, now)
+	h.m.rebuildPoints.Add(float64(res.Samples))
+	if err != nil {
+		return err
+	}
+	h.log.Info("heatmap rebuilt from the store", "cells", h.agg.CellCount(), "from", res.From.UTC(), "to", res.To.UTC())
+	return nil
+}
 
 // Start begins the broadcast loop (one tick per BroadcastInterval). The
 // context is only for the start itself; Close stops the loop.
@@ -118,7 +150,7 @@ func (h *Heatmap) Start(_ context.Context) error {
 	h.tick(time.Now())
 	go func() {
 		defer h.wg.Done()
-		t := time.NewTicker(h.cfg.BroadcastInterval)
+		t := time.NewTicker(h.cfg.Hub.BroadcastInterval)
 		defer t.Stop()
 		for {
 			select {
@@ -134,7 +166,7 @@ func (h *Heatmap) Start(_ context.Context) error {
 
 // tick runs one broadcast and hands its events to the subscribers.
 func (h *Heatmap) tick(now time.Time) {
-	events := h.hub.broadcast(now)
+	events := h.hub.Broadcast(now)
 	if len(events) == 0 {
 		return
 	}
@@ -162,8 +194,8 @@ func (h *Heatmap) tick(now time.Time) {
 // goroutine of its own: a slow fn delays only itself, and when its queue
 // (Events.Buffer) is full further events for it are dropped and counted in
 // bantay_heatmap_event_drops_total. Subscriptions end at Close.
-func (h *Heatmap) Subscribe(fn func(Event)) {
-	ch := make(chan Event, h.cfg.Events.Buffer)
+func (h *Heatmap) Subscribe(fn func(pathstate.Event)) {
+	ch := make(chan pathstate.Event, h.cfg.Aggregation.Events.Buffer)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -180,14 +212,14 @@ func (h *Heatmap) Subscribe(fn func(Event)) {
 }
 
 // Connections returns the number of open websocket connections.
-func (h *Heatmap) Connections() int { return h.hub.connCount() }
+func (h *Heatmap) Connections() int { return h.hub.Connections() }
 
 // Handler serves /ws, /api/heatmap/snapshot and /api/heatmap/drilldown
 // (the full paths; mount it on those paths or on "/").
-func (h *Heatmap) Handler() http.Handler { return h.srv.mux }
+func (h *Heatmap) Handler() http.Handler { return h.hub.Handler() }
 
 // Paths lists the URL paths Handler serves.
-func Paths() []string { return append([]string(nil), paths...) }
+func Paths() []string { return hub.Paths() }
 
 // Close disconnects all clients (1001), stops the broadcast loop and the
 // event subscribers. It is safe to call more than once.
@@ -204,7 +236,7 @@ func (h *Heatmap) Close() error {
 	}
 	h.subs = nil
 	h.mu.Unlock()
-	h.hub.close()
+	h.hub.Close()
 	h.wg.Wait()
 	return nil
 }

@@ -23,6 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/pagetest"
 	"github.com/bantay-noc/bantay/web"
 )
@@ -35,8 +39,8 @@ type probePath struct {
 	stopAgo               time.Duration
 }
 
-func (p probePath) key() heatmap.CellKey {
-	return heatmap.CellKey{SrcCity: p.src, DstCity: p.dst, Carrier: p.carrier, NetworkType: p.nt}
+func (p probePath) key() pathstate.CellKey {
+	return pathstate.CellKey{SrcCity: p.src, DstCity: p.dst, Carrier: p.carrier, NetworkType: p.nt}
 }
 
 // demoPaths: Manila, Baguio and Davao on two carriers with clearly
@@ -97,16 +101,16 @@ func newFeeder(paths []probePath) *feeder {
 	f := &feeder{rng: rand.New(rand.NewPCG(4, 2)), paths: paths}
 	for _, p := range paths {
 		probe := strings.ToLower(p.src[:3]) + "-" + strings.ToLower(p.carrier)
-		labels := []heatmap.Label{ // sorted by name, as AppendStreamKey wants
+		labels := []aggregate.Label{ // sorted by name, as AppendStreamKey wants
 			{Name: "carrier", Value: p.carrier}, {Name: "dst_city", Value: p.dst}, {Name: "method", Value: "udp"},
 			{Name: "network_type", Value: p.nt}, {Name: "src_city", Value: p.src}, {Name: "target", Value: "reflector-" + strings.ToLower(p.dst)},
 		}
 		f.streams = append(f.streams, &pathStream{
 			p:      p,
-			hKey:   heatmap.AppendStreamKey(nil, heatmap.KindLatency, probe, labels),
-			aKey:   heatmap.AppendStreamKey(nil, heatmap.KindAttempts, probe, labels),
-			fKey:   heatmap.AppendStreamKey(nil, heatmap.KindFailures, probe, labels),
-			counts: make([]uint64, len(heatmap.DefaultBounds)+1),
+			hKey:   aggregate.AppendStreamKey(nil, aggregate.KindLatency, probe, labels),
+			aKey:   aggregate.AppendStreamKey(nil, aggregate.KindAttempts, probe, labels),
+			fKey:   aggregate.AppendStreamKey(nil, aggregate.KindFailures, probe, labels),
+			counts: make([]uint64, len(aggregate.DefaultBounds)+1),
 		})
 	}
 	return f
@@ -139,14 +143,14 @@ func (f *feeder) step(h *heatmap.Heatmap, at, now time.Time) {
 				continue
 			}
 			v := base * math.Exp(0.18*f.rng.NormFloat64())
-			i, _ := slices.BinarySearch(heatmap.DefaultBounds, v)
+			i, _ := slices.BinarySearch(aggregate.DefaultBounds, v)
 			s.counts[i]++
 			s.sum += v
 		}
-		h.Observe(&heatmap.Point{Kind: heatmap.KindLatency, Stream: s.hKey, Cell: p.key(), Start: s.start, Time: at,
-			Bounds: heatmap.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum})
-		h.Observe(&heatmap.Point{Kind: heatmap.KindAttempts, Stream: s.aKey, Cell: p.key(), Start: s.start, Time: at, Value: s.attempts})
-		h.Observe(&heatmap.Point{Kind: heatmap.KindFailures, Stream: s.fKey, Cell: p.key(), Start: s.start, Time: at, Value: s.failures})
+		h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: s.hKey, Cell: p.key(), Start: s.start, Time: at,
+			Bounds: aggregate.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum})
+		h.Observe(&aggregate.Point{Kind: aggregate.KindAttempts, Stream: s.aKey, Cell: p.key(), Start: s.start, Time: at, Value: s.attempts})
+		h.Observe(&aggregate.Point{Kind: aggregate.KindFailures, Stream: s.fKey, Cell: p.key(), Start: s.start, Time: at, Value: s.failures})
 	}
 }
 
@@ -168,7 +172,7 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newHeatmap(t *testing.T) *heatmap.Heatmap {
 	t.Helper()
 	// A fast broadcast keeps the test short; everything else is the default.
-	h, err := heatmap.New(heatmap.Config{BroadcastInterval: 200 * time.Millisecond}, prometheus.NewRegistry(), nil)
+	h, err := heatmap.New(heatmap.Config{Hub: hub.Config{BroadcastInterval: 200 * time.Millisecond}}, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,13 +547,13 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 
 	// --- the event feed: newest first, filtered like the heatmap (Globe) ---
 	evAt := time.Now()
-	hm2.PublishEvents([]heatmap.FeedEvent{
+	hm2.PublishEvents([]wire.FeedEvent{
 		{Time: evAt.Add(-2 * time.Second), Kind: "path_degraded", Level: "warn", Body: "Manila → Davao via Globe 5g degraded",
 			SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"},
 		{Time: evAt.Add(-time.Second), Kind: "probe_failure", Level: "warn", Body: "Davao → Manila via Smart 4g: timeouts",
 			SrcCity: "Davao", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g"},
 	})
-	hm2.PublishEvents([]heatmap.FeedEvent{{Time: evAt, Kind: "rules_reloaded", Level: "info", Body: "rules reloaded"}})
+	hm2.PublishEvents([]wire.FeedEvent{{Time: evAt, Kind: "rules_reloaded", Level: "info", Body: "rules reloaded"}})
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('#events li[data-kind]').length === 2`,
 		chromedp.WithPollingTimeout(15*time.Second)))
 	must("wait for the events in the feed", err)

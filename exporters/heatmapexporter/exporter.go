@@ -18,6 +18,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
@@ -36,11 +39,11 @@ type heatmapExporter struct {
 
 // scratch holds per-push buffers so a push allocates nothing per point.
 type scratch struct {
-	labels []heatmap.Label
+	labels []aggregate.Label
 	key    []byte
 	bounds []float64
 	counts []uint64
-	point  heatmap.Point
+	point  aggregate.Point
 }
 
 func newExporter(cfg *Config, set exporter.Settings) *heatmapExporter {
@@ -84,11 +87,11 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 			}
 		case metricmodel.Attempts:
 			if m.Type() == pmetric.MetricTypeSum {
-				e.counters(s, instance, heatmap.KindAttempts, m.Sum())
+				e.counters(s, instance, aggregate.KindAttempts, m.Sum())
 			}
 		case metricmodel.Failures:
 			if m.Type() == pmetric.MetricTypeSum {
-				e.counters(s, instance, heatmap.KindFailures, m.Sum())
+				e.counters(s, instance, aggregate.KindFailures, m.Sum())
 			}
 		}
 	}
@@ -96,9 +99,9 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 }
 
 // identify fills the point's cell and stream key from its attributes.
-func (s *scratch) identify(kind heatmap.Kind, instance string, attrs pcommon.Map) {
+func (s *scratch) identify(kind aggregate.Kind, instance string, attrs pcommon.Map) {
 	s.labels = s.labels[:0]
-	var cell heatmap.CellKey
+	var cell pathstate.CellKey
 	for k, v := range attrs.All() {
 		val := v.AsString()
 		switch k {
@@ -111,11 +114,11 @@ func (s *scratch) identify(kind heatmap.Kind, instance string, attrs pcommon.Map
 		case "network_type":
 			cell.NetworkType = val
 		}
-		s.labels = append(s.labels, heatmap.Label{Name: k, Value: val})
+		s.labels = append(s.labels, aggregate.Label{Name: k, Value: val})
 	}
-	slices.SortFunc(s.labels, func(a, b heatmap.Label) int { return cmp.Compare(a.Name, b.Name) })
-	s.key = heatmap.AppendStreamKey(s.key[:0], kind, instance, s.labels)
-	s.point = heatmap.Point{Kind: kind, Stream: s.key, Cell: cell}
+	slices.SortFunc(s.labels, func(a, b aggregate.Label) int { return cmp.Compare(a.Name, b.Name) })
+	s.key = aggregate.AppendStreamKey(s.key[:0], kind, instance, s.labels)
+	s.point = aggregate.Point{Kind: kind, Stream: s.key, Cell: cell}
 }
 
 func (e *heatmapExporter) histograms(s *scratch, instance string, h pmetric.Histogram) {
@@ -126,7 +129,7 @@ func (e *heatmapExporter) histograms(s *scratch, instance string, h pmetric.Hist
 		if dp.Flags().NoRecordedValue() {
 			continue
 		}
-		s.identify(heatmap.KindLatency, instance, dp.Attributes())
+		s.identify(aggregate.KindLatency, instance, dp.Attributes())
 		s.bounds = s.bounds[:0]
 		for j := 0; j < dp.ExplicitBounds().Len(); j++ {
 			s.bounds = append(s.bounds, dp.ExplicitBounds().At(j))
@@ -149,7 +152,7 @@ func (e *heatmapExporter) histograms(s *scratch, instance string, h pmetric.Hist
 	}
 }
 
-func (e *heatmapExporter) counters(s *scratch, instance string, kind heatmap.Kind, sum pmetric.Sum) {
+func (e *heatmapExporter) counters(s *scratch, instance string, kind aggregate.Kind, sum pmetric.Sum) {
 	delta := sum.AggregationTemporality() == pmetric.AggregationTemporalityDelta
 	dps := sum.DataPoints()
 	for i := 0; i < dps.Len(); i++ {
@@ -193,7 +196,7 @@ func (e *heatmapExporter) pushLogs(_ context.Context, ld plog.Logs) error {
 	if e.hm == nil {
 		return errors.New("heatmap exporter: not started")
 	}
-	items := make([]heatmap.FeedEvent, 0, ld.LogRecordCount())
+	items := make([]wire.FeedEvent, 0, ld.LogRecordCount())
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		sls := rls.At(i).ScopeLogs()
@@ -211,7 +214,7 @@ func (e *heatmapExporter) pushLogs(_ context.Context, ld plog.Logs) error {
 }
 
 // feedEvent converts one record; false when it has no event.kind.
-func feedEvent(lr plog.LogRecord) (heatmap.FeedEvent, bool) {
+func feedEvent(lr plog.LogRecord) (wire.FeedEvent, bool) {
 	a := lr.Attributes()
 	str := func(k string) string {
 		if v, ok := a.Get(k); ok {
@@ -221,9 +224,9 @@ func feedEvent(lr plog.LogRecord) (heatmap.FeedEvent, bool) {
 	}
 	kind := str(attrKind)
 	if kind == "" {
-		return heatmap.FeedEvent{}, false
+		return wire.FeedEvent{}, false
 	}
-	fe := heatmap.FeedEvent{
+	fe := wire.FeedEvent{
 		Kind: kind, Body: lr.Body().AsString(), Level: level(lr),
 		SrcCity: str(attrSrcCity), DstCity: str(attrDstCity), Carrier: str(attrCarrier),
 		NetworkType: str(attrNetworkType), Probe: str(attrProbe),

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
@@ -109,7 +110,7 @@ type snapCell struct {
 func snapshot(t *testing.T, hm *heatmap.Heatmap) map[string]snapCell {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	hm.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, heatmap.PathSnapshot, nil))
+	hm.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, hub.PathSnapshot, nil))
 	var s struct {
 		Cells []snapCell `json:"cells"`
 	}

@@ -50,7 +50,7 @@ func TestHeatmapConfigUnmarshals(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Resolution != 10*time.Second || len(cfg.Windows) != 2 || cfg.Events.Hold != time.Minute {
+	if a := cfg.Aggregation; a.Resolution != 10*time.Second || len(a.Windows) != 2 || a.Events.Hold != time.Minute || len(cfg.Hub.AllowedOrigins) != 1 {
 		t.Fatalf("decoded %+v", cfg)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 )
 
 type feedEntry struct {
@@ -84,7 +85,7 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 	}
 
 	rec := httptest.NewRecorder()
-	hm.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, heatmap.PathSnapshot, nil))
+	hm.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, hub.PathSnapshot, nil))
 	var s struct {
 		Events []feedEntry `json:"events"`
 	}

@@ -5,46 +5,19 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // overflowKey is the shared bucket for sources beyond max_sources.
 const overflowKey = "(other)"
 
-// bucket is a token bucket in its GCRA form: instead of a token count it
-// keeps the theoretical arrival time tat of the next conforming event,
-// which is exact in integer nanoseconds (a float token count drifts, and a
-// token due at 120 s would arrive at 120.000001 s). The bucket is full
-// when tat is not after now; it refuses an event when more than burst-1
-// emission intervals are already booked ahead of now.
-type bucket struct {
-	tat time.Time
-}
-
-// allow books one event at now if the bucket has a token.
-func (b *bucket) allow(now time.Time, every time.Duration, burst int) bool {
-	tat := b.tat
-	if tat.Before(now) {
-		tat = now
-	}
-	// Never more than a full burst booked ahead: a clock stepped back by
-	// an hour must not silence the source for an hour.
-	if limit := now.Add(time.Duration(burst) * every); tat.After(limit) {
-		tat = limit
-		b.tat = limit
-	}
-	if tat.Sub(now) > time.Duration(burst-1)*every {
-		return false
-	}
-	b.tat = tat.Add(every)
-	return true
-}
-
-// full reports whether the bucket holds all burst tokens at now.
-func (b *bucket) full(now time.Time) bool { return !b.tat.After(now) }
-
 // source is the limiter's state for one key.
 type source struct {
-	bucket
+	lim *rate.Limiter
+	// seen is the latest time the source was asked about, to notice a
+	// clock stepped back (see allow).
+	seen time.Time
 	// suppressed counts events refused since the last summary, from
 	// windowStart on.
 	suppressed  int64
@@ -64,8 +37,28 @@ type suppression struct {
 	Attrs    map[string]string
 }
 
-// limiter is a per-source token bucket that remembers what it refused.
-// It is safe for concurrent use.
+// allow takes a token at now if there is one. The limiter is asked with
+// the exporter's clock. A clock stepped back (a test clock, or times
+// without a monotonic reading) would leave rate.Limiter measuring refills
+// from its last booking in the future, silencing the source for as long
+// as the clock lost; rebasing it at now keeps its tokens and refills from
+// now instead.
+func (s *source) allow(now time.Time) bool {
+	if now.Before(s.seen) {
+		s.lim.SetLimitAt(now, s.lim.Limit())
+	}
+	s.seen = now
+	return s.lim.AllowN(now, 1)
+}
+
+// full reports whether the source holds all its tokens at now, so that
+// forgetting it changes nothing.
+func (s *source) full(now time.Time) bool {
+	return s.lim.TokensAt(now) >= float64(s.lim.Burst())
+}
+
+// limiter is a per-source token bucket (golang.org/x/time/rate) that
+// remembers what it refused. It is safe for concurrent use.
 type limiter struct {
 	every    time.Duration // one token per every
 	burst    int
@@ -100,11 +93,11 @@ func (l *limiter) admit(key string, now time.Time, attrs func() map[string]strin
 			s = l.sources[key]
 		}
 		if s == nil {
-			s = &source{}
+			s = &source{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
 			l.sources[key] = s
 		}
 	}
-	if s.allow(now, l.every, l.burst) {
+	if s.allow(now) {
 		return true, l.take(key, s, now)
 	}
 	if s.suppressed == 0 {

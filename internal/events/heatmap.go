@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
-	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -27,7 +26,7 @@ const (
 // events carry no `probe`; for the same reason the loki exporter's
 // per-probe rate limit never holds them back (the heatmap's own
 // hysteresis is what keeps a flapping path quiet).
-func FromHeatmap(e heatmap.Event, gaz *gazetteer.Gazetteer) (Event, bool) {
+func FromHeatmap(e pathstate.Event, gaz *gazetteer.Gazetteer) (Event, bool) {
 	if gaz == nil {
 		gaz = gazetteer.Default()
 	}
@@ -48,7 +47,7 @@ func FromHeatmap(e heatmap.Event, gaz *gazetteer.Gazetteer) (Event, bool) {
 		ev.Attrs[AttrDstIslandGroup] = city.IslandGroup
 	}
 	path := fmt.Sprintf("%s → %s on %s %s", c.SrcCity, c.DstCity, c.Carrier, c.NetworkType)
-	win := shortDuration(e.Window)
+	win := pathstate.WindowName(e.Window)
 	numbers := func() {
 		ev.Attrs[AttrP95Before] = e.P95Before
 		ev.Attrs[AttrP95After] = e.P95After
@@ -59,23 +58,23 @@ func FromHeatmap(e heatmap.Event, gaz *gazetteer.Gazetteer) (Event, bool) {
 		}
 	}
 	switch e.Kind {
-	case heatmap.EventDegraded:
+	case pathstate.Degraded:
 		ev.Kind, ev.Severity = KindPathDegraded, SeverityWarn
 		numbers()
 		ev.Body = fmt.Sprintf("%s degraded (%s): p95 %s → %s ms over %s, loss %s",
 			path, e.Reason, ms(e.P95Before), ms(e.P95After), win, percent(e.Loss))
-	case heatmap.EventRecovered:
+	case pathstate.Recovered:
 		ev.Kind, ev.Severity = KindPathRecovered, SeverityInfo
 		numbers()
 		ev.Body = fmt.Sprintf("%s recovered: p95 %s ms over %s (baseline %s ms), loss %s",
 			path, ms(e.P95After), win, ms(e.P95Before), percent(e.Loss))
-	case heatmap.EventStale:
+	case pathstate.Stale:
 		ev.Kind, ev.Severity = KindPathStale, SeverityWarn
 		if !e.LastSeen.IsZero() {
 			ev.Attrs[AttrLastSeen] = e.LastSeen
 		}
 		ev.Body = fmt.Sprintf("%s stale: %s (last data %s)", path, e.Reason, e.LastSeen.UTC().Format("15:04:05 UTC"))
-	case heatmap.EventBack:
+	case pathstate.Back:
 		ev.Kind, ev.Severity = KindPathBack, SeverityInfo
 		if !e.LastSeen.IsZero() {
 			ev.Attrs[AttrLastSeen] = e.LastSeen
@@ -101,20 +100,4 @@ func percent(v float64) string {
 		return "n/a"
 	}
 	return strconv.FormatFloat(math.Round(v*1000)/10, 'f', -1, 64) + "%"
-}
-
-// shortDuration renders whole hours, minutes or seconds as "1h", "5m",
-// "90s", the way the heatmap protocol names windows.
-func shortDuration(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0s"
-	case d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
-	case d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
-	case d%time.Second == 0:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	}
-	return d.String()
 }

@@ -10,7 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 func TestToLogsRecordFormat(t *testing.T) {
@@ -71,24 +71,24 @@ func TestToLogsRecordFormat(t *testing.T) {
 
 func TestFromHeatmap(t *testing.T) {
 	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
-	cell := heatmap.CellKey{SrcCity: "Davao", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}
+	cell := pathstate.CellKey{SrcCity: "Davao", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}
 	for _, tc := range []struct {
-		in       heatmap.Event
+		in       pathstate.Event
 		kind     Kind
 		sev      Severity
 		body     string
 		numbers  bool
 		lastSeen bool
 	}{
-		{heatmap.Event{Kind: heatmap.EventDegraded, Time: at, Cell: cell, Reason: "latency", Window: 5 * time.Minute,
+		{pathstate.Event{Kind: pathstate.Degraded, Time: at, Cell: cell, Reason: "latency", Window: 5 * time.Minute,
 			P95Before: 21.54, P95After: 187, Loss: 0.04, Samples: 120},
 			KindPathDegraded, SeverityWarn, "Davao → Manila on Globe 5g degraded (latency): p95 21.5 → 187 ms over 5m, loss 4%", true, false},
-		{heatmap.Event{Kind: heatmap.EventRecovered, Time: at, Cell: cell, Reason: "back near baseline", Window: 5 * time.Minute,
+		{pathstate.Event{Kind: pathstate.Recovered, Time: at, Cell: cell, Reason: "back near baseline", Window: 5 * time.Minute,
 			P95Before: 21.5, P95After: 23, Loss: math.NaN(), Samples: 120},
 			KindPathRecovered, SeverityInfo, "Davao → Manila on Globe 5g recovered: p95 23 ms over 5m (baseline 21.5 ms), loss n/a", true, false},
-		{heatmap.Event{Kind: heatmap.EventStale, Time: at, Cell: cell, Reason: "no data for 45s", LastSeen: at.Add(-45 * time.Second)},
+		{pathstate.Event{Kind: pathstate.Stale, Time: at, Cell: cell, Reason: "no data for 45s", LastSeen: at.Add(-45 * time.Second)},
 			KindPathStale, SeverityWarn, "Davao → Manila on Globe 5g stale: no data for 45s (last data 01:59:15 UTC)", false, true},
-		{heatmap.Event{Kind: heatmap.EventBack, Time: at, Cell: cell, Reason: "data again", LastSeen: at},
+		{pathstate.Event{Kind: pathstate.Back, Time: at, Cell: cell, Reason: "data again", LastSeen: at},
 			KindPathBack, SeverityInfo, "Davao → Manila on Globe 5g back: data again after being stale", false, true},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -118,12 +118,12 @@ func TestFromHeatmap(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := FromHeatmap(heatmap.Event{Kind: "exploded"}, nil); ok {
+	if _, ok := FromHeatmap(pathstate.Event{Kind: "exploded"}, nil); ok {
 		t.Error("unknown heatmap kind converted")
 	}
 	// A city outside the gazetteer leaves the island group empty rather
 	// than guessing.
-	e, _ := FromHeatmap(heatmap.Event{Kind: heatmap.EventBack, Cell: heatmap.CellKey{SrcCity: "Atlantis", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}}, nil)
+	e, _ := FromHeatmap(pathstate.Event{Kind: pathstate.Back, Cell: pathstate.CellKey{SrcCity: "Atlantis", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}}, nil)
 	if e.IslandGroup != "" {
 		t.Errorf("island group %q for an unknown city", e.IslandGroup)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/bantay-noc/bantay/internal/cumulative"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
@@ -41,12 +42,11 @@ const (
 type stream struct {
 	id events.Event // the identifying fields, copied into every event
 
-	method  string
-	startNs int64   // start timestamp of the counter; 0 = unknown
-	lastNs  int64   // timestamp of the last accepted point; 0 = none (delta streams)
-	value   float64 // last cumulative value
-	// intervalNs is the learnt spacing of the stream's points (EWMA).
-	intervalNs  int64
+	method string
+	// counter derives the increases (delta streams leave it untouched).
+	counter cumulative.Counter
+	// interval is the learnt spacing of the stream's points.
+	interval    cumulative.Interval
 	lastArrival time.Time // wall clock of the last point
 
 	burst *burst
@@ -214,58 +214,42 @@ func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, 
 	}
 	st.lastArrival = now
 
-	var d float64
-	result := resAccepted
-	switch {
-	case delta:
-		d = value
-	case st.lastNs == 0:
-		// First point of a cumulative series. It counts from zero when
-		// the counter is fresh (started within two intervals) or when
-		// the probe was already reporting before this series appeared
-		// (the SDK creates a reason's series at its first failure, with
-		// the probe's start time); otherwise it is a long-running counter
-		// seen for the first time (a collector restart) and only sets
-		// the base, so old failures are not replayed as a burst.
-		fresh := startNs > 0 && tsNs >= startNs && tsNs-startNs <= 2*f.interval(st)
-		if fresh || (probeKnown && probeFirst.firstNs < tsNs) {
-			d = value
-		} else {
-			result = resBaseline
-		}
-	case tsNs == st.lastNs:
-		f.count(resDuplicate)
-		return
-	case tsNs < st.lastNs:
-		f.count(resOutOfOrder)
-		return
-	default:
-		if (startNs != 0 && st.startNs != 0 && startNs != st.startNs) || value < st.value {
-			d, result = value, resReset
-		} else {
-			d = value - st.value
-		}
-		if gap := tsNs - st.lastNs; gap < int64(time.Hour) {
-			if st.intervalNs == 0 {
-				st.intervalNs = gap
+	d, result := value, resAccepted
+	if !delta {
+		var verdict cumulative.Verdict
+		var gap time.Duration
+		verdict, d, gap = st.counter.Next(startNs, tsNs, value, 2*f.interval(st))
+		st.interval.Learn(gap)
+		switch verdict {
+		case cumulative.Duplicate:
+			f.count(resDuplicate)
+			return
+		case cumulative.OutOfOrder:
+			f.count(resOutOfOrder)
+			return
+		case cumulative.Reset:
+			result = resReset
+		case cumulative.Baseline:
+			// A long-running counter seen for the first time (a collector
+			// restart) only sets the base, so old failures are not
+			// replayed as a burst, unless the probe was already reporting
+			// before this series appeared: the SDK creates a reason's
+			// series at its first failure, with the probe's start time,
+			// so that series counts from zero.
+			if probeKnown && probeFirst.firstNs < tsNs {
+				d = value
 			} else {
-				st.intervalNs = (7*st.intervalNs + gap) / 8
+				result = resBaseline
 			}
 		}
-	}
-	if !delta {
-		st.startNs, st.lastNs, st.value = startNs, tsNs, value
 	}
 	f.count(result)
 	f.fold(st, tsNs, d)
 }
 
 // interval is the stream's learnt point spacing, or probe_interval.
-func (f *folder) interval(st *stream) int64 {
-	if st.intervalNs > 0 {
-		return st.intervalNs
-	}
-	return int64(f.cfg.ProbeInterval)
+func (f *folder) interval(st *stream) time.Duration {
+	return st.interval.Or(f.cfg.ProbeInterval)
 }
 
 // fold adds d new failures seen at tsNs to the stream's burst.
@@ -284,7 +268,7 @@ func (f *folder) fold(st *stream, tsNs int64, d float64) {
 		b = &burst{firstNs: tsNs, lastNs: tsNs, part: 1}
 		// A burst that starts right after one cut at max_burst (no quiet
 		// period between them) continues it.
-		if st.prevPart > 0 && tsNs-st.prevLastNs <= int64(f.cfg.QuietIntervals)*f.interval(st) {
+		if st.prevPart > 0 && tsNs-st.prevLastNs <= int64(f.cfg.QuietIntervals)*int64(f.interval(st)) {
 			b.part = st.prevPart + 1
 		}
 		st.prevPart = 0
@@ -307,7 +291,7 @@ func (f *folder) fold(st *stream, tsNs int64, d float64) {
 func (f *folder) tick(now time.Time) {
 	for k, st := range f.streams {
 		idle := now.Sub(st.lastArrival)
-		if st.burst != nil && idle > time.Duration(int64(f.cfg.QuietIntervals+1)*f.interval(st)) {
+		if st.burst != nil && idle > time.Duration(f.cfg.QuietIntervals+1)*f.interval(st) {
 			f.close(st, false)
 		}
 		if idle > f.cfg.Expire {

@@ -331,3 +331,23 @@ func TestCloseAll(t *testing.T) {
 	h.f.closeAll()
 	h.wantEvents(1)
 }
+
+// TestSeriesWithoutStartTimeThenANewOne: a counter first seen without a
+// start time (a sender that leaves it unset) whose next point carries a
+// start after that first point is a new series: its whole value is new,
+// as the heatmap counts it (internal/cumulative), not the difference to a
+// value of another series.
+func TestSeriesWithoutStartTimeThenANewOne(t *testing.T) {
+	h := newHarness(t)
+	unknown := dvoTimeout
+	unknown.start = time.Unix(0, 0) // StartTimestamp 0: unknown
+	h.feed(unknown, 0, 10)
+	restarted := dvoTimeout
+	restarted.start = t0.Add(5 * time.Second)
+	h.run(restarted, 15*time.Second, 12, 12, 12)
+	h.wantEvents(1)
+	checkBurst(t, h.got[0], 12, 15*time.Second, 15*time.Second)
+	if h.counts[resBaseline] != 1 || h.counts[resReset] != 1 {
+		t.Errorf("results %v, want one baseline and one reset", h.counts)
+	}
+}

@@ -24,6 +24,8 @@ import (
 	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor"
 	"github.com/bantay-noc/bantay/exporters/heatmapexporter"
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/testenv"
 )
@@ -52,8 +54,8 @@ func probeExport(t *testing.T, now time.Time, dsts ...string) pmetric.Metrics {
 	for _, d := range dsts {
 		dp := m.Histogram().DataPoints().AppendEmpty()
 		require.NoError(t, dp.Attributes().FromRaw(map[string]any{"dst_city": d, "target": "reflector-" + d}))
-		dp.ExplicitBounds().FromRaw(heatmap.DefaultBounds)
-		counts := make([]uint64, len(heatmap.DefaultBounds)+1)
+		dp.ExplicitBounds().FromRaw(aggregate.DefaultBounds)
+		counts := make([]uint64, len(aggregate.DefaultBounds)+1)
 		counts[11] = 10 // (25, 30] ms
 		dp.BucketCounts().FromRaw(counts)
 		dp.SetCount(10)
@@ -85,7 +87,7 @@ func TestOperatorCitiesReachTheHeatmap(t *testing.T) {
 	host := hosttest.Host{component.NewID(componentType): ext}
 
 	// A wall opened before the pipelines start.
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+cfg.NetAddr.Endpoint+heatmap.PathWS, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+cfg.NetAddr.Endpoint+hub.PathWS, nil)
 	require.NoError(t, err)
 	defer ws.Close()
 
@@ -143,7 +145,7 @@ func TestOperatorCitiesReachTheHeatmap(t *testing.T) {
 	}
 	assert.Equal(t, want, got.Cities, "cities in the open wall's delta")
 
-	code, body := get(t, "http://"+cfg.NetAddr.Endpoint+heatmap.PathSnapshot)
+	code, body := get(t, "http://"+cfg.NetAddr.Endpoint+hub.PathSnapshot)
 	require.Equal(t, 200, code)
 	var snap wireCities
 	require.NoError(t, json.Unmarshal([]byte(body), &snap))

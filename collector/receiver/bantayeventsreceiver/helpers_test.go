@@ -9,6 +9,9 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
 )
 
@@ -37,17 +40,18 @@ func (e *heatmapOnly) Heatmap() *heatmap.Heatmap                   { return e.hm
 func newTestHeatmap(t *testing.T, mutate ...func(*heatmap.Config)) *heatmap.Heatmap {
 	t.Helper()
 	cfg := heatmap.Config{
-		Resolution:        time.Second,
-		History:           time.Minute,
-		Windows:           []time.Duration{5 * time.Second, time.Minute},
-		DefaultWindow:     5 * time.Second,
-		ProbeInterval:     time.Second,
-		StaleAfter:        2,
-		BroadcastInterval: 20 * time.Millisecond,
-		Events: heatmap.EventsConfig{
-			Window: 5 * time.Second,
-			Hold:   time.Millisecond,
+		Aggregation: aggregate.Config{
+			Resolution:    time.Second,
+			History:       time.Minute,
+			Windows:       []time.Duration{5 * time.Second, time.Minute},
+			ProbeInterval: time.Second,
+			StaleAfter:    2,
+			Events: aggregate.EventsConfig{
+				Window: 5 * time.Second,
+				Hold:   time.Millisecond,
+			},
 		},
+		Hub: hub.Config{DefaultWindow: 5 * time.Second, BroadcastInterval: 20 * time.Millisecond},
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -74,7 +78,7 @@ func startHeatmap(t *testing.T, hm *heatmap.Heatmap) {
 // through the heatmap's Observe, as the heatmap exporter does.
 type path struct {
 	hm     *heatmap.Heatmap
-	cell   heatmap.CellKey
+	cell   pathstate.CellKey
 	stream []byte
 	start  time.Time
 	counts []uint64
@@ -82,27 +86,27 @@ type path struct {
 	last   time.Time
 }
 
-func newPath(hm *heatmap.Heatmap, probe string, cell heatmap.CellKey, start time.Time) *path {
-	labels := []heatmap.Label{
+func newPath(hm *heatmap.Heatmap, probe string, cell pathstate.CellKey, start time.Time) *path {
+	labels := []aggregate.Label{
 		{Name: "carrier", Value: cell.Carrier}, {Name: "dst_city", Value: cell.DstCity},
 		{Name: "network_type", Value: cell.NetworkType}, {Name: "probe", Value: probe},
 		{Name: "src_city", Value: cell.SrcCity},
 	}
 	return &path{
 		hm: hm, cell: cell, start: start,
-		stream: heatmap.AppendStreamKey(nil, heatmap.KindLatency, probe, labels),
-		counts: make([]uint64, len(heatmap.DefaultBounds)+1),
+		stream: aggregate.AppendStreamKey(nil, aggregate.KindLatency, probe, labels),
+		counts: make([]uint64, len(aggregate.DefaultBounds)+1),
 	}
 }
 
 // observe adds n samples of ms milliseconds at time at.
 func (p *path) observe(at time.Time, n uint64, ms float64) {
-	p.counts[sort.SearchFloat64s(heatmap.DefaultBounds, ms)] += n
+	p.counts[sort.SearchFloat64s(aggregate.DefaultBounds, ms)] += n
 	p.sum += float64(n) * ms
 	p.last = at
-	p.hm.Observe(&heatmap.Point{
-		Kind: heatmap.KindLatency, Stream: p.stream, Cell: p.cell, Start: p.start, Time: at,
-		Bounds: heatmap.DefaultBounds, Counts: append([]uint64(nil), p.counts...), Sum: p.sum,
+	p.hm.Observe(&aggregate.Point{
+		Kind: aggregate.KindLatency, Stream: p.stream, Cell: p.cell, Start: p.start, Time: at,
+		Bounds: aggregate.DefaultBounds, Counts: append([]uint64(nil), p.counts...), Sum: p.sum,
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
@@ -138,7 +139,7 @@ func (r *eventsReceiver) Start(_ context.Context, host component.Host) error {
 
 // onHeatmap runs on the heatmap's subscriber goroutine: convert and queue,
 // never block.
-func (r *eventsReceiver) onHeatmap(he heatmap.Event) {
+func (r *eventsReceiver) onHeatmap(he pathstate.Event) {
 	if r.stopping.Load() {
 		return
 	}

@@ -23,12 +23,13 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
 )
 
 var (
 	bantayID = component.MustNewID("bantay")
-	dvoMnl   = heatmap.CellKey{SrcCity: "Davao", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}
+	dvoMnl   = pathstate.CellKey{SrcCity: "Davao", DstCity: "Manila", Carrier: "Globe", NetworkType: "5g"}
 )
 
 // waitFor polls cond for up to 20 s; the bound only guards against a hang.
@@ -238,7 +239,7 @@ func TestStuckPipelineDropsHeatmapEvents(t *testing.T) {
 	bus, _ := events.NewBus(4, nil)
 	// No path may go stale during the test (a loaded machine can take
 	// seconds): exactly the twelve degradations are produced.
-	hm := newTestHeatmap(t, func(c *heatmap.Config) { c.StaleAfter = 1000 })
+	hm := newTestHeatmap(t, func(c *heatmap.Config) { c.Aggregation.StaleAfter = 1000 })
 	cfg := testConfig()
 	cfg.QueueSize, cfg.MaxBatch = 1, 1
 	r, tt, err := startReceiver(t, cfg, hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, next)

@@ -46,8 +46,12 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 func main() {
@@ -75,7 +79,7 @@ func serve(args []string) {
 	report := fs.Duration("report", 10*time.Second, "report interval")
 	duration := fs.Duration("duration", 0, "stop after this long (0 = until killed)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof (with mutex and block profiles) on this loopback address")
-	hub := fs.String("hub", "bantay", "bantay (the real hub) or naive (the peer: a channel and writer goroutine per client, every frame written per client; see naive.go)")
+	hubKind := fs.String("hub", "bantay", "bantay (the real hub) or naive (the peer: a channel and writer goroutine per client, every frame written per client; see naive.go)")
 	_ = fs.Parse(args)
 	host, _, err := net.SplitHostPort(*addr)
 	if err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
@@ -90,7 +94,7 @@ func serve(args []string) {
 		go func() { log.Print(http.ListenAndServe(*pprofAddr, nil)) }() //nolint:gosec // a load tool on loopback
 	}
 	reg := prometheus.NewRegistry()
-	h, err := heatmap.New(heatmap.Config{MaxConnections: 20000}, reg, slog.New(slog.DiscardHandler))
+	h, err := heatmap.New(heatmap.Config{Hub: hub.Config{MaxConnections: 20000}}, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -104,7 +108,7 @@ func serve(args []string) {
 	}
 	handler, conns, lagMetric := h.Handler(), h.Connections, "bantay_heatmap_ws_delivery_lag_seconds"
 	var naive *naiveHub
-	switch *hub {
+	switch *hubKind {
 	case "bantay":
 	case "naive":
 		if naive, err = startNaive(h, reg); err != nil {
@@ -112,13 +116,13 @@ func serve(args []string) {
 		}
 		handler, conns, lagMetric = naive, naive.count, naiveLagMetric
 	default:
-		log.Fatalf("-hub %q: want bantay or naive", *hub)
+		log.Fatalf("-hub %q: want bantay or naive", *hubKind)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	fmt.Printf("serving %d cells on ws://%s/ws with the %s hub\n", *cells, ln.Addr(), *hub)
+	fmt.Printf("serving %d cells on ws://%s/ws with the %s hub\n", *cells, ln.Addr(), *hubKind)
 
-	go feed(h, *cells, h.Config().Resolution)
+	go feed(h, *cells, h.Config().Aggregation.Resolution)
 
 	var stop <-chan time.Time
 	if *duration > 0 {
@@ -163,7 +167,7 @@ func serve(args []string) {
 func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 	carriers := []string{"Globe", "Smart", "DITO", "PLDT", "Converge"}
 	type cell struct {
-		key    heatmap.CellKey
+		key    pathstate.CellKey
 		stream []byte
 		counts []uint64
 		sum    float64
@@ -171,9 +175,9 @@ func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 	cs := make([]cell, n)
 	start := time.Now()
 	for i := range cs {
-		k := heatmap.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
-		cs[i] = cell{key: k, stream: heatmap.AppendStreamKey(nil, heatmap.KindLatency, "load", []heatmap.Label{{Name: "cell", Value: k.ID()}}),
-			counts: make([]uint64, len(heatmap.DefaultBounds)+1)}
+		k := pathstate.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
+		cs[i] = cell{key: k, stream: aggregate.AppendStreamKey(nil, aggregate.KindLatency, "load", []aggregate.Label{{Name: "cell", Value: k.ID()}}),
+			counts: make([]uint64, len(aggregate.DefaultBounds)+1)}
 	}
 	step := res / time.Duration(n)
 	if step <= 0 {
@@ -188,9 +192,9 @@ func feed(h *heatmap.Heatmap, n int, res time.Duration) {
 			c := &cs[i%n]
 			b := 8 + i%7
 			c.counts[b] += 10
-			c.sum += 10 * heatmap.DefaultBounds[b]
-			h.Observe(&heatmap.Point{Kind: heatmap.KindLatency, Stream: c.stream, Cell: c.key, Start: start, Time: now,
-				Bounds: heatmap.DefaultBounds, Counts: c.counts, Sum: c.sum})
+			c.sum += 10 * aggregate.DefaultBounds[b]
+			h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: c.stream, Cell: c.key, Start: start, Time: now,
+				Bounds: aggregate.DefaultBounds, Counts: c.counts, Sum: c.sum})
 		}
 	}
 }
@@ -249,7 +253,7 @@ func clients(args []string) {
 	fs := flag.NewFlagSet("clients", flag.ExitOnError)
 	url := fs.String("url", "ws://127.0.0.1:8099/ws", "websocket URL (loopback only)")
 	n := fs.Int("n", 1000, "number of clients")
-	rate := fs.Int("rate", 1000, "connections opened per second")
+	perSecond := fs.Int("rate", 1000, "connections opened per second")
 	duration := fs.Duration("duration", 60*time.Second, "measure for this long after all are connected")
 	compress := fs.Bool("compress", true, "offer permessage-deflate, as browsers do")
 	_ = fs.Parse(args)
@@ -261,10 +265,12 @@ func clients(args []string) {
 	var measuring atomic.Bool
 	var wg sync.WaitGroup
 	d := websocket.Dialer{EnableCompression: *compress, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 4096}
-	pace := time.NewTicker(time.Second / time.Duration(max(*rate, 1)))
+	pace := rate.NewLimiter(rate.Limit(max(*perSecond, 1)), 1)
 	conns := make([]*websocket.Conn, 0, *n)
 	for range *n {
-		<-pace.C
+		if err := pace.Wait(context.Background()); err != nil {
+			log.Fatal(err) // only with a deadline, which Background has not
+		}
 		c, _, err := d.Dial(*url, nil)
 		if err != nil {
 			log.Fatalf("dial after %d clients: %v", len(conns), err)
@@ -291,7 +297,6 @@ func clients(args []string) {
 			}
 		}()
 	}
-	pace.Stop()
 	fmt.Printf("%d clients connected; measuring for %v\n", len(conns), *duration)
 	measuring.Store(true)
 	time.Sleep(*duration)

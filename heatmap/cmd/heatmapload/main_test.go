@@ -13,6 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 func TestLagHistQuantiles(t *testing.T) {
@@ -47,7 +50,7 @@ func TestFrameTime(t *testing.T) {
 // client gets them.
 func TestNaiveHubServesTheRealFrames(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h, err := heatmap.New(heatmap.Config{BroadcastInterval: 50 * time.Millisecond}, reg, slog.New(slog.DiscardHandler))
+	h, err := heatmap.New(heatmap.Config{Hub: hub.Config{BroadcastInterval: 50 * time.Millisecond}}, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func TestNaiveHubServesTheRealFrames(t *testing.T) {
 	srv := httptest.NewServer(n)
 	defer srv.Close()
 	dial := func(url string) *websocket.Conn {
-		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+heatmap.PathWS, nil)
+		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+hub.PathWS, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,12 +90,12 @@ func TestNaiveHubServesTheRealFrames(t *testing.T) {
 	if _, _, err := direct.ReadMessage(); err != nil { // the direct client's snapshot
 		t.Fatal(err)
 	}
-	key := heatmap.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
-	counts := make([]uint64, len(heatmap.DefaultBounds)+1)
+	key := pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+	counts := make([]uint64, len(aggregate.DefaultBounds)+1)
 	counts[3] = 5
 	now := time.Now()
-	h.Observe(&heatmap.Point{Kind: heatmap.KindLatency, Stream: []byte("s"), Cell: key, Start: now, Time: now,
-		Bounds: heatmap.DefaultBounds, Counts: counts, Sum: 50})
+	h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: []byte("s"), Cell: key, Start: now, Time: now,
+		Bounds: aggregate.DefaultBounds, Counts: counts, Sum: 50})
 	_, want, err := direct.ReadMessage()
 	if err != nil || !isDelta(want) {
 		t.Fatalf("direct: %.80s, %v", want, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 )
 
 // naiveHub is the peer Bantay's hub is measured against: the textbook
@@ -51,12 +52,12 @@ const (
 
 func startNaive(h *heatmap.Heatmap, reg prometheus.Registerer) (*naiveHub, error) {
 	n := &naiveHub{
-		real: h.Handler(), queue: h.Config().SendQueue,
+		real: h.Handler(), queue: h.Config().Hub.SendQueue,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024, EnableCompression: true,
 			CheckOrigin: func(*http.Request) bool { return true }},
-		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveLagMetric, Buckets: heatmap.DeliveryLagBuckets,
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveLagMetric, Buckets: hub.DeliveryLagBuckets,
 			Help: "Naive hub: from the tick's start until the delta was written to a client's socket, per client."}),
-		hop: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveHopMetric, Buckets: heatmap.DeliveryLagBuckets,
+		hop: prometheus.NewHistogram(prometheus.HistogramOpts{Name: naiveHopMetric, Buckets: hub.DeliveryLagBuckets,
 			Help: "Naive hub: from the tick's start until the relay received the delta from the real hub."}),
 		clients: map[chan naiveFrame]struct{}{},
 	}
@@ -67,7 +68,7 @@ func startNaive(h *heatmap.Heatmap, reg prometheus.Registerer) (*naiveHub, error
 	}
 	srv := &http.Server{Handler: n.real, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(up) }()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+up.Addr().String()+heatmap.PathWS, nil)
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+up.Addr().String()+hub.PathWS, nil)
 	if err != nil {
 		return nil, fmt.Errorf("naive hub: connect to the real hub: %w", err)
 	}
@@ -102,7 +103,7 @@ func (n *naiveHub) relay(conn *websocket.Conn) {
 
 // ServeHTTP upgrades /ws itself and hands every other path to the real hub.
 func (n *naiveHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != heatmap.PathWS {
+	if r.URL.Path != hub.PathWS {
 		n.real.ServeHTTP(w, r)
 		return
 	}
@@ -111,7 +112,7 @@ func (n *naiveHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := httptest.NewRecorder()
-	n.real.ServeHTTP(snap, httptest.NewRequest(http.MethodGet, heatmap.PathSnapshot, nil))
+	n.real.ServeHTTP(snap, httptest.NewRequest(http.MethodGet, hub.PathSnapshot, nil))
 	ch := make(chan naiveFrame, n.queue)
 	ch <- naiveFrame{data: snap.Body.Bytes()}
 	n.mu.Lock()

@@ -1,4 +1,4 @@
-package heatmap
+package hub
 
 import (
 	"crypto/subtle"
@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bantay-noc/bantay/heatmap/wire"
 )
 
 // Paths served by Handler.
@@ -26,18 +28,18 @@ func (w *writePool) Get() interface{}  { return w.p.Get() }
 func (w *writePool) Put(v interface{}) { w.p.Put(v) }
 
 type server struct {
-	h        *hub
+	h        *Hub
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 }
 
-func newServer(h *hub) *server {
+func newServer(h *Hub) *server {
 	s := &server{h: h, mux: http.NewServeMux()}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:    1024,
 		WriteBufferSize:   1024,
 		WriteBufferPool:   &writePool{},
-		Subprotocols:      []string{Subprotocol},
+		Subprotocols:      []string{wire.Subprotocol},
 		EnableCompression: true,
 		// Origin is checked before Upgrade (to count refusals by reason).
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -90,8 +92,8 @@ func (s *server) originAllowed(r *http.Request) bool {
 }
 
 // subscriptionFromQuery reads carrier, network_type, window and statistic.
-func (s *server) subscriptionFromQuery(q url.Values) (subscription, *protoError) {
-	return s.h.parser.subscription(q["carrier"], q["network_type"], q.Get("window"), q.Get("statistic"))
+func (s *server) subscriptionFromQuery(q url.Values) (wire.Subscription, *wire.Error) {
+	return s.h.parser.Subscription(q["carrier"], q["network_type"], q.Get("window"), q.Get("statistic"))
 }
 
 func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +107,7 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, perr := s.subscriptionFromQuery(r.URL.Query())
 	if perr != nil {
-		s.refuse(w, "bad_request", http.StatusBadRequest, strings.Replace(perr.msg, "field", "parameter", 1))
+		s.refuse(w, "bad_request", http.StatusBadRequest, strings.Replace(perr.Msg, "field", "parameter", 1))
 		return
 	}
 	if s.h.slots.Add(1) > int64(s.h.cfg.MaxConnections) {
@@ -141,7 +143,7 @@ func (s *server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, perr := s.subscriptionFromQuery(r.URL.Query())
 	if perr != nil {
-		s.refuse(w, "bad_request", http.StatusBadRequest, strings.Replace(perr.msg, "field", "parameter", 1))
+		s.refuse(w, "bad_request", http.StatusBadRequest, strings.Replace(perr.Msg, "field", "parameter", 1))
 		return
 	}
 	s.h.mu.Lock()
@@ -170,7 +172,7 @@ func (s *server) serveDrilldown(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.h.fullDrill(id, "")
 	s.h.mu.Unlock()
 	if !ok {
-		s.refuse(w, "unknown_cell", http.StatusNotFound, "no cell with id "+quoteClip(id))
+		s.refuse(w, "unknown_cell", http.StatusNotFound, "no cell with id "+wire.Quote(id))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -178,5 +180,5 @@ func (s *server) serveDrilldown(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// paths lists what the handler serves, for the collector's mux.
-var paths = []string{PathWS, PathSnapshot, PathDrilldown}
+// Paths lists the URL paths Handler serves, for the collector's mux.
+func Paths() []string { return []string{PathWS, PathSnapshot, PathDrilldown} }

@@ -1,4 +1,4 @@
-package heatmap
+package hub
 
 import (
 	"errors"
@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bantay-noc/bantay/heatmap/wire"
+	"golang.org/x/time/rate"
 )
 
 // client is one websocket connection: a reader goroutine (client messages,
@@ -15,7 +18,7 @@ import (
 // pre-encoded frames. The broadcaster only ever appends to the queue under
 // a short lock, so a stalled client costs it nothing.
 type client struct {
-	h        *hub
+	h        *Hub
 	conn     *websocket.Conn
 	compress bool
 
@@ -35,21 +38,24 @@ type client struct {
 	done      chan struct{}
 	closeOnce sync.Once
 
-	// Reader-goroutine state.
-	tokens  float64
-	lastTok time.Time
-	errs    int       // error budget used; leaks one per whole minute
-	leakAt  time.Time // when the last leak was accounted
+	// requests limits subscribe and drilldown messages (request_rate,
+	// request_burst); errBudget is the budget of error frames, which refills
+	// one per minute, so only a burst of bad messages (max_errors within
+	// it) closes the connection. Both are used by the reader goroutine.
+	requests  *rate.Limiter
+	errBudget *rate.Limiter
 }
 
-func newClient(h *hub, conn *websocket.Conn, compress bool) *client {
+func newClient(h *Hub, conn *websocket.Conn, compress bool) *client {
 	return &client{
 		h: h, conn: conn, compress: compress,
-		queue:   make([]frame, 0, h.cfg.SendQueue),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		tokens:  float64(h.cfg.RequestBurst),
-		lastTok: time.Now(),
+		queue:    make([]frame, 0, h.cfg.SendQueue),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		requests: rate.NewLimiter(rate.Limit(h.cfg.RequestRate), h.cfg.RequestBurst),
+		// The max_errors-th error in a burst closes: the budget allows
+		// one fewer.
+		errBudget: rate.NewLimiter(rate.Every(time.Minute), h.cfg.MaxErrors-1),
 	}
 }
 
@@ -82,7 +88,7 @@ func (c *client) enqueue(f frame) {
 }
 
 // replaceQueue drops the queued snapshots and deltas (they belonged to the
-// previous subscription; f, a snapshot, supersedes them) but keeps answers
+// previous wire.Subscription; f, a snapshot, supersedes them) but keeps answers
 // such as error frames, and queues f.
 func (c *client) replaceQueue(f frame) {
 	c.qmu.Lock()
@@ -200,36 +206,14 @@ func (c *client) closeWith(code int, text, reason string) {
 	})
 }
 
-// allow takes a token for a subscribe or drilldown request.
-func (c *client) allow(now time.Time) bool {
-	c.tokens += now.Sub(c.lastTok).Seconds() * c.h.cfg.RequestRate
-	c.lastTok = now
-	if burst := float64(c.h.cfg.RequestBurst); c.tokens > burst {
-		c.tokens = burst
-	}
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
-}
-
 // reject answers a bad message with an error frame, and closes the
 // connection with 1008 once it has made too many mistakes.
-func (c *client) reject(e *protoError) bool {
-	c.h.m.invalid.WithLabelValues(e.code).Inc()
-	// The budget leaks, so a page that now and then trips the rate limit
+func (c *client) reject(e *wire.Error) bool {
+	c.h.m.invalid.WithLabelValues(e.Code).Inc()
+	// The budget refills, so a page that now and then trips the rate limit
 	// over a day on the wall is not cut off; a burst of garbage is.
-	now := time.Now()
-	if c.errs == 0 {
-		c.leakAt = now
-	} else if k := int(now.Sub(c.leakAt) / time.Minute); k > 0 {
-		c.errs = max(0, c.errs-k)
-		c.leakAt = c.leakAt.Add(time.Duration(k) * time.Minute)
-	}
-	c.errs++
-	c.enqueue(newFrame("error", errorFrame(e)))
-	if c.errs >= c.h.cfg.MaxErrors {
+	c.enqueue(newFrame("error", wire.ErrorFrame(e)))
+	if !c.errBudget.Allow() {
 		c.closeGracefully(websocket.ClosePolicyViolation, "too many invalid messages", "too_many_errors")
 		return false
 	}
@@ -277,62 +261,58 @@ func (c *client) readLoop() {
 			return
 		}
 		if int64(len(data)) > cfg.MaxMessageBytes {
-			c.h.m.invalid.WithLabelValues(codeTooLarge).Inc()
+			c.h.m.invalid.WithLabelValues(wire.CodeTooLarge).Inc()
 			c.closeGracefully(websocket.CloseMessageTooBig, "message too big", "message_too_big")
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(cfg.PongTimeout))
 		if mt != websocket.TextMessage {
-			if !c.reject(&protoError{code: codeBinaryUnsupported, msg: "binary messages are not part of the protocol; send JSON text"}) {
+			if !c.reject(&wire.Error{Code: wire.CodeBinaryUnsupported, Msg: "binary messages are not part of the protocol; send JSON text"}) {
 				return
 			}
 			continue
 		}
-		req, perr := c.h.parser.parse(data)
+		req, perr := c.h.parser.Parse(data)
 		if perr != nil {
 			if !c.reject(perr) {
 				return
 			}
 			continue
 		}
-		if (req.kind == reqSubscribe || req.kind == reqDrilldown) && !c.allow(time.Now()) {
-			if !c.reject(&protoError{code: codeRateLimited, msg: "too many subscribe/drilldown messages; the message was ignored", ref: req.id}) {
+		if (req.Kind == wire.ReqSubscribe || req.Kind == wire.ReqDrilldown) && !c.requests.Allow() {
+			if !c.reject(&wire.Error{Code: wire.CodeRateLimited, Msg: "too many subscribe/drilldown messages; the message was ignored", Ref: req.ID}) {
 				return
 			}
 			continue
 		}
-		switch req.kind {
-		case reqSubscribe:
+		switch req.Kind {
+		case wire.ReqSubscribe:
 			c.h.mu.Lock()
 			if c.group != nil {
-				c.h.join(c, req.sub, req.id, true)
+				c.h.join(c, req.Sub, req.ID, true)
 			}
 			c.h.mu.Unlock()
-		case reqDrilldown:
-			if !c.h.startDrill(c, req.cell, req.id) {
-				if !c.reject(&protoError{code: codeUnknownCell, msg: "no cell with id " + quoteClip(req.cell), ref: req.id}) {
+		case wire.ReqDrilldown:
+			if !c.h.startDrill(c, req.Cell, req.ID) {
+				if !c.reject(&wire.Error{Code: wire.CodeUnknownCell, Msg: "no cell with id " + wire.Quote(req.Cell), Ref: req.ID}) {
 					return
 				}
 			}
-		case reqDrilldownStop:
+		case wire.ReqDrilldownStop:
 			c.h.mu.Lock()
 			c.h.stopDrill(c)
 			c.h.mu.Unlock()
-		case reqPing:
-			c.enqueue(newFrame("pong", pongFrame(req.id, time.Now().UnixMilli())))
+		case wire.ReqPing:
+			c.enqueue(newFrame("pong", wire.PongFrame(req.ID, time.Now().UnixMilli())))
 		}
 	}
-}
-
-func quoteClip(s string) string {
-	return string(appendString(nil, clip(s)))
 }
 
 func (c *client) readFailed(err error) {
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
 		// gorilla has already sent 1009 (message too big).
-		c.h.m.invalid.WithLabelValues(codeTooLarge).Inc()
+		c.h.m.invalid.WithLabelValues(wire.CodeTooLarge).Inc()
 		c.closeWith(0, "", "message_too_big")
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
 		c.closeWith(0, "", "client_closed")

@@ -1,4 +1,4 @@
-package heatmap
+package hub
 
 import (
 	"encoding/json"
@@ -16,38 +16,42 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/heatmap/wire"
 )
 
 // feeder produces cumulative histogram + counter points per cell, the way
 // the exporter hands them over.
 type feeder struct {
-	h      *Heatmap
-	counts map[CellKey][]uint64
-	sums   map[CellKey]float64
-	att    map[CellKey]float64
+	h      *testHeatmap
+	counts map[pathstate.CellKey][]uint64
+	sums   map[pathstate.CellKey]float64
+	att    map[pathstate.CellKey]float64
 }
 
-func newFeeder(h *Heatmap) *feeder {
-	return &feeder{h: h, counts: map[CellKey][]uint64{}, sums: map[CellKey]float64{}, att: map[CellKey]float64{}}
+func newFeeder(h *testHeatmap) *feeder {
+	return &feeder{h: h, counts: map[pathstate.CellKey][]uint64{}, sums: map[pathstate.CellKey]float64{}, att: map[pathstate.CellKey]float64{}}
 }
 
 // feed records n samples of latency ms for key at time at.
-func (f *feeder) feed(key CellKey, at time.Time, ms float64, n uint64) {
+func (f *feeder) feed(key pathstate.CellKey, at time.Time, ms float64, n uint64) {
 	c, ok := f.counts[key]
 	if !ok {
-		c = make([]uint64, len(DefaultBounds)+1)
+		c = make([]uint64, len(aggregate.DefaultBounds)+1)
 		f.counts[key] = c
 	}
-	c[slices.IndexFunc(DefaultBounds, func(b float64) bool { return ms <= b })] += n
+	c[slices.IndexFunc(aggregate.DefaultBounds, func(b float64) bool { return ms <= b })] += n
 	f.sums[key] += ms * float64(n)
 	f.att[key] += float64(n)
 	start := t0.Add(-10 * time.Second)
-	f.h.Observe(&Point{Kind: KindLatency, Stream: []byte("h" + key.ID()), Cell: key, Start: start, Time: at,
-		Bounds: DefaultBounds, Counts: slices.Clone(c), Sum: f.sums[key]})
-	f.h.Observe(&Point{Kind: KindAttempts, Stream: []byte("a" + key.ID()), Cell: key, Start: start, Time: at, Value: f.att[key]})
+	f.h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: []byte("h" + key.ID()), Cell: key, Start: start, Time: at,
+		Bounds: aggregate.DefaultBounds, Counts: slices.Clone(c), Sum: f.sums[key]})
+	f.h.Observe(&aggregate.Point{Kind: aggregate.KindAttempts, Stream: []byte("a" + key.ID()), Cell: key, Start: start, Time: at, Value: f.att[key]})
 }
 
-func serve(t testing.TB, h *Heatmap) string {
+func serve(t testing.TB, h *testHeatmap) string {
 	t.Helper()
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(srv.Close)
@@ -130,7 +134,7 @@ func next(t testing.TB, c *websocket.Conn) wireFrame {
 	if err := json.Unmarshal(data, &f); err != nil {
 		t.Fatalf("frame is not valid JSON: %v\n%s", err, data)
 	}
-	if f.V != ProtocolVersion {
+	if f.V != wire.ProtocolVersion {
 		t.Fatalf("frame version %d: %s", f.V, data)
 	}
 	return f
@@ -150,9 +154,9 @@ func cells(t testing.TB, f wireFrame) map[string]wireCell {
 }
 
 var (
-	globeMD = CellKey{"Manila", "Davao", "Globe", "5g"}
-	smartCM = CellKey{"Cebu", "Manila", "Smart", "4g"}
-	ditoBM  = CellKey{"Baguio", "Manila", "DITO", "4g"}
+	globeMD = pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+	smartCM = pathstate.CellKey{SrcCity: "Cebu", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g"}
+	ditoBM  = pathstate.CellKey{SrcCity: "Baguio", DstCity: "Manila", Carrier: "DITO", NetworkType: "4g"}
 )
 
 func TestSnapshotThenDeltasWithOnlyChangedCells(t *testing.T) {
@@ -272,31 +276,31 @@ func TestDrilldownAndLiveUpdates(t *testing.T) {
 	if err := c.WriteJSON(map[string]any{"type": "drilldown", "cell": "Nowhere|X|Y|Z"}); err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, c); e.Type != "error" || e.Code != codeUnknownCell || !strings.Contains(e.Message, "Nowhere") {
+	if e := next(t, c); e.Type != "error" || e.Code != wire.CodeUnknownCell || !strings.Contains(e.Message, "Nowhere") {
 		t.Fatalf("got %+v, want unknown_cell", e)
 	}
 }
 
 func TestInvalidMessages(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h, err := New(Config{RequestRate: 1e-6, MaxErrors: 12}, reg, nil)
+	h, err := newHub(Config{RequestRate: 1e-6, MaxErrors: 12}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
+	t.Cleanup(func() { h.Close() })
 	h.tick(t0)
 	base := serve(t, h)
 	c := dial(t, base, "", nil)
 	next(t, c)
 	for _, tc := range []struct{ msg, code, mention string }{
-		{`{"type":`, codeBadJSON, "not valid JSON"},
-		{`[1,2]`, codeBadJSON, "not a JSON object"},
-		{`{"type":"launch"}`, codeUnknownType, "launch"},
-		{`{"id":"x"}`, codeUnknownType, `"type"`},
-		{`{"type":"subscribe","window":"7m"}`, codeBadField, `"window"`},
-		{`{"type":"subscribe","carriers":"Globe"}`, codeBadField, "carriers"},
-		{`{"type":"subscribe","statistic":"p42"}`, codeBadField, "statistic"},
-		{`{"type":"ping","v":2}`, codeUnsupportedVer, "version 2"},
+		{`{"type":`, wire.CodeBadJSON, "not valid JSON"},
+		{`[1,2]`, wire.CodeBadJSON, "not a JSON object"},
+		{`{"type":"launch"}`, wire.CodeUnknownType, "launch"},
+		{`{"id":"x"}`, wire.CodeUnknownType, `"type"`},
+		{`{"type":"subscribe","window":"7m"}`, wire.CodeBadField, `"window"`},
+		{`{"type":"subscribe","carriers":"Globe"}`, wire.CodeBadField, "carriers"},
+		{`{"type":"subscribe","statistic":"p42"}`, wire.CodeBadField, "statistic"},
+		{`{"type":"ping","v":2}`, wire.CodeUnsupportedVer, "version 2"},
 	} {
 		if err := c.WriteMessage(websocket.TextMessage, []byte(tc.msg)); err != nil {
 			t.Fatal(err)
@@ -309,7 +313,7 @@ func TestInvalidMessages(t *testing.T) {
 	if err := c.WriteMessage(websocket.BinaryMessage, []byte{1, 2}); err != nil {
 		t.Fatal(err)
 	}
-	if e := next(t, c); e.Code != codeBinaryUnsupported {
+	if e := next(t, c); e.Code != wire.CodeBinaryUnsupported {
 		t.Errorf("binary: got %+v", e)
 	}
 	// Subscription flood: the burst (5) passes, the rest is refused. That
@@ -326,7 +330,7 @@ func TestInvalidMessages(t *testing.T) {
 		_, data, err := c.ReadMessage()
 		if err == nil {
 			var fr wireFrame
-			if json.Unmarshal(data, &fr) == nil && fr.Code == codeRateLimited {
+			if json.Unmarshal(data, &fr) == nil && fr.Code == wire.CodeRateLimited {
 				limited++
 			}
 			continue
@@ -361,12 +365,12 @@ func TestInvalidMessages(t *testing.T) {
 			t.Fatalf("oversized (compressed=%v): %v %s, want close 1009", compress, err, data)
 		}
 	}
-	for code, want := range map[string]float64{codeBadJSON: 2, codeUnknownType: 2, codeBadField: 3, codeUnsupportedVer: 1, codeBinaryUnsupported: 1, codeRateLimited: 3} {
+	for code, want := range map[string]float64{wire.CodeBadJSON: 2, wire.CodeUnknownType: 2, wire.CodeBadField: 3, wire.CodeUnsupportedVer: 1, wire.CodeBinaryUnsupported: 1, wire.CodeRateLimited: 3} {
 		if got := testutil.ToFloat64(h.m.invalid.WithLabelValues(code)); got != want {
 			t.Errorf("invalid messages{code=%q} = %g, want %g", code, got, want)
 		}
 	}
-	waitFor(t, "too_large counted", func() bool { return testutil.ToFloat64(h.m.invalid.WithLabelValues(codeTooLarge)) == 2 })
+	waitFor(t, "too_large counted", func() bool { return testutil.ToFloat64(h.m.invalid.WithLabelValues(wire.CodeTooLarge)) == 2 })
 	// The server is unaffected: a new client gets its snapshot.
 	c3 := dial(t, base, "", nil)
 	if s := next(t, c3); s.Type != "snapshot" {
@@ -489,9 +493,9 @@ func TestManyClientsAndAStalledOne(t *testing.T) {
 		c.MaxConnections = clients + 10
 	})
 	f := newFeeder(h)
-	var keys []CellKey
+	var keys []pathstate.CellKey
 	for i := range 600 {
-		keys = append(keys, CellKey{"Manila", fmt.Sprintf("Dst%03d", i), "Smart", "4g"})
+		keys = append(keys, pathstate.CellKey{SrcCity: "Manila", DstCity: fmt.Sprintf("Dst%03d", i), Carrier: "Smart", NetworkType: "4g"})
 	}
 	at := t0
 	feedAll := func() {
@@ -533,15 +537,15 @@ func TestManyClientsAndAStalledOne(t *testing.T) {
 	for tick := 0; tick < 400 && (tick < 20 || slow() == 0); tick++ {
 		feedAll()
 		h.tick(at.Add(time.Second))
-		seq := func() uint64 { h.hub.mu.Lock(); defer h.hub.mu.Unlock(); return h.hub.seq }()
+		seq := func() uint64 { h.mu.Lock(); defer h.mu.Unlock(); return h.seq }()
 		// Memory per connection is bounded: no queue beyond its limit.
-		h.hub.mu.Lock()
-		for c := range h.hub.clients {
+		h.mu.Lock()
+		for c := range h.clients {
 			if n := c.queueLen(); n > h.cfg.SendQueue {
 				t.Errorf("a send queue holds %d frames, limit %d", n, h.cfg.SendQueue)
 			}
 		}
-		h.hub.mu.Unlock()
+		h.mu.Unlock()
 		var wg sync.WaitGroup
 		errs := make(chan string, clients)
 		for i, c := range conns {
@@ -616,7 +620,7 @@ func TestKeepalive(t *testing.T) {
 			t.Fatal("the answering client got no pings")
 		}
 	}
-	if n := h.hub.connCount(); n != 1 {
+	if n := h.connCount(); n != 1 {
 		t.Fatalf("%d connections left, want the answering one", n)
 	}
 }

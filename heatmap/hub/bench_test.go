@@ -1,4 +1,4 @@
-package heatmap
+package hub
 
 import (
 	"bytes"
@@ -14,81 +14,18 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // benchKeys returns n distinct cells.
-func benchKeys(n int) []CellKey {
+func benchKeys(n int) []pathstate.CellKey {
 	carriers := []string{"Globe", "Smart", "DITO", "PLDT", "Converge"}
-	keys := make([]CellKey, n)
+	keys := make([]pathstate.CellKey, n)
 	for i := range keys {
-		keys[i] = CellKey{"Src" + strconv.Itoa(i/100), "Dst" + strconv.Itoa(i%100), carriers[i%5], "4g"}
+		keys[i] = pathstate.CellKey{SrcCity: "Src" + strconv.Itoa(i/100), DstCity: "Dst" + strconv.Itoa(i%100), Carrier: carriers[i%5], NetworkType: "4g"}
 	}
 	return keys
-}
-
-// BenchmarkObserve measures one cumulative histogram point through delta
-// tracking into its cell (1,000 streams, default bounds).
-func BenchmarkObserve(b *testing.B) {
-	h := newTestHeatmap(b, nil)
-	keys := benchKeys(1000)
-	streams := make([][]byte, len(keys))
-	counts := make([][]uint64, len(keys))
-	for i, k := range keys {
-		streams[i] = AppendStreamKey(nil, KindLatency, "probe-"+strconv.Itoa(i), []Label{{"target", k.DstCity}})
-		counts[i] = make([]uint64, len(DefaultBounds)+1)
-	}
-	start := t0.Add(-10 * time.Second)
-	p := Point{Kind: KindLatency, Bounds: DefaultBounds, Start: start}
-	// Create the cells and streams first: the loop measures steady state.
-	for s := range keys {
-		p.Stream, p.Cell, p.Counts, p.Time = streams[s], keys[s], counts[s], t0.Add(-15*time.Second)
-		h.Observe(&p)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		s := i % len(keys)
-		round := i / len(keys)
-		counts[s][8+round%5] += 3
-		p.Stream, p.Cell, p.Counts = streams[s], keys[s], counts[s]
-		p.Time = t0.Add(time.Duration(round) * 15 * time.Second)
-		p.Sum += 40
-		h.Observe(&p)
-		i++
-	}
-}
-
-// BenchmarkCollect10kCells measures one broadcast tick's aggregation work
-// (slide windows, quantiles, change detection) over 10,000 cells, and
-// reports the heap bytes per cell.
-func BenchmarkCollect10kCells(b *testing.B) {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	h := newTestHeatmap(b, nil)
-	f := newFeeder(h)
-	keys := benchKeys(10000)
-	for _, k := range keys {
-		f.feed(k, t0, 20, 5)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	perCell := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(keys))
-	now := t0
-	for b.Loop() {
-		now = now.Add(time.Second)
-		if now.Sub(t0)%(15*time.Second) == 0 {
-			// Keep the cells alive and changing like a probe would; not timed.
-			b.StopTimer()
-			for _, k := range keys {
-				f.feed(k, now, 20, 5)
-			}
-			b.StartTimer()
-		}
-		h.agg.collect(now)
-	}
-	b.ReportMetric(perCell, "heap-bytes/cell")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(keys)), "ns/cell")
 }
 
 // BenchmarkBroadcast measures fan-out: per tick 100 of 1,000 cells change
@@ -140,9 +77,9 @@ func BenchmarkBroadcast(b *testing.B) {
 				for i := range 100 {
 					f.feed(keys[(int(now.Unix())*100+i)%len(keys)], now, 25, 1)
 				}
-				h.hub.mu.Lock()
-				target.Store(h.hub.seq + 1)
-				h.hub.mu.Unlock()
+				h.mu.Lock()
+				target.Store(h.seq + 1)
+				h.mu.Unlock()
 				wg.Add(clients)
 				h.tick(now.Add(500 * time.Millisecond))
 				done := make(chan struct{})
@@ -217,7 +154,7 @@ func BenchmarkConnectionMemory(b *testing.B) {
 			b.Fatalf("handshake: %v %q", err, buf[:n])
 		}
 	}
-	waitFor(b, "all connections registered", func() bool { return h.hub.connCount() == len(conns) })
+	waitFor(b, "all connections registered", func() bool { return h.connCount() == len(conns) })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	heap := float64(after.HeapInuse) - float64(before.HeapInuse)
@@ -227,5 +164,5 @@ func BenchmarkConnectionMemory(b *testing.B) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	waitFor(b, "all connections closed", func() bool { return h.hub.connCount() == 0 })
+	waitFor(b, "all connections closed", func() bool { return h.connCount() == 0 })
 }

@@ -1,4 +1,4 @@
-package heatmap
+package rebuild
 
 import (
 	"context"
@@ -15,12 +15,15 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // probeStream simulates one probe→target series as OTLP would deliver it
 // (cumulative, with a start time) and as the tsdb exporter would store it.
 type probeStream struct {
-	cell     CellKey
+	cell     pathstate.CellKey
 	probe    string
 	target   string
 	meanMs   float64
@@ -41,11 +44,11 @@ func (s *probeStream) labels(name string, extra ...string) labels.Labels {
 	return labels.FromStrings(append(kv, extra...)...)
 }
 
-func (s *probeStream) attrs(extra ...Label) []Label {
-	ls := []Label{{"carrier", s.cell.Carrier}, {"dst_city", s.cell.DstCity}, {"method", "tcp"},
-		{"network_type", s.cell.NetworkType}, {"probe", s.probe}, {"src_city", s.cell.SrcCity}, {"target", s.target}}
+func (s *probeStream) attrs(extra ...aggregate.Label) []aggregate.Label {
+	ls := []aggregate.Label{{Name: "carrier", Value: s.cell.Carrier}, {Name: "dst_city", Value: s.cell.DstCity}, {Name: "method", Value: "tcp"},
+		{Name: "network_type", Value: s.cell.NetworkType}, {Name: "probe", Value: s.probe}, {Name: "src_city", Value: s.cell.SrcCity}, {Name: "target", Value: s.target}}
 	ls = append(ls, extra...)
-	slices.SortFunc(ls, func(a, b Label) int {
+	slices.SortFunc(ls, func(a, b aggregate.Label) int {
 		if a.Name < b.Name {
 			return -1
 		}
@@ -59,7 +62,7 @@ func (s *probeStream) attrs(extra ...Label) []Label {
 
 // step records one probe interval ending at t, appends it to the TSDB and
 // returns the live points for it.
-func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, reset bool) []*Point {
+func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, reset bool) []*aggregate.Point {
 	t.Helper()
 	if reset {
 		clear(s.counts)
@@ -69,7 +72,7 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 	n := 8 + s.rng.IntN(4)
 	for range n {
 		v := s.meanMs * (0.6 + 0.8*s.rng.Float64())
-		s.counts[slices.IndexFunc(append(slices.Clone(DefaultBounds), math.Inf(1)), func(b float64) bool { return v <= b })]++
+		s.counts[slices.IndexFunc(append(slices.Clone(aggregate.DefaultBounds), math.Inf(1)), func(b float64) bool { return v <= b })]++
 		s.sum += v
 	}
 	s.attempts += float64(n + 1)
@@ -79,8 +82,8 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 	for i, c := range s.counts {
 		cum += c
 		le := "+Inf"
-		if i < len(DefaultBounds) {
-			le = strconv.FormatFloat(DefaultBounds[i], 'f', -1, 64)
+		if i < len(aggregate.DefaultBounds) {
+			le = strconv.FormatFloat(aggregate.DefaultBounds[i], 'f', -1, 64)
 		}
 		if _, err := app.Append(0, s.labels(seriesBucket, "le", le), ms, float64(cum)); err != nil {
 			t.Fatal(err)
@@ -99,26 +102,42 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 			t.Fatal(err)
 		}
 	}
-	return []*Point{
-		{Kind: KindLatency, Stream: AppendStreamKey(nil, KindLatency, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at,
-			Bounds: DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum},
-		{Kind: KindAttempts, Stream: AppendStreamKey(nil, KindAttempts, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at, Value: s.attempts},
-		{Kind: KindFailures, Stream: AppendStreamKey(nil, KindFailures, s.probe, s.attrs(Label{"reason", "timeout"})), Cell: s.cell, Start: s.start, Time: at, Value: s.failures},
+	return []*aggregate.Point{
+		{Kind: aggregate.KindLatency, Stream: aggregate.AppendStreamKey(nil, aggregate.KindLatency, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at,
+			Bounds: aggregate.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum},
+		{Kind: aggregate.KindAttempts, Stream: aggregate.AppendStreamKey(nil, aggregate.KindAttempts, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at, Value: s.attempts},
+		{Kind: aggregate.KindFailures, Stream: aggregate.AppendStreamKey(nil, aggregate.KindFailures, s.probe, s.attrs(aggregate.Label{Name: "reason", Value: "timeout"})), Cell: s.cell, Start: s.start, Time: at, Value: s.failures},
 	}
 }
 
-func newTestHeatmap(t testing.TB, mod func(*Config)) *Heatmap {
+// t0 is aligned to a 15 s slot so tests can reason in whole slots.
+var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
+
+// cells is an aggregation with the views its Collect calls reported, as
+// the hub keeps them.
+type cells struct {
+	*aggregate.Aggregator
+	views map[string]*aggregate.View
+}
+
+func newCells(t testing.TB) *cells {
 	t.Helper()
-	var cfg Config
-	if mod != nil {
-		mod(&cfg)
-	}
-	h, err := New(cfg, nil, nil)
+	a, err := aggregate.New(aggregate.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
-	return h
+	return &cells{Aggregator: a, views: map[string]*aggregate.View{}}
+}
+
+// collect brings the views to now.
+func (c *cells) collect(now time.Time) {
+	changed, removed, _ := c.Collect(now)
+	for _, ch := range changed {
+		c.views[ch.View.ID] = ch.View
+	}
+	for _, id := range removed {
+		delete(c.views, id)
+	}
 }
 
 // TestRebuildFromTSDB fills a real TSDB and a live heatmap with the same 70
@@ -133,8 +152,8 @@ func TestRebuildFromTSDB(t *testing.T) {
 	}
 	defer db.Close()
 
-	mnlDvo := CellKey{"Manila", "Davao", "Globe", "5g"}
-	cebMnl := CellKey{"Cebu", "Manila", "Smart", "4g"}
+	mnlDvo := pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+	cebMnl := pathstate.CellKey{SrcCity: "Cebu", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g"}
 	streams := []*probeStream{
 		{cell: mnlDvo, probe: "mnl-01", target: "dvo-reflector:7", meanMs: 30},
 		{cell: mnlDvo, probe: "mnl-02", target: "dvo-web:443", meanMs: 40},
@@ -143,10 +162,10 @@ func TestRebuildFromTSDB(t *testing.T) {
 	for i, s := range streams {
 		s.rng = rand.New(rand.NewPCG(uint64(i), 7))
 		s.start = t0.Add(-24 * time.Hour)
-		s.counts = make([]uint64, len(DefaultBounds)+1)
+		s.counts = make([]uint64, len(aggregate.DefaultBounds)+1)
 	}
 
-	live := newTestHeatmap(t, nil)
+	live := newCells(t)
 	begin := t0.Add(3 * time.Second)
 	const steps = 280 // 70 minutes at 15 s
 	for i := range steps {
@@ -164,12 +183,24 @@ func TestRebuildFromTSDB(t *testing.T) {
 	}
 	now := begin.Add(steps*15*time.Second - 10*time.Second)
 
-	rebuilt := newTestHeatmap(t, nil)
-	if err := rebuilt.rebuild(context.Background(), db, now); err != nil {
+	rebuilt := newCells(t)
+	res, err := Run(context.Background(), db, rebuilt.Aggregator, now)
+	if err != nil {
 		t.Fatal(err)
 	}
-	live.hub.broadcast(now)
-	rebuilt.hub.broadcast(now)
+	// Every step within the history (plus the margin for the first
+	// delta), of 3 streams: 29 buckets, the sum, attempts and failures.
+	inRange := 0
+	for i := range steps {
+		if at := begin.Add(time.Duration(i) * 15 * time.Second); !at.Before(res.From) && !at.After(res.To) {
+			inRange++
+		}
+	}
+	if want := inRange * 3 * 32; res.Samples != want || !res.To.Equal(now) || res.From != now.Add(-time.Hour-30*time.Second) {
+		t.Errorf("read %d samples over %v..%v, want %d over the hour and 30 s before %v", res.Samples, res.From, res.To, want, now)
+	}
+	live.collect(now)
+	rebuilt.collect(now)
 	compareViews(t, live, rebuilt, 2)
 
 	// The next live point after the restart continues each stream's deltas.
@@ -184,26 +215,25 @@ func TestRebuildFromTSDB(t *testing.T) {
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	live.hub.broadcast(next.Add(time.Second))
-	rebuilt.hub.broadcast(next.Add(time.Second))
+	live.collect(next.Add(time.Second))
+	rebuilt.collect(next.Add(time.Second))
 	compareViews(t, live, rebuilt, 2)
 
 	// The same window asked of Prometheus: the difference of the cumulative
 	// buckets between the end of the window and just before its start.
-	rebuilt.hub.mu.Lock()
-	nowMs := rebuilt.hub.nowMs
-	v := rebuilt.hub.views[cebMnl.ID()]
-	rebuilt.hub.mu.Unlock()
-	res := rebuilt.cfg.Resolution.Milliseconds()
-	for wi, w := range rebuilt.cfg.Windows {
-		from := (nowMs/res - int64(w/rebuilt.cfg.Resolution) + 1) * res
+	nowMs := next.Add(time.Second).UnixMilli()
+	v := rebuilt.views[cebMnl.ID()]
+	cfg := rebuilt.Config()
+	resMs := cfg.Resolution.Milliseconds()
+	for wi, w := range cfg.Windows {
+		from := (nowMs/resMs - int64(w/cfg.Resolution) + 1) * resMs
 		sel := `network_latency_milliseconds_bucket{src_city="Cebu",dst_city="Manila",carrier="Smart",network_type="4g"}`
 		q := fmt.Sprintf(`histogram_quantile(0.5, sum by (le) (%s - %s offset %dms))`, sel, sel, nowMs-from+1)
 		got := promQL(t, db, q, time.UnixMilli(nowMs))
-		if math.Abs(got-v.wins[wi].p50) > 0.001 {
-			t.Errorf("window %v: heatmap p50 %g, Prometheus %g (%s)", w, v.wins[wi].p50, got, q)
+		if math.Abs(got-v.Wins[wi].P50) > 0.001 {
+			t.Errorf("window %v: heatmap p50 %g, Prometheus %g (%s)", w, v.Wins[wi].P50, got, q)
 		}
-		if v.wins[wi].count == 0 {
+		if v.Wins[wi].Count == 0 {
 			t.Errorf("window %v is empty", w)
 		}
 	}
@@ -228,27 +258,23 @@ func promQL(t *testing.T, q storage.Queryable, expr string, at time.Time) float6
 	return vec[0].F
 }
 
-func compareViews(t *testing.T, a, b *Heatmap, wantCells int) {
+func compareViews(t *testing.T, a, b *cells, wantCells int) {
 	t.Helper()
-	a.hub.mu.Lock()
-	defer a.hub.mu.Unlock()
-	b.hub.mu.Lock()
-	defer b.hub.mu.Unlock()
-	if len(a.hub.views) != wantCells || len(b.hub.views) != wantCells {
-		t.Fatalf("cells: live %d, rebuilt %d, want %d", len(a.hub.views), len(b.hub.views), wantCells)
+	if len(a.views) != wantCells || len(b.views) != wantCells {
+		t.Fatalf("cells: live %d, rebuilt %d, want %d", len(a.views), len(b.views), wantCells)
 	}
-	for id, va := range a.hub.views {
-		vb, ok := b.hub.views[id]
+	for id, va := range a.views {
+		vb, ok := b.views[id]
 		if !ok {
 			t.Fatalf("rebuilt heatmap lacks cell %s", id)
 		}
-		for i := range va.wins {
-			if !va.wins[i].equal(vb.wins[i]) {
-				t.Errorf("cell %s window %d: live %+v, rebuilt %+v", id, i, va.wins[i], vb.wins[i])
+		for i := range va.Wins {
+			if !va.Wins[i].Equal(vb.Wins[i]) {
+				t.Errorf("cell %s window %d: live %+v, rebuilt %+v", id, i, va.Wins[i], vb.Wins[i])
 			}
 		}
-		if !sameFloat(va.baseP50, vb.baseP50) || va.lastSeen != vb.lastSeen {
-			t.Errorf("cell %s: baseline %g/%g last seen %d/%d", id, va.baseP50, vb.baseP50, va.lastSeen, vb.lastSeen)
+		if !(va.BaseP50 == vb.BaseP50 || math.IsNaN(va.BaseP50) && math.IsNaN(vb.BaseP50)) || va.LastSeen != vb.LastSeen {
+			t.Errorf("cell %s: baseline %g/%g last seen %d/%d", id, va.BaseP50, vb.BaseP50, va.LastSeen, vb.LastSeen)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package heatmap
+package aggregate
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // judged is one input to health.judge: the events window's p95, the
@@ -71,7 +73,7 @@ func runJudge(t *testing.T, cfg EventsConfig, in []judged) (string, *health) {
 //     1.5×3 = 4.5); recovered at or below 3+5 = 8 ms (1.2×3 = 3.6);
 //   - baseline 100 ms: degraded above 150 ms, recovered at or below 120 ms.
 func TestJudgeHysteresis(t *testing.T) {
-	cfg := Config{}.withDefaults().Events
+	cfg := Config{}.WithDefaults().Events
 	if cfg.RecoveredMinDelta != 5 || cfg.Hold != 30*time.Second || cfg.MinSamples != 5 {
 		t.Fatalf("shipped events settings changed (%+v); recompute the cases", cfg)
 	}
@@ -155,7 +157,7 @@ func TestJudgeHysteresis(t *testing.T) {
 // against that moving baseline the path would "recover" while still slow;
 // judged against the baseline frozen at degradation it does not.
 func TestJudgeFreezesTheBaseline(t *testing.T) {
-	cfg := Config{}.withDefaults().Events
+	cfg := Config{}.WithDefaults().Events
 	// Degraded at 30 ms against 10 ms (30 > 15 and 20 ≥ 10 ms above), then
 	// the hour's p95 climbs to 30 ms while the path stays at 30 ms: against
 	// the moving baseline 30 ≤ 1.2×30, a recovery; against the frozen 10 ms,
@@ -178,19 +180,19 @@ func TestJudgeFreezesTheBaseline(t *testing.T) {
 
 // pathSim feeds one cell the way a probe's exports arrive (one cumulative
 // histogram and attempts/failures counters every 15 s) and ticks the
-// aggregator every second, keeping the events.
+// Aggregator every second, keeping the events.
 type pathSim struct {
 	t      *testing.T
-	a      *aggregator
-	key    CellKey
+	a      *Aggregator
+	key    pathstate.CellKey
 	start  time.Time
 	ts     time.Time // time of the next export
 	cum    []uint64
 	sum    float64
 	att    float64
 	fail   float64
-	events []Event
-	view   *cellView
+	events []pathstate.Event
+	view   *View
 }
 
 func newPathSim(t *testing.T, mod func(*Config)) *pathSim {
@@ -211,16 +213,16 @@ func (p *pathSim) step(b int) {
 		p.cum[b] += 10
 		p.sum += 10 * []float64{5, 15, 30, 60}[b]
 		p.att += 10
-		p.a.observe(hist("h", p.key, p.start, p.ts, slices.Clone(p.cum), p.sum))
-		p.a.observe(counter(KindAttempts, "a", p.key, p.start, p.ts, p.att))
-		p.a.observe(counter(KindFailures, "f", p.key, p.start, p.ts, p.fail))
+		p.a.Observe(hist("h", p.key, p.start, p.ts, slices.Clone(p.cum), p.sum))
+		p.a.Observe(counter(KindAttempts, "a", p.key, p.start, p.ts, p.att))
+		p.a.Observe(counter(KindFailures, "f", p.key, p.start, p.ts, p.fail))
 	}
 	for i := 1; i <= 15; i++ {
-		changed, _, ev := p.a.collect(p.ts.Add(time.Duration(i) * time.Second))
+		changed, _, ev := p.a.Collect(p.ts.Add(time.Duration(i) * time.Second))
 		p.events = append(p.events, ev...)
 		for _, c := range changed {
-			if c.view.key == p.key {
-				p.view = c.view
+			if c.View.Key == p.key {
+				p.view = c.View
 			}
 		}
 	}
@@ -272,11 +274,11 @@ func TestLongIncidentDoesNotRecoverByMovingTheBaseline(t *testing.T) {
 	if !(deg.P95Before <= 10) || !(deg.P95After > 20) {
 		t.Errorf("degraded: baseline p95 %g, p95 %g; want ≤ 10 and > 20", deg.P95Before, deg.P95After)
 	}
-	if p.view.state != "degraded" || !(p.view.baseP50 > 20) {
-		t.Fatalf("after 70 min: state %s, baseline p50 %g; want degraded with the baseline dragged above 20 ms", p.view.state, p.view.baseP50)
+	if p.view.State != "degraded" || !(p.view.BaseP50 > 20) {
+		t.Fatalf("after 70 min: state %s, baseline p50 %g; want degraded with the baseline dragged above 20 ms", p.view.State, p.view.BaseP50)
 	}
 	p.until(fast, 40, "recovery", func() bool { return len(p.events) == 2 })
-	if rec := p.events[1]; rec.Kind != EventRecovered || rec.P95Before != deg.P95Before || !(rec.P95After <= 10) {
+	if rec := p.events[1]; rec.Kind != pathstate.Recovered || rec.P95Before != deg.P95Before || !(rec.P95After <= 10) {
 		t.Errorf("recovered: %+v; want the frozen baseline %g and p95 back ≤ 10", rec, deg.P95Before)
 	}
 }
@@ -302,8 +304,8 @@ func TestNoJudgementWhileStale(t *testing.T) {
 		t.Errorf("stale at %v (want 31 s after the last data), degraded=%v", st.Time.Sub(lastData), h.degraded)
 	}
 	// The hold would have elapsed with samples enough for a judgement.
-	if ws := p.view.wins[1]; ws.count < 5 {
-		t.Fatalf("5m window has %d samples after the silence; the test needs ≥ 5", ws.count)
+	if ws := p.view.Wins[1]; ws.Count < 5 {
+		t.Fatalf("5m window has %d samples after the silence; the test needs ≥ 5", ws.Count)
 	}
 	p.step(slow)
 	if got := p.kinds(); got != "stale back" {
@@ -311,7 +313,7 @@ func TestNoJudgementWhileStale(t *testing.T) {
 	}
 	back := p.events[1].Time
 	p.until(slow, 20, "degraded after back", func() bool { return len(p.events) == 3 })
-	if d := p.events[2]; d.Kind != EventDegraded || d.Time.Sub(back) < hold {
+	if d := p.events[2]; d.Kind != pathstate.Degraded || d.Time.Sub(back) < hold {
 		t.Fatalf("after back: %s %v after back, want degraded at least %v after it", d.Kind, d.Time.Sub(back), hold)
 	}
 
@@ -321,8 +323,8 @@ func TestNoJudgementWhileStale(t *testing.T) {
 	if got := p.kinds(); got != "stale back degraded stale" {
 		t.Fatalf("events: %q, want no recovered while stale", got)
 	}
-	if ws := p.view.wins[1]; ws.count < 5 || !h.degraded {
-		t.Fatalf("5m window %d samples, degraded=%v; the test needs ≥ 5 and still degraded", ws.count, h.degraded)
+	if ws := p.view.Wins[1]; ws.Count < 5 || !h.degraded {
+		t.Fatalf("5m window %d samples, degraded=%v; the test needs ≥ 5 and still degraded", ws.Count, h.degraded)
 	}
 	p.step(fast)
 	back = p.events[len(p.events)-1].Time

@@ -1,4 +1,4 @@
-package heatmap
+package hub
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -46,7 +47,7 @@ func cityLine(f wireFrame) string {
 func TestSetGazetteerRedrawsOpenPages(t *testing.T) {
 	h := newTestHeatmap(t, nil)
 	f := newFeeder(h)
-	for _, k := range []CellKey{{"Tuguegarao", "Davao", "Globe", "4g"}, globeMD} {
+	for _, k := range []pathstate.CellKey{{SrcCity: "Tuguegarao", DstCity: "Davao", Carrier: "Globe", NetworkType: "4g"}, globeMD} {
 		f.feed(k, t0, 30, 10)
 	}
 	h.tick(t0.Add(time.Second))
@@ -85,12 +86,12 @@ func TestSetGazetteerRedrawsOpenPages(t *testing.T) {
 	}
 
 	// The operator's carrier aliases are understood in subscriptions, and
-	// Config and Gazetteer report the gazetteer in use.
-	sub, perr := h.hub.parser.subscription([]string{"SpaceX Starlink"}, nil, "", "")
-	if perr != nil || len(sub.carriers) != 1 || sub.carriers[0] != "Starlink" {
-		t.Errorf("carrier filter %v (%v), want [Starlink]", sub.carriers, perr)
+	// Gazetteer reports the gazetteer in use.
+	sub, perr := h.parser.Subscription([]string{"SpaceX Starlink"}, nil, "", "")
+	if perr != nil || len(sub.Carriers) != 1 || sub.Carriers[0] != "Starlink" {
+		t.Errorf("carrier filter %v (%v), want [Starlink]", sub.Carriers, perr)
 	}
-	for _, g := range []*gazetteer.Gazetteer{h.Gazetteer(), h.Config().Gazetteer} {
+	for _, g := range []*gazetteer.Gazetteer{h.Gazetteer()} {
 		if city, ok := g.City("TUG"); !ok || city.Name != "Tuguegarao" {
 			t.Errorf("effective gazetteer does not know TUG: %+v", city)
 		}
@@ -110,7 +111,7 @@ func TestSetGazetteerConcurrently(t *testing.T) {
 	h := newTestHeatmap(t, nil)
 	f := newFeeder(h)
 	f.feed(globeMD, t0, 18, 10)
-	f.feed(CellKey{"Tuguegarao", "Davao", "Globe", "4g"}, t0, 40, 10)
+	f.feed(pathstate.CellKey{SrcCity: "Tuguegarao", DstCity: "Davao", Carrier: "Globe", NetworkType: "4g"}, t0, 40, 10)
 	base := serve(t, h)
 	c := dial(t, base, "carrier=Starlink", nil)
 	next(t, c)
@@ -128,8 +129,8 @@ func TestSetGazetteerConcurrently(t *testing.T) {
 	}()
 	for i := range 50 {
 		h.tick(t0.Add(time.Duration(i+1) * time.Second))
-		_, _ = h.hub.parser.subscription([]string{"SpaceX Starlink"}, nil, "", "")
-		_ = h.Config().Gazetteer
+		_, _ = h.parser.Subscription([]string{"SpaceX Starlink"}, nil, "", "")
+		_ = h.Gazetteer()
 	}
 	<-done
 	h.SetGazetteer(op)

@@ -1,22 +1,23 @@
-package heatmap
+package aggregate
 
 import (
 	"math"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 var testBounds = []float64{10, 20, 40}
 
-var pathMD = CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
+var pathMD = pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
 
 // t0 is aligned to a 15 s slot so tests can reason in whole slots.
 var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
 
-func testAggregator(t testing.TB, mod func(*Config)) (*aggregator, *metrics) {
+func testAggregator(t testing.TB, mod func(*Config)) (*Aggregator, *metrics) {
 	t.Helper()
 	cfg := Config{Bounds: testBounds}
 	if mod != nil {
@@ -25,27 +26,27 @@ func testAggregator(t testing.TB, mod func(*Config)) (*aggregator, *metrics) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMetrics(prometheus.NewRegistry())
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newAggregator(cfg.withDefaults(), m), m
+	return a, a.m
 }
 
-func hist(stream string, key CellKey, start, at time.Time, counts []uint64, sum float64) *Point {
+func hist(stream string, key pathstate.CellKey, start, at time.Time, counts []uint64, sum float64) *Point {
 	return &Point{Kind: KindLatency, Stream: []byte(stream), Cell: key, Start: start, Time: at,
 		Bounds: testBounds, Counts: counts, Sum: sum}
 }
 
-func counter(kind Kind, stream string, key CellKey, start, at time.Time, v float64) *Point {
+func counter(kind Kind, stream string, key pathstate.CellKey, start, at time.Time, v float64) *Point {
 	return &Point{Kind: kind, Stream: []byte(stream), Cell: key, Start: start, Time: at, Value: v}
 }
 
-func viewOf(t *testing.T, changed []changedCell, id string) *cellView {
+func viewOf(t *testing.T, changed []Changed, id string) *View {
 	t.Helper()
 	for _, c := range changed {
-		if c.view.id == id {
-			return c.view
+		if c.View.ID == id {
+			return c.View
 		}
 	}
 	t.Fatalf("cell %s not in changed set (%d cells)", id, len(changed))
@@ -79,36 +80,36 @@ func TestBucketQuantileHandComputed(t *testing.T) {
 func TestDeltasWindowsLossAndDuplicates(t *testing.T) {
 	a, m := testAggregator(t, nil)
 	start := t0.Add(-10 * time.Second) // a fresh probe: its first point counts
-	a.observe(hist("h", pathMD, start, t0, []uint64{1, 2, 0, 0}, 35))
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0, 4))
-	a.observe(counter(KindFailures, "f", pathMD, start, t0, 1))
+	a.Observe(hist("h", pathMD, start, t0, []uint64{1, 2, 0, 0}, 35))
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0, 4))
+	a.Observe(counter(KindFailures, "f", pathMD, start, t0, 1))
 	// 15 s later, cumulative: +1 in (0,10], +3 in (10,20], +2 in (20,40].
 	t1 := t0.Add(15 * time.Second)
-	a.observe(hist("h", pathMD, start, t1, []uint64{2, 5, 2, 0}, 35+5+45+60))
-	a.observe(counter(KindAttempts, "a", pathMD, start, t1, 10))
-	a.observe(counter(KindFailures, "f", pathMD, start, t1, 1))
+	a.Observe(hist("h", pathMD, start, t1, []uint64{2, 5, 2, 0}, 35+5+45+60))
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t1, 10))
+	a.Observe(counter(KindFailures, "f", pathMD, start, t1, 1))
 	// The same points again (an OTLP retry) must not count twice.
-	a.observe(hist("h", pathMD, start, t1, []uint64{2, 5, 2, 0}, 145))
-	a.observe(counter(KindAttempts, "a", pathMD, start, t1, 10))
+	a.Observe(hist("h", pathMD, start, t1, []uint64{2, 5, 2, 0}, 145))
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t1, 10))
 	// And an older one (out of order) is ignored.
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0, 4))
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0, 4))
 
-	changed, _, _ := a.collect(t1.Add(time.Second))
+	changed, _, _ := a.Collect(t1.Add(time.Second))
 	v := viewOf(t, changed, pathMD.ID())
-	w1 := v.wins[0] // 1m
+	w1 := v.Wins[0] // 1m
 	// Merged: (0,10]=2 (10,20]=5 (20,40]=2: N=9. p50 rank 4.5 → 10+10·2.5/5 = 15.
-	if w1.count != 9 || !near(w1.p50, 15) {
-		t.Fatalf("1m window: count %d p50 %g, want 9 and 15", w1.count, w1.p50)
+	if w1.Count != 9 || !near(w1.P50, 15) {
+		t.Fatalf("1m window: count %d p50 %g, want 9 and 15", w1.Count, w1.P50)
 	}
 	// p90 rank 8.1 → 20+20·1.1/2 = 31.
-	if !near(w1.p90, 31) {
-		t.Errorf("p90 = %g, want 31", w1.p90)
+	if !near(w1.P90, 31) {
+		t.Errorf("p90 = %g, want 31", w1.P90)
 	}
-	if !near(w1.mean, round3(145.0/9)) { // reported to 1 µs
-		t.Errorf("mean = %g, want %g", w1.mean, 145.0/9)
+	if !near(w1.Mean, round3(145.0/9)) { // reported to 1 µs
+		t.Errorf("mean = %g, want %g", w1.Mean, 145.0/9)
 	}
-	if w1.attempts != 10 || w1.failures != 1 || !near(w1.loss, 0.1) {
-		t.Errorf("attempts %g failures %g loss %g, want 10, 1, 0.1", w1.attempts, w1.failures, w1.loss)
+	if w1.Attempts != 10 || w1.Failures != 1 || !near(w1.Loss, 0.1) {
+		t.Errorf("attempts %g failures %g loss %g, want 10, 1, 0.1", w1.Attempts, w1.Failures, w1.Loss)
 	}
 	if got := testutil.ToFloat64(m.points[KindLatency][resDuplicate]); got != 1 {
 		t.Errorf("duplicate histogram points counted %g, want 1", got)
@@ -121,10 +122,10 @@ func TestDeltasWindowsLossAndDuplicates(t *testing.T) {
 func TestFirstPointOfLongRunningStreamIsOnlyABase(t *testing.T) {
 	a, m := testAggregator(t, nil)
 	start := t0.Add(-24 * time.Hour) // a probe that ran all day before we saw it
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0, 5000))
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0.Add(15*time.Second), 5004))
-	changed, _, _ := a.collect(t0.Add(16 * time.Second))
-	if got := viewOf(t, changed, pathMD.ID()).wins[0].attempts; got != 4 {
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0, 5000))
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0.Add(15*time.Second), 5004))
+	changed, _, _ := a.Collect(t0.Add(16 * time.Second))
+	if got := viewOf(t, changed, pathMD.ID()).Wins[0].Attempts; got != 4 {
 		t.Fatalf("attempts = %g, want 4 (only the delta after the first point)", got)
 	}
 	if got := testutil.ToFloat64(m.points[KindAttempts][resBaseline]); got != 1 {
@@ -135,24 +136,24 @@ func TestFirstPointOfLongRunningStreamIsOnlyABase(t *testing.T) {
 func TestCounterResets(t *testing.T) {
 	a, m := testAggregator(t, nil)
 	start := t0.Add(-24 * time.Hour)
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0, 100))
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0.Add(15*time.Second), 110)) // +10
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0, 100))
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0.Add(15*time.Second), 110)) // +10
 	// The probe restarted: the value went down; like Prometheus's rate, the
 	// whole new value is the increase.
-	a.observe(counter(KindAttempts, "a", pathMD, start, t0.Add(30*time.Second), 3)) // +3
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0.Add(30*time.Second), 3)) // +3
 	// A new start timestamp with a higher value is a reset too: +150, not +147.
 	restart := t0.Add(40 * time.Second)
-	a.observe(counter(KindAttempts, "a", pathMD, restart, t0.Add(45*time.Second), 150))
+	a.Observe(counter(KindAttempts, "a", pathMD, restart, t0.Add(45*time.Second), 150))
 	// Histogram reset: bucket counts fall.
-	a.observe(hist("h", pathMD, start, t0, []uint64{10, 10, 10, 0}, 500))
-	a.observe(hist("h", pathMD, start, t0.Add(15*time.Second), []uint64{1, 0, 0, 0}, 5))
-	changed, _, _ := a.collect(t0.Add(50 * time.Second))
-	w := viewOf(t, changed, pathMD.ID()).wins[0]
-	if w.attempts != 163 {
-		t.Errorf("attempts = %g, want 10+3+150 = 163", w.attempts)
+	a.Observe(hist("h", pathMD, start, t0, []uint64{10, 10, 10, 0}, 500))
+	a.Observe(hist("h", pathMD, start, t0.Add(15*time.Second), []uint64{1, 0, 0, 0}, 5))
+	changed, _, _ := a.Collect(t0.Add(50 * time.Second))
+	w := viewOf(t, changed, pathMD.ID()).Wins[0]
+	if w.Attempts != 163 {
+		t.Errorf("attempts = %g, want 10+3+150 = 163", w.Attempts)
 	}
-	if w.count != 1 || !near(w.mean, 5) {
-		t.Errorf("histogram after reset: count %d mean %g, want 1 and 5", w.count, w.mean)
+	if w.Count != 1 || !near(w.Mean, 5) {
+		t.Errorf("histogram after reset: count %d mean %g, want 1 and 5", w.Count, w.Mean)
 	}
 	if got := testutil.ToFloat64(m.points[KindAttempts][resReset]); got != 2 {
 		t.Errorf("counter resets counted %g, want 2", got)
@@ -162,30 +163,30 @@ func TestCounterResets(t *testing.T) {
 func TestWindowExpiry(t *testing.T) {
 	a, _ := testAggregator(t, nil)
 	start := t0.Add(-5 * time.Second)
-	a.observe(hist("h", pathMD, start, t0, []uint64{0, 4, 0, 0}, 60))
+	a.Observe(hist("h", pathMD, start, t0, []uint64{0, 4, 0, 0}, 60))
 	// 2 minutes later: out of the 1 m window, still in 5 m and 15 m.
-	changed, _, _ := a.collect(t0.Add(2 * time.Minute))
+	changed, _, _ := a.Collect(t0.Add(2 * time.Minute))
 	v := viewOf(t, changed, pathMD.ID())
-	if v.wins[0].count != 0 || !math.IsNaN(v.wins[0].p50) {
-		t.Errorf("1m window after 2m: count %d p50 %g, want 0 and NaN", v.wins[0].count, v.wins[0].p50)
+	if v.Wins[0].Count != 0 || !math.IsNaN(v.Wins[0].P50) {
+		t.Errorf("1m window after 2m: count %d p50 %g, want 0 and NaN", v.Wins[0].Count, v.Wins[0].P50)
 	}
-	if v.wins[1].count != 4 || v.wins[2].count != 4 {
-		t.Errorf("5m/15m windows: %d/%d, want 4/4", v.wins[1].count, v.wins[2].count)
+	if v.Wins[1].Count != 4 || v.Wins[2].Count != 4 {
+		t.Errorf("5m/15m windows: %d/%d, want 4/4", v.Wins[1].Count, v.Wins[2].Count)
 	}
 	// 10 minutes later: only 15 m still has it.
-	changed, _, _ = a.collect(t0.Add(10 * time.Minute))
+	changed, _, _ = a.Collect(t0.Add(10 * time.Minute))
 	v = viewOf(t, changed, pathMD.ID())
-	if v.wins[1].count != 0 || v.wins[2].count != 4 {
-		t.Errorf("after 10m: 5m %d 15m %d, want 0 and 4", v.wins[1].count, v.wins[2].count)
+	if v.Wins[1].Count != 0 || v.Wins[2].Count != 4 {
+		t.Errorf("after 10m: 5m %d 15m %d, want 0 and 4", v.Wins[1].Count, v.Wins[2].Count)
 	}
 	// The baseline (last hour) still knows the path.
-	if !near(v.baseP50, 15) {
-		t.Errorf("baseline p50 = %g, want 15", v.baseP50)
+	if !near(v.BaseP50, 15) {
+		t.Errorf("baseline p50 = %g, want 15", v.BaseP50)
 	}
 	// After the expiry (1 h without data) the cell is gone.
-	_, removed, _ := a.collect(t0.Add(61 * time.Minute))
-	if len(removed) != 1 || removed[0] != pathMD.ID() || a.cellCount() != 0 {
-		t.Fatalf("removed %v, cells %d; want the cell expired", removed, a.cellCount())
+	_, removed, _ := a.Collect(t0.Add(61 * time.Minute))
+	if len(removed) != 1 || removed[0] != pathMD.ID() || a.CellCount() != 0 {
+		t.Fatalf("removed %v, cells %d; want the cell expired", removed, a.CellCount())
 	}
 }
 
@@ -198,11 +199,11 @@ func TestStalenessAndEvents(t *testing.T) {
 	feed := func(bucket int, n uint64, lat float64) {
 		cum[bucket] += n
 		sum += float64(n) * lat
-		a.observe(hist("h", pathMD, start, ts, append([]uint64(nil), cum[:]...), sum))
+		a.Observe(hist("h", pathMD, start, ts, append([]uint64(nil), cum[:]...), sum))
 	}
-	var events []Event
+	var events []pathstate.Event
 	step := func() {
-		_, _, ev := a.collect(ts.Add(time.Second))
+		_, _, ev := a.Collect(ts.Add(time.Second))
 		events = append(events, ev...)
 		ts = ts.Add(15 * time.Second)
 	}
@@ -219,7 +220,7 @@ func TestStalenessAndEvents(t *testing.T) {
 		feed(2, 10, 30)
 		step()
 	}
-	if len(events) != 1 || events[0].Kind != EventDegraded || events[0].Reason != "latency" {
+	if len(events) != 1 || events[0].Kind != pathstate.Degraded || events[0].Reason != "latency" {
 		t.Fatalf("events after degradation: %v, want one degraded/latency", events)
 	}
 	if e := events[0]; !(e.P95Before <= 10) || !(e.P95After > 20) {
@@ -235,44 +236,44 @@ func TestStalenessAndEvents(t *testing.T) {
 		feed(0, 10, 5)
 		step()
 	}
-	if len(events) != 2 || events[1].Kind != EventRecovered {
+	if len(events) != 2 || events[1].Kind != pathstate.Recovered {
 		t.Fatalf("events after recovery: %v, want degraded then recovered", events)
 	}
 	// Silence: with a learnt 15 s interval the cell is stale after 30 s.
 	last := ts.Add(-15 * time.Second)
-	_, _, ev := a.collect(last.Add(29 * time.Second))
+	_, _, ev := a.Collect(last.Add(29 * time.Second))
 	if len(ev) != 0 {
 		t.Fatalf("stale too early: %v", ev)
 	}
-	changed, _, ev := a.collect(last.Add(31 * time.Second))
-	if len(ev) != 1 || ev[0].Kind != EventStale {
+	changed, _, ev := a.Collect(last.Add(31 * time.Second))
+	if len(ev) != 1 || ev[0].Kind != pathstate.Stale {
 		t.Fatalf("want one stale event, got %v", ev)
 	}
-	if v := viewOf(t, changed, pathMD.ID()); !v.stale || v.state != "stale" {
-		t.Errorf("view stale=%v state=%s", v.stale, v.state)
+	if v := viewOf(t, changed, pathMD.ID()); !v.Stale || v.State != "stale" {
+		t.Errorf("view stale=%v state=%s", v.Stale, v.State)
 	}
 	ts = last.Add(45 * time.Second)
 	feed(0, 10, 5)
-	_, _, ev = a.collect(ts.Add(time.Second))
-	if len(ev) != 1 || ev[0].Kind != EventBack {
+	_, _, ev = a.Collect(ts.Add(time.Second))
+	if len(ev) != 1 || ev[0].Kind != pathstate.Back {
 		t.Fatalf("want one back event, got %v", ev)
 	}
 }
 
 func TestLimitsAndBadInput(t *testing.T) {
 	a, m := testAggregator(t, func(c *Config) { c.MaxCells = 1 })
-	a.observe(hist("h1", pathMD, time.Time{}, t0, []uint64{1, 0, 0, 0}, 1))
+	a.Observe(hist("h1", pathMD, time.Time{}, t0, []uint64{1, 0, 0, 0}, 1))
 	other := pathMD
 	other.Carrier = "Smart"
-	a.observe(hist("h2", other, time.Time{}, t0, []uint64{1, 0, 0, 0}, 1))
+	a.Observe(hist("h2", other, time.Time{}, t0, []uint64{1, 0, 0, 0}, 1))
 	if got := testutil.ToFloat64(m.points[KindLatency][resCellLimit]); got != 1 {
 		t.Errorf("cell limit drops %g, want 1", got)
 	}
-	a.observe(&Point{Kind: KindLatency, Stream: []byte("x"), Cell: pathMD, Time: t0, Bounds: testBounds, Counts: []uint64{1}})
+	a.Observe(&Point{Kind: KindLatency, Stream: []byte("x"), Cell: pathMD, Time: t0, Bounds: testBounds, Counts: []uint64{1}})
 	if got := testutil.ToFloat64(m.points[KindLatency][resBadBuckets]); got != 1 {
 		t.Errorf("bad bucket points %g, want 1", got)
 	}
-	a.observe(counter(KindAttempts, "y", CellKey{SrcCity: "Manila"}, time.Time{}, t0, 1))
+	a.Observe(counter(KindAttempts, "y", pathstate.CellKey{SrcCity: "Manila"}, time.Time{}, t0, 1))
 	if got := testutil.ToFloat64(m.points[KindAttempts][resBadLabels]); got != 1 {
 		t.Errorf("bad label points %g, want 1", got)
 	}
@@ -310,7 +311,7 @@ func TestRingMemoryIsFixed(t *testing.T) {
 	counts := make([]uint64, len(DefaultBounds)+1)
 	for i := range 1000 { // more than four ring turns
 		counts[i%len(counts)]++
-		a.observe(&Point{Kind: KindLatency, Stream: []byte("h"), Cell: pathMD, Start: start,
+		a.Observe(&Point{Kind: KindLatency, Stream: []byte("h"), Cell: pathMD, Start: start,
 			Time: t0.Add(time.Duration(i) * 15 * time.Second), Bounds: DefaultBounds, Counts: append([]uint64(nil), counts...), Sum: float64(i)})
 	}
 	if after := c.ring.memBytes(); after != before {

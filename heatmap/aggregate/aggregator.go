@@ -1,4 +1,12 @@
-package heatmap
+// Package aggregate is the heatmap's arithmetic: it turns cumulative probe
+// points into cells keyed by (src_city, dst_city, carrier, network_type),
+// each a fixed ring of time × latency-bucket slots with sliding windows
+// (quantiles computed exactly as Prometheus's histogram_quantile), loss,
+// staleness, a trend against the cell's own baseline, and the hysteresis
+// that decides its path state changes. It knows nothing of websockets or
+// the store: the heatmap exporter and heatmap/rebuild feed it (Observe),
+// heatmap/hub reads it (Collect, Drilldown).
+package aggregate
 
 import (
 	"math"
@@ -6,6 +14,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/internal/cumulative"
 )
 
 // Kind says which metric of the metric model a point belongs to.
@@ -41,7 +54,7 @@ type Point struct {
 	// Stream identifies the cumulative series: build it with
 	// AppendStreamKey. The heatmap copies it when it first sees it.
 	Stream []byte
-	Cell   CellKey
+	Cell   pathstate.CellKey
 	// Start is the point's start timestamp; zero when unknown. A change of
 	// Start is a counter reset.
 	Start time.Time
@@ -96,58 +109,65 @@ func AppendStreamKey(dst []byte, kind Kind, instance string, labels []Label) []b
 
 // stream is the delta-tracking state of one cumulative series.
 type stream struct {
-	cell    *cell
-	kind    Kind
-	startMs int64
-	lastMs  int64    // timestamp of the last accepted point; 0 = none yet
-	counts  []uint64 // histogram: last cumulative count per cell bucket
-	sum     float64  // histogram: last cumulative sum
-	value   float64  // counter: last cumulative value
+	cell   *cell
+	kind   Kind
+	series cumulative.Series
+	counts []uint64 // histogram: last cumulative count per cell bucket
+	sum    float64  // histogram: last cumulative sum
+	value  float64  // counter: last cumulative value
 }
 
 // cell is one (src, dst, carrier, network type) path.
 type cell struct {
-	key        CellKey
-	id         string
-	ring       *ring
-	lastSeen   int64 // ms
-	intervalMs int64 // learnt spacing of points of one stream
-	health     health
-	removed    bool
-	view       *cellView // last computed view (what the hub last saw)
-}
-
-// winStats are one window's numbers for one cell. NaN = not computable.
-type winStats struct {
-	p50, p90, p99, mean float64
-	count               uint64
-	attempts, failures  float64
-	loss                float64
-}
-
-// cellView is an immutable snapshot of a cell's numbers; the hub keeps and
-// shares them without locks.
-type cellView struct {
+	key      pathstate.CellKey
 	id       string
-	key      CellKey
-	wins     []winStats // in Config.Windows order
-	baseP50  float64
-	lastSeen int64
-	stale    bool
-	state    string
+	ring     *ring
+	lastSeen int64               // ms
+	interval cumulative.Interval // learnt spacing of points of one stream
+	health   health
+	removed  bool
+	view     *View // last computed view (what the hub last saw)
 }
 
-// changedCell is a view plus a bit per window whose numbers changed (bits
+// Stats are one window's numbers for one cell. NaN = not computable.
+type Stats struct {
+	P50, P90, P99, Mean float64
+	Count               uint64
+	Attempts, Failures  float64
+	Loss                float64
+}
+
+// View is an immutable snapshot of a cell's numbers; the hub keeps and
+// shares them without locks.
+type View struct {
+	ID       string
+	Key      pathstate.CellKey
+	Wins     []Stats // in Config.Windows order
+	BaseP50  float64
+	LastSeen int64 // Unix ms of the newest point
+	Stale    bool
+	State    string // "ok", "degraded" or "stale"
+}
+
+// Trend is window wi's p50 over the baseline p50; NaN without a baseline.
+func (v *View) Trend(wi int) float64 {
+	if v.BaseP50 > 0 {
+		return round3(v.Wins[wi].P50 / v.BaseP50)
+	}
+	return math.NaN()
+}
+
+// Changed is a view plus a bit per window whose numbers changed (bits
 // for all windows when a common field changed).
-type changedCell struct {
-	view *cellView
-	mask uint32
+type Changed struct {
+	View *View
+	Mask uint32
 }
 
-// aggregator holds all cells and the per-stream delta state. One mutex
+// Aggregator holds all cells and the per-stream delta state. One mutex
 // guards everything: an observation is a few hundred nanoseconds, and the
 // periodic collect is O(cells × buckets).
-type aggregator struct {
+type Aggregator struct {
 	mu       sync.Mutex
 	cfg      Config
 	resMs    int64
@@ -155,31 +175,37 @@ type aggregator struct {
 	nb       int
 	winSlots []int64
 	evWin    int // index of Events.Window in cfg.Windows
-	firstMax int64
-	cells    map[CellKey]*cell
+	firstMax time.Duration
+	cells    map[pathstate.CellKey]*cell
 	byID     map[string]*cell
 	streams  map[string]*stream
 	scratch  []uint64
 	scratch2 []uint64
 	// scratchView is where collect computes a cell's numbers before it
 	// knows whether they changed.
-	scratchView cellView
+	scratchView View
 	lastSweep   int64
 	m           *metrics
-	now         func() time.Time
 }
 
-func newAggregator(cfg Config, m *metrics) *aggregator {
-	a := &aggregator{
+// New validates cfg (zero fields take defaults) and returns an empty
+// aggregation. Its metrics are registered by whoever serves them
+// (Collectors).
+func New(cfg Config) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	m := newMetrics()
+	a := &Aggregator{
 		cfg:     cfg,
 		resMs:   cfg.Resolution.Milliseconds(),
 		bounds:  cfg.Bounds,
 		nb:      len(cfg.Bounds) + 1,
-		cells:   map[CellKey]*cell{},
+		cells:   map[pathstate.CellKey]*cell{},
 		byID:    map[string]*cell{},
 		streams: map[string]*stream{},
 		m:       m,
-		now:     time.Now,
 	}
 	for i, w := range cfg.Windows {
 		a.winSlots = append(a.winSlots, int64(w/cfg.Resolution))
@@ -190,28 +216,35 @@ func newAggregator(cfg Config, m *metrics) *aggregator {
 	// A stream's first point counts as a delta only if it started recently
 	// (a fresh probe, or deltatocumulative's first point); otherwise it is
 	// a long-running counter seen for the first time and only sets the base.
-	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution).Milliseconds()
+	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution)
 	a.scratch = make([]uint64, a.nb)
 	a.scratch2 = make([]uint64, a.nb)
-	a.scratchView.wins = make([]winStats, len(cfg.Windows))
-	return a
+	a.scratchView.Wins = make([]Stats, len(cfg.Windows))
+	return a, nil
 }
 
-func (a *aggregator) slotOf(ms int64) int64 {
+// Config returns the effective configuration (defaults filled in).
+func (a *Aggregator) Config() Config { return a.cfg }
+
+// Collectors are the aggregation's metrics (bantay_heatmap_points_total,
+// _clamped_observations_total, _cells, _streams), to be registered.
+func (a *Aggregator) Collectors() []prometheus.Collector { return a.m.all }
+
+func (a *Aggregator) slotOf(ms int64) int64 {
 	if ms < 0 {
 		return 0
 	}
 	return ms / a.resMs
 }
 
-func (a *aggregator) count(k Kind, result string) {
+func (a *Aggregator) count(k Kind, result string) {
 	if byKind, ok := a.m.points[k]; ok {
 		byKind[result].Inc()
 	}
 }
 
 // cellFor returns the cell for key, creating it within MaxCells.
-func (a *aggregator) cellFor(key CellKey) *cell {
+func (a *Aggregator) cellFor(key pathstate.CellKey) *cell {
 	if c, ok := a.cells[key]; ok {
 		return c
 	}
@@ -228,7 +261,7 @@ func (a *aggregator) cellFor(key CellKey) *cell {
 // fold maps a histogram's buckets onto the cell bounds: each source bucket
 // goes to the cell bucket that holds its upper bound. Exact when the source
 // bounds include every cell bound (the metric model's bounds do).
-func (a *aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool {
+func (a *Aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool {
 	if len(counts) != len(bounds)+1 {
 		return false
 	}
@@ -259,14 +292,16 @@ func (a *aggregator) fold(dst []uint64, bounds []float64, counts []uint64) bool 
 	return true
 }
 
-// observe applies one cumulative point.
-func (a *aggregator) observe(p *Point) {
+// Observe applies one cumulative (or Delta) point. It is safe for
+// concurrent use and counts every point it cannot use in
+// bantay_heatmap_points_total{result!="accepted"}.
+func (a *Aggregator) Observe(p *Point) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.observeLocked(p)
 }
 
-func (a *aggregator) observeLocked(p *Point) {
+func (a *Aggregator) observeLocked(p *Point) {
 	if p.Cell.SrcCity == "" || p.Cell.DstCity == "" || p.Cell.Carrier == "" || p.Cell.NetworkType == "" {
 		a.count(p.Kind, resBadLabels)
 		return
@@ -302,45 +337,30 @@ func (a *aggregator) observeLocked(p *Point) {
 		st.cell = c
 	}
 	tMs := p.Time.UnixMilli()
-	var startMs int64
+	var startNs int64
 	if !p.Start.IsZero() && p.Start.UnixNano() > 0 {
-		startMs = p.Start.UnixMilli()
+		// Whole milliseconds, as the store keeps them, so a point read
+		// back by Rebuild and the same point live are one timestamp.
+		startNs = p.Start.UnixMilli() * int64(time.Millisecond)
 	}
-
-	result := resAccepted
-	full := false // take the whole cumulative value as the delta
-	switch {
-	case st.lastMs == 0:
-		if startMs != 0 && tMs-startMs <= a.firstMax && tMs >= startMs {
-			full = true
-		} else {
-			result = resBaseline
-		}
-	case tMs == st.lastMs:
+	verdict, gap := st.series.Next(startNs, tMs*int64(time.Millisecond), a.firstMax, a.decreased(st, p))
+	c.interval.Learn(gap)
+	var result string
+	switch verdict {
+	case cumulative.Duplicate:
 		a.count(p.Kind, resDuplicate)
 		return
-	case tMs < st.lastMs:
+	case cumulative.OutOfOrder:
 		a.count(p.Kind, resOutOfOrder)
 		return
+	case cumulative.Baseline:
+		result = resBaseline
+	case cumulative.Reset:
+		result = resReset
 	default:
-		if startMs != 0 && st.startMs != 0 && startMs != st.startMs {
-			full, result = true, resReset
-		} else if startMs != 0 && st.startMs == 0 && startMs >= st.lastMs {
-			// The stream was seeded from the TSDB (no start time there) and
-			// this series began after the last stored sample: a new series
-			// (e.g. deltatocumulative restarted with the collector).
-			full, result = true, resReset
-		} else if a.decreased(st, p) {
-			full, result = true, resReset
-		}
-		if gap := tMs - st.lastMs; gap < time.Hour.Milliseconds() {
-			if c.intervalMs == 0 {
-				c.intervalMs = gap
-			} else {
-				c.intervalMs = (7*c.intervalMs + gap) / 8
-			}
-		}
+		result = resAccepted
 	}
+	full := verdict.Whole() // take the whole cumulative value as the delta
 
 	slot := a.slotOf(tMs)
 	apply := result != resBaseline
@@ -383,8 +403,6 @@ func (a *aggregator) observeLocked(p *Point) {
 		}
 		st.value = p.Value
 	}
-	st.startMs = startMs
-	st.lastMs = tMs
 	if tMs > c.lastSeen {
 		c.lastSeen = tMs
 	}
@@ -393,7 +411,7 @@ func (a *aggregator) observeLocked(p *Point) {
 
 // observeDelta adds a delta point to its cell. Caller holds a.mu and has
 // folded a histogram into a.scratch.
-func (a *aggregator) observeDelta(p *Point) {
+func (a *Aggregator) observeDelta(p *Point) {
 	c := a.cellFor(p.Cell)
 	if c == nil {
 		a.count(p.Kind, resCellLimit)
@@ -426,7 +444,7 @@ func (a *aggregator) observeDelta(p *Point) {
 }
 
 // decreased reports whether any cumulative value went down (a reset).
-func (a *aggregator) decreased(st *stream, p *Point) bool {
+func (a *Aggregator) decreased(st *stream, p *Point) bool {
 	if p.Kind == KindLatency {
 		for i, v := range a.scratch {
 			if v < st.counts[i] {
@@ -438,45 +456,43 @@ func (a *aggregator) decreased(st *stream, p *Point) bool {
 	return p.Value < st.value
 }
 
-func (a *aggregator) stats(w *window) winStats {
-	s := winStats{count: w.count(), attempts: w.attempts, failures: w.failures}
-	s.p50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.count))
-	s.p90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.count))
-	s.p99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.count))
-	s.mean = math.NaN()
-	if s.count > 0 {
-		s.mean = round3(w.sum / float64(s.count))
+func (a *Aggregator) stats(w *window) Stats {
+	s := Stats{Count: w.count(), Attempts: w.attempts, Failures: w.failures}
+	s.P50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.Count))
+	s.P90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.Count))
+	s.P99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.Count))
+	s.Mean = math.NaN()
+	if s.Count > 0 {
+		s.Mean = round3(w.sum / float64(s.Count))
 	}
-	s.attempts = math.Round(s.attempts*1000) / 1000
-	s.failures = math.Round(s.failures*1000) / 1000
-	s.loss = math.NaN()
-	if s.attempts > 0 {
-		s.loss = round6(min(s.failures/s.attempts, 1))
+	s.Attempts = math.Round(s.Attempts*1000) / 1000
+	s.Failures = math.Round(s.Failures*1000) / 1000
+	s.Loss = math.NaN()
+	if s.Attempts > 0 {
+		s.Loss = round6(min(s.Failures/s.Attempts, 1))
 	}
 	return s
 }
 
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
 
-func (s winStats) equal(o winStats) bool {
-	return sameFloat(s.p50, o.p50) && sameFloat(s.p90, o.p90) && sameFloat(s.p99, o.p99) &&
-		sameFloat(s.mean, o.mean) && s.count == o.count && sameFloat(s.attempts, o.attempts) &&
-		sameFloat(s.failures, o.failures) && sameFloat(s.loss, o.loss)
+// Equal reports whether two windows have the same numbers (NaN equal to
+// NaN).
+func (s Stats) Equal(o Stats) bool {
+	return sameFloat(s.P50, o.P50) && sameFloat(s.P90, o.P90) && sameFloat(s.P99, o.P99) &&
+		sameFloat(s.Mean, o.Mean) && s.Count == o.Count && sameFloat(s.Attempts, o.Attempts) &&
+		sameFloat(s.Failures, o.Failures) && sameFloat(s.Loss, o.Loss)
 }
 
 // staleAfterMs is the silence after which a cell is stale.
-func (a *aggregator) staleAfterMs(c *cell) int64 {
-	iv := c.intervalMs
-	if iv <= 0 {
-		iv = a.cfg.ProbeInterval.Milliseconds()
-	}
-	return int64(a.cfg.StaleAfter * float64(iv))
+func (a *Aggregator) staleAfterMs(c *cell) int64 {
+	return int64(a.cfg.StaleAfter * float64(c.interval.Or(a.cfg.ProbeInterval).Milliseconds()))
 }
 
-// collect brings every cell to time now: slides its windows, recomputes its
+// Collect brings every cell to time now: slides its windows, recomputes its
 // view, judges its health, expires it if its probes vanished. It returns
 // the cells whose view changed, the ids of removed cells and the events.
-func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []string, events []Event) {
+func (a *Aggregator) Collect(now time.Time) (changed []Changed, removed []string, events []pathstate.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	nowMs := now.UnixMilli()
@@ -495,39 +511,39 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 		// Compute into a reused view; only a changed cell gets a new
 		// immutable one, so a quiet tick allocates nothing per cell.
 		v := &a.scratchView
-		*v = cellView{id: c.id, key: c.key, lastSeen: c.lastSeen, wins: v.wins[:len(a.cfg.Windows)]}
+		*v = View{ID: c.id, Key: c.key, LastSeen: c.lastSeen, Wins: v.Wins[:len(a.cfg.Windows)]}
 		for i := range a.cfg.Windows {
-			v.wins[i] = a.stats(&c.ring.wins[i])
+			v.Wins[i] = a.stats(&c.ring.wins[i])
 		}
 		hist := &c.ring.wins[len(c.ring.wins)-1]
-		v.baseP50 = round3(bucketQuantile(0.5, a.bounds, hist.counts))
-		v.stale = nowMs-c.lastSeen > a.staleAfterMs(c)
+		v.BaseP50 = round3(bucketQuantile(0.5, a.bounds, hist.counts))
+		v.Stale = nowMs-c.lastSeen > a.staleAfterMs(c)
 		if ev, ok := a.judge(c, v, now, nowMs, hist); ok {
 			events = append(events, ev)
 		}
 		switch {
-		case v.stale:
-			v.state = "stale"
+		case v.Stale:
+			v.State = "stale"
 		case c.health.degraded:
-			v.state = "degraded"
+			v.State = "degraded"
 		default:
-			v.state = "ok"
+			v.State = "ok"
 		}
 		var mask uint32
-		if o := c.view; o == nil || !sameFloat(o.baseP50, v.baseP50) || o.lastSeen != v.lastSeen || o.stale != v.stale || o.state != v.state {
+		if o := c.view; o == nil || !sameFloat(o.BaseP50, v.BaseP50) || o.LastSeen != v.LastSeen || o.Stale != v.Stale || o.State != v.State {
 			mask = allMask
 		} else {
-			for i := range v.wins {
-				if !v.wins[i].equal(o.wins[i]) {
+			for i := range v.Wins {
+				if !v.Wins[i].Equal(o.Wins[i]) {
 					mask |= 1 << i
 				}
 			}
 		}
 		if mask != 0 {
 			nv := *v
-			nv.wins = append([]winStats(nil), v.wins...)
+			nv.Wins = append([]Stats(nil), v.Wins...)
 			c.view = &nv
-			changed = append(changed, changedCell{view: &nv, mask: mask})
+			changed = append(changed, Changed{View: &nv, Mask: mask})
 		}
 	}
 	if len(removed) > 0 {
@@ -538,7 +554,7 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 	if nowMs-a.lastSweep >= a.resMs {
 		a.lastSweep = nowMs
 		for k, st := range a.streams {
-			if nowMs-st.lastMs > expireMs {
+			if nowMs-st.series.Last()/int64(time.Millisecond) > expireMs {
 				delete(a.streams, k)
 			}
 		}
@@ -548,23 +564,23 @@ func (a *aggregator) collect(now time.Time) (changed []changedCell, removed []st
 }
 
 // judge updates the cell's stale flag and degraded hysteresis.
-func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, hist *window) (Event, bool) {
+func (a *Aggregator) judge(c *cell, v *View, now time.Time, nowMs int64, hist *window) (pathstate.Event, bool) {
 	ew := &c.ring.wins[a.evWin]
-	ws := v.wins[a.evWin]
-	ev := Event{
+	ws := v.Wins[a.evWin]
+	ev := pathstate.Event{
 		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
 		P95After:  round3(bucketQuantile(0.95, a.bounds, ew.counts)),
 		P95Before: round3(bucketQuantile(0.95, a.bounds, hist.counts)),
-		Loss:      ws.loss, Samples: ws.count, LastSeen: time.UnixMilli(c.lastSeen),
+		Loss:      ws.Loss, Samples: ws.Count, LastSeen: time.UnixMilli(c.lastSeen),
 	}
-	if v.stale != c.health.stale {
-		c.health.stale = v.stale
+	if v.Stale != c.health.stale {
+		c.health.stale = v.Stale
 		c.health.pendingSince = 0
-		if v.stale {
-			ev.Kind = EventStale
+		if v.Stale {
+			ev.Kind = pathstate.Stale
 			ev.Reason = "no data for " + (time.Duration(nowMs-c.lastSeen) * time.Millisecond).Round(time.Second).String()
 		} else {
-			ev.Kind = EventBack
+			ev.Kind = pathstate.Back
 			ev.Reason = "data again"
 		}
 		if c.health.degraded {
@@ -572,31 +588,31 @@ func (a *aggregator) judge(c *cell, v *cellView, now time.Time, nowMs int64, his
 		}
 		return ev, true
 	}
-	if v.stale {
-		return Event{}, false
+	if v.Stale {
+		return pathstate.Event{}, false
 	}
-	kind, reason, ok := c.health.judge(&a.cfg.Events, nowMs, ev.P95After, ev.P95Before, ws.count, ws.loss, ws.attempts)
+	kind, reason, ok := c.health.judge(&a.cfg.Events, nowMs, ev.P95After, ev.P95Before, ws.Count, ws.Loss, ws.Attempts)
 	if !ok {
-		return Event{}, false
+		return pathstate.Event{}, false
 	}
 	ev.Kind, ev.Reason = kind, reason
 	ev.P95Before = c.health.p95Before
 	return ev, true
 }
 
-// column is one resolution step of a cell's drill-down matrix.
-type column struct {
-	t                  int64 // ms, start of the step
-	counts             []uint64
-	count              uint64
-	p50, mean          float64
-	attempts, failures float64
-	loss               float64
+// Column is one resolution step of a cell's drill-down matrix.
+type Column struct {
+	T                  int64    // Unix ms, start of the step
+	Counts             []uint64 // per bucket; nil when the step is empty
+	Count              uint64
+	P50, Mean          float64
+	Attempts, Failures float64
+	Loss               float64
 }
 
-// drilldown returns the cell's view and its newest `n` columns (n <= 0: the
+// Drilldown returns the cell's view and its newest `n` columns (n <= 0: the
 // whole history), oldest first, brought to time now.
-func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []column, bool) {
+func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c, ok := a.byID[id]
@@ -609,24 +625,24 @@ func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []co
 	if n <= 0 || n > total {
 		n = total
 	}
-	cols := make([]column, n)
+	cols := make([]Column, n)
 	for i := range cols {
 		s := cur - int64(n-1-i)
-		col := column{t: s * a.resMs, counts: make([]uint64, a.nb)}
-		sum, att, fail := c.ring.slot(s, col.counts)
-		for _, x := range col.counts {
-			col.count += x
+		col := Column{T: s * a.resMs, Counts: make([]uint64, a.nb)}
+		sum, att, fail := c.ring.slot(s, col.Counts)
+		for _, x := range col.Counts {
+			col.Count += x
 		}
-		col.attempts, col.failures = float64(float32(att)), float64(float32(fail))
-		col.p50 = round3(bucketQuantile(0.5, a.bounds, col.counts))
-		col.mean, col.loss = math.NaN(), math.NaN()
-		if col.count > 0 {
-			col.mean = round3(sum / float64(col.count))
+		col.Attempts, col.Failures = float64(float32(att)), float64(float32(fail))
+		col.P50 = round3(bucketQuantile(0.5, a.bounds, col.Counts))
+		col.Mean, col.Loss = math.NaN(), math.NaN()
+		if col.Count > 0 {
+			col.Mean = round3(sum / float64(col.Count))
 		} else {
-			col.counts = nil
+			col.Counts = nil
 		}
 		if att > 0 {
-			col.loss = round6(min(fail/att, 1))
+			col.Loss = round6(min(fail/att, 1))
 		}
 		cols[i] = col
 	}
@@ -634,8 +650,8 @@ func (a *aggregator) drilldown(id string, now time.Time, n int) (*cellView, []co
 	return v, cols, true
 }
 
-// cellCount returns the number of cells.
-func (a *aggregator) cellCount() int {
+// CellCount returns the number of cells.
+func (a *Aggregator) CellCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.cells)

@@ -1,23 +1,8 @@
-package heatmap
+package aggregate
 
 import (
 	"math"
 )
-
-// CellKey identifies one heatmap cell: a path from a source city to a
-// destination city over one carrier and access network type. Every probe
-// and target with these four labels is aggregated into the cell.
-type CellKey struct {
-	SrcCity     string
-	DstCity     string
-	Carrier     string
-	NetworkType string
-}
-
-// ID is the cell's stable protocol id ("src|dst|carrier|network_type").
-func (k CellKey) ID() string {
-	return k.SrcCity + "|" + k.DstCity + "|" + k.Carrier + "|" + k.NetworkType
-}
 
 // maxSlotCount is what one uint16 slot bucket can hold. Deltas beyond it are
 // clamped (and counted) rather than wrapped, so window sums, which add and

@@ -1,14 +1,26 @@
-package heatmap
+// Package hub serves the heatmap to browsers: it fans the aggregation's
+// changed cells out to websocket clients (one encoding per subscription
+// group per tick, a bounded queue per connection that coalesces into a
+// snapshot when a client falls behind), answers their requests, and serves
+// the snapshot and drill-down HTTP endpoints. The frames are heatmap/wire's.
+package hub
 
 import (
 	"cmp"
+	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/gorilla/websocket"
 )
@@ -31,11 +43,11 @@ func newFrame(typ string, data []byte) frame {
 	return frame{pm: pm, typ: typ, size: len(data)}
 }
 
-// group is the set of clients with one subscription. Its frames are encoded
+// group is the set of clients with one wire.Subscription. Its frames are encoded
 // once per tick and shared.
 type group struct {
 	key     string
-	sub     subscription
+	sub     wire.Subscription
 	clients map[*client]struct{}
 	snap    frame // the snapshot at snapSeq, built lazily
 	snapSeq uint64
@@ -48,14 +60,16 @@ type drill struct {
 	fullSeq  uint64
 }
 
-// hub owns the last broadcast state of every cell and fans it out. Lock
+// Hub owns the last broadcast state of every cell and fans it out. Lock
 // order: hub.mu, then aggregator.mu, then client.qmu.
-type hub struct {
+type Hub struct {
 	cfg    Config
-	agg    *aggregator
+	acfg   aggregate.Config // the aggregation's windows, resolution, bounds
+	agg    *aggregate.Aggregator
 	m      *metrics
 	log    *slog.Logger
-	parser *parser
+	parser *wire.Parser
+	srv    *server
 
 	bmu sync.Mutex // serialises broadcasts
 
@@ -66,7 +80,7 @@ type hub struct {
 	mu       sync.Mutex
 	seq      uint64
 	nowMs    int64
-	views    map[string]*cellView
+	views    map[string]*aggregate.View
 	ids      []string // sorted keys of views
 	idsDirty bool
 	meta     []byte // `"carriers":[...],"network_types":[...],"cities":[...]`
@@ -82,34 +96,62 @@ type hub struct {
 	feed     feedRing // the last events, for snapshots (feed.go)
 }
 
-func newHub(cfg Config, agg *aggregator, m *metrics, log *slog.Logger) *hub {
-	h := &hub{
-		cfg: cfg, agg: agg, m: m, log: log,
-		views:    map[string]*cellView{},
+// New validates cfg (zero fields take defaults) and returns a hub that
+// serves agg's cells, placing cities with gaz (nil: the shipped
+// gazetteer). Broadcast brings it to a time; Handler serves it; Close
+// disconnects every client. Its metrics are registered by whoever serves
+// them (Collectors). A nil logger discards.
+func New(cfg Config, agg *aggregate.Aggregator, gaz *gazetteer.Gazetteer, log *slog.Logger) (*Hub, error) {
+	acfg := agg.Config()
+	defWin, err := cfg.DefaultWindowIn(acfg.Windows)
+	err = errors.Join(cfg.Validate(), err)
+	if err != nil {
+		return nil, err
+	}
+	if gaz == nil {
+		gaz = gazetteer.Default()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		cfg: cfg.WithDefaults(), acfg: acfg, agg: agg, m: newMetrics(), log: log,
+		views:    map[string]*aggregate.View{},
 		groups:   map[string]*group{},
 		clients:  map[*client]struct{}{},
 		drills:   map[string]*drill{},
 		cityRank: map[string]int{},
 	}
 	var windows []string
-	defWin := 0
-	for i, w := range cfg.Windows {
-		windows = append(windows, windowName(w))
-		if w == cfg.DefaultWindow {
-			defWin = i
-		}
+	for _, w := range acfg.Windows {
+		windows = append(windows, pathstate.WindowName(w))
 	}
-	h.parser = newParser(windows, defWin, cfg.Gazetteer)
-	h.useGazetteer(cfg.Gazetteer)
-	return h
+	h.parser = wire.NewParser(windows, defWin, gaz)
+	h.useGazetteer(gaz)
+	h.srv = newServer(h)
+	return h, nil
 }
+
+// Collectors are the hub's metrics (bantay_heatmap_ws_*,
+// bantay_heatmap_broadcast_duration_seconds), to be registered.
+func (h *Hub) Collectors() []prometheus.Collector { return h.m.collectors() }
+
+// Gazetteer returns the gazetteer in use now.
+func (h *Hub) Gazetteer() *gazetteer.Gazetteer { return h.parser.Gazetteer() }
+
+// Connections returns the number of open websocket connections.
+func (h *Hub) Connections() int { return h.connCount() }
+
+// Handler serves /ws, /api/heatmap/snapshot and /api/heatmap/drilldown
+// (the full paths, Paths; mount it on those paths or on "/").
+func (h *Hub) Handler() http.Handler { return h.srv.mux }
 
 // useGazetteer makes g the source of city order, region, island group and
 // coordinates (h.parser.gaz, which also canonicalises filters), and
 // rebuilds the meta part of every frame. Caller holds h.mu (or owns h, in
-// newHub).
-func (h *hub) useGazetteer(g *gazetteer.Gazetteer) {
-	h.parser.gaz.Store(g)
+// New).
+func (h *Hub) useGazetteer(g *gazetteer.Gazetteer) {
+	h.parser.SetGazetteer(g)
 	clear(h.cityRank)
 	for i, c := range g.Cities() {
 		h.cityRank[c.Name] = i
@@ -117,11 +159,14 @@ func (h *hub) useGazetteer(g *gazetteer.Gazetteer) {
 	h.meta = h.buildMeta()
 }
 
-// setGazetteer swaps the gazetteer while clients are connected: snapshots
+// SetGazetteer swaps the gazetteer while clients are connected: snapshots
 // from now on carry the new meta, and the next tick sends it in a delta to
 // every group (even with no cell changed), so open pages redraw the matrix
-// order and the map.
-func (h *hub) setGazetteer(g *gazetteer.Gazetteer) {
+// order and the map. nil restores the shipped gazetteer.
+func (h *Hub) SetGazetteer(g *gazetteer.Gazetteer) {
+	if g == nil {
+		g = gazetteer.Default()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.useGazetteer(g)
@@ -131,14 +176,14 @@ func (h *hub) setGazetteer(g *gazetteer.Gazetteer) {
 	}
 }
 
-// broadcast runs one tick: brings the aggregation to `now`, records the
+// Broadcast runs one tick: brings the aggregation to `now`, records the
 // changed views and queues one delta per group and one update per open
-// drill-down. It returns the tick's events for the subscribers.
-func (h *hub) broadcast(now time.Time) []Event {
+// drill-down. It returns the tick's path state changes.
+func (h *Hub) Broadcast(now time.Time) []pathstate.Event {
 	h.bmu.Lock()
 	defer h.bmu.Unlock()
 	began := time.Now()
-	changed, removed, events := h.agg.collect(now)
+	changed, removed, events := h.agg.Collect(now)
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -148,10 +193,10 @@ func (h *hub) broadcast(now time.Time) []Event {
 	h.seq++
 	h.nowMs = now.UnixMilli()
 	for _, c := range changed {
-		if _, ok := h.views[c.view.id]; !ok {
+		if _, ok := h.views[c.View.ID]; !ok {
 			h.idsDirty = true
 		}
-		h.views[c.view.id] = c.view
+		h.views[c.View.ID] = c.View
 	}
 	for _, id := range removed {
 		delete(h.views, id)
@@ -173,21 +218,21 @@ func (h *hub) broadcast(now time.Time) []Event {
 		if len(g.clients) == 0 {
 			continue
 		}
-		bit := uint32(1) << g.sub.window
+		bit := uint32(1) << g.sub.Window
 		buf = h.deltaHead(buf[:0], g)
 		n := 0
 		for _, c := range changed {
-			if c.mask&bit == 0 || !g.sub.matches(c.view.key) {
+			if c.Mask&bit == 0 || !g.sub.Matches(c.View.Key) {
 				continue
 			}
 			if n > 0 {
 				buf = append(buf, ',')
 			}
-			buf = appendCell(buf, c.view, g.sub.window, g.sub.statistic)
+			buf = wire.AppendCell(buf, c.View, g.sub.Window, g.sub.Statistic)
 			n++
 		}
 		buf = append(buf, `],"removed":`...)
-		buf = appendStrings(buf, removed)
+		buf = wire.AppendStrings(buf, removed)
 		if metaChanged {
 			buf = append(buf, ',')
 			buf = append(buf, h.meta...)
@@ -209,15 +254,15 @@ func (h *hub) broadcast(now time.Time) []Event {
 		for _, id := range removed {
 			gone[id] = true
 		}
-		touched := map[string]*cellView{}
+		touched := map[string]*aggregate.View{}
 		for _, c := range changed {
-			if _, ok := h.drills[c.view.id]; ok {
-				touched[c.view.id] = c.view
+			if _, ok := h.drills[c.View.ID]; ok {
+				touched[c.View.ID] = c.View
 			}
 		}
 		for id, d := range h.drills {
 			if gone[id] {
-				f := newFrame("drilldown_end", drilldownEndFrame(id, "cell expired"))
+				f := newFrame("drilldown_end", wire.DrilldownEndFrame(id, "cell expired"))
 				for c := range d.watchers {
 					c.drill = ""
 					c.enqueue(f)
@@ -228,7 +273,7 @@ func (h *hub) broadcast(now time.Time) []Event {
 			if _, ok := touched[id]; !ok {
 				continue
 			}
-			v, cols, ok := h.agg.drilldown(id, now, 2)
+			v, cols, ok := h.agg.Drilldown(id, now, 2)
 			if !ok || v == nil {
 				continue
 			}
@@ -249,7 +294,7 @@ func (h *hub) broadcast(now time.Time) []Event {
 	return events
 }
 
-func (h *hub) sortIDs() {
+func (h *Hub) sortIDs() {
 	h.ids = h.ids[:0]
 	for id := range h.views {
 		h.ids = append(h.ids, id)
@@ -259,7 +304,7 @@ func (h *hub) sortIDs() {
 }
 
 // metaSignature is a cheap fingerprint of the city/carrier/network type sets.
-func (h *hub) metaSignature() string {
+func (h *Hub) metaSignature() string {
 	cities, carriers, nts := h.sets()
 	return stringsKey(cities) + "\x00" + stringsKey(carriers) + "\x00" + stringsKey(nts)
 }
@@ -279,11 +324,11 @@ func stringsKey(ss []string) string {
 
 // sets returns the cities (in island-group order), carriers and network
 // types present in the cells.
-func (h *hub) sets() (cities, carriers, nts []string) {
+func (h *Hub) sets() (cities, carriers, nts []string) {
 	cs, ca, nt := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, v := range h.views {
-		cs[v.key.SrcCity], cs[v.key.DstCity] = true, true
-		ca[v.key.Carrier], nt[v.key.NetworkType] = true, true
+		cs[v.Key.SrcCity], cs[v.Key.DstCity] = true, true
+		ca[v.Key.Carrier], nt[v.Key.NetworkType] = true, true
 	}
 	for c := range cs {
 		cities = append(cities, c)
@@ -312,13 +357,13 @@ func (h *hub) sets() (cities, carriers, nts []string) {
 	return cities, carriers, nts
 }
 
-func (h *hub) buildMeta() []byte {
-	gaz := h.parser.gaz.Load()
+func (h *Hub) buildMeta() []byte {
+	gaz := h.parser.Gazetteer()
 	cities, carriers, nts := h.sets()
 	b := append([]byte(nil), `"carriers":`...)
-	b = appendStrings(b, carriers)
+	b = wire.AppendStrings(b, carriers)
 	b = append(b, `,"network_types":`...)
-	b = appendStrings(b, nts)
+	b = wire.AppendStrings(b, nts)
 	b = append(b, `,"cities":[`...)
 	for i, name := range cities {
 		if i > 0 {
@@ -329,20 +374,20 @@ func (h *hub) buildMeta() []byte {
 			c = gazetteer.City{Name: name}
 		}
 		b = append(b, `{"name":`...)
-		b = appendString(b, c.Name)
+		b = wire.AppendString(b, c.Name)
 		b = append(b, `,"region":`...)
-		b = appendString(b, c.Region)
+		b = wire.AppendString(b, c.Region)
 		b = append(b, `,"island_group":`...)
-		b = appendString(b, c.IslandGroup)
+		b = wire.AppendString(b, c.IslandGroup)
 		b = append(b, `,"latitude":`...)
 		if ok {
-			b = appendFloat(b, c.Latitude)
+			b = wire.AppendFloat(b, c.Latitude)
 		} else {
 			b = append(b, "null"...)
 		}
 		b = append(b, `,"longitude":`...)
 		if ok {
-			b = appendFloat(b, c.Longitude)
+			b = wire.AppendFloat(b, c.Longitude)
 		} else {
 			b = append(b, "null"...)
 		}
@@ -354,13 +399,13 @@ func (h *hub) buildMeta() []byte {
 // appendWindow renders "window":{"name","from","to"} for window wi at the
 // last broadcast time. The window covers the slots (cur-L, cur], i.e. from
 // the start of its oldest slot to now.
-func (h *hub) appendWindow(b []byte, wi int) []byte {
-	w := h.cfg.Windows[wi]
-	res := h.cfg.Resolution.Milliseconds()
+func (h *Hub) appendWindow(b []byte, wi int) []byte {
+	w := h.acfg.Windows[wi]
+	res := h.acfg.Resolution.Milliseconds()
 	cur := h.nowMs / res
-	from := (cur - int64(w/h.cfg.Resolution) + 1) * res
+	from := (cur - int64(w/h.acfg.Resolution) + 1) * res
 	b = append(b, `"window":{"name":`...)
-	b = appendString(b, windowName(w))
+	b = wire.AppendString(b, pathstate.WindowName(w))
 	b = append(b, `,"from":`...)
 	b = strconv.AppendInt(b, from, 10)
 	b = append(b, `,"to":`...)
@@ -368,59 +413,59 @@ func (h *hub) appendWindow(b []byte, wi int) []byte {
 	return append(b, '}')
 }
 
-func (h *hub) deltaHead(b []byte, g *group) []byte {
-	b = appendHead(b, "delta")
+func (h *Hub) deltaHead(b []byte, g *group) []byte {
+	b = wire.AppendHead(b, "delta")
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, h.seq, 10)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, h.nowMs, 10)
 	b = append(b, ',')
-	b = h.appendWindow(b, g.sub.window)
+	b = h.appendWindow(b, g.sub.Window)
 	return append(b, `,"cells":[`...)
 }
 
-// snapshot renders the full state for a subscription. Caller holds h.mu.
-func (h *hub) snapshot(b []byte, sub subscription, ref string) []byte {
-	b = appendHead(b, "snapshot")
+// snapshot renders the full state for a wire.Subscription. Caller holds h.mu.
+func (h *Hub) snapshot(b []byte, sub wire.Subscription, ref string) []byte {
+	b = wire.AppendHead(b, "snapshot")
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, h.seq, 10)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, h.nowMs, 10)
 	if ref != "" {
 		b = append(b, `,"ref":`...)
-		b = appendString(b, ref)
+		b = wire.AppendString(b, ref)
 	}
 	b = append(b, `,"interval_ms":`...)
 	b = strconv.AppendInt(b, h.cfg.BroadcastInterval.Milliseconds(), 10)
 	b = append(b, `,"resolution_ms":`...)
-	b = strconv.AppendInt(b, h.cfg.Resolution.Milliseconds(), 10)
-	b = append(b, `,"subscription":{"carriers":`...)
-	b = appendStrings(b, sub.carriers)
+	b = strconv.AppendInt(b, h.acfg.Resolution.Milliseconds(), 10)
+	b = append(b, `,"wire.Subscription":{"carriers":`...)
+	b = wire.AppendStrings(b, sub.Carriers)
 	b = append(b, `,"network_types":`...)
-	b = appendStrings(b, sub.networkTypes)
+	b = wire.AppendStrings(b, sub.NetworkTypes)
 	b = append(b, `,"window":`...)
-	b = appendString(b, h.parser.windows[sub.window])
+	b = wire.AppendString(b, h.parser.Windows()[sub.Window])
 	b = append(b, `,"statistic":`...)
-	b = appendString(b, sub.statistic)
+	b = wire.AppendString(b, sub.Statistic)
 	b = append(b, `},`...)
-	b = h.appendWindow(b, sub.window)
+	b = h.appendWindow(b, sub.Window)
 	b = append(b, `,"windows":`...)
-	b = appendStrings(b, h.parser.windows)
+	b = wire.AppendStrings(b, h.parser.Windows())
 	b = append(b, `,"bounds":`...)
-	b = appendFloats(b, h.cfg.Bounds)
+	b = wire.AppendFloats(b, h.acfg.Bounds)
 	b = append(b, ',')
 	b = append(b, h.meta...)
 	b = append(b, `,"cells":[`...)
 	n := 0
 	for _, id := range h.ids {
 		v := h.views[id]
-		if !sub.matches(v.key) {
+		if !sub.Matches(v.Key) {
 			continue
 		}
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = appendCell(b, v, sub.window, sub.statistic)
+		b = wire.AppendCell(b, v, sub.Window, sub.Statistic)
 		n++
 	}
 	b = append(b, `],"events":`...)
@@ -429,7 +474,7 @@ func (h *hub) snapshot(b []byte, sub subscription, ref string) []byte {
 }
 
 // groupSnapshot returns the group's shared snapshot for the current seq.
-func (h *hub) groupSnapshot(g *group) frame {
+func (h *Hub) groupSnapshot(g *group) frame {
 	if g.snap.pm == nil || g.snapSeq != h.seq {
 		g.snap = newFrame("snapshot", h.snapshot(nil, g.sub, ""))
 		g.snapSeq = h.seq
@@ -439,36 +484,36 @@ func (h *hub) groupSnapshot(g *group) frame {
 }
 
 // drillFrame renders a drilldown or drilldown_update frame.
-func (h *hub) drillFrame(b []byte, typ, ref string, v *cellView, cols []column, full bool) []byte {
-	b = appendHead(b, typ)
+func (h *Hub) drillFrame(b []byte, typ, ref string, v *aggregate.View, cols []aggregate.Column, full bool) []byte {
+	b = wire.AppendHead(b, typ)
 	if ref != "" {
 		b = append(b, `,"ref":`...)
-		b = appendString(b, ref)
+		b = wire.AppendString(b, ref)
 	}
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, h.nowMs, 10)
 	b = append(b, `,"cell":`...)
-	b = appendCell(b, v, h.parser.defWin, "all")
+	b = wire.AppendCell(b, v, h.parser.DefaultWindow(), "all")
 	if full {
 		b = append(b, `,"resolution_ms":`...)
-		b = strconv.AppendInt(b, h.cfg.Resolution.Milliseconds(), 10)
+		b = strconv.AppendInt(b, h.acfg.Resolution.Milliseconds(), 10)
 		b = append(b, `,"bounds":`...)
-		b = appendFloats(b, h.cfg.Bounds)
+		b = wire.AppendFloats(b, h.acfg.Bounds)
 	}
 	b = append(b, `,"columns":[`...)
 	for i := range cols {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendColumn(b, &cols[i])
+		b = wire.AppendColumn(b, &cols[i])
 	}
 	return append(b, "]}"...)
 }
 
 // fullDrill renders the complete drill-down of a cell; false if unknown.
 // Caller holds h.mu.
-func (h *hub) fullDrill(id, ref string) ([]byte, bool) {
-	v, cols, ok := h.agg.drilldown(id, time.UnixMilli(h.nowMs), 0)
+func (h *Hub) fullDrill(id, ref string) ([]byte, bool) {
+	v, cols, ok := h.agg.Drilldown(id, time.UnixMilli(h.nowMs), 0)
 	if !ok || v == nil {
 		return nil, false
 	}
@@ -479,14 +524,14 @@ func (h *hub) fullDrill(id, ref string) ([]byte, bool) {
 // answer to a subscribe message (own) gets its own encoding carrying the
 // request's ref; otherwise the group's shared snapshot is used. Caller
 // holds h.mu.
-func (h *hub) join(c *client, sub subscription, ref string, own bool) {
+func (h *Hub) join(c *client, sub wire.Subscription, ref string, own bool) {
 	if c.group != nil {
 		delete(c.group.clients, c)
 		if len(c.group.clients) == 0 {
 			delete(h.groups, c.group.key)
 		}
 	}
-	k := sub.key()
+	k := sub.Key()
 	g, ok := h.groups[k]
 	if !ok {
 		g = &group{key: k, sub: sub, clients: map[*client]struct{}{}}
@@ -503,8 +548,8 @@ func (h *hub) join(c *client, sub subscription, ref string, own bool) {
 	c.replaceQueue(f)
 }
 
-// register adds a new connection. It fails when the hub is closed.
-func (h *hub) register(c *client, sub subscription) bool {
+// register adds a new connection. It fails when the Hub is closed.
+func (h *Hub) register(c *client, sub wire.Subscription) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -516,7 +561,7 @@ func (h *hub) register(c *client, sub subscription) bool {
 	return true
 }
 
-func (h *hub) unregister(c *client) {
+func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.clients[c]; !ok {
@@ -533,14 +578,14 @@ func (h *hub) unregister(c *client) {
 	h.m.connections.Set(float64(len(h.clients)))
 }
 
-func (h *hub) connCount() int {
+func (h *Hub) connCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)
 }
 
 // stopDrill removes the client from its drill-down. Caller holds h.mu.
-func (h *hub) stopDrill(c *client) {
+func (h *Hub) stopDrill(c *client) {
 	if c.drill == "" {
 		return
 	}
@@ -554,7 +599,7 @@ func (h *hub) stopDrill(c *client) {
 }
 
 // startDrill opens a drill-down; false if the cell is unknown.
-func (h *hub) startDrill(c *client, id, ref string) bool {
+func (h *Hub) startDrill(c *client, id, ref string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	data, ok := h.fullDrill(id, ref)
@@ -577,7 +622,7 @@ func (h *hub) startDrill(c *client, id, ref string) bool {
 // resyncFrames is what a client that fell behind gets instead of the
 // deltas it missed: the current snapshot of its group and, if it has a
 // drill-down open, the current full drill-down.
-func (h *hub) resyncFrames(c *client) []frame {
+func (h *Hub) resyncFrames(c *client) []frame {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.group == nil {
@@ -599,8 +644,8 @@ func (h *hub) resyncFrames(c *client) []frame {
 	return out
 }
 
-// close disconnects every client with 1001 and refuses new ones.
-func (h *hub) close() {
+// Close disconnects every client with 1001 and refuses new ones.
+func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
 	clients := make([]*client, 0, len(h.clients))

@@ -1,4 +1,4 @@
-package heatmap
+package aggregate
 
 import "math"
 

@@ -1,10 +1,12 @@
-package heatmap
+package hub
 
 import (
 	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/bantay-noc/bantay/heatmap/wire"
 )
 
 type wireEvents struct {
@@ -48,7 +50,7 @@ func TestPublishEventsBroadcastAndSnapshot(t *testing.T) {
 	}
 
 	at := time.UnixMilli(1_700_000_000_123)
-	h.PublishEvents([]FeedEvent{
+	h.PublishEvents([]wire.FeedEvent{
 		{Time: at, Kind: "path_degraded", Level: "warn", Body: "Manila → Davao via Globe 5g degraded",
 			SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"},
 		{Time: at.Add(time.Second), Kind: "rules_reloaded", Level: "info", Body: "rules reloaded"},
@@ -68,9 +70,9 @@ func TestPublishEventsBroadcastAndSnapshot(t *testing.T) {
 
 	// More than the ring holds: a new client's snapshot has the last 200,
 	// oldest first.
-	var many []FeedEvent
+	var many []wire.FeedEvent
 	for i := range 250 {
-		many = append(many, FeedEvent{Time: at, Kind: "probe_failure", Body: "burst " + strconv.Itoa(i)})
+		many = append(many, wire.FeedEvent{Time: at, Kind: "probe_failure", Body: "burst " + strconv.Itoa(i)})
 	}
 	h.PublishEvents(many)
 	c2 := dial(t, base, "carriers=Smart", nil)

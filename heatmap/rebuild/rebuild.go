@@ -1,4 +1,6 @@
-package heatmap
+// Package rebuild refills the heatmap's aggregation from the Prometheus
+// TSDB at start, so a collector restart does not blank the wall.
+package rebuild
 
 import (
 	"cmp"
@@ -14,6 +16,10 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/bantay-noc/bantay/heatmap/aggregate"
+
+	"github.com/bantay-noc/bantay/heatmap/pathstate"
 )
 
 // Prometheus series the rebuild reads (docs/metric-model.md).
@@ -37,27 +43,32 @@ type histSeries struct {
 	sums    []sample
 }
 
-// Rebuild refills the cells from the store: it reads the last History (plus
-// a little before, for the first delta) of network_latency_milliseconds
+// Result says what a rebuild read.
+type Result struct {
+	// Samples is the number of samples read from the store.
+	Samples int
+	// From and To bound the time range read.
+	From, To time.Time
+}
+
+// Run refills agg from the store: it reads the last History (plus a
+// little before, for the first delta) of network_latency_milliseconds
 // _bucket and _sum, bantay_probe_attempts_total and
-// bantay_probe_failures_total and feeds them through the same delta logic as
-// live data, so a collector restart does not blank the wall and the next
-// live point continues each stream's deltas where the store left off.
+// bantay_probe_failures_total as of now and feeds them through the same
+// delta logic as live data (Observe), so the next live point continues
+// each stream's deltas where the store left off.
 //
 // Call it before live points arrive (the collector's extension starts
 // before its pipelines): a stream that already has a newer live point
 // ignores older stored samples as out of order.
-func (h *Heatmap) Rebuild(ctx context.Context, q storage.Queryable) error {
-	return h.rebuild(ctx, q, h.agg.now())
-}
-
-func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Time) error {
-	margin := 2 * max(h.cfg.ProbeInterval, h.cfg.Resolution)
-	mint := now.Add(-h.cfg.History - margin).UnixMilli()
-	maxt := now.UnixMilli()
+func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, now time.Time) (Result, error) {
+	cfg := agg.Config()
+	margin := 2 * max(cfg.ProbeInterval, cfg.Resolution)
+	res := Result{From: now.Add(-cfg.History - margin), To: now}
+	mint, maxt := res.From.UnixMilli(), res.To.UnixMilli()
 	querier, err := q.Querier(mint, maxt)
 	if err != nil {
-		return fmt.Errorf("heatmap rebuild: open querier: %w", err)
+		return res, fmt.Errorf("heatmap rebuild: open querier: %w", err)
 	}
 	defer querier.Close()
 
@@ -88,7 +99,7 @@ func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Tim
 			if err := it.Err(); err != nil {
 				return fmt.Errorf("read %s%s: %w", name, series.Labels(), err)
 			}
-			h.m.rebuildPoints.Add(float64(len(samples)))
+			res.Samples += len(samples)
 			if err := fn(series.Labels(), samples); err != nil {
 				return err
 			}
@@ -132,43 +143,42 @@ func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Tim
 	var key []byte
 	if err == nil {
 		for _, hs := range hists {
-			key = h.rebuildHistogram(hs, key)
+			key = rebuildHistogram(agg, hs, key)
 		}
 		err = read(seriesAttempts, func(lset labels.Labels, s []sample) error {
-			key = h.rebuildCounter(KindAttempts, lset, s, key)
+			key = rebuildCounter(agg, aggregate.KindAttempts, lset, s, key)
 			return nil
 		})
 	}
 	if err == nil {
 		err = read(seriesFailures, func(lset labels.Labels, s []sample) error {
-			key = h.rebuildCounter(KindFailures, lset, s, key)
+			key = rebuildCounter(agg, aggregate.KindFailures, lset, s, key)
 			return nil
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("heatmap rebuild: %w", err)
+		return res, fmt.Errorf("heatmap rebuild: %w", err)
 	}
-	h.log.Info("heatmap rebuilt from the store", "cells", h.agg.cellCount(), "from", time.UnixMilli(mint).UTC(), "to", time.UnixMilli(maxt).UTC())
-	return nil
+	return res, nil
 }
 
 // streamIdentity returns the cell key and stream key of a stored series.
-func streamIdentity(kind Kind, lset labels.Labels, key []byte) (CellKey, []byte) {
-	ck := CellKey{
+func streamIdentity(kind aggregate.Kind, lset labels.Labels, key []byte) (pathstate.CellKey, []byte) {
+	ck := pathstate.CellKey{
 		SrcCity: lset.Get("src_city"), DstCity: lset.Get("dst_city"),
 		Carrier: lset.Get("carrier"), NetworkType: lset.Get("network_type"),
 	}
-	var ls []Label
-	lset.Range(func(l labels.Label) { ls = append(ls, Label{l.Name, l.Value}) })
-	return ck, AppendStreamKey(key[:0], kind, lset.Get("instance"), ls)
+	var ls []aggregate.Label
+	lset.Range(func(l labels.Label) { ls = append(ls, aggregate.Label{Name: l.Name, Value: l.Value}) })
+	return ck, aggregate.AppendStreamKey(key[:0], kind, lset.Get("instance"), ls)
 }
 
-func (h *Heatmap) rebuildCounter(kind Kind, lset labels.Labels, samples []sample, key []byte) []byte {
+func rebuildCounter(agg *aggregate.Aggregator, kind aggregate.Kind, lset labels.Labels, samples []sample, key []byte) []byte {
 	ck, key := streamIdentity(kind, lset, key)
-	p := Point{Kind: kind, Stream: key, Cell: ck}
+	p := aggregate.Point{Kind: kind, Stream: key, Cell: ck}
 	for _, s := range samples {
 		p.Time, p.Value = time.UnixMilli(s.t), s.v
-		h.agg.observe(&p)
+		agg.Observe(&p)
 	}
 	return key
 }
@@ -176,8 +186,8 @@ func (h *Heatmap) rebuildCounter(kind Kind, lset labels.Labels, samples []sample
 // rebuildHistogram turns the per-le cumulative series back into histogram
 // points: at each timestamp where every bucket has a sample, the bucket
 // counts are the differences of consecutive le values.
-func (h *Heatmap) rebuildHistogram(hs *histSeries, key []byte) []byte {
-	ck, key := streamIdentity(KindLatency, hs.lset, key)
+func rebuildHistogram(agg *aggregate.Aggregator, hs *histSeries, key []byte) []byte {
+	ck, key := streamIdentity(aggregate.KindLatency, hs.lset, key)
 	order := make([]int, len(hs.les))
 	for i := range order {
 		order[i] = i
@@ -195,7 +205,7 @@ func (h *Heatmap) rebuildHistogram(hs *histSeries, key []byte) []byte {
 	idx := make([]int, len(order))
 	sumIdx := 0
 	counts := make([]uint64, len(order))
-	p := Point{Kind: KindLatency, Stream: key, Cell: ck, Bounds: bounds, Counts: counts}
+	p := aggregate.Point{Kind: aggregate.KindLatency, Stream: key, Cell: ck, Bounds: bounds, Counts: counts}
 	for _, ref := range inf {
 		complete := true
 		var prev float64
@@ -226,7 +236,7 @@ func (h *Heatmap) rebuildHistogram(hs *histSeries, key []byte) []byte {
 			p.Sum = hs.sums[sumIdx].v
 		}
 		p.Time = time.UnixMilli(ref.t)
-		h.agg.observe(&p)
+		agg.Observe(&p)
 	}
 	return key
 }
