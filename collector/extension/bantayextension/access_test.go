@@ -27,7 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/internal/tlstest"
 	"github.com/bantay-noc/bantay/internal/webauth"
@@ -200,9 +200,9 @@ func TestAccessPolicyEveryRoute(t *testing.T) {
 		{"GET", "/api/v1/query?query=1", read()},
 		{"POST", "/api/v1/query_range", read()},
 		{"GET", "/metrics", read()},
-		{"GET", heatmap.PathSnapshot, read()},
+		{"GET", hub.PathSnapshot, read()},
 		{"GET", "/", with(read(), "none", toLogin)},
-		{"GET", heatmap.PathWS, with(read(), "none", unauth, "reader token", upgraded, "reader basic", upgraded,
+		{"GET", hub.PathWS, with(read(), "none", unauth, "reader token", upgraded, "reader basic", upgraded,
 			"admin token", upgraded, "admin basic", upgraded, "cookie", upgraded, "admin's cookie", upgraded)},
 		// A session never reaches an admin route: no other site can make a
 		// logged-in browser reload.
@@ -215,7 +215,7 @@ func TestAccessPolicyEveryRoute(t *testing.T) {
 	for _, rt := range routes {
 		for _, c := range creds {
 			var code int
-			if rt.path == heatmap.PathWS {
+			if rt.path == hub.PathWS {
 				h := http.Header{"Origin": {base}}
 				req := &http.Request{Header: h}
 				c.header(req)
@@ -254,7 +254,7 @@ func TestAccessPolicyEveryRoute(t *testing.T) {
 	}
 
 	// A logged-in browser on another site cannot open the feed.
-	_, resp, err := websocket.DefaultDialer.Dial("ws://"+cfg.NetAddr.Endpoint+heatmap.PathWS,
+	_, resp, err := websocket.DefaultDialer.Dial("ws://"+cfg.NetAddr.Endpoint+hub.PathWS,
 		http.Header{"Origin": {"https://evil.example"}, "Cookie": {session.String()}})
 	require.Error(t, err)
 	require.NotNil(t, resp)

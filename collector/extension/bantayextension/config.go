@@ -98,10 +98,10 @@ func (cfg *Config) Validate() error {
 	if err := cfg.Access.Validate(); err != nil {
 		return fmt.Errorf("access: %w", err)
 	}
-	if cfg.Access.Enabled() && cfg.Heatmap.Token != "" {
+	if cfg.Access.Enabled() && cfg.Heatmap.Hub.Token != "" {
 		return errors.New("heatmap::token: remove it when access has credentials (a reader token replaces it, and is stored hashed)")
 	}
-	if cfg.Access.Enabled() && slices.Contains(cfg.Heatmap.AllowedOrigins, "*") {
+	if cfg.Access.Enabled() && slices.Contains(cfg.Heatmap.Hub.AllowedOrigins, "*") {
 		return errors.New(`heatmap::allowed_origins: "*" would let any site open /ws with a logged-in browser's session; list the origins`)
 	}
 	return nil

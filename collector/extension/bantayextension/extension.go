@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/store"
@@ -285,7 +286,7 @@ func (s *Server) routes(extURL *url.URL) http.Handler {
 	})))
 	for _, p := range heatmap.Paths() {
 		need := webauth.Read
-		if p == heatmap.PathWS {
+		if p == hub.PathWS {
 			need = webauth.Page // the heatmap then checks its Origin
 		}
 		mux.Handle(p, acc.Require(need, s.heatmap.Handler()))
