@@ -20,7 +20,10 @@ import (
 	"github.com/bantay-noc/bantay/probes/echo"
 )
 
-// delayedEcho answers Bantay echo requests after delay.
+// delayedEcho answers Bantay echo requests after delay, in the order they
+// came: one writer goroutine holds each reply until it is due, so a loaded
+// machine can make replies late but never reorder them (a timer per packet
+// did, and the test then saw the echo's reordering, not the probe's).
 func delayedEcho(t *testing.T, delay time.Duration) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -28,18 +31,29 @@ func delayedEcho(t *testing.T, delay time.Duration) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	type reply struct {
+		due  time.Time
+		b    []byte
+		from net.Addr
+	}
+	line := make(chan reply, 64)
 	go func() {
+		defer close(line)
 		for {
 			buf := make([]byte, 1500)
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {
 				return
 			}
-			time.AfterFunc(delay, func() {
-				if echo.MakeReply(buf[:n]) == nil {
-					pc.WriteTo(buf[:n], from)
-				}
-			})
+			line <- reply{time.Now().Add(delay), buf[:n], from}
+		}
+	}()
+	go func() {
+		for r := range line {
+			time.Sleep(time.Until(r.due))
+			if echo.MakeReply(r.b) == nil {
+				pc.WriteTo(r.b, r.from)
+			}
 		}
 	}()
 	return pc.LocalAddr().String()
