@@ -34,9 +34,17 @@ const ScopeName = "github.com/bantay-noc/bantay/probes"
 
 // Metric names and units, from docs/metric-model.md.
 const (
-	MetricLatency  = "network.latency"
-	MetricAttempts = "bantay.probe.attempts"
-	MetricFailures = "bantay.probe.failures"
+	MetricLatency        = "network.latency"
+	MetricAttempts       = "bantay.probe.attempts"
+	MetricFailures       = "bantay.probe.failures"
+	MetricDuplicates     = "bantay.probe.duplicates"
+	MetricReordered      = "bantay.probe.reordered"
+	MetricJitter         = "bantay.probe.jitter"
+	MetricJitterPairs    = "bantay.probe.jitter.pairs"
+	MetricHTTPStatus     = "bantay.probe.http.status_code"
+	MetricCertExpiry     = "bantay.probe.tls.cert_expiry"
+	MetricLateness       = "bantay.probe.schedule.lateness"
+	MetricRoundsInFlight = "bantay.probe.rounds.in_flight"
 )
 
 // LatencyBuckets are the explicit histogram bounds in milliseconds: sub-ms
@@ -174,9 +182,14 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	provider := sdkmetric.NewMeterProvider(mpOpts...)
 	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
 	meter := provider.Meter(ScopeName)
-	inst, err := newInstruments(meter)
+	inst, err := newInstruments(meter, a.cfg.Probe.City)
 	if err == nil {
 		err = registerSelfMetrics(meter, wrapped, a.cfg.Probe.City)
+	}
+	if err == nil && len(a.uplink) == 0 {
+		// The process is one for all uplinks: its CPU and memory go on
+		// the first uplink only, so a sum over uplinks is not a multiple.
+		err = registerProcessMetrics(meter, a.cfg.Probe.City)
 	}
 	if err != nil {
 		up.discard()
@@ -211,34 +224,92 @@ func canceled() context.Context {
 	return ctx
 }
 
-// instruments are the three metrics of the model, on one uplink's meter.
+// instruments are the metrics of the model, on one uplink's meter.
 type instruments struct {
 	latency  metric.Float64Histogram
 	attempts metric.Int64Counter
 	failures metric.Int64Counter
+	// Per round: duplicates and reordered replies, and jitter as a sum
+	// of absolute differences of consecutive RTTs and the number of those
+	// pairs, so that any window's mean jitter is one division of two
+	// rates (and adds up over probes and uplinks, which a gauge cannot).
+	duplicates  metric.Int64Counter
+	reordered   metric.Int64Counter
+	jitter      metric.Float64Counter
+	jitterPairs metric.Int64Counter
+	// http only: the last answer's status, and the earliest certificate
+	// expiry of an https answer.
+	statusCode metric.Int64Gauge
+	certExpiry metric.Float64Gauge
+	// The probe's own health, per uplink: how late runs start and how
+	// many rounds are being taken.
+	lateness metric.Float64Histogram
+	inFlight metric.Int64UpDownCounter
+	// here is the attribute set of the probe's own metrics: dst_city =
+	// the probe's city (registerSelfMetrics says why).
+	here metric.MeasurementOption
 }
 
-func newInstruments(m metric.Meter) (*instruments, error) {
-	latency, err := m.Float64Histogram(MetricLatency,
+// LatenessBuckets (s) for bantay.probe.schedule.lateness: a healthy probe
+// starts runs within a millisecond; tens of milliseconds mean a busy CPU,
+// a second or more a probe that cannot keep its schedule.
+var LatenessBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.5, 2.5}
+
+func newInstruments(m metric.Meter, city string) (*instruments, error) {
+	in := instruments{here: metric.WithAttributeSet(attribute.NewSet(attribute.String("dst_city", city)))}
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	var err error
+	in.latency, err = m.Float64Histogram(MetricLatency,
 		metric.WithUnit("ms"),
-		metric.WithDescription("Latency of successful probes, from the monotonic clock."),
+		metric.WithDescription("Latency of answered probes, from the monotonic clock; for http also each phase (attribute phase)."),
 		metric.WithExplicitBucketBoundaries(LatencyBuckets...))
-	if err != nil {
-		return nil, err
-	}
-	attempts, err := m.Int64Counter(MetricAttempts,
+	add(err)
+	in.attempts, err = m.Int64Counter(MetricAttempts,
 		metric.WithUnit("{attempt}"),
-		metric.WithDescription("Probe runs, successful or not."))
-	if err != nil {
-		return nil, err
-	}
-	failures, err := m.Int64Counter(MetricFailures,
+		metric.WithDescription("Probes sent, answered or not."))
+	add(err)
+	in.failures, err = m.Int64Counter(MetricFailures,
 		metric.WithUnit("{failure}"),
-		metric.WithDescription("Failed probe runs, by reason."))
-	if err != nil {
+		metric.WithDescription("Probes not answered in time, by reason."))
+	add(err)
+	in.duplicates, err = m.Int64Counter(MetricDuplicates,
+		metric.WithUnit("{reply}"),
+		metric.WithDescription("Replies to a probe already answered (icmp, udp)."))
+	add(err)
+	in.reordered, err = m.Int64Counter(MetricReordered,
+		metric.WithUnit("{reply}"),
+		metric.WithDescription("Replies that arrived after the reply to a later probe of their round (icmp, udp)."))
+	add(err)
+	in.jitter, err = m.Float64Counter(MetricJitter,
+		metric.WithUnit("ms"),
+		metric.WithDescription("Sum of the absolute differences between the RTTs of consecutive answered probes of a round; divide by bantay.probe.jitter.pairs."))
+	add(err)
+	in.jitterPairs, err = m.Int64Counter(MetricJitterPairs,
+		metric.WithUnit("{pair}"),
+		metric.WithDescription("Pairs of consecutive answered probes of a round summed in bantay.probe.jitter."))
+	add(err)
+	in.statusCode, err = m.Int64Gauge(MetricHTTPStatus,
+		metric.WithDescription("HTTP status of the last answer (also when it was not the expected one)."))
+	add(err)
+	in.certExpiry, err = m.Float64Gauge(MetricCertExpiry,
+		metric.WithUnit("s"),
+		metric.WithDescription("Unix time of the earliest NotAfter in the certificate chain of the last https answer."))
+	add(err)
+	in.lateness, err = m.Float64Histogram(MetricLateness,
+		metric.WithUnit("s"),
+		metric.WithDescription("How much later than scheduled each run started."),
+		metric.WithExplicitBucketBoundaries(LatenessBuckets...))
+	add(err)
+	in.inFlight, err = m.Int64UpDownCounter(MetricRoundsInFlight,
+		metric.WithUnit("{round}"),
+		metric.WithDescription("Rounds being taken now."))
+	add(err)
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &instruments{latency: latency, attempts: attempts, failures: failures}, nil
+	in.inFlight.Add(context.Background(), 0, in.here)
+	return &in, nil
 }
 
 // Run measures until ctx is cancelled, then stops the schedules, makes a

@@ -3,9 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -448,5 +451,131 @@ func TestShutdownReportsUndelivered(t *testing.T) {
 	err := stop()
 	if err == nil || !strings.Contains(err.Error(), "not delivered") {
 		t.Fatalf("Run returned %v, want an undelivered error", err)
+	}
+}
+
+// gaugeFor is a gauge's value for one target.
+func gaugeFor(m *metricspb.Metric, target string) (float64, bool) {
+	for _, dp := range m.GetGauge().GetDataPoints() {
+		if attrs(dp.Attributes)["target"] == target {
+			if _, ok := dp.Value.(*metricspb.NumberDataPoint_AsInt); ok {
+				return float64(dp.GetAsInt()), true
+			}
+			return dp.GetAsDouble(), true
+		}
+	}
+	return 0, false
+}
+
+// TestAgentExportsRoundsPhasesAndHealth runs the agent against a real
+// reflector and a real https server: rounds export their jitter pairs and
+// the reordering and duplicate counters, http answers their phases (beside
+// the total, which has no phase), status and certificate expiry, and the
+// probe its scheduling lateness, rounds in flight, CPU and memory.
+func TestAgentExportsRoundsPhasesAndHealth(t *testing.T) {
+	web := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer web.Close()
+	collector := testenv.FreeAddr(t)
+	recv := startReceiver(t, collector)
+	cfg, err := config.Parse("agent-test.yaml", fmt.Appendf(nil, `
+probe: {id: mnl-01, city: Manila}
+collector: {endpoint: %s, tls: {insecure: true}, export_interval: 100ms, timeout: 1s}
+uplinks:
+  - {name: globe-5g, carrier: Globe, network_type: 5g, bind_address: 127.0.1.1}
+defaults: {interval: 200ms, timeout: 100ms}
+targets:
+  - {name: davao-reflector, dst_city: Davao, method: udp, address: "%s"}
+  - {name: manila-web, dst_city: Manila, method: http, address: "%s", insecure_skip_verify: true}
+`, collector, startReflector(t), web.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Targets[0].Count != 5 {
+		t.Fatalf("udp target count %d, want the default 5", cfg.Targets[0].Count)
+	}
+	stop := runAgent(t, cfg, nil)
+	m := func() map[string]*metricspb.Metric {
+		rm := recv.latest()["Globe"]
+		if rm == nil {
+			return nil
+		}
+		return metricsByName(rm)
+	}
+	waitFor(t, "two answered rounds of both targets", 20*time.Second, func() bool {
+		got := m()
+		_, status := gaugeFor(got[MetricHTTPStatus], "manila-web")
+		return got != nil && sumFor(got[MetricJitterPairs], "davao-reflector", "") >= 8 && status
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := m()
+
+	// Counters exist for every target (at 0 where nothing happened).
+	for _, name := range []string{MetricDuplicates, MetricReordered, MetricJitter, MetricJitterPairs} {
+		for _, target := range []string{"davao-reflector", "manila-web"} {
+			found := false
+			for _, dp := range got[name].GetSum().GetDataPoints() {
+				found = found || attrs(dp.Attributes)["target"] == target
+			}
+			if !found {
+				t.Errorf("no %s series for %s", name, target)
+			}
+		}
+	}
+	if got[MetricJitter].Unit != "ms" || got[MetricJitter].GetSum().GetDataPoints()[0].GetAsDouble() < 0 {
+		t.Errorf("jitter %v, want a sum in ms", got[MetricJitter])
+	}
+	if n := sumFor(got[MetricJitterPairs], "manila-web", ""); n != 0 {
+		t.Errorf("%d jitter pairs from rounds of one http probe", n)
+	}
+
+	// Latency: the total without a phase, and every phase an http request
+	// over TLS to an IP address goes through, each once per answer.
+	counts := map[string]uint64{}
+	for _, dp := range got[MetricLatency].GetHistogram().GetDataPoints() {
+		a := attrs(dp.Attributes)
+		counts[a["target"]+"/"+a["phase"]] = dp.Count
+	}
+	total := counts["manila-web/"]
+	if total == 0 {
+		t.Fatalf("no http total latency; latency points %v", counts)
+	}
+	for _, ph := range []string{"connect", "tls", "processing", "transfer"} {
+		if counts["manila-web/"+ph] != total {
+			t.Errorf("phase %s: %d samples for %d answers (%v)", ph, counts["manila-web/"+ph], total, counts)
+		}
+	}
+	if _, ok := counts["manila-web/dns"]; ok {
+		t.Error("a dns phase for a URL with an IP address")
+	}
+	if len(counts) != 6 {
+		t.Errorf("latency series %v, want the udp total, the http total and four http phases", counts)
+	}
+
+	if v, _ := gaugeFor(got[MetricHTTPStatus], "manila-web"); v != 200 {
+		t.Errorf("status code %v, want 200", v)
+	}
+	want := float64(web.Certificate().NotAfter.Unix())
+	if v, ok := gaugeFor(got[MetricCertExpiry], "manila-web"); !ok || v != want || got[MetricCertExpiry].Unit != "s" {
+		t.Errorf("certificate expiry %v (%v), want %v s", v, ok, want)
+	}
+	if _, ok := gaugeFor(got[MetricHTTPStatus], "davao-reflector"); ok {
+		t.Error("a status code for a udp target")
+	}
+
+	// The probe's health.
+	late := got[MetricLateness].GetHistogram().GetDataPoints()
+	if len(late) != 1 || late[0].Count < 4 || attrs(late[0].Attributes)["dst_city"] != "Manila" {
+		t.Errorf("lateness %v, want one histogram of every run's start, dst_city Manila", late)
+	}
+	if dps := got[MetricRoundsInFlight].GetSum().GetDataPoints(); len(dps) != 1 || dps[0].GetAsInt() < 0 || dps[0].GetAsInt() > 2 || got[MetricRoundsInFlight].GetSum().IsMonotonic {
+		t.Errorf("rounds in flight %v, want one non-monotonic sum between 0 and the 2 targets", dps)
+	}
+	if dps := got[MetricProcessCPU].GetSum().GetDataPoints(); len(dps) != 1 || dps[0].GetAsDouble() <= 0 {
+		t.Errorf("process CPU %v", dps)
+	}
+	if v, ok := gaugeFor(got[MetricProcessMemory], ""); !ok || v < 1<<20 {
+		t.Errorf("process memory %v (%v), want at least 1 MiB", v, ok)
 	}
 }

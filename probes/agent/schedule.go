@@ -4,8 +4,10 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -35,6 +37,11 @@ type job struct {
 
 	attrs    metric.MeasurementOption
 	failures map[prober.Reason]metric.MeasurementOption
+	// phases are the latency attribute sets of an http target's phases
+	// (nil for other methods); https says whether answers carry a
+	// certificate.
+	phases map[string]metric.MeasurementOption
+	https  bool
 	// consecutive failures and the reason last logged ("" while not logged
 	// as failing): only changes are logged, so a dead target is one log
 	// line, not one per interval.
@@ -48,20 +55,39 @@ func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Lo
 		attribute.String("dst_city", t.DstCity),
 		attribute.String("method", t.Method),
 	}
+	with := func(kv attribute.KeyValue) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], kv)...))
+	}
 	j := &job{
 		target: t, spec: prober.RoundSpecFor(t), prober: p, inst: inst, logger: logger,
 		attrs:    metric.WithAttributeSet(attribute.NewSet(base...)),
 		failures: make(map[prober.Reason]metric.MeasurementOption),
 	}
+	// Export every counter of the target at 0 from the start. A counter
+	// series that first appears with value 1 has no earlier sample to
+	// subtract from, so rate()/increase() in the loss alerts (and the
+	// heatmap's deltas) would never see a path's first failure of that
+	// kind, or its first duplicate.
+	bg := context.Background()
 	for _, r := range []prober.Reason{prober.ReasonTimeout, prober.ReasonRefused, prober.ReasonDNS, prober.ReasonTLS, prober.ReasonHTTPStatus, prober.ReasonOther} {
-		j.failures[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], attribute.String("reason", string(r)))...))
-		// Export every reason at 0 from the start. A counter series that
-		// first appears with value 1 has no earlier sample to subtract from,
-		// so rate()/increase() in the loss alerts (and the heatmap's deltas)
-		// would never see a path's first failure of that kind.
-		inst.failures.Add(context.Background(), 0, j.failures[r])
+		j.failures[r] = with(attribute.String("reason", string(r)))
+		inst.failures.Add(bg, 0, j.failures[r])
 	}
-	inst.attempts.Add(context.Background(), 0, j.attrs)
+	inst.attempts.Add(bg, 0, j.attrs)
+	inst.duplicates.Add(bg, 0, j.attrs)
+	inst.reordered.Add(bg, 0, j.attrs)
+	inst.jitter.Add(bg, 0, j.attrs)
+	inst.jitterPairs.Add(bg, 0, j.attrs)
+	if t.Method == config.MethodHTTP {
+		// The total keeps no phase attribute, so every method's latency
+		// series are selected alike ({phase=""}) and stay the series they
+		// were before phases existed.
+		j.phases = map[string]metric.MeasurementOption{}
+		for _, ph := range prober.PhaseNames {
+			j.phases[ph] = with(attribute.String("phase", ph))
+		}
+		j.https = strings.HasPrefix(strings.ToLower(t.Address), "https:")
+	}
 	return j
 }
 
@@ -79,7 +105,9 @@ func newRand() *rand.Rand {
 // target can never pile runs up.
 func (j *job) run(ctx context.Context, rng *rand.Rand) {
 	interval := j.target.Interval
-	timer := time.NewTimer(time.Duration(rng.Int64N(int64(interval))))
+	first := time.Duration(rng.Int64N(int64(interval)))
+	due := time.Now().Add(first)
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
@@ -88,9 +116,13 @@ func (j *job) run(ctx context.Context, rng *rand.Rand) {
 		case <-timer.C:
 		}
 		start := time.Now()
+		// Late starts are the probe's own trouble (a busy CPU, a stalled
+		// process), not the path's: measured from the monotonic clock.
+		j.inst.lateness.Record(context.Background(), max(start.Sub(due), 0).Seconds(), j.inst.here)
 		j.once(ctx)
-		next := jittered(interval, rng) - time.Since(start)
-		timer.Reset(max(next, 0))
+		next := max(jittered(interval, rng)-time.Since(start), 0)
+		due = time.Now().Add(next)
+		timer.Reset(next)
 	}
 }
 
@@ -99,11 +131,11 @@ func jittered(interval time.Duration, rng *rand.Rand) time.Duration {
 	return time.Duration(float64(interval) * f)
 }
 
-// once takes one run (a round of the target's count probes, one by
-// default) and records it: every probe is an attempt, every answered
-// probe a latency, every other probe a failure by reason.
+// once takes one run (a round of the target's count probes) and records it.
 func (j *job) once(ctx context.Context) {
+	j.inst.inFlight.Add(context.Background(), 1, j.inst.here)
 	r, err := prober.TakeRound(ctx, j.prober, j.spec)
+	j.inst.inFlight.Add(context.Background(), -1, j.inst.here)
 	if err != nil {
 		// The config was validated, so the spec is sound; say so loudly
 		// if that ever stops being true rather than measure nothing quietly.
@@ -114,6 +146,15 @@ func (j *job) once(ctx context.Context) {
 		// Interrupted by shutdown: neither a success nor a failure of the path.
 		return
 	}
+	j.record(r)
+	j.logState(r)
+}
+
+// record adds a round to the metrics: every probe is an attempt, every
+// answered probe a latency (and for http one per phase), every other probe
+// a failure by reason; duplicates, reordering and the jitter of
+// consecutive answers are added as counts.
+func (j *job) record(r *prober.Round) {
 	// The measurement context must not be the (possibly cancelled) probe
 	// context; recording is local and never blocks.
 	rec := context.Background()
@@ -121,9 +162,47 @@ func (j *job) once(ctx context.Context) {
 	for reason, n := range r.Failures {
 		j.inst.failures.Add(rec, int64(n), j.failures[reason])
 	}
-	for _, d := range r.RTTs() {
-		j.inst.latency.Record(rec, float64(d)/float64(time.Millisecond), j.attrs)
+	for _, res := range r.Results {
+		j.inst.latency.Record(rec, ms(res.RTT), j.attrs)
+		for _, ph := range res.Phases {
+			j.inst.latency.Record(rec, ms(ph.Duration), j.phases[ph.Name])
+		}
 	}
+	j.inst.duplicates.Add(rec, int64(r.Duplicates), j.attrs)
+	j.inst.reordered.Add(rec, int64(r.Reordered), j.attrs)
+	if s, ok := r.Stats(); ok && s.HasJitter {
+		j.inst.jitter.Add(rec, ms(s.JitterSum), j.attrs)
+		j.inst.jitterPairs.Add(rec, int64(s.JitterPairs), j.attrs)
+	}
+	if j.phases != nil {
+		j.recordHTTP(r)
+	}
+}
+
+// recordHTTP sets the status gauge from the round's last answer, or, in a
+// round without one, from an unexpected status (a 500 must show as 500,
+// not as the 200 before it), and the certificate expiry from an https
+// answer. A round with neither leaves both as they were: nothing new is
+// known.
+func (j *job) recordHTTP(r *prober.Round) {
+	rec := context.Background()
+	var status *prober.StatusError
+	if n := r.Received(); n > 0 {
+		last := r.Results[n-1]
+		j.inst.statusCode.Record(rec, int64(last.StatusCode), j.attrs)
+		if j.https && !last.CertNotAfter.IsZero() {
+			j.inst.certExpiry.Record(rec, float64(last.CertNotAfter.UnixNano())/1e9, j.attrs)
+		}
+	} else if errors.As(r.Errors[prober.ReasonHTTPStatus], &status) {
+		j.inst.statusCode.Record(rec, int64(status.Got), j.attrs)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// logState logs a target's state changes: failing after failLogAfter
+// rounds without an answer, succeeding again.
+func (j *job) logState(r *prober.Round) {
 	if r.Received() == 0 {
 		reason, err := mainFailure(r)
 		j.consecutive++

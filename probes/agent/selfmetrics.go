@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 
+	"github.com/prometheus/procfs"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -108,5 +109,44 @@ func registerSelfMetrics(m metric.Meter, e *outageExporter, city string) error {
 		o.ObserveInt64(replayed, replays, here)
 		return nil
 	}, observed...)
+	return err
+}
+
+// The process's own CPU and memory, by the OTel semantic conventions'
+// names (process.cpu.time, process.memory.usage).
+const (
+	MetricProcessCPU    = "process.cpu.time"
+	MetricProcessMemory = "process.memory.usage"
+)
+
+// registerProcessMetrics registers the probe process's CPU time and
+// resident memory, read from /proc by procfs (as client_golang's process
+// collector reads them) at every collection. Where /proc cannot be read
+// (not Linux) nothing is observed: an absent series, not a false zero.
+func registerProcessMetrics(m metric.Meter, city string) error {
+	cpu, err := m.Float64ObservableCounter(MetricProcessCPU, metric.WithUnit("s"),
+		metric.WithDescription("CPU time (user and system) the probe process used since it started."))
+	if err != nil {
+		return err
+	}
+	mem, err := m.Int64ObservableGauge(MetricProcessMemory, metric.WithUnit("By"),
+		metric.WithDescription("Resident memory of the probe process."))
+	if err != nil {
+		return err
+	}
+	here := metric.WithAttributes(attribute.String("dst_city", city))
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		p, err := procfs.Self()
+		if err != nil {
+			return nil
+		}
+		st, err := p.Stat()
+		if err != nil {
+			return nil
+		}
+		o.ObserveFloat64(cpu, st.CPUTime(), here)
+		o.ObserveInt64(mem, int64(st.ResidentMemory()), here)
+		return nil
+	}, cpu, mem)
 	return err
 }

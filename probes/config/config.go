@@ -251,7 +251,7 @@ type Target struct {
 	// (internal servers with self-signed certificates).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 	// Count is the number of probes in each run (a round, as SmokePing
-	// takes them); default 1. See RoundSpacing.
+	// takes them); default DefaultCount(Method). See RoundSpacing.
 	Count int `yaml:"count"`
 	// QueryName is the name a dns target asks its resolver (Address) for.
 	QueryName string `yaml:"query_name"`

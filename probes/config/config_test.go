@@ -284,11 +284,26 @@ func TestICMPAndDNSTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Targets[0].Count != 1 {
-		t.Errorf("count %d, want the default 1", cfg.Targets[0].Count)
-	}
 	dnsT, icmpT := cfg.Targets[2], cfg.Targets[3]
+	// Rounds of five where loss and jitter need several packets, one
+	// probe where each is a whole exchange.
+	for i, want := range []int{5, 1, 1, 5} {
+		if got := cfg.Targets[i].Count; got != want {
+			t.Errorf("%s target: count %d, want the default %d", cfg.Targets[i].Method, got, want)
+		}
+	}
 	if dnsT.Method != MethodDNS || dnsT.QueryType != "AAAA" || icmpT.Method != MethodICMP || icmpT.Address != "127.0.0.1" {
 		t.Errorf("targets %+v, %+v: want a dns target asking AAAA and an icmp target", dnsT, icmpT)
+	}
+}
+
+// TestDefaultCountThatDoesNotFit: a default round of five that cannot fit
+// its target's schedule is an error that says the five was the default.
+func TestDefaultCountThatDoesNotFit(t *testing.T) {
+	_, err := Parse("probe.yaml", []byte(strings.Replace(valid, "    address: 127.0.0.1:7001\n",
+		"    address: 127.0.0.1:7001\n    interval: 12ms\n    timeout: 10ms\n", 1)))
+	want := "targets[0].count: 5 probes do not fit between the timeout 10ms and the interval 12ms (at least 1ms apart) (5 is the default for udp; set count, or widen the gap)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
 	}
 }

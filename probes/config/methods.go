@@ -88,16 +88,35 @@ func RoundSpacing(interval, timeout time.Duration, count int) time.Duration {
 	return min(maxSpacing, (interval-timeout)/time.Duration(count))
 }
 
+// DefaultCount is the number of probes in a round of method when nobody
+// said otherwise: SmokePing's five for the packet methods, where loss and
+// jitter need several packets, one for tcp, http and dns, where each probe
+// is a whole exchange (docs/decisions.md, "Rounds of five for icmp and
+// udp by default").
+func DefaultCount(method string) int {
+	switch method {
+	case MethodICMP, MethodUDP:
+		return 5
+	default:
+		return 1
+	}
+}
+
 // checkCount fills the default count and checks that count probes fit in
 // the target's schedule.
 func (t *Target) checkCount(v *validator, p string) {
-	if t.Count == 0 {
-		t.Count = 1
+	implicit := t.Count == 0
+	if implicit {
+		t.Count = DefaultCount(t.Method)
 	}
 	switch {
 	case t.Count < 1 || t.Count > MaxCount:
 		v.add(p+".count", "%d is not 1..%d", t.Count, MaxCount)
 	case t.Count > 1 && t.Timeout > 0 && t.Timeout < t.Interval && RoundSpacing(t.Interval, t.Timeout, t.Count) < time.Millisecond:
-		v.add(p+".count", "%d probes do not fit between the timeout %s and the interval %s (at least 1ms apart)", t.Count, t.Timeout, t.Interval)
+		hint := ""
+		if implicit {
+			hint = fmt.Sprintf(" (%d is the default for %s; set count, or widen the gap)", t.Count, t.Method)
+		}
+		v.add(p+".count", "%d probes do not fit between the timeout %s and the interval %s (at least 1ms apart)%s", t.Count, t.Timeout, t.Interval, hint)
 	}
 }

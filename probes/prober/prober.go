@@ -84,6 +84,9 @@ const (
 	PhaseTransfer   = "transfer"   // first byte until the body is read
 )
 
+// PhaseNames are the http phases in the order they happen.
+var PhaseNames = []string{PhaseDNS, PhaseConnect, PhaseTLS, PhaseProcessing, PhaseTransfer}
+
 // Options are what every method shares.
 type Options struct {
 	// BindAddress is the local source address for every dial; the zero

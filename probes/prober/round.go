@@ -16,20 +16,6 @@ import (
 // MaxCount bounds the probes of one round (config.MaxCount).
 const MaxCount = config.MaxCount
 
-// DefaultCount is the number of probes in a round of method when nobody
-// said otherwise (`bantay-probe measure`): SmokePing's five for the packet
-// methods, where loss and jitter need several packets, one for tcp, http
-// and dns, where each probe is a whole exchange. The daemon's targets
-// default to 1 (config), see docs/decisions.md.
-func DefaultCount(method string) int {
-	switch method {
-	case config.MethodICMP, config.MethodUDP:
-		return 5
-	default:
-		return 1
-	}
-}
-
 // RoundSpec is how a round is taken: Count probes, one every Interval (the
 // window is (Count-1)·Interval + Timeout), each answered within Timeout.
 // Probes are sent on schedule whether or not the previous one was
@@ -103,7 +89,7 @@ func (r *Round) RTTs() []time.Duration {
 // probes that went through it, in phase order; nil for other methods.
 func (r *Round) Phases() []Phase {
 	var out []Phase
-	for _, name := range []string{PhaseDNS, PhaseConnect, PhaseTLS, PhaseProcessing, PhaseTransfer} {
+	for _, name := range PhaseNames {
 		var sum time.Duration
 		n := 0
 		for _, res := range r.Results {
@@ -143,6 +129,11 @@ type Stats struct {
 	// HasJitter is false with fewer than two answers.
 	Jitter    time.Duration
 	HasJitter bool
+	// JitterSum and JitterPairs are the sum and the number of those
+	// differences (Jitter = JitterSum / JitterPairs), which the agent
+	// exports as counters so that jitter over any window adds up.
+	JitterSum   time.Duration
+	JitterPairs int
 }
 
 // Stats returns the round's summary, or false when nothing was answered
@@ -153,16 +144,16 @@ func (r *Round) Stats() (Stats, bool) {
 		return Stats{}, false
 	}
 	var s Stats
-	var sum, jsum time.Duration
+	var sum time.Duration
 	for i, d := range rtts {
 		sum += d
 		if i > 0 {
-			jsum += (d - rtts[i-1]).Abs()
+			s.JitterSum += (d - rtts[i-1]).Abs()
 		}
 	}
 	s.Mean = sum / time.Duration(len(rtts))
-	if len(rtts) > 1 {
-		s.Jitter, s.HasJitter = jsum/time.Duration(len(rtts)-1), true
+	if s.JitterPairs = len(rtts) - 1; s.JitterPairs > 0 {
+		s.Jitter, s.HasJitter = s.JitterSum/time.Duration(s.JitterPairs), true
 	}
 	slices.Sort(rtts)
 	s.Min, s.Max = rtts[0], rtts[len(rtts)-1]

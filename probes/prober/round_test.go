@@ -45,7 +45,7 @@ func TestStats(t *testing.T) {
 		Min: 10 * time.Millisecond, P50: 20 * time.Millisecond, P90: 50 * time.Millisecond, P99: 50 * time.Millisecond,
 		Max: 50 * time.Millisecond, Mean: 26 * time.Millisecond,
 		// |30-10| + |20-30| + |20-20| + |50-20| = 60, over 4 differences
-		Jitter: 15 * time.Millisecond, HasJitter: true,
+		Jitter: 15 * time.Millisecond, HasJitter: true, JitterSum: 60 * time.Millisecond, JitterPairs: 4,
 	}
 	if !ok || s != want {
 		t.Errorf("stats %+v, want %+v", s, want)

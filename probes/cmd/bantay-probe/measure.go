@@ -68,7 +68,7 @@ func measure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	spec := prober.RoundSpec{Count: *count, Interval: *interval, Timeout: *timeout}
 	if spec.Count == 0 {
-		spec.Count = prober.DefaultCount(*method)
+		spec.Count = config.DefaultCount(*method)
 	}
 	switch {
 	case spec.Count < 1 || spec.Count > prober.MaxCount:
