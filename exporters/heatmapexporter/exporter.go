@@ -70,9 +70,10 @@ func (e *heatmapExporter) start(_ context.Context, host component.Host) error {
 	return nil
 }
 
-// pushMetrics hands every latency histogram and attempts/failures counter
-// point to the heatmap. Points it cannot use are counted by the heatmap
-// (bantay_heatmap_points_total); other metrics are ignored.
+// pushMetrics hands every latency histogram point (but the http phases)
+// and attempts, failures and jitter counter point to the heatmap. Points
+// it cannot use are counted by the heatmap (bantay_heatmap_points_total);
+// other metrics are ignored.
 func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) error {
 	if e.hm == nil {
 		return errors.New("heatmap exporter: not started")
@@ -92,6 +93,14 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 		case metricmodel.Failures:
 			if m.Type() == pmetric.MetricTypeSum {
 				e.counters(s, instance, aggregate.KindFailures, m.Sum())
+			}
+		case metricmodel.Jitter:
+			if m.Type() == pmetric.MetricTypeSum {
+				e.counters(s, instance, aggregate.KindJitter, m.Sum())
+			}
+		case metricmodel.JitterPairs:
+			if m.Type() == pmetric.MetricTypeSum {
+				e.counters(s, instance, aggregate.KindJitterPairs, m.Sum())
 			}
 		}
 	}
@@ -127,6 +136,11 @@ func (e *heatmapExporter) histograms(s *scratch, instance string, h pmetric.Hist
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
 		if dp.Flags().NoRecordedValue() {
+			continue
+		}
+		if _, phase := dp.Attributes().Get(metricmodel.AttrPhase); phase {
+			// A part of an http request's time, not the path's latency:
+			// the cell shows the total, which has no phase.
 			continue
 		}
 		s.identify(aggregate.KindLatency, instance, dp.Attributes())

@@ -105,6 +105,7 @@ type snapCell struct {
 	Attempts float64  `json:"attempts"`
 	Failures float64  `json:"failures"`
 	Loss     *float64 `json:"loss"`
+	Jitter   *float64 `json:"jitter"`
 }
 
 func snapshot(t *testing.T, hm *heatmap.Heatmap) map[string]snapCell {
@@ -224,4 +225,70 @@ func TestStartFailsWithoutTheExtension(t *testing.T) {
 type componentWithoutHeatmap struct {
 	component.StartFunc
 	component.ShutdownFunc
+}
+
+// withRoundsAndPhases adds to a batch what an http-and-udp probe sends
+// beside the path's latency: an http phase histogram (which the cell must
+// not count) and the jitter counters (which it shows).
+func withRoundsAndPhases(md pmetric.Metrics, start, at time.Time, phaseCounts []uint64, jitterMs float64, pairs int64) pmetric.Metrics {
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	lat := ms.At(0).Histogram().DataPoints()
+	ph := lat.AppendEmpty()
+	lat.At(0).CopyTo(ph)
+	ph.Attributes().PutStr(metricmodel.AttrPhase, "connect")
+	ph.BucketCounts().FromRaw(phaseCounts)
+	var n uint64
+	for _, c := range phaseCounts {
+		n += c
+	}
+	ph.SetCount(n)
+	ph.SetSum(1)
+	attempts := ms.At(1).Sum().DataPoints().At(0)
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{metricmodel.Jitter, jitterMs}, {metricmodel.JitterPairs, float64(pairs)}} {
+		m := ms.AppendEmpty()
+		m.SetName(c.name)
+		s := m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		p := s.DataPoints().AppendEmpty()
+		attempts.CopyTo(p)
+		p.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		p.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		p.SetDoubleValue(c.v)
+	}
+	return md
+}
+
+// TestExportShowsJitterAndIgnoresPhases: the cell's jitter comes from the
+// jitter counters, and an http phase's histogram does not add to the
+// cell's latency samples (the cell is the total).
+func TestExportShowsJitterAndIgnoresPhases(t *testing.T) {
+	hm, err := heatmap.New(heatmap.Config{}, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hm.Close()
+	exp := startExporter(t, hm)
+	now := time.Now()
+	start := now.Add(-25 * time.Second)
+	b1 := withRoundsAndPhases(batch(start, now.Add(-15*time.Second), pmetric.AggregationTemporalityCumulative, counts(9), 18, 5, 0), start, now.Add(-15*time.Second), counts(0), 0, 0)
+	b2 := withRoundsAndPhases(batch(start, now, pmetric.AggregationTemporalityCumulative, counts(9, 9, 9), 54, 10, 1), start, now, counts(0, 0, 0), 9, 6)
+	for _, md := range []pmetric.Metrics{b1, b2} {
+		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hm.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := snapshot(t, hm)["Manila|Davao|Globe|5g"]
+	if c.Count != 3 || c.P50 == nil || *c.P50 <= 15 {
+		t.Errorf("cell count %d p50 %v: want the 3 totals in (15,20], no phase samples", c.Count, c.P50)
+	}
+	if c.Jitter == nil || *c.Jitter != 1.5 {
+		t.Errorf("cell jitter %v, want 9 ms / 6 pairs = 1.5", c.Jitter)
+	}
 }

@@ -32,6 +32,13 @@ const (
 	KindAttempts
 	// KindFailures is bantay.probe.failures (bantay_probe_failures_total).
 	KindFailures
+	// KindJitter is bantay.probe.jitter, the sum of the absolute
+	// differences of consecutive RTTs of a round in ms
+	// (bantay_probe_jitter_milliseconds_total).
+	KindJitter
+	// KindJitterPairs is bantay.probe.jitter.pairs, the number of those
+	// differences (bantay_probe_jitter_pairs_total).
+	KindJitterPairs
 )
 
 // String returns the metric's short name used in the heatmap's own metrics.
@@ -43,6 +50,10 @@ func (k Kind) String() string {
 		return "attempts"
 	case KindFailures:
 		return "failures"
+	case KindJitter:
+		return "jitter"
+	case KindJitterPairs:
+		return "jitter_pairs"
 	}
 	return "unknown"
 }
@@ -59,7 +70,7 @@ type Point struct {
 	// Start is a counter reset.
 	Start time.Time
 	Time  time.Time
-	// Value is the counter value (KindAttempts, KindFailures).
+	// Value is the counter value (every Kind but KindLatency).
 	Value float64
 	// Bounds, Counts and Sum are the histogram (KindLatency): explicit upper
 	// bounds in ms, per-bucket (not cumulative over le) counts, one more
@@ -135,6 +146,9 @@ type Stats struct {
 	Count               uint64
 	Attempts, Failures  float64
 	Loss                float64
+	// Jitter is the mean absolute difference of consecutive RTTs within
+	// the window's rounds, ms: NaN without two answers in one round.
+	Jitter float64
 }
 
 // View is an immutable snapshot of a cell's numbers; the hub keeps and
@@ -391,14 +405,14 @@ func (a *Aggregator) observeLocked(p *Point) {
 		}
 		copy(st.counts, a.scratch)
 		st.sum = p.Sum
-	case KindAttempts, KindFailures:
-		if apply {
+	default:
+		if ctr, ok := counterOf(p.Kind); ok && apply {
 			d := p.Value
 			if !full {
 				d -= st.value
 			}
 			if d > 0 && !math.IsInf(d, 0) {
-				c.ring.addCounter(slot, p.Kind == KindFailures, d)
+				c.ring.addCounter(slot, ctr, d)
 			}
 		}
 		st.value = p.Value
@@ -432,9 +446,9 @@ func (a *Aggregator) observeDelta(p *Point) {
 		if cl := c.ring.addHistogram(slot, a.scratch, sum); cl > 0 {
 			a.m.clamped.Add(float64(cl))
 		}
-	case KindAttempts, KindFailures:
-		if p.Value > 0 && !math.IsInf(p.Value, 0) {
-			c.ring.addCounter(slot, p.Kind == KindFailures, p.Value)
+	default:
+		if ctr, ok := counterOf(p.Kind); ok && p.Value > 0 && !math.IsInf(p.Value, 0) {
+			c.ring.addCounter(slot, ctr, p.Value)
 		}
 	}
 	if tMs > c.lastSeen {
@@ -457,7 +471,7 @@ func (a *Aggregator) decreased(st *stream, p *Point) bool {
 }
 
 func (a *Aggregator) stats(w *window) Stats {
-	s := Stats{Count: w.count(), Attempts: w.attempts, Failures: w.failures}
+	s := Stats{Count: w.count(), Attempts: w.ctr[ctrAttempts], Failures: w.ctr[ctrFailures]}
 	s.P50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.Count))
 	s.P90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.Count))
 	s.P99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.Count))
@@ -471,7 +485,17 @@ func (a *Aggregator) stats(w *window) Stats {
 	if s.Attempts > 0 {
 		s.Loss = round6(min(s.Failures/s.Attempts, 1))
 	}
+	s.Jitter = jitter(w.ctr)
 	return s
+}
+
+// jitter is the mean jitter of summed counters, ms; NaN without a pair.
+// Below half a pair is float32 residue of pairs that left the window.
+func jitter(ctr [numCounters]float64) float64 {
+	if ctr[ctrJitterPairs] < 0.5 {
+		return math.NaN()
+	}
+	return round3(max(ctr[ctrJitter], 0) / ctr[ctrJitterPairs])
 }
 
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
@@ -481,7 +505,7 @@ func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNa
 func (s Stats) Equal(o Stats) bool {
 	return sameFloat(s.P50, o.P50) && sameFloat(s.P90, o.P90) && sameFloat(s.P99, o.P99) &&
 		sameFloat(s.Mean, o.Mean) && s.Count == o.Count && sameFloat(s.Attempts, o.Attempts) &&
-		sameFloat(s.Failures, o.Failures) && sameFloat(s.Loss, o.Loss)
+		sameFloat(s.Failures, o.Failures) && sameFloat(s.Loss, o.Loss) && sameFloat(s.Jitter, o.Jitter)
 }
 
 // staleAfterMs is the silence after which a cell is stale.
@@ -608,6 +632,7 @@ type Column struct {
 	P50, Mean          float64
 	Attempts, Failures float64
 	Loss               float64
+	Jitter             float64 // ms; NaN without a pair of answers
 }
 
 // Drilldown returns the cell's view and its newest `n` columns (n <= 0: the
@@ -629,7 +654,8 @@ func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column
 	for i := range cols {
 		s := cur - int64(n-1-i)
 		col := Column{T: s * a.resMs, Counts: make([]uint64, a.nb)}
-		sum, att, fail := c.ring.slot(s, col.Counts)
+		sum, ctr := c.ring.slot(s, col.Counts)
+		att, fail := ctr[ctrAttempts], ctr[ctrFailures]
 		for _, x := range col.Counts {
 			col.Count += x
 		}
@@ -644,6 +670,7 @@ func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column
 		if att > 0 {
 			col.Loss = round6(min(fail/att, 1))
 		}
+		col.Jitter = jitter(ctr)
 		cols[i] = col
 	}
 	v := c.view

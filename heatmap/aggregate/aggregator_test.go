@@ -331,3 +331,50 @@ func TestRingMemoryIsFixed(t *testing.T) {
 		t.Fatalf("15m running count %d, recount %d, want 60", w.count(), n)
 	}
 }
+
+// TestJitterPerWindowAndColumn: a cell's jitter is the window's summed
+// |ΔRTT| over its summed pairs (so a round of many pairs weighs more than
+// one of few, as in one long round), from cumulative counters like loss;
+// without a pair it is NaN, never 0.
+func TestJitterPerWindowAndColumn(t *testing.T) {
+	a, _ := testAggregator(t, nil)
+	start := t0.Add(-10 * time.Second)
+	a.Observe(counter(KindAttempts, "a", pathMD, start, t0, 5))
+	a.Observe(counter(KindFailures, "f", pathMD, start, t0, 0))
+	a.Observe(counter(KindJitter, "j", pathMD, start, t0, 0))
+	a.Observe(counter(KindJitterPairs, "p", pathMD, start, t0, 0))
+	changed, _, _ := a.Collect(t0.Add(time.Second))
+	if v := viewOf(t, changed, pathMD.ID()); !math.IsNaN(v.Wins[0].Jitter) {
+		t.Fatalf("jitter without a pair: %g, want NaN", v.Wins[0].Jitter)
+	}
+	// Next slot: a round of 5 with 4 pairs summing 8 ms; the slot after:
+	// a round of 5 with one loss, 3 pairs summing 12 ms.
+	t1, t2 := t0.Add(15*time.Second), t0.Add(30*time.Second)
+	for _, p := range []*Point{
+		counter(KindAttempts, "a", pathMD, start, t1, 10), counter(KindJitter, "j", pathMD, start, t1, 8), counter(KindJitterPairs, "p", pathMD, start, t1, 4),
+		counter(KindAttempts, "a", pathMD, start, t2, 15), counter(KindFailures, "f", pathMD, start, t2, 1),
+		counter(KindJitter, "j", pathMD, start, t2, 20), counter(KindJitterPairs, "p", pathMD, start, t2, 7),
+		// A retry of the last jitter point counts once.
+		counter(KindJitter, "j", pathMD, start, t2, 20),
+	} {
+		a.Observe(p)
+	}
+	changed, _, _ = a.Collect(t2.Add(time.Second))
+	w := viewOf(t, changed, pathMD.ID()).Wins[0]
+	if !near(w.Jitter, round3(20.0/7)) || !near(w.Loss, round6(1.0/15)) {
+		t.Errorf("1m window: jitter %g loss %g, want %g and %g", w.Jitter, w.Loss, round3(20.0/7), round6(1.0/15))
+	}
+	_, cols, ok := a.Drilldown(pathMD.ID(), t2.Add(time.Second), 3)
+	if !ok {
+		t.Fatal("no drilldown")
+	}
+	want := []float64{math.NaN(), 2, 4} // no pair; 8/4; 12/3
+	for i, c := range cols {
+		if !sameFloat(c.Jitter, want[i]) {
+			t.Errorf("column %d jitter %g, want %g", i, c.Jitter, want[i])
+		}
+	}
+	if !near(cols[2].Loss, 0.2) {
+		t.Errorf("last column loss %g, want 0.2", cols[2].Loss)
+	}
+}

@@ -9,14 +9,39 @@ import (
 // later subtract exactly what the slot holds, never drift.
 const maxSlotCount = math.MaxUint16
 
+// slotCounter is one of the counters a slot sums besides the histogram.
+type slotCounter int
+
+const (
+	ctrAttempts slotCounter = iota
+	ctrFailures
+	ctrJitter      // sum of |ΔRTT| of consecutive probes of a round, ms
+	ctrJitterPairs // the pairs in ctrJitter
+	numCounters
+)
+
+// counterOf is the slot counter a counter metric adds to.
+func counterOf(k Kind) (slotCounter, bool) {
+	switch k {
+	case KindAttempts:
+		return ctrAttempts, true
+	case KindFailures:
+		return ctrFailures, true
+	case KindJitter:
+		return ctrJitter, true
+	case KindJitterPairs:
+		return ctrJitterPairs, true
+	}
+	return 0, false
+}
+
 // window keeps running sums over the newest `slots` slots of a cell's ring,
 // so reading a window costs O(buckets) and not O(slots × buckets).
 type window struct {
-	slots    int64
-	counts   []uint64
-	sum      float64
-	attempts float64
-	failures float64
+	slots  int64
+	counts []uint64
+	sum    float64
+	ctr    [numCounters]float64
 }
 
 func (w *window) count() uint64 {
@@ -36,24 +61,24 @@ type ring struct {
 	head    int64 // absolute slot number of the newest slot; 0 before any data
 	advance int64 // advances since the last exact recomputation of the sums
 
-	counts   []uint16  // n × nb
-	used     []uint64  // bit per slot position: holds data (lets moves skip empty slots)
-	sums     []float32 // n
-	attempts []float32 // n
-	failures []float32 // n
+	counts []uint16               // n × nb
+	used   []uint64               // bit per slot position: holds data (lets moves skip empty slots)
+	sums   []float32              // n
+	ctr    [numCounters][]float32 // n each
 
 	wins []window // the configured windows, then the whole history (baseline)
 }
 
 func newRing(nb int, nslots int64, windowSlots []int64) *ring {
 	r := &ring{
-		nb:       nb,
-		n:        nslots,
-		counts:   make([]uint16, int64(nb)*nslots),
-		used:     make([]uint64, (nslots+63)/64),
-		sums:     make([]float32, nslots),
-		attempts: make([]float32, nslots),
-		failures: make([]float32, nslots),
+		nb:     nb,
+		n:      nslots,
+		counts: make([]uint16, int64(nb)*nslots),
+		used:   make([]uint64, (nslots+63)/64),
+		sums:   make([]float32, nslots),
+	}
+	for c := range r.ctr {
+		r.ctr[c] = make([]float32, nslots)
 	}
 	all := append(append([]int64(nil), windowSlots...), nslots)
 	r.wins = make([]window, len(all))
@@ -83,12 +108,13 @@ func (r *ring) moveTo(slot int64) {
 		clear(r.counts)
 		clear(r.used)
 		clear(r.sums)
-		clear(r.attempts)
-		clear(r.failures)
+		for c := range r.ctr {
+			clear(r.ctr[c])
+		}
 		for i := range r.wins {
 			w := &r.wins[i]
 			clear(w.counts)
-			w.sum, w.attempts, w.failures = 0, 0, 0
+			w.sum, w.ctr = 0, [numCounters]float64{}
 		}
 		r.head = slot
 		return
@@ -100,7 +126,10 @@ func (r *ring) moveTo(slot int64) {
 		}
 		if p := r.pos(s); r.isUsed(p) {
 			clear(r.counts[p*int64(r.nb) : (p+1)*int64(r.nb)])
-			r.sums[p], r.attempts[p], r.failures[p] = 0, 0, 0
+			r.sums[p] = 0
+			for c := range r.ctr {
+				r.ctr[c][p] = 0
+			}
 			r.used[p/64] &^= 1 << (p % 64)
 		}
 		r.advance++
@@ -128,8 +157,9 @@ func (r *ring) subtract(w *window, s int64) {
 		w.counts[b] -= uint64(r.counts[base+int64(b)])
 	}
 	w.sum -= float64(r.sums[p])
-	w.attempts -= float64(r.attempts[p])
-	w.failures -= float64(r.failures[p])
+	for c := range r.ctr {
+		w.ctr[c] -= float64(r.ctr[c][p])
+	}
 }
 
 func (r *ring) isUsed(p int64) bool { return r.used[p/64]&(1<<(p%64)) != 0 }
@@ -140,7 +170,7 @@ func (r *ring) recompute() {
 	for i := range r.wins {
 		w := &r.wins[i]
 		clear(w.counts)
-		w.sum, w.attempts, w.failures = 0, 0, 0
+		w.sum, w.ctr = 0, [numCounters]float64{}
 		for s := r.head - w.slots + 1; s <= r.head; s++ {
 			if s <= 0 {
 				continue
@@ -151,8 +181,9 @@ func (r *ring) recompute() {
 				w.counts[b] += uint64(r.counts[base+int64(b)])
 			}
 			w.sum += float64(r.sums[p])
-			w.attempts += float64(r.attempts[p])
-			w.failures += float64(r.failures[p])
+			for c := range r.ctr {
+				w.ctr[c] += float64(r.ctr[c][p])
+			}
 		}
 	}
 }
@@ -201,51 +232,49 @@ func (r *ring) addHistogram(s int64, counts []uint64, sum float64) (clamped uint
 	return clamped
 }
 
-// addCounter adds attempts or failures to slot s.
-func (r *ring) addCounter(s int64, failures bool, v float64) {
+// addCounter adds v to counter c of slot s.
+func (r *ring) addCounter(s int64, c slotCounter, v float64) {
 	if s > r.head {
 		r.moveTo(s)
 	}
 	p := r.pos(s)
 	r.markUsed(p)
 	v32 := float32(v)
-	if failures {
-		r.failures[p] += v32
-	} else {
-		r.attempts[p] += v32
-	}
+	r.ctr[c][p] += v32
 	for i := range r.wins {
 		w := &r.wins[i]
 		if s > r.head-w.slots {
-			if failures {
-				w.failures += float64(v32)
-			} else {
-				w.attempts += float64(v32)
-			}
+			w.ctr[c] += float64(v32)
 		}
 	}
 }
 
-// slotCounts copies slot s's bucket counts into dst (zeros if s is outside
-// the ring) and returns its sum, attempts and failures.
-func (r *ring) slot(s int64, dst []uint64) (sum, attempts, failures float64) {
+// slot copies slot s's bucket counts into dst (zeros if s is outside the
+// ring) and returns its sum and counters.
+func (r *ring) slot(s int64, dst []uint64) (sum float64, ctr [numCounters]float64) {
 	clear(dst)
 	if s > r.head || s <= r.head-r.n || s <= 0 {
-		return 0, 0, 0
+		return 0, ctr
 	}
 	p := r.pos(s)
 	base := p * int64(r.nb)
 	for b := 0; b < r.nb; b++ {
 		dst[b] = uint64(r.counts[base+int64(b)])
 	}
-	return float64(r.sums[p]), float64(r.attempts[p]), float64(r.failures[p])
+	for c := range r.ctr {
+		ctr[c] = float64(r.ctr[c][p])
+	}
+	return float64(r.sums[p]), ctr
 }
 
 // memBytes is the ring's heap footprint, for the documented per-cell cost.
 func (r *ring) memBytes() int {
-	n := len(r.counts)*2 + len(r.used)*8 + (len(r.sums)+len(r.attempts)+len(r.failures))*4
+	n := len(r.counts)*2 + len(r.used)*8 + len(r.sums)*4
+	for _, c := range r.ctr {
+		n += len(c) * 4
+	}
 	for _, w := range r.wins {
-		n += len(w.counts)*8 + 48
+		n += len(w.counts)*8 + 24 + 8 + 8*int(numCounters)
 	}
 	return n
 }

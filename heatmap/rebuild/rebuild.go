@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
-
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Prometheus series the rebuild reads (docs/metric-model.md).
@@ -28,7 +28,13 @@ const (
 	seriesSum      = "network_latency_milliseconds_sum"
 	seriesAttempts = "bantay_probe_attempts_total"
 	seriesFailures = "bantay_probe_failures_total"
+	seriesJitter   = "bantay_probe_jitter_milliseconds_total"
+	seriesPairs    = "bantay_probe_jitter_pairs_total"
 )
+
+// noPhase selects the latency series of the path, the totals: an http
+// phase's series has a phase label (docs/metric-model.md).
+var noPhase = labels.MustNewMatcher(labels.MatchEqual, metricmodel.AttrPhase, "")
 
 type sample struct {
 	t int64
@@ -53,8 +59,8 @@ type Result struct {
 
 // Run refills agg from the store: it reads the last History (plus a
 // little before, for the first delta) of network_latency_milliseconds
-// _bucket and _sum, bantay_probe_attempts_total and
-// bantay_probe_failures_total as of now and feeds them through the same
+// _bucket and _sum (the totals: no http phases), bantay_probe_attempts_total,
+// bantay_probe_failures_total and the jitter counters as of now and feeds them through the same
 // delta logic as live data (Observe), so the next live point continues
 // each stream's deltas where the store left off.
 //
@@ -77,8 +83,8 @@ func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, no
 		lset    labels.Labels
 		samples []sample
 	}
-	read := func(name string, fn func(lset labels.Labels, s []sample) error) error {
-		ss := querier.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name))
+	read := func(name string, fn func(lset labels.Labels, s []sample) error, extra ...*labels.Matcher) error {
+		ss := querier.Select(ctx, false, nil, append(extra, labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, name))...)
 		for ss.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -125,7 +131,7 @@ func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, no
 		hs.les = append(hs.les, le)
 		hs.buckets = append(hs.buckets, s)
 		return nil
-	})
+	}, noPhase)
 	if err == nil {
 		err = read(seriesSum, func(lset labels.Labels, s []sample) error {
 			sums = append(sums, struct {
@@ -133,7 +139,7 @@ func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, no
 				samples []sample
 			}{labels.NewBuilder(lset).Del(model.MetricNameLabel).Labels(), s})
 			return nil
-		})
+		}, noPhase)
 	}
 	for _, s := range sums {
 		if hs, ok := hists[s.lset.String()]; ok {
@@ -150,9 +156,15 @@ func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, no
 			return nil
 		})
 	}
-	if err == nil {
-		err = read(seriesFailures, func(lset labels.Labels, s []sample) error {
-			key = rebuildCounter(agg, aggregate.KindFailures, lset, s, key)
+	for _, c := range []struct {
+		series string
+		kind   aggregate.Kind
+	}{{seriesFailures, aggregate.KindFailures}, {seriesJitter, aggregate.KindJitter}, {seriesPairs, aggregate.KindJitterPairs}} {
+		if err != nil {
+			break
+		}
+		err = read(c.series, func(lset labels.Labels, s []sample) error {
+			key = rebuildCounter(agg, c.kind, lset, s, key)
 			return nil
 		})
 	}

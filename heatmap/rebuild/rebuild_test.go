@@ -33,6 +33,8 @@ type probeStream struct {
 	sum      float64
 	attempts float64
 	failures float64
+	jitter   float64 // ms
+	pairs    float64
 }
 
 func (s *probeStream) labels(name string, extra ...string) labels.Labels {
@@ -66,7 +68,7 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 	t.Helper()
 	if reset {
 		clear(s.counts)
-		s.sum, s.attempts, s.failures = 0, 0, 0
+		s.sum, s.attempts, s.failures, s.jitter, s.pairs = 0, 0, 0, 0, 0
 		s.start = at.Add(-10 * time.Second)
 	}
 	n := 8 + s.rng.IntN(4)
@@ -77,6 +79,8 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 	}
 	s.attempts += float64(n + 1)
 	s.failures++
+	s.jitter += s.meanMs * 0.1 * float64(n-1)
+	s.pairs += float64(n - 1)
 	ms := at.UnixMilli()
 	var cum uint64
 	for i, c := range s.counts {
@@ -88,6 +92,12 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 		if _, err := app.Append(0, s.labels(seriesBucket, "le", le), ms, float64(cum)); err != nil {
 			t.Fatal(err)
 		}
+		// An http phase's series beside the total, all in the first
+		// bucket: the rebuild must leave it out of the cell, as the
+		// exporter does.
+		if _, err := app.Append(0, s.labels(seriesBucket, "le", le, "phase", "connect"), ms, float64(s.attempts)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, a := range []struct {
 		name string
@@ -97,6 +107,9 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 		{seriesSum, s.sum, s.labels(seriesSum)},
 		{seriesAttempts, s.attempts, s.labels(seriesAttempts)},
 		{seriesFailures, s.failures, s.labels(seriesFailures, "reason", "timeout")},
+		{seriesJitter, s.jitter, s.labels(seriesJitter)},
+		{seriesPairs, s.pairs, s.labels(seriesPairs)},
+		{seriesSum, 1, s.labels(seriesSum, "phase", "connect")},
 	} {
 		if _, err := app.Append(0, a.ls, ms, a.v); err != nil {
 			t.Fatal(err)
@@ -107,6 +120,8 @@ func (s *probeStream) step(t *testing.T, app storage.Appender, at time.Time, res
 			Bounds: aggregate.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum},
 		{Kind: aggregate.KindAttempts, Stream: aggregate.AppendStreamKey(nil, aggregate.KindAttempts, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at, Value: s.attempts},
 		{Kind: aggregate.KindFailures, Stream: aggregate.AppendStreamKey(nil, aggregate.KindFailures, s.probe, s.attrs(aggregate.Label{Name: "reason", Value: "timeout"})), Cell: s.cell, Start: s.start, Time: at, Value: s.failures},
+		{Kind: aggregate.KindJitter, Stream: aggregate.AppendStreamKey(nil, aggregate.KindJitter, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at, Value: s.jitter},
+		{Kind: aggregate.KindJitterPairs, Stream: aggregate.AppendStreamKey(nil, aggregate.KindJitterPairs, s.probe, s.attrs()), Cell: s.cell, Start: s.start, Time: at, Value: s.pairs},
 	}
 }
 
@@ -189,19 +204,23 @@ func TestRebuildFromTSDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every step within the history (plus the margin for the first
-	// delta), of 3 streams: 29 buckets, the sum, attempts and failures.
+	// delta), of 3 streams: 29 buckets, the sum, attempts, failures and
+	// the two jitter counters; not the phase's series.
 	inRange := 0
 	for i := range steps {
 		if at := begin.Add(time.Duration(i) * 15 * time.Second); !at.Before(res.From) && !at.After(res.To) {
 			inRange++
 		}
 	}
-	if want := inRange * 3 * 32; res.Samples != want || !res.To.Equal(now) || res.From != now.Add(-time.Hour-30*time.Second) {
+	if want := inRange * 3 * 34; res.Samples != want || !res.To.Equal(now) || res.From != now.Add(-time.Hour-30*time.Second) {
 		t.Errorf("read %d samples over %v..%v, want %d over the hour and 30 s before %v", res.Samples, res.From, res.To, want, now)
 	}
 	live.collect(now)
 	rebuilt.collect(now)
 	compareViews(t, live, rebuilt, 2)
+	if j := rebuilt.views[cebMnl.ID()].Wins[0].Jitter; !(j > 0) {
+		t.Errorf("rebuilt jitter %g, want the stored jitter counters' mean", j)
+	}
 
 	// The next live point after the restart continues each stream's deltas.
 	next := now.Add(5 * time.Second)
@@ -227,7 +246,8 @@ func TestRebuildFromTSDB(t *testing.T) {
 	resMs := cfg.Resolution.Milliseconds()
 	for wi, w := range cfg.Windows {
 		from := (nowMs/resMs - int64(w/cfg.Resolution) + 1) * resMs
-		sel := `network_latency_milliseconds_bucket{src_city="Cebu",dst_city="Manila",carrier="Smart",network_type="4g"}`
+		// phase="": the totals, not the http phases beside them.
+		sel := `network_latency_milliseconds_bucket{src_city="Cebu",dst_city="Manila",carrier="Smart",network_type="4g",phase=""}`
 		q := fmt.Sprintf(`histogram_quantile(0.5, sum by (le) (%s - %s offset %dms))`, sel, sel, nowMs-from+1)
 		got := promQL(t, db, q, time.UnixMilli(nowMs))
 		if math.Abs(got-v.Wins[wi].P50) > 0.001 {

@@ -383,6 +383,8 @@ func AppendCell(b []byte, v *aggregate.View, wi int, statistic string) []byte {
 	b = AppendFloat(b, w.Failures)
 	b = append(b, `,"loss":`...)
 	b = AppendFloat(b, w.Loss)
+	b = append(b, `,"jitter":`...)
+	b = AppendFloat(b, w.Jitter)
 	b = append(b, `,"baseline_p50":`...)
 	b = AppendFloat(b, v.BaseP50)
 	b = append(b, `,"trend":`...)
@@ -425,6 +427,8 @@ func AppendColumn(b []byte, c *aggregate.Column) []byte {
 	b = AppendFloat(b, c.Failures)
 	b = append(b, `,"loss":`...)
 	b = AppendFloat(b, c.Loss)
+	b = append(b, `,"jitter":`...)
+	b = AppendFloat(b, c.Jitter)
 	return append(b, '}')
 }
 

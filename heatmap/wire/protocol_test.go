@@ -44,7 +44,7 @@ func TestParseClientMessages(t *testing.T) {
 
 func TestFrameEncodingIsValidJSON(t *testing.T) {
 	v := &aggregate.View{ID: "A\"b|c\\d|\x01e|\xff", Key: pathstate.CellKey{SrcCity: "A\"b", DstCity: "c\\d", Carrier: "\x01e", NetworkType: "\xff"},
-		Wins:    []aggregate.Stats{{P50: math.NaN(), P90: 1.5, P99: math.Inf(1), Mean: 2, Count: 3, Attempts: 4, Failures: 1, Loss: 0.25}},
+		Wins:    []aggregate.Stats{{P50: math.NaN(), P90: 1.5, P99: math.Inf(1), Mean: 2, Count: 3, Attempts: 4, Failures: 1, Loss: 0.25, Jitter: math.NaN()}},
 		BaseP50: 1, LastSeen: 42, State: "ok"}
 	b := AppendCell(nil, v, 0, "all")
 	var m map[string]any
@@ -53,6 +53,21 @@ func TestFrameEncodingIsValidJSON(t *testing.T) {
 	}
 	if m["p50"] != nil || m["p99"] != nil || m["p90"] != 1.5 || m["src_city"] != "A\"b" || m["network_type"] != "\ufffd" {
 		t.Fatalf("decoded %v", m)
+	}
+	// No jitter (no two answers in a round) is null, present, not 0.
+	if j, ok := m["jitter"]; !ok || j != nil || m["loss"] != 0.25 {
+		t.Fatalf("jitter %v (present %v), loss %v: want null beside the loss", j, ok, m["loss"])
+	}
+}
+
+func TestColumnCarriesLossAndJitter(t *testing.T) {
+	c := &aggregate.Column{T: 15000, Count: 4, P50: 3, Mean: 3.5, Attempts: 5, Failures: 1, Loss: 0.2, Jitter: 1.25}
+	var m map[string]any
+	if err := json.Unmarshal(AppendColumn(nil, c), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["loss"] != 0.2 || m["jitter"] != 1.25 || m["counts"] != nil {
+		t.Fatalf("column %v, want loss 0.2, jitter 1.25 and counts null", m)
 	}
 }
 

@@ -12,10 +12,16 @@ import (
 
 // The OTel metric names a probe records.
 const (
-	Latency  = "network.latency"       // histogram, ms, successful measurements
-	Attempts = "bantay.probe.attempts" // counter, every measurement
-	Failures = "bantay.probe.failures" // counter by reason
+	Latency     = "network.latency"           // histogram, ms, answered probes (and http phases)
+	Attempts    = "bantay.probe.attempts"     // counter, every probe
+	Failures    = "bantay.probe.failures"     // counter by reason
+	Jitter      = "bantay.probe.jitter"       // counter, ms: Σ|ΔRTT| of consecutive answers of a round
+	JitterPairs = "bantay.probe.jitter.pairs" // counter: the pairs summed in Jitter
 )
+
+// AttrPhase is the attribute of an http phase's latency point. The total
+// has none, so a consumer of path latency skips every point that has one.
+const AttrPhase = "phase"
 
 // Metrics yields every metric of md with the service.instance.id of its
 // resource (the probe id; "" when absent).
