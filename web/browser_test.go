@@ -91,10 +91,13 @@ type feeder struct {
 type pathStream struct {
 	p                  probePath
 	hKey, aKey, fKey   []byte
+	jKey, pKey         []byte // jitter sum and pairs
 	start              time.Time
 	counts             []uint64
 	sum                float64
 	attempts, failures float64
+	jitter, pairs      float64
+	last               float64 // the previous answer's RTT in the round, 0 before one
 }
 
 func newFeeder(paths []probePath) *feeder {
@@ -110,6 +113,8 @@ func newFeeder(paths []probePath) *feeder {
 			hKey:   aggregate.AppendStreamKey(nil, aggregate.KindLatency, probe, labels),
 			aKey:   aggregate.AppendStreamKey(nil, aggregate.KindAttempts, probe, labels),
 			fKey:   aggregate.AppendStreamKey(nil, aggregate.KindFailures, probe, labels),
+			jKey:   aggregate.AppendStreamKey(nil, aggregate.KindJitter, probe, labels),
+			pKey:   aggregate.AppendStreamKey(nil, aggregate.KindJitterPairs, probe, labels),
 			counts: make([]uint64, len(aggregate.DefaultBounds)+1),
 		})
 	}
@@ -136,6 +141,7 @@ func (f *feeder) step(h *heatmap.Heatmap, at, now time.Time) {
 		if p.src == "Manila" && p.dst == "Davao" && p.carrier == "Globe" && at.After(now.Add(-40*time.Minute)) && at.Before(now.Add(-30*time.Minute)) {
 			base, loss = base*2, 0.15
 		}
+		s.last = 0
 		for range 8 {
 			s.attempts++
 			if f.rng.Float64() < loss {
@@ -146,11 +152,17 @@ func (f *feeder) step(h *heatmap.Heatmap, at, now time.Time) {
 			i, _ := slices.BinarySearch(aggregate.DefaultBounds, v)
 			s.counts[i]++
 			s.sum += v
+			if s.last > 0 {
+				s.jitter, s.pairs = s.jitter+math.Abs(v-s.last), s.pairs+1
+			}
+			s.last = v
 		}
 		h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: s.hKey, Cell: p.key(), Start: s.start, Time: at,
 			Bounds: aggregate.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum})
 		h.Observe(&aggregate.Point{Kind: aggregate.KindAttempts, Stream: s.aKey, Cell: p.key(), Start: s.start, Time: at, Value: s.attempts})
 		h.Observe(&aggregate.Point{Kind: aggregate.KindFailures, Stream: s.fKey, Cell: p.key(), Start: s.start, Time: at, Value: s.failures})
+		h.Observe(&aggregate.Point{Kind: aggregate.KindJitter, Stream: s.jKey, Cell: p.key(), Start: s.start, Time: at, Value: s.jitter})
+		h.Observe(&aggregate.Point{Kind: aggregate.KindJitterPairs, Stream: s.pKey, Cell: p.key(), Start: s.start, Time: at, Value: s.pairs})
 	}
 }
 
@@ -190,6 +202,7 @@ type snapCell struct {
 	Mean     *float64 `json:"mean"`
 	Count    uint64   `json:"count"`
 	Loss     *float64 `json:"loss"`
+	Jitter   *float64 `json:"jitter"`
 	Stale    bool     `json:"stale"`
 	State    string   `json:"state"`
 	LastSeen int64    `json:"last_seen"`
@@ -246,6 +259,7 @@ func diffCells(page []pagetest.Cell, snap map[string]snapCell) []string {
 		num(p.ID, "p99", p.P99, s.P99)
 		num(p.ID, "mean", p.Mean, s.Mean)
 		num(p.ID, "loss", p.Loss, s.Loss)
+		num(p.ID, "jitter", p.Jitter, s.Jitter)
 		if p.Count != strconv.FormatUint(s.Count, 10) || p.Stale != strconv.FormatBool(s.Stale) ||
 			p.State != s.State || p.LastSeen != strconv.FormatInt(s.LastSeen, 10) {
 			diffs = append(diffs, fmt.Sprintf("%s: page count/stale/state/last_seen %s/%s/%s/%s, snapshot %d/%t/%s/%d",
@@ -447,11 +461,16 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, box[0], box[1]),
 		chromedp.WaitVisible(`#tooltip td[data-k=p50]`)))
 	tipCheck, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.querySelector('`+cellSel+`').dataset.p50,
-		document.querySelector('#tooltip td[data-k=p50]').textContent, document.querySelector('#tooltip h3').textContent]`))
+		document.querySelector('#tooltip td[data-k=p50]').textContent, document.querySelector('#tooltip h3').textContent,
+		document.querySelector('`+cellSel+`').dataset.jitter, document.querySelector('#tooltip td[data-k=jitter]').textContent]`))
 	must("read the tooltip", err)
 	p50, _ := strconv.ParseFloat(tipCheck[0], 64)
 	if tipCheck[1] != fmtMs(p50) || tipCheck[2] != "Manila → Davao" {
 		t.Errorf("tooltip shows p50 %q for %q, want %q for Manila → Davao (data-p50 %s)", tipCheck[1], tipCheck[2], fmtMs(p50), tipCheck[0])
+	}
+	// Jitter beside loss, in the same format.
+	if jit, err := strconv.ParseFloat(tipCheck[3], 64); err != nil || jit <= 0 || tipCheck[4] != fmtMs(jit) {
+		t.Errorf("tooltip shows jitter %q, want %q (data-jitter %q)", tipCheck[4], fmtMs(jit), tipCheck[3])
 	}
 	builds, err := chromedp.Run(ctx, chromedp.Evaluate[string](`matrix.dataset.builds`))
 	must("read the layout count", err)

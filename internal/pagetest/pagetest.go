@@ -175,6 +175,7 @@ type Cell struct {
 	Mean     string `json:"mean"`
 	Count    string `json:"count"`
 	Loss     string `json:"loss"`
+	Jitter   string `json:"jitter"`
 	Stale    string `json:"stale"`
 	State    string `json:"state"`
 	LastSeen string `json:"lastSeen"`
@@ -197,6 +198,6 @@ func (p *Page) Read() (View, error) {
 	return chromedp.Run(p.Ctx, chromedp.Evaluate[View](`({from: app.dataset.windowFrom || "", to: app.dataset.windowTo || "",
 	cells: [...document.querySelectorAll('#matrix [role=gridcell][data-p50]')].map(e => ({
 		id: e.dataset.id, p50: e.dataset.p50, p90: e.dataset.p90, p99: e.dataset.p99, mean: e.dataset.mean,
-		count: e.dataset.count, loss: e.dataset.loss, stale: e.dataset.stale, state: e.dataset.state,
+		count: e.dataset.count, loss: e.dataset.loss, jitter: e.dataset.jitter, stale: e.dataset.stale, state: e.dataset.state,
 		lastSeen: e.dataset.lastSeen}))})`))
 }

@@ -155,6 +155,7 @@ function renderTooltip() {
       ["p50", fmtMs(cell.p50, true)], ["p90", fmtMs(cell.p90, true)], ["p99", fmtMs(cell.p99, true)],
       ["mean", fmtMs(cell.mean, true)], ["samples", String(cell.count)],
       ["loss", `${fmtLoss(cell.loss)} (${fmtNum(cell.failures)}/${fmtNum(cell.attempts)})`],
+      ["jitter", fmtMs(cell.jitter, true)],
       ["1 h median", fmtMs(cell.baseline_p50, true)], ["trend", trend],
       ["last seen", `${fmtTime(cell.last_seen)} (${fmtAgo(Date.now() - cell.last_seen)} ago)`],
     ];
@@ -404,7 +405,8 @@ function renderDrill() {
   const win = state.cells.has(d.id) && state.window ? state.window.name : "";
   const items = cell ? [
     [`p50${win ? " " + win : ""}`, fmtMs(cell.p50, true)], ["p90", fmtMs(cell.p90, true)], ["p99", fmtMs(cell.p99, true)],
-    ["jitter p90−p50", cell.p90 != null && cell.p50 != null ? fmtMs(cell.p90 - cell.p50, true) : "–"],
+    ["spread p90−p50", cell.p90 != null && cell.p50 != null ? fmtMs(cell.p90 - cell.p50, true) : "–"],
+    ["jitter", fmtMs(cell.jitter, true)],
     ["loss", fmtLoss(cell.loss)], ["last seen", fmtTime(cell.last_seen)],
   ] : [];
   const html = items.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join("") +
@@ -431,6 +433,7 @@ $("drill-canvas").addEventListener("mousemove", (ev) => {
   const rows = [
     ["median", fmtMs(col.p50, true)], ["mean", fmtMs(col.mean, true)], ["samples", String(col.count)],
     ["loss", `${fmtLoss(col.loss)} (${fmtNum(col.failures)}/${fmtNum(col.attempts)})`],
+    ["jitter", fmtMs(col.jitter, true)],
   ];
   tip.innerHTML = `<h3>${fmtTime(col.t)} – ${fmtTime(col.t + d.resolutionMs)}</h3><div class="sub">Manila time</div>` +
     `<table>${rows.map(([k, v]) => `<tr><th>${k}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;

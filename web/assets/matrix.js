@@ -136,7 +136,7 @@ function hatch(ctx, x, y, s, color) {
 export function cellSummary(cell, src, dst, panel) {
   const head = `${src} to ${dst}, ${panel.carrier} ${ntName(panel.nt)}`;
   if (!cell) return `${head}: not probed`;
-  const parts = [`p50 ${fmtMs(cell.p50, true)}`, `p90 ${fmtMs(cell.p90, true)}`, `p99 ${fmtMs(cell.p99, true)}`, `loss ${fmtLoss(cell.loss)}`, `${cell.count} samples`];
+  const parts = [`p50 ${fmtMs(cell.p50, true)}`, `p90 ${fmtMs(cell.p90, true)}`, `p99 ${fmtMs(cell.p99, true)}`, `loss ${fmtLoss(cell.loss)}`, `jitter ${fmtMs(cell.jitter, true)}`, `${cell.count} samples`];
   if (cell.stale) parts.push("stale");
   if (cell.state === "degraded") parts.push("degraded");
   return `${head}: ${parts.join(", ")}`;
@@ -145,7 +145,7 @@ export function cellSummary(cell, src, dst, panel) {
 const ATTRS = [
   ["p50", "data-p50"], ["p90", "data-p90"], ["p99", "data-p99"], ["mean", "data-mean"],
   ["count", "data-count"], ["attempts", "data-attempts"], ["failures", "data-failures"],
-  ["loss", "data-loss"], ["baseline_p50", "data-baseline-p50"], ["trend", "data-trend"],
+  ["loss", "data-loss"], ["jitter", "data-jitter"], ["baseline_p50", "data-baseline-p50"], ["trend", "data-trend"],
   ["last_seen", "data-last-seen"], ["stale", "data-stale"], ["state", "data-state"],
 ];
 
