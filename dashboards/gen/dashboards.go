@@ -28,6 +28,10 @@ const (
 
 	// staleWindow is two probe intervals (15 s), as in the BantayProbeStale alert.
 	staleWindow = "30s"
+
+	// pathLatency is the latency histogram of the paths: phase="" leaves out
+	// the per-phase series of http targets, which share the name.
+	pathLatency = `network_latency_milliseconds_bucket{phase="", `
 )
 
 // promDS is the Prometheus data source of every panel: the $datasource
@@ -142,7 +146,7 @@ func latencyHeatmap(title, sel string) *heatmap.PanelBuilder {
 		Datasource(promDS()).
 		WithTarget(prometheus.NewDataqueryBuilder().
 			Datasource(promDS()).
-			Expr(fmt.Sprintf(`sum by (le) (rate(network_latency_milliseconds_bucket{%s}[$__rate_interval]))`, sel)).
+			Expr(fmt.Sprintf(`sum by (le) (rate(%s%s}[$__rate_interval]))`, pathLatency, sel)).
 			Format(prometheus.PromQueryFormatHeatmap).
 			LegendFormat("{{le}}").
 			Range()).
@@ -163,7 +167,13 @@ func latencyHeatmap(title, sel string) *heatmap.PanelBuilder {
 }
 
 func quantileExpr(q, by, sel, window string) string {
-	return fmt.Sprintf(`histogram_quantile(%s, sum by (%s, le) (rate(network_latency_milliseconds_bucket{%s}[%s])))`, q, by, sel, window)
+	return fmt.Sprintf(`histogram_quantile(%s, sum by (%s, le) (rate(%s%s}[%s])))`, q, by, pathLatency, sel, window)
+}
+
+// jitterExpr is the mean jitter (ms) of the selected rounds: summed RTT
+// differences over summed pairs; no value where no round had two answers.
+func jitterExpr(by, sel, window string) string {
+	return fmt.Sprintf(`sum by (%[1]s) (rate(bantay_probe_jitter_milliseconds_total{%[2]s}[%[3]s])) / (sum by (%[1]s) (rate(bantay_probe_jitter_pairs_total{%[2]s}[%[3]s])) > 0)`, by, sel, window)
 }
 
 func lossExpr(by, sel, window string) string {
@@ -243,7 +253,7 @@ func cityMatrixDashboard() *dashboard.DashboardBuilder {
 			Span(12)
 	}
 	return base("bantay-city-matrix", "Bantay / City × city matrix",
-		"p50 and p95 latency between every pair of cities for one carrier and network type.").
+		"p50 and p95 latency, loss and jitter between every pair of cities for one carrier and network type.").
 		Variables(append([]cog.Builder[dashboard.VariableModel]{datasourceVar()}, pathVars(false)...)).
 		WithPanel(matrix("p50 latency (ms), $carrier $network_type", "0.5")).
 		WithPanel(matrix("p95 latency (ms), $carrier $network_type", "0.95")).
@@ -264,7 +274,26 @@ func cityMatrixDashboard() *dashboard.DashboardBuilder {
 			Decimals(2).
 			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(0.01), "yellow"), step(cog.ToPtr(0.05), "red"))).
 			Height(10).
-			Span(24))
+			Span(12)).
+		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
+			Title("Jitter by path (ms), $carrier $network_type").
+			Description("Mean difference between the RTTs of consecutive probes of a round (icmp and udp targets). Red from 30 ms, the BantayPathJitterHigh threshold.").
+			Datasource(promDS()).
+			WithTarget(promInstantTable(jitterExpr("src_city, dst_city", sel, "$__range"))).
+			WithTransformation(dashboard.DataTransformerConfig{
+				Id: "groupingToMatrix",
+				Options: map[string]any{
+					"rowField":    "src_city",
+					"columnField": "dst_city",
+					"valueField":  "Value",
+					"emptyValue":  "null",
+				},
+			}).
+			Unit("ms").
+			Decimals(1).
+			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(10.0), "yellow"), step(cog.ToPtr(30.0), "red"))).
+			Height(10).
+			Span(12))
 }
 
 func carrierComparisonDashboard() *dashboard.DashboardBuilder {
@@ -307,6 +336,15 @@ func carrierComparisonDashboard() *dashboard.DashboardBuilder {
 			Min(0).
 			Height(9).
 			Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("Jitter by carrier, all selected paths").
+			Description("Mean difference between the RTTs of consecutive probes of a round.").
+			Datasource(promDS()).
+			WithTarget(prom(jitterExpr("carrier, network_type", pathSel, "$__rate_interval"), "{{carrier}} {{network_type}}")).
+			Unit("ms").
+			Min(0).
+			Height(9).
+			Span(24)).
 		WithRow(dashboard.NewRowBuilder("From $src_city").Repeat("src_city")).
 		WithPanel(timeseries.NewPanelBuilder().
 			Title("$src_city → $dst_city: p95 by carrier").
@@ -403,6 +441,61 @@ func probeHealthDashboard() *dashboard.DashboardBuilder {
 			Min(0).
 			Height(9).
 			Span(24)).
+		WithRow(dashboard.NewRowBuilder("The probes themselves")).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("Scheduling lateness, p99").
+			Description("How much later than planned the probe started its runs. Tens of milliseconds mean a busy probe box, whose own delay shows up as latency and jitter.").
+			Datasource(promDS()).
+			WithTarget(prom(fmt.Sprintf(`histogram_quantile(0.99, sum by (%s, le) (rate(bantay_probe_schedule_lateness_seconds_bucket{%s}[$__rate_interval])))`, uplinks, sel), "{{probe}} {{carrier}} {{network_type}}")).
+			Unit("s").
+			Min(0).
+			Height(8).
+			Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("Rounds in flight").
+			Description("Rounds being taken at the moment of each export, per probe uplink: about the number of targets whose round window covers that moment.").
+			Datasource(promDS()).
+			WithTarget(prom(fmt.Sprintf(`max by (%s) (bantay_probe_rounds_in_flight{%s})`, uplinks, sel), "{{probe}} {{carrier}} {{network_type}}")).
+			Unit("short").
+			Min(0).
+			Height(8).
+			Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("Probe CPU").
+			Description("CPU time the probe process uses per second (1 = one core). Sent on the probe's first uplink only.").
+			Datasource(promDS()).
+			WithTarget(prom(`max by (probe) (rate(process_cpu_time_seconds_total{job="bantay-probe", src_city=~"$src_city"}[$__rate_interval]))`, "{{probe}}")).
+			Unit("percentunit").
+			Min(0).
+			Height(8).
+			Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
+			Title("Probe memory (resident)").
+			Datasource(promDS()).
+			WithTarget(prom(`max by (probe) (process_memory_usage_bytes{job="bantay-probe", src_city=~"$src_city"})`, "{{probe}}")).
+			Unit("bytes").
+			Min(0).
+			Height(8).
+			Span(12)).
+		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
+			Title("TLS certificates of https targets (days left)").
+			Description("Earliest certificate expiry in each https target's chain, as its probes last saw it; the soonest over probes and uplinks. BantayTLSCertificateExpiring alerts under 14 days.").
+			Datasource(promDS()).
+			WithTarget(promInstantTable(`(min by (target, dst_city) (bantay_probe_tls_cert_expiry_seconds{src_city=~"$src_city"}) - time()) / 86400`)).
+			Unit("d").
+			Decimals(1).
+			Thresholds(thresholds(step(nil, "red"), step(cog.ToPtr(14.0), "yellow"), step(cog.ToPtr(30.0), "green"))).
+			Height(8).
+			Span(12)).
+		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
+			Title("HTTP status of http targets").
+			Description("The status of each http target's last answer, per probe uplink (also when it was not the expected one).").
+			Datasource(promDS()).
+			WithTarget(promInstantTable(fmt.Sprintf(`max by (target, %s) (bantay_probe_http_status_code{%s})`, uplinks, sel))).
+			Unit("none").
+			Decimals(0).
+			Height(8).
+			Span(12)).
 		WithRow(dashboard.NewRowBuilder("Events")).
 		WithPanel(eventsPanel("Probe events", `{service="bantay", kind=~"probe_failure|probe_rejected|path_stale|path_back", src_city=~"$src_city", carrier=~"$carrier"}`))
 }

@@ -1,6 +1,7 @@
 package promtest
 
 import (
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -75,9 +76,15 @@ func DemoSeries(end time.Time, n int) []Series {
 		countS := Series{Labels: with("__name__", "network_latency_milliseconds_count")}
 		sumS := Series{Labels: with("__name__", "network_latency_milliseconds_sum")}
 		attemptsS := Series{Labels: with("__name__", "bantay_probe_attempts_total")}
+		// Each step's attempts are one round: the differences of its
+		// consecutive answers are its jitter.
+		jitterS := Series{Labels: with("__name__", "bantay_probe_jitter_milliseconds_total")}
+		pairsS := Series{Labels: with("__name__", "bantay_probe_jitter_pairs_total")}
+		var jitter, pairs float64
 		failS := map[string]*Series{}
 		for step := range n {
 			t := start.Add(time.Duration(step) * interval)
+			last := 0.0 // the round's previous answer
 			for range perStep {
 				attempt++
 				attempts++
@@ -92,6 +99,10 @@ func DemoSeries(end time.Time, n int) []Series {
 				ms := p.BaseMS * (0.8 + 0.5*rng.Float64())
 				count++
 				sum += ms
+				if last > 0 {
+					jitter, pairs = jitter+math.Abs(ms-last), pairs+1
+				}
+				last = ms
 				for i, b := range LatencyBucketBounds {
 					if ms <= b {
 						buckets[i]++
@@ -105,6 +116,8 @@ func DemoSeries(end time.Time, n int) []Series {
 			countS.Samples = append(countS.Samples, Sample{t, count})
 			sumS.Samples = append(sumS.Samples, Sample{t, sum})
 			attemptsS.Samples = append(attemptsS.Samples, Sample{t, attempts})
+			jitterS.Samples = append(jitterS.Samples, Sample{t, jitter})
+			pairsS.Samples = append(pairsS.Samples, Sample{t, pairs})
 			// A failure counter appears with its first failure, as an OTel
 			// SDK counter with a new attribute set does.
 			for reason, v := range failures {
@@ -117,12 +130,71 @@ func DemoSeries(end time.Time, n int) []Series {
 			}
 		}
 		out = append(out, bucketSeries...)
-		out = append(out, countS, sumS, attemptsS)
+		out = append(out, countS, sumS, attemptsS, jitterS, pairsS)
 		for _, s := range failS {
 			out = append(out, *s)
 		}
 	}
+	out = append(out, demoProbeSeries(start, interval, n)...)
 	return append(out, demoCollectorSeries(start, interval, n)...)
+}
+
+// demoProbeSeries are what the demo's probes say about themselves and
+// their https target: scheduling lateness, rounds in flight, CPU and
+// memory (on the first uplink), and the target's status, certificate
+// expiry and connect phase beside its total latency.
+func demoProbeSeries(start time.Time, interval time.Duration, n int) []Series {
+	var out []Series
+	for _, u := range []struct{ probe, city, region, island, carrier, nt string }{
+		{"mnl-01", "Manila", "NCR", "Luzon", "Globe", "5g"},
+		{"dvo-01", "Davao", "Davao Region", "Mindanao", "Smart", "4g"},
+	} {
+		labels := func(name string, kv ...string) map[string]string {
+			l := map[string]string{"__name__": name, "job": "bantay-probe", "instance": u.probe, "probe": u.probe,
+				"src_city": u.city, "region": u.region, "island_group": u.island, "dst_city": u.city,
+				"dst_region": u.region, "dst_island_group": u.island, "carrier": u.carrier, "network_type": u.nt}
+			for i := 0; i+1 < len(kv); i += 2 {
+				l[kv[i]] = kv[i+1]
+			}
+			return l
+		}
+		web := func(name string, kv ...string) map[string]string {
+			return labels(name, append([]string{"target", "web-" + u.probe, "method", "http"}, kv...)...)
+		}
+		lateness := []Series{}
+		for _, le := range []string{"0.001", "0.005", "0.025", "0.1", "0.5", "2.5", "+Inf"} {
+			lateness = append(lateness, Series{Labels: labels("bantay_probe_schedule_lateness_seconds_bucket", "le", le)})
+		}
+		phase := []Series{}
+		for _, le := range []string{"1", "2", "+Inf"} {
+			phase = append(phase, Series{Labels: web("network_latency_milliseconds_bucket", "phase", "connect", "le", le)})
+		}
+		gauges := []Series{
+			{Labels: labels("bantay_probe_rounds_in_flight")},
+			{Labels: labels("process_cpu_time_seconds_total")},
+			{Labels: labels("process_memory_usage_bytes")},
+			{Labels: web("bantay_probe_http_status_code")},
+			{Labels: web("bantay_probe_tls_cert_expiry_seconds")},
+		}
+		for step := range n {
+			t := start.Add(time.Duration(step) * interval)
+			f := float64(step)
+			// Runs start within 1 ms but one in four, up to 5 ms late.
+			late := []float64{3 * f, 4 * f, 4 * f, 4 * f, 4 * f, 4 * f, 4 * f}
+			for i := range lateness {
+				lateness[i].Samples = append(lateness[i].Samples, Sample{t, late[i]})
+			}
+			for i := range phase {
+				phase[i].Samples = append(phase[i].Samples, Sample{t, []float64{f, 2 * f, 2 * f}[i]})
+			}
+			vals := []float64{float64(step % 3), 0.02 * f, 24 << 20, 200, float64(start.Unix()) + 40*86400}
+			for i := range gauges {
+				gauges[i].Samples = append(gauges[i].Samples, Sample{t, vals[i]})
+			}
+		}
+		out = append(append(append(out, lateness...), phase...), gauges...)
+	}
+	return out
 }
 
 func demoCollectorSeries(start time.Time, interval time.Duration, n int) []Series {
