@@ -36,7 +36,7 @@ func main() {
 Bantay demo is running.
   Heatmap (NOC page):   http://%[1]s/
   Prometheus API:       http://%[1]s/api/v1/query?query=...
-  Try:  curl -s 'http://%[1]s/api/v1/query' --data-urlencode 'query=histogram_quantile(0.5, sum by (src_city, dst_city, carrier, le) (rate(network_latency_milliseconds_bucket[1m])))'
+  Try:  curl -s 'http://%[1]s/api/v1/query' --data-urlencode 'query=histogram_quantile(0.5, sum by (src_city, dst_city, carrier, le) (rate(network_latency_milliseconds_bucket{phase=""}[1m])))'
 Data appears within %[2]s. Ctrl-C stops everything.
 `, o.HTTPAddr, 2*o.ProbeInterval)
 	})
