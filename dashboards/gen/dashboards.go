@@ -226,74 +226,56 @@ func latencyHeatmapDashboard() *dashboard.DashboardBuilder {
 			`{service="bantay", kind=~"path_degraded|path_recovered", src_city=~"$src_city", carrier=~"$carrier"}`))
 }
 
+// toMatrix turns an instant table of one value per (row, column) label
+// pair into a matrix with those labels as row and column headers.
+func toMatrix(row, column string) dashboard.DataTransformerConfig {
+	return dashboard.DataTransformerConfig{
+		Id: "groupingToMatrix",
+		Options: map[string]any{
+			"rowField":    row,
+			"columnField": column,
+			"valueField":  "Value",
+			"emptyValue":  "null",
+		},
+	}
+}
+
 func cityMatrixDashboard() *dashboard.DashboardBuilder {
 	sel := `carrier="$carrier", network_type="$network_type", src_city=~"$src_city", dst_city=~"$dst_city"`
-	matrix := func(title, q string) *table.PanelBuilder {
+	// matrix is a src_city × dst_city table of expr over the time range.
+	matrix := func(title, expr string) *table.PanelBuilder {
 		return table.NewPanelBuilder().Footer(tableFooter()).
 			Title(title).
-			Description("Rows: from city. Columns: to city. Over the dashboard's time range, for one carrier and network type.").
 			Datasource(promDS()).
-			WithTarget(promInstantTable(quantileExpr(q, "src_city, dst_city", sel, "$__range"))).
-			WithTransformation(dashboard.DataTransformerConfig{
-				Id: "groupingToMatrix",
-				Options: map[string]any{
-					"rowField":    "src_city",
-					"columnField": "dst_city",
-					"valueField":  "Value",
-					"emptyValue":  "null",
-				},
-			}).
+			WithTarget(promInstantTable(expr)).
+			WithTransformation(toMatrix("src_city", "dst_city")).
+			Height(10).
+			Span(12)
+	}
+	latency := func(title, q string) *table.PanelBuilder {
+		return matrix(title, quantileExpr(q, "src_city, dst_city", sel, "$__range")).
+			Description("Rows: from city. Columns: to city. Over the dashboard's time range, for one carrier and network type.").
 			Unit("ms").
 			Decimals(1).
 			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(50.0), "yellow"), step(cog.ToPtr(100.0), "orange"), step(cog.ToPtr(200.0), "red"))).
 			CellOptions(common.TableCellOptions{TableColoredBackgroundCellOptions: &common.TableColoredBackgroundCellOptions{
 				Type: common.TableCellDisplayModeColorBackground,
-			}}).
-			Height(10).
-			Span(12)
+			}})
 	}
 	return base("bantay-city-matrix", "Bantay / City × city matrix",
 		"p50 and p95 latency, loss and jitter between every pair of cities for one carrier and network type.").
 		Variables(append([]cog.Builder[dashboard.VariableModel]{datasourceVar()}, pathVars(false)...)).
-		WithPanel(matrix("p50 latency (ms), $carrier $network_type", "0.5")).
-		WithPanel(matrix("p95 latency (ms), $carrier $network_type", "0.95")).
-		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
-			Title("Loss by path, $carrier $network_type").
-			Datasource(promDS()).
-			WithTarget(promInstantTable(lossExpr("src_city, dst_city", sel, "$__range"))).
-			WithTransformation(dashboard.DataTransformerConfig{
-				Id: "groupingToMatrix",
-				Options: map[string]any{
-					"rowField":    "src_city",
-					"columnField": "dst_city",
-					"valueField":  "Value",
-					"emptyValue":  "null",
-				},
-			}).
+		WithPanel(latency("p50 latency (ms), $carrier $network_type", "0.5")).
+		WithPanel(latency("p95 latency (ms), $carrier $network_type", "0.95")).
+		WithPanel(matrix("Loss by path, $carrier $network_type", lossExpr("src_city, dst_city", sel, "$__range")).
 			Unit("percentunit").
 			Decimals(2).
-			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(0.01), "yellow"), step(cog.ToPtr(0.05), "red"))).
-			Height(10).
-			Span(12)).
-		WithPanel(table.NewPanelBuilder().Footer(tableFooter()).
-			Title("Jitter by path (ms), $carrier $network_type").
+			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(0.01), "yellow"), step(cog.ToPtr(0.05), "red")))).
+		WithPanel(matrix("Jitter by path (ms), $carrier $network_type", jitterExpr("src_city, dst_city", sel, "$__range")).
 			Description("Mean difference between the RTTs of consecutive probes of a round (icmp and udp targets). Red from 30 ms, the BantayPathJitterHigh threshold.").
-			Datasource(promDS()).
-			WithTarget(promInstantTable(jitterExpr("src_city, dst_city", sel, "$__range"))).
-			WithTransformation(dashboard.DataTransformerConfig{
-				Id: "groupingToMatrix",
-				Options: map[string]any{
-					"rowField":    "src_city",
-					"columnField": "dst_city",
-					"valueField":  "Value",
-					"emptyValue":  "null",
-				},
-			}).
 			Unit("ms").
 			Decimals(1).
-			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(10.0), "yellow"), step(cog.ToPtr(30.0), "red"))).
-			Height(10).
-			Span(12))
+			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(10.0), "yellow"), step(cog.ToPtr(30.0), "red"))))
 }
 
 func carrierComparisonDashboard() *dashboard.DashboardBuilder {
@@ -308,15 +290,7 @@ func carrierComparisonDashboard() *dashboard.DashboardBuilder {
 			WithTarget(promInstantTable(
 				`label_join(label_join(` + quantileExpr("0.95", "src_city, dst_city, carrier, network_type", pathSel, "$__range") +
 					`, "path", " → ", "src_city", "dst_city"), "uplink", " ", "carrier", "network_type")`)).
-			WithTransformation(dashboard.DataTransformerConfig{
-				Id: "groupingToMatrix",
-				Options: map[string]any{
-					"rowField":    "path",
-					"columnField": "uplink",
-					"valueField":  "Value",
-					"emptyValue":  "null",
-				},
-			}).
+			WithTransformation(toMatrix("path", "uplink")).
 			Unit("ms").
 			Decimals(1).
 			Height(10).

@@ -70,6 +70,14 @@ func (e *heatmapExporter) start(_ context.Context, host component.Host) error {
 	return nil
 }
 
+// counterKinds are the counters a cell is computed from, by OTel name.
+var counterKinds = map[string]aggregate.Kind{
+	metricmodel.Attempts:    aggregate.KindAttempts,
+	metricmodel.Failures:    aggregate.KindFailures,
+	metricmodel.Jitter:      aggregate.KindJitter,
+	metricmodel.JitterPairs: aggregate.KindJitterPairs,
+}
+
 // pushMetrics hands every latency histogram point (but the http phases)
 // and attempts, failures and jitter counter point to the heatmap. Points
 // it cannot use are counted by the heatmap (bantay_heatmap_points_total);
@@ -81,27 +89,12 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 	s := e.pool.Get().(*scratch)
 	defer e.pool.Put(s)
 	for instance, m := range metricmodel.Metrics(md) {
-		switch m.Name() {
-		case metricmodel.Latency:
+		if m.Name() == metricmodel.Latency {
 			if m.Type() == pmetric.MetricTypeHistogram {
 				e.histograms(s, instance, m.Histogram())
 			}
-		case metricmodel.Attempts:
-			if m.Type() == pmetric.MetricTypeSum {
-				e.counters(s, instance, aggregate.KindAttempts, m.Sum())
-			}
-		case metricmodel.Failures:
-			if m.Type() == pmetric.MetricTypeSum {
-				e.counters(s, instance, aggregate.KindFailures, m.Sum())
-			}
-		case metricmodel.Jitter:
-			if m.Type() == pmetric.MetricTypeSum {
-				e.counters(s, instance, aggregate.KindJitter, m.Sum())
-			}
-		case metricmodel.JitterPairs:
-			if m.Type() == pmetric.MetricTypeSum {
-				e.counters(s, instance, aggregate.KindJitterPairs, m.Sum())
-			}
+		} else if kind, ok := counterKinds[m.Name()]; ok && m.Type() == pmetric.MetricTypeSum {
+			e.counters(s, instance, kind, m.Sum())
 		}
 	}
 	return nil

@@ -142,32 +142,40 @@ func startExporter(t *testing.T, hm *heatmap.Heatmap) exporter.Metrics {
 	return exp
 }
 
-func TestExportFeedsHeatmapOnceEvenOnRetry(t *testing.T) {
+// exportCell feeds the batches through a started exporter into a fresh
+// heatmap, starts it (its first broadcast tick) and returns the
+// Manila→Davao Globe 5g cell of its snapshot.
+func exportCell(t *testing.T, mds ...pmetric.Metrics) snapCell {
+	t.Helper()
 	hm, err := heatmap.New(heatmap.Config{}, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hm.Close()
+	t.Cleanup(func() { hm.Close() })
 	exp := startExporter(t, hm)
-	now := time.Now()
-	start := now.Add(-25 * time.Second)
-	ctx := context.Background()
-	// Two 15 s intervals; the second batch is delivered twice (a retry).
-	// Bucket 9 is (15,20], bucket 13 is (40,50].
-	b1 := batch(start, now.Add(-15*time.Second), pmetric.AggregationTemporalityCumulative, counts(9, 9, 9), 54, 4, 1)
-	b2 := batch(start, now, pmetric.AggregationTemporalityCumulative, counts(9, 9, 9, 9, 13), 117, 6, 1)
-	for _, md := range []pmetric.Metrics{b1, b2, b2} {
-		if err := exp.ConsumeMetrics(ctx, md); err != nil {
+	for _, md := range mds {
+		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := hm.Start(ctx); err != nil { // the first broadcast tick happens here
+	if err := hm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	c, ok := snapshot(t, hm)["Manila|Davao|Globe|5g"]
 	if !ok {
 		t.Fatal("no Manila→Davao Globe 5g cell in the snapshot")
 	}
+	return c
+}
+
+func TestExportFeedsHeatmapOnceEvenOnRetry(t *testing.T) {
+	now := time.Now()
+	start := now.Add(-25 * time.Second)
+	// Two 15 s intervals; the second batch is delivered twice (a retry).
+	// Bucket 9 is (15,20], bucket 13 is (40,50].
+	b1 := batch(start, now.Add(-15*time.Second), pmetric.AggregationTemporalityCumulative, counts(9, 9, 9), 54, 4, 1)
+	b2 := batch(start, now, pmetric.AggregationTemporalityCumulative, counts(9, 9, 9, 9, 13), 117, 6, 1)
+	c := exportCell(t, b1, b2, b2)
 	// Five samples (not eight: the retry is ignored), p50 at rank 2.5 of
 	// four in (15,20] → 15 + 5·2.5/4.
 	if c.Count != 5 || c.P50 == nil || *c.P50 != 18.125 {
@@ -266,25 +274,11 @@ func withRoundsAndPhases(md pmetric.Metrics, start, at time.Time, phaseCounts []
 // jitter counters, and an http phase's histogram does not add to the
 // cell's latency samples (the cell is the total).
 func TestExportShowsJitterAndIgnoresPhases(t *testing.T) {
-	hm, err := heatmap.New(heatmap.Config{}, prometheus.NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hm.Close()
-	exp := startExporter(t, hm)
 	now := time.Now()
 	start := now.Add(-25 * time.Second)
 	b1 := withRoundsAndPhases(batch(start, now.Add(-15*time.Second), pmetric.AggregationTemporalityCumulative, counts(9), 18, 5, 0), start, now.Add(-15*time.Second), counts(0), 0, 0)
 	b2 := withRoundsAndPhases(batch(start, now, pmetric.AggregationTemporalityCumulative, counts(9, 9, 9), 54, 10, 1), start, now, counts(0, 0, 0), 9, 6)
-	for _, md := range []pmetric.Metrics{b1, b2} {
-		if err := exp.ConsumeMetrics(context.Background(), md); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := hm.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	c := snapshot(t, hm)["Manila|Davao|Globe|5g"]
+	c := exportCell(t, b1, b2)
 	if c.Count != 3 || c.P50 == nil || *c.P50 <= 15 {
 		t.Errorf("cell count %d p50 %v: want the 3 totals in (15,20], no phase samples", c.Count, c.P50)
 	}

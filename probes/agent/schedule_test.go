@@ -131,21 +131,13 @@ func collect(t *testing.T, reader *sdkmetric.ManualReader) collected {
 			pts := map[string]float64{}
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					pts[key(dp.Attributes)] = float64(dp.Value)
-				}
+				addPoints(pts, d.DataPoints, key)
 			case metricdata.Sum[float64]:
-				for _, dp := range d.DataPoints {
-					pts[key(dp.Attributes)] = dp.Value
-				}
+				addPoints(pts, d.DataPoints, key)
 			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					pts[key(dp.Attributes)] = float64(dp.Value)
-				}
+				addPoints(pts, d.DataPoints, key)
 			case metricdata.Gauge[float64]:
-				for _, dp := range d.DataPoints {
-					pts[key(dp.Attributes)] = dp.Value
-				}
+				addPoints(pts, d.DataPoints, key)
 			case metricdata.Histogram[float64]:
 				// The count: what every test here needs of a histogram.
 				for _, dp := range d.DataPoints {
@@ -156,6 +148,12 @@ func collect(t *testing.T, reader *sdkmetric.ManualReader) collected {
 		}
 	}
 	return out
+}
+
+func addPoints[N int64 | float64](pts map[string]float64, dps []metricdata.DataPoint[N], key func(attribute.Set) string) {
+	for _, dp := range dps {
+		pts[key(dp.Attributes)] = float64(dp.Value)
+	}
 }
 
 func recordingJob(t *testing.T, target config.Target) (*job, *sdkmetric.ManualReader) {
