@@ -97,6 +97,8 @@ export function paintCell(ctx, x, y, s, cell, stat, theme, opts = {}) {
     let sub = "";
     if (cell.stale) sub = "stale";
     else if (loss != null && loss > 0) sub = fmtLoss(loss) + " loss";
+    // ± the jitter: how much consecutive packets of a round differ.
+    else if (has && cell.jitter != null) sub = "ms ±" + fmtMs(cell.jitter);
     else if (has) sub = "ms";
     if (sub) {
       // Half the number's size, smaller if needed to stay inside the
