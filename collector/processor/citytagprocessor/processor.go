@@ -3,8 +3,10 @@ package citytagprocessor
 import (
 	"context"
 	"math"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -190,24 +192,32 @@ func (t *cityTagger) checkIdentity(probe, authenticated string, hasCredential bo
 func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 	var pl placement
 	rawCarrier := strAttr(res, attrUplinkCarrier)
-	pl.carrier, _ = t.gaz.Carrier(rawCarrier)
+	if utf8.ValidString(rawCarrier) {
+		pl.carrier, _ = t.gaz.Carrier(rawCarrier)
+	}
 	rawNetwork := strAttr(res, attrUplinkNetwork)
-	pl.networkType, _ = t.gaz.NetworkType(rawNetwork)
+	if utf8.ValidString(rawNetwork) {
+		pl.networkType, _ = t.gaz.NetworkType(rawNetwork)
+	}
 	id, ok := res.Get(attrProbeID)
 	if !ok || id.Str() == "" {
 		return pl, reasonMissingProbeID, "resource has no service.instance.id"
 	}
-	pl.probe = id.Str()
-	probe, ok := t.probes[pl.probe]
+	probe, ok := t.probes[id.Str()]
 	if !ok {
+		// From here on the id is only reported: escaped and bounded.
+		pl.probe = probeName(id.Str())
 		return pl, reasonUnknownProbe, "probe is not in the citytag registry"
 	}
+	pl.probe = probe.id
 	pl.city = probe.city
 	if pl.carrier == "" {
-		return pl, reasonUnknownCarrier, "carrier " + quote(rawCarrier) + " is not in the gazetteer"
+		reason, detail := notInGazetteer(reasonUnknownCarrier, "carrier", rawCarrier)
+		return pl, reason, detail
 	}
 	if pl.networkType == "" {
-		return pl, reasonUnknownNetwork, "network type " + quote(rawNetwork) + " is not in the gazetteer"
+		reason, detail := notInGazetteer(reasonUnknownNetwork, "network type", rawNetwork)
+		return pl, reason, detail
 	}
 	if _, ok := probe.uplinks[uplinkKey{pl.carrier, pl.networkType}]; !ok {
 		return pl, reasonUnregisteredLink, "uplink " + pl.carrier + "/" + pl.networkType + " is not registered for this probe"
@@ -291,7 +301,7 @@ func (t *cityTagger) tagPoint(pl placement, dst *dstCache, attrs pcommon.Map) (s
 	}
 	city, ok := dst.lookup(raw)
 	if !ok {
-		return reasonUnknownDstCity, "dst_city " + quote(raw) + " is not in the gazetteer"
+		return notInGazetteer(reasonUnknownDstCity, attrDstCity, raw)
 	}
 	attrs.PutStr(labelSrcCity, pl.city.Name)
 	attrs.PutStr(labelRegion, pl.city.Region)
@@ -303,6 +313,16 @@ func (t *cityTagger) tagPoint(pl placement, dst *dstCache, attrs pcommon.Map) (s
 	attrs.PutStr(labelNetworkType, pl.networkType)
 	attrs.PutStr(labelProbe, pl.probe)
 	return "", ""
+}
+
+// notInGazetteer says why raw, a what, was not resolved: it is not valid
+// UTF-8 (never looked up: the gazetteer's folding would drop the bad bytes
+// and could match what the sender did not write), or it is unknown.
+func notInGazetteer(unknown, what, raw string) (string, string) {
+	if !utf8.ValidString(raw) {
+		return reasonInvalidUTF8, what + " " + quote(raw) + " is not valid UTF-8"
+	}
+	return unknown, what + " " + quote(raw) + " is not in the gazetteer"
 }
 
 // validHistogram rejects histograms that cannot be true: buckets that do not
@@ -466,7 +486,10 @@ type dstCache struct {
 func (d *dstCache) lookup(raw string) (gazetteer.City, bool) {
 	if !d.set || raw != d.last {
 		d.set, d.last = true, raw
-		d.city, d.ok = d.gaz.City(raw)
+		d.city, d.ok = gazetteer.City{}, false
+		if utf8.ValidString(raw) {
+			d.city, d.ok = d.gaz.City(raw)
+		}
 	}
 	return d.city, d.ok
 }
@@ -497,7 +520,7 @@ func newLogLimiter(interval time.Duration) *logLimiter {
 }
 
 func (l *logLimiter) maybeLog(logger *zap.Logger, reason string, pl placement, detail string) bool {
-	key := logKey{reason, truncate(pl.probe), pl.carrier, pl.networkType}
+	key := logKey{reason, pl.probe, pl.carrier, pl.networkType}
 	now := l.now()
 	l.mu.Lock()
 	if len(l.last) >= maxLoggedKeys {
@@ -561,13 +584,34 @@ func strAttr(m pcommon.Map, key string) string {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-func quote(s string) string { return "\"" + truncate(s) + "\"" }
-
-// truncate keeps what outside input puts into logs short.
-func truncate(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
+// quote renders a value from the request for a refusal, a log line or an
+// event: Go-quoted (control characters and invalid UTF-8 escaped, so the
+// result is always valid UTF-8 and one line) and cut to maxQuoted bytes of
+// the original at a rune boundary. Echoing raw bytes made the OTLP/HTTP
+// receiver unable to encode the refusal (a 500 instead of a 400).
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
 	}
-	return s
+	return strconv.Quote(s[:runeCut(s, maxQuoted)] + "…")
+}
+
+// maxQuoted keeps what outside input puts into refusals and logs short.
+const maxQuoted = 64
+
+// runeCut is the largest index ≤ n that does not split a UTF-8 sequence.
+func runeCut(s string, n int) int {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
+}
+
+// probeName renders a probe id from a request: as it is when it has the
+// shape of a registered id, quoted otherwise.
+func probeName(id string) string {
+	if probeIDPattern.MatchString(id) {
+		return id
+	}
+	return quote(id)
 }
