@@ -72,9 +72,13 @@ type cityTagger struct {
 	probes      map[string]registeredProbe
 	maxLatency  float64
 	requireAuth bool
+	maxAhead    time.Duration
+	maxAge      time.Duration
+	now         func() time.Time // the collector's clock; replaced in tests
 
 	rejected     metric.Int64Counter
 	cityMismatch metric.Int64Counter
+	clockSkew    metric.Float64Gauge
 	logs         *logLimiter
 	bus          *events.Bus // nil without the bantay extension
 	limits       *limiter
@@ -99,8 +103,18 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 	if err != nil {
 		return nil, err
 	}
+	skew, err := meter.Float64Gauge("bantay_citytag_clock_skew_seconds",
+		metric.WithDescription("How far each registered probe's newest point was ahead of the collector's clock when it arrived (negative: behind)."),
+		metric.WithUnit("s"))
+	if err != nil {
+		return nil, err
+	}
 	return &cityTagger{
 		logger:       set.Logger,
+		maxAhead:     cfg.Timestamps.MaxAhead,
+		maxAge:       cfg.Timestamps.MaxAge,
+		now:          time.Now,
+		clockSkew:    skew,
 		gaz:          gaz,
 		probes:       probes,
 		maxLatency:   cfg.MaxLatencyMs,
@@ -129,6 +143,7 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 	rej, ctx := callOf(ctx)
 	authenticated, hasCredential := authenticatedProbe(ctx)
 	now := int64(t.limits.elapsed())
+	win := t.window()
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
 		res := rm.Resource().Attributes()
 		pl, reason, detail := t.place(res)
@@ -147,12 +162,14 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 			return true
 		}
 		dst := dstCache{gaz: t.gaz}
+		win.latest = 0
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				return t.tagMetric(ctx, rej, pl, &dst, &sc, m) == 0
+				return t.tagMetric(ctx, rej, pl, &dst, &sc, &win, m) == 0
 			})
 			return sm.Metrics().Len() == 0
 		})
+		t.reportSkew(ctx, pl, &win)
 		return rm.ScopeMetrics().Len() == 0
 	})
 	if rej != nil && rej.points > 0 {
@@ -233,12 +250,16 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 }
 
 // tagMetric tags or drops each point of m and returns how many remain.
-// A point is dropped for an impossible value, for what cannot be placed,
-// and then for the per-probe limits (sc).
-func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, m pmetric.Metric) int {
+// A point is dropped for a time out of bounds (win), an impossible value,
+// for what cannot be placed, and then for the per-probe limits (sc).
+func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, win *timeWindow, m pmetric.Metric) int {
 	isLatency := m.Name() == metricmodel.Latency
 	mkey, mreason, mdetail := sc.metricKey(m, pl)
-	check := func(attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
+	check := func(ts pcommon.Timestamp, attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
+		if reason, detail := win.check(unixNanos(ts)); reason != "" {
+			t.reject(ctx, rej, reason, pl, strAttr(attrs, attrTarget), detail, 1)
+			return true
+		}
 		if !valid {
 			t.reject(ctx, rej, reasonInvalidValue, pl, strAttr(attrs, attrTarget), "metric "+quote(m.Name())+" has an impossible value", 1)
 			return true
@@ -260,32 +281,32 @@ func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placemen
 	case pmetric.MetricTypeHistogram:
 		dps := m.Histogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.HistogramDataPoint) bool {
-			return check(dp.Attributes(), t.validHistogram(dp, isLatency), histogramCost(dp))
+			return check(dp.Timestamp(), dp.Attributes(), t.validHistogram(dp, isLatency), histogramCost(dp))
 		})
 		return dps.Len()
 	case pmetric.MetricTypeExponentialHistogram:
 		dps := m.ExponentialHistogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
-			return check(dp.Attributes(), t.validExpHistogram(dp, isLatency), 1)
+			return check(dp.Timestamp(), dp.Attributes(), t.validExpHistogram(dp, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSum:
 		monotonic := m.Sum().IsMonotonic()
 		dps := m.Sum().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), t.validNumber(dp, monotonic, isLatency), 1)
+			return check(dp.Timestamp(), dp.Attributes(), t.validNumber(dp, monotonic, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), t.validNumber(dp, false, isLatency), 1)
+			return check(dp.Timestamp(), dp.Attributes(), t.validNumber(dp, false, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSummary:
 		dps := m.Summary().DataPoints()
 		dps.RemoveIf(func(dp pmetric.SummaryDataPoint) bool {
-			return check(dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()), summaryCost(dp))
+			return check(dp.Timestamp(), dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()), summaryCost(dp))
 		})
 		return dps.Len()
 	default:
@@ -581,6 +602,10 @@ func strAttr(m pcommon.Map, key string) string {
 	}
 	return v.AsString()
 }
+
+// unixNanos is a point's time as int64 nanoseconds; beyond year 2262 (what
+// int64 holds) it is the largest, which is in the future all the same.
+func unixNanos(ts pcommon.Timestamp) int64 { return int64(min(uint64(ts), math.MaxInt64)) }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 

@@ -115,10 +115,13 @@ func addResource(md pmetric.Metrics, u uplinkRes, dsts ...string) pmetric.Metric
 		dp.SetSum(70)
 		dp.SetMin(5)
 		dp.SetMax(30)
-		dp.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000))
+		dp.SetTimestamp(nowTS())
 	}
 	return m
 }
+
+// nowTS is a point time the timestamp bounds accept.
+func nowTS() pcommon.Timestamp { return pcommon.NewTimestampFromTime(time.Now()) }
 
 func pointAttrs(t *testing.T, md pmetric.Metrics) []map[string]any {
 	t.Helper()
@@ -242,9 +245,11 @@ func TestRejectsImpossibleValues(t *testing.T) {
 	good := s.DataPoints().AppendEmpty()
 	good.Attributes().PutStr("dst_city", "Davao")
 	good.SetIntValue(12)
+	good.SetTimestamp(nowTS())
 	bad := s.DataPoints().AppendEmpty()
 	bad.Attributes().PutStr("dst_city", "Davao")
 	bad.SetIntValue(-3)
+	bad.SetTimestamp(nowTS())
 
 	assert.Equal(t, `citytag rejected 6 of 9 points; first: invalid_value (probe mnl-01, target "reflector-Davao"): metric "network.latency" has an impossible value`,
 		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
@@ -405,6 +410,7 @@ func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
 	newExp := func() pmetric.ExponentialHistogramDataPoint {
 		dp := eh.DataPoints().AppendEmpty()
 		dp.Attributes().PutStr("dst_city", "Baguio")
+		dp.SetTimestamp(nowTS())
 		dp.SetScale(3)
 		dp.Positive().SetOffset(20)
 		dp.Positive().BucketCounts().FromRaw([]uint64{1, 2, 1})
@@ -432,6 +438,7 @@ func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
 	for _, v := range []float64{12.5, -1, math.NaN(), 1e12} {
 		dp := gauge.DataPoints().AppendEmpty()
 		dp.Attributes().PutStr("dst_city", "Cebu")
+		dp.SetTimestamp(nowTS())
 		dp.SetDoubleValue(v)
 	}
 

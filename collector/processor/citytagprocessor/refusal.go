@@ -35,7 +35,7 @@ var allReasons = [...]string{
 	reasonUnregisteredLink, reasonMissingDstCity, reasonUnknownDstCity, reasonInvalidValue,
 	reasonUnauthenticated, reasonIdentityMismatch,
 	reasonSeriesLimit, reasonAttributeLimit, reasonAttrNameTooLong, reasonAttrValueTooLong,
-	reasonInvalidUTF8,
+	reasonInvalidUTF8, reasonTimestampInFuture, reasonTimestampTooOld,
 }
 
 // rejections is what one ConsumeMetrics call rejected.
