@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +166,27 @@ func TestFastProbeClockCannotStopOtherProbes(t *testing.T) {
 	assert.Equal(t, codes.OK, p.sendGRPC(current(4)).Code())
 	assert.Equal(t, 4, p.stored("dvo-01"))
 	assert.Zero(t, p.stored("mnl-01"))
+}
+
+// TestStoreRefusalReachesTheSenderOnce: a sample the TSDB refuses (here a
+// conflicting duplicate: same series and time, another value) is answered
+// with the store's message alone, over gRPC and HTTP; it used to arrive as
+// "Permanent error: rpc error: code = InvalidArgument desc = stored 0 …".
+func TestStoreRefusalReachesTheSenderOnce(t *testing.T) {
+	p := newPipeline(t)
+	at := time.Now()
+	send := func(sum float64) pmetric.Metrics {
+		md := pmetric.NewMetrics()
+		atTimes(md, dvoSmart, at)
+		md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().At(0).SetSum(sum)
+		return md
+	}
+	require.Equal(t, codes.OK, p.sendGRPC(send(70)).Code())
+	const want = `stored 5 samples; not stored: [1 samples refused by the TSDB, first: series {__name__="network_latency_milliseconds_sum"`
+	st := p.sendGRPC(send(71))
+	assert.Equal(t, codes.InvalidArgument, st.Code())
+	assert.True(t, strings.HasPrefix(st.Message(), want), "%s", st.Message())
+	a := p.sendHTTP(send(72))
+	assert.Equal(t, http.StatusBadRequest, a.Status)
+	assert.True(t, strings.HasPrefix(a.Message, want), "%s", a.Message)
 }
