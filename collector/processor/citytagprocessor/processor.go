@@ -241,9 +241,11 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 	}
 	if declared := strAttr(res, attrDeclaredCity); declared != "" {
 		if c, ok := t.gaz.City(declared); !ok || c.Name != probe.city.Name {
-			t.cityMismatch.Add(context.Background(), 1)
-			t.logs.maybeLog(t.logger, reasonDeclaredCityClash, pl,
-				"probe declares city "+quote(declared)+"; using the registry's "+quote(probe.city.Name))
+			// The registry wins. The v0.165 OTLP receiver answers a request
+			// the pipeline accepted with an empty partial_success whatever a
+			// processor does, so the sender cannot be told; the NOC is.
+			t.cityMismatch.Add(context.Background(), 1, metric.WithAttributes(attribute.String(labelProbe, pl.probe)))
+			t.warn(pl, reasonDeclaredCityClash, "probe declares city "+quote(declared)+"; tagged with the registry's "+quote(probe.city.Name), nil)
 		}
 	}
 	return pl, "", ""

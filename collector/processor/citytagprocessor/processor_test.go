@@ -190,7 +190,30 @@ func TestRegistryIsTheAuthorityForCity(t *testing.T) {
 	assert.Equal(t, "Mindanao", pts[0]["island_group"])
 	m, err := h.tel.GetMetric("bantay_citytag_declared_city_mismatches")
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), m.Data.(metricdata.Sum[int64]).DataPoints[0].Value)
+	dp := m.Data.(metricdata.Sum[int64]).DataPoints[0]
+	assert.Equal(t, int64(1), dp.Value)
+	probe, _ := dp.Attributes.Value("probe")
+	assert.Equal(t, "dvo-01", probe.AsString())
+}
+
+// TestDeclaredCityMismatchIsAWarningEvent: the NOC sees a probe that
+// declares another city than the registry's as a probe_warning event (rate
+// limited like rejections), not only as a counter; the data is stored.
+func TestDeclaredCityMismatchIsAWarningEvent(t *testing.T) {
+	p, sub := startWithBus(t)
+	for range 2 {
+		md := pmetric.NewMetrics()
+		addResource(md, uplinkRes{"dvo-01", "Baguio", "Smart", "5g"}, "Manila")
+		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+	}
+	require.Len(t, sub, 1, "once per log_interval")
+	e := <-sub
+	assert.Equal(t, events.KindProbeWarning, e.Kind)
+	assert.Equal(t, "declared_city_mismatch", e.Reason)
+	assert.Equal(t, "dvo-01", e.Probe)
+	assert.Equal(t, "Davao", e.SrcCity)
+	assert.Equal(t, "Smart", e.Carrier)
+	assert.Equal(t, `data from dvo-01 stored with a warning (declared_city_mismatch): probe declares city "Baguio"; tagged with the registry's "Davao"`, e.Body)
 }
 
 func TestRejectsWhatItCannotPlaceAndKeepsTheRest(t *testing.T) {
