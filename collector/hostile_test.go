@@ -193,7 +193,9 @@ func hostileCorpus() []hostileCase {
 			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.SetTimestamp(0) })
 		}, want: 400, reason: "timestamp_too_old"},
 		{name: "5000 distinct unknown dst_city", md: func() pmetric.Metrics {
-			return latency(5000, func(i int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("dst_city", "Nowhere-"+strconv.Itoa(i)) })
+			return latency(5000, func(i int, dp pmetric.HistogramDataPoint) {
+				dp.Attributes().PutStr("dst_city", "Nowhere-"+strconv.Itoa(i))
+			})
 		}, want: 400, reason: "unknown_dst_city"},
 		{name: "label value with newline and quotes", md: func() pmetric.Metrics {
 			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("dst_city", "Davao\"\n} evil=\"1") })
