@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,54 +26,6 @@ import (
 	"github.com/bantay-noc/bantay/internal/otlpload"
 	"github.com/bantay-noc/bantay/internal/testenv"
 )
-
-// hostileInstance is the real collector with OTLP/gRPC and OTLP/HTTP and
-// its own telemetry (for citytag's counters) on free ports.
-func hostileInstance(t *testing.T) (in *instance, otlpHTTP, telemetry string) {
-	t.Helper()
-	dir := t.TempDir()
-	in = &instance{t: t, httpAddr: testenv.FreeAddr(t), grpcAddr: testenv.FreeAddr(t)}
-	otlpHTTP, telemetry = testenv.FreeAddr(t), testenv.FreeAddr(t)
-	host, port, _ := strings.Cut(telemetry, ":")
-	cfg := fmt.Sprintf(`
-extensions:
-  bantay:
-    endpoint: %s
-    storage:
-      path: %s
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: %s}
-      http: {endpoint: %s}
-processors:
-  citytag:
-    probes:
-      load-01:
-        city: Manila
-        uplinks: [{carrier: Globe, network_type: 5g}]
-    limits: {max_series_per_probe: 0}
-exporters:
-  tsdb: {}
-service:
-  extensions: [bantay]
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [citytag]
-      exporters: [tsdb]
-  telemetry:
-    logs: {level: error}
-    metrics:
-      readers:
-        - pull: {exporter: {prometheus: {host: %s, port: %s}}}
-`, in.httpAddr, filepath.Join(dir, "data"), in.grpcAddr, otlpHTTP, host, port)
-	in.config = filepath.Join(dir, "collector.yaml")
-	if err := os.WriteFile(in.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return in, otlpHTTP, telemetry
-}
 
 // hostileProbe is load-01's uplink, the one registered probe; a hostile
 // request claims to be it, so that citytag judges every point.
@@ -251,7 +202,7 @@ func grpcToHTTP(c codes.Code) int {
 // docs/RELIABILITY.md, "Hostile input".
 func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 	testenv.LongTest(t, "builds and runs the collector binary")
-	in, otlpHTTP, telemetry := hostileInstance(t)
+	in := newInstance(t, "")
 	cmd := in.start()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -278,7 +229,7 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 	}
 	defer conn.Close()
 	client := pmetricotlp.NewGRPCClient(conn)
-	base := "http://" + otlpHTTP
+	base := "http://" + in.otlpHTTP
 	wantCounted := map[string]int{}
 	for _, tc := range corpus {
 		answer := func(transport string, status int, msg string) {
@@ -315,7 +266,7 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 	stopLoad()
 	res := <-loadDone
 
-	counted := citytagRejections(t, telemetry)
+	counted := citytagRejections(t, in.selfAddr)
 	for reason, n := range wantCounted {
 		if counted[reason] != n {
 			t.Errorf("bantay_citytag_rejected_points{reason=%q} = %d, want %d", reason, counted[reason], n)
