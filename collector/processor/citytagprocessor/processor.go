@@ -79,6 +79,7 @@ type cityTagger struct {
 	rejected     metric.Int64Counter
 	cityMismatch metric.Int64Counter
 	clockSkew    metric.Float64Gauge
+	probeAttr    map[string]metric.MeasurementOption // {probe=id} of each registered probe, made once
 	logs         *logLimiter
 	bus          *events.Bus // nil without the bantay extension
 	limits       *limiter
@@ -109,8 +110,13 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 	if err != nil {
 		return nil, err
 	}
+	probeAttr := make(map[string]metric.MeasurementOption, len(probes))
+	for id := range probes {
+		probeAttr[id] = metric.WithAttributes(attribute.String(labelProbe, id))
+	}
 	return &cityTagger{
 		logger:       set.Logger,
+		probeAttr:    probeAttr,
 		maxAhead:     cfg.Timestamps.MaxAhead,
 		maxAge:       cfg.Timestamps.MaxAge,
 		now:          time.Now,
@@ -244,7 +250,7 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 			// The registry wins. The v0.165 OTLP receiver answers a request
 			// the pipeline accepted with an empty partial_success whatever a
 			// processor does, so the sender cannot be told; the NOC is.
-			t.cityMismatch.Add(context.Background(), 1, metric.WithAttributes(attribute.String(labelProbe, pl.probe)))
+			t.cityMismatch.Add(context.Background(), 1, t.probeAttr[pl.probe])
 			t.warn(pl, reasonDeclaredCityClash, "probe declares city "+quote(declared)+"; tagged with the registry's "+quote(probe.city.Name), nil)
 		}
 	}

@@ -5,9 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/bantay-noc/bantay/internal/events"
 )
 
@@ -76,7 +73,7 @@ func (t *cityTagger) reportSkew(ctx context.Context, pl placement, w *timeWindow
 	if !ok {
 		return
 	}
-	t.clockSkew.Record(ctx, skew.Seconds(), metric.WithAttributes(attribute.String(labelProbe, pl.probe)))
+	t.clockSkew.Record(ctx, skew.Seconds(), t.probeAttr[pl.probe])
 	if skew <= w.maxAhead {
 		return
 	}
