@@ -58,15 +58,18 @@ func collectorBinary(t *testing.T) string {
 type instance struct {
 	t        *testing.T
 	config   string
-	httpAddr string
-	grpcAddr string
+	httpAddr string // the bantay extension: Prometheus API, /-/ready
+	grpcAddr string // OTLP/gRPC
+	otlpHTTP string // OTLP/HTTP
+	selfAddr string // the collector's own telemetry (Prometheus text format)
 	logs     []*syncWriter
 }
 
 func newInstance(t *testing.T, storage string, processors ...string) *instance {
 	t.Helper()
 	dir := t.TempDir()
-	in := &instance{t: t, httpAddr: testenv.FreeAddr(t), grpcAddr: testenv.FreeAddr(t)}
+	in := &instance{t: t, httpAddr: testenv.FreeAddr(t), grpcAddr: testenv.FreeAddr(t), otlpHTTP: testenv.FreeAddr(t), selfAddr: testenv.FreeAddr(t)}
+	selfHost, selfPort, _ := strings.Cut(in.selfAddr, ":")
 	processors = append([]string{"citytag"}, processors...)
 	cfg := fmt.Sprintf(`
 extensions:
@@ -79,6 +82,8 @@ receivers:
   otlp:
     protocols:
       grpc:
+        endpoint: %s
+      http:
         endpoint: %s
 processors:
   citytag:
@@ -101,8 +106,10 @@ service:
       exporters: [tsdb]
   telemetry:
     logs: {level: warn}
-    metrics: {level: none}
-`, in.httpAddr, filepath.Join(dir, "data"), storage, in.grpcAddr, strings.Join(processors, ", "))
+    metrics:
+      readers:
+        - pull: {exporter: {prometheus: {host: %s, port: %s}}}
+`, in.httpAddr, filepath.Join(dir, "data"), storage, in.grpcAddr, in.otlpHTTP, strings.Join(processors, ", "), selfHost, selfPort)
 	in.config = filepath.Join(dir, "collector.yaml")
 	if err := os.WriteFile(in.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@
 package configtest
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -35,4 +36,28 @@ func Load[C any](t testing.TB, factory component.Factory, name string) (*C, erro
 		return nil, err
 	}
 	return cfg, confmap.Validate(cfg)
+}
+
+// FromFile returns factory's default configuration with its field key
+// included from a file holding yamlFile, as `key: ${file:…}` does in a
+// collector config, and the validation error. An error decoding the file
+// is returned as decodeErr: the collector refuses such a file before any
+// component sees it.
+func FromFile[C any](factory component.Factory, key string, yamlFile []byte) (cfg *C, validateErr, decodeErr error) {
+	r, err := confmap.NewRetrievedFromYAML(yamlFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := r.AsRaw()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, ok := factory.CreateDefaultConfig().(*C)
+	if !ok {
+		return nil, nil, fmt.Errorf("default config is %T, not *%T", factory.CreateDefaultConfig(), *new(C))
+	}
+	if err := confmap.NewFromStringMap(map[string]any{key: raw}).Unmarshal(cfg); err != nil {
+		return nil, nil, err
+	}
+	return cfg, confmap.Validate(cfg), nil
 }

@@ -35,11 +35,21 @@ func PostHTTP(ctx context.Context, client *http.Client, base string, md pmetric.
 	if err != nil {
 		return Answer{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/metrics", bytes.NewReader(body))
+	return PostBody(ctx, client, base, "application/x-protobuf", "", bytes.NewReader(body))
+}
+
+// PostBody sends body as it is to base's /v1/metrics with the given
+// Content-Type and Content-Encoding ("" for none): what a broken or hostile
+// sender posts. The answer is read as PostHTTP reads it.
+func PostBody(ctx context.Context, client *http.Client, base, contentType, encoding string, body io.Reader) (Answer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/metrics", body)
 	if err != nil {
 		return Answer{}, err
 	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Type", contentType)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Answer{}, err

@@ -97,7 +97,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					targets[i] = fmt.Sprintf("load-w%d-r%d-p%d", w, seq, i)
 				}
 				reqCtx, reqCancel := context.WithTimeout(ctx, o.Timeout)
-				_, err := client.Export(reqCtx, pmetricotlp.NewExportRequestFromMetrics(o.batch(targets, time.Now())))
+				_, err := client.Export(reqCtx, pmetricotlp.NewExportRequestFromMetrics(o.Batch(targets, time.Now())))
 				reqCancel()
 				mu.Lock()
 				res.Requests++
@@ -142,8 +142,8 @@ func containsAny(s string, subs ...string) bool {
 	return false
 }
 
-// batch is one probe uplink's cumulative latency histograms, one point per target.
-func (o Options) batch(targets []string, now time.Time) pmetric.Metrics {
+// Batch is one probe uplink's cumulative latency histograms, one point per target.
+func (o Options) Batch(targets []string, now time.Time) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	res := rm.Resource().Attributes()

@@ -22,12 +22,13 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/bantay-noc/bantay/internal/otlperror"
 )
 
 // Config configures the store.
@@ -258,8 +259,7 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 		problems = append(problems, fmt.Sprintf("%d samples refused by the TSDB, first: %v", app.rejectedTotal(), app.firstErr))
 	}
 	if len(problems) > 0 {
-		return consumererror.NewPermanent(status.Error(codes.InvalidArgument,
-			fmt.Sprintf("stored %d samples; not stored: %v", app.appended, problems)))
+		return otlperror.Permanent(codes.InvalidArgument, fmt.Sprintf("stored %d samples; not stored: %v", app.appended, problems))
 	}
 	return nil
 }

@@ -41,6 +41,25 @@ type Config struct {
 
 	// Limits bound what one probe can put into the store (limits.go).
 	Limits LimitsConfig `mapstructure:"limits"`
+
+	// Timestamps bound how far a point's time may be from the collector's
+	// clock (timestamps.go).
+	Timestamps TimestampsConfig `mapstructure:"timestamps"`
+}
+
+// TimestampsConfig bounds point times around the collector's clock. A
+// point outside is rejected (timestamp_in_future, timestamp_too_old): keep
+// max_ahead + max_age within the store's out_of_order_window (30m by
+// default), so that no point citytag lets through can make the store
+// refuse another probe's current data.
+type TimestampsConfig struct {
+	// MaxAhead is how far ahead of the collector's clock a point may be:
+	// the clock error tolerated of a probe.
+	MaxAhead time.Duration `mapstructure:"max_ahead"`
+	// MaxAge is how far behind the collector's clock a point may be: a
+	// probe's late delivery (a retry, a short outage) is stored, older
+	// data would be refused by the store anyway.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // LimitsConfig holds the per-probe limits, modelled on Prometheus's scrape
@@ -96,6 +115,13 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 	}
 	if cfg.LogInterval <= 0 {
 		return nil, nil, fmt.Errorf("log_interval: must be positive, got %v", cfg.LogInterval)
+	}
+	if cfg.Timestamps.MaxAhead <= 0 {
+		return nil, nil, fmt.Errorf("timestamps::max_ahead: must be positive (a point ahead of the collector's clock "+
+			"moves the store's time forward for every probe), got %v", cfg.Timestamps.MaxAhead)
+	}
+	if cfg.Timestamps.MaxAge <= 0 {
+		return nil, nil, fmt.Errorf("timestamps::max_age: must be positive, got %v", cfg.Timestamps.MaxAge)
 	}
 	gaz, err := gazetteer.Extend(cfg.Cities, cfg.Carriers, cfg.NetworkTypes)
 	if err != nil {

@@ -39,6 +39,8 @@ func createDefaultConfig() component.Config {
 			MaxAttributeNameLength:  128,
 			MaxAttributeValueLength: 256,
 		},
+		// Together the store's default out_of_order_window, 30m (timestamps.go).
+		Timestamps: TimestampsConfig{MaxAhead: 5 * time.Minute, MaxAge: 25 * time.Minute},
 	}
 }
 

@@ -196,6 +196,7 @@ func TestSeriesCountAsTheStoreCountsThem(t *testing.T) {
 	dp.Attributes().PutStr("dst_city", "Cebu")
 	dp.Attributes().PutStr("method", "tcp")
 	dp.SetIntValue(1)
+	dp.SetTimestamp(nowTS())
 	assert.Contains(t, h.send(t, md), `first: series_limit (probe mnl-01, target "extra"): new series of metric "bantay.probe.attempts" (1 in the store)`)
 	assert.Equal(t, 2*16, h.sink.DataPointCount(), "the probe's own 16 points passed both times")
 
@@ -239,6 +240,7 @@ func TestAttributeOrderDoesNotMakeANewSeries(t *testing.T) {
 
 	md = pmetric.NewMetrics()
 	dp := addResource(md, mnlGlobe).Histogram().DataPoints().AppendEmpty()
+	dp.SetTimestamp(nowTS())
 	attrs := dp.Attributes()
 	attrs.PutStr("port", "7") // the store's label value of the int 7
 	attrs.PutStr("zone", "x")
@@ -521,7 +523,7 @@ func addProbeResource(md pmetric.Metrics, u uplinkRes, targets int, prefix ...st
 		return s
 	}
 	attempts, failures := counter("bantay.probe.attempts", "{attempt}"), counter("bantay.probe.failures", "{failure}")
-	ts := pcommon.Timestamp(1_700_000_000_000_000_000)
+	ts := nowTS()
 	cities := []string{"Davao", "Baguio", "Cebu", "Manila"}
 	for i := range targets {
 		target := fmt.Sprintf("%starget-%03d", strings.Join(prefix, ""), i)
