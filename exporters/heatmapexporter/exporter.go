@@ -22,6 +22,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
+	"github.com/bantay-noc/bantay/internal/metricmodel/pmetricwalk"
 )
 
 // HeatmapProvider is what the exporter looks for among the host's
@@ -79,7 +80,7 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 	}
 	s := e.pool.Get().(*scratch)
 	defer e.pool.Put(s)
-	for instance, m := range metricmodel.Metrics(md) {
+	for instance, m := range pmetricwalk.Metrics(md) {
 		switch m.Name() {
 		case metricmodel.Latency:
 			if m.Type() == pmetric.MetricTypeHistogram {

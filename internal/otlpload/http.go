@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Answer is a collector's answer to one OTLP/HTTP export.

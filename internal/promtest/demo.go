@@ -4,11 +4,13 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // LatencyBucketBounds are the network.latency histogram bounds in ms, from
 // docs/metric-model.md.
-var LatencyBucketBounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
+var LatencyBucketBounds = metricmodel.LatencyBounds
 
 // DemoPath is one measured route of the synthetic data set.
 type DemoPath struct {

@@ -24,25 +24,11 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 	"github.com/bantay-noc/bantay/probes/queue"
 )
-
-// ScopeName is the instrumentation scope of every metric the probe sends.
-const ScopeName = "github.com/bantay-noc/bantay/probes"
-
-// Metric names and units, from docs/metric-model.md.
-const (
-	MetricLatency  = "network.latency"
-	MetricAttempts = "bantay.probe.attempts"
-	MetricFailures = "bantay.probe.failures"
-)
-
-// LatencyBuckets are the explicit histogram bounds in milliseconds: sub-ms
-// for LAN targets, dense from 1 to 200 ms where Philippine domestic paths
-// live, then coarse up to the longest timeout anyone should configure.
-var LatencyBuckets = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
 
 // Agent runs a probe configuration.
 type Agent struct {
@@ -145,12 +131,12 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		}
 	}
 	res := resource.NewSchemaless(
-		attribute.String("service.name", "bantay-probe"),
-		attribute.String("service.instance.id", a.cfg.Probe.ID),
+		attribute.String(metricmodel.ResourceServiceName, metricmodel.ServiceName),
+		attribute.String(metricmodel.ResourceProbeID, a.cfg.Probe.ID),
 		attribute.String("deployment.environment.name", a.cfg.Probe.Environment),
-		attribute.String("bantay.probe.city", a.cfg.Probe.City),
-		attribute.String("bantay.uplink.carrier", u.Carrier),
-		attribute.String("bantay.uplink.network_type", u.NetworkType),
+		attribute.String(metricmodel.ResourceDeclaredCity, a.cfg.Probe.City),
+		attribute.String(metricmodel.ResourceCarrier, u.Carrier),
+		attribute.String(metricmodel.ResourceNetworkType, u.NetworkType),
 	)
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
@@ -163,7 +149,7 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		// what is sent. The uplink's carrier and network type become
 		// labels, so the uplinks' series stay apart in one registry.
 		prom, err := otelprom.New(otelprom.WithRegisterer(a.registry),
-			otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter("bantay.uplink.carrier", "bantay.uplink.network_type")))
+			otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter(metricmodel.ResourceCarrier, metricmodel.ResourceNetworkType)))
 		if err != nil {
 			wrapped.close()
 			exp.Shutdown(canceled())
@@ -173,7 +159,7 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	}
 	provider := sdkmetric.NewMeterProvider(mpOpts...)
 	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
-	meter := provider.Meter(ScopeName)
+	meter := provider.Meter(metricmodel.ScopeName)
 	inst, err := newInstruments(meter)
 	if err == nil {
 		err = registerSelfMetrics(meter, wrapped, a.cfg.Probe.City)
@@ -219,21 +205,21 @@ type instruments struct {
 }
 
 func newInstruments(m metric.Meter) (*instruments, error) {
-	latency, err := m.Float64Histogram(MetricLatency,
-		metric.WithUnit("ms"),
+	latency, err := m.Float64Histogram(metricmodel.Latency,
+		metric.WithUnit(metricmodel.LatencyUnit),
 		metric.WithDescription("Latency of successful probes, from the monotonic clock."),
-		metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+		metric.WithExplicitBucketBoundaries(metricmodel.LatencyBounds...))
 	if err != nil {
 		return nil, err
 	}
-	attempts, err := m.Int64Counter(MetricAttempts,
-		metric.WithUnit("{attempt}"),
+	attempts, err := m.Int64Counter(metricmodel.Attempts,
+		metric.WithUnit(metricmodel.AttemptsUnit),
 		metric.WithDescription("Probe runs, successful or not."))
 	if err != nil {
 		return nil, err
 	}
-	failures, err := m.Int64Counter(MetricFailures,
-		metric.WithUnit("{failure}"),
+	failures, err := m.Int64Counter(metricmodel.Failures,
+		metric.WithUnit(metricmodel.FailuresUnit),
 		metric.WithDescription("Failed probe runs, by reason."))
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/reflector"
@@ -244,7 +245,7 @@ func TestAgentExportsMetricModel(t *testing.T) {
 				return false
 			}
 			m := metricsByName(rm)
-			if sumFor(m[MetricAttempts], "davao-reflector", "") < 3 || sumFor(m[MetricFailures], "baguio-tcp", "refused") < 3 {
+			if sumFor(m[metricmodel.Attempts], "davao-reflector", "") < 3 || sumFor(m[metricmodel.Failures], "baguio-tcp", "refused") < 3 {
 				return false
 			}
 		}

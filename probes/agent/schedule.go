@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 )
@@ -44,17 +45,18 @@ type job struct {
 
 func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Logger) *job {
 	base := []attribute.KeyValue{
-		attribute.String("target", t.Name),
-		attribute.String("dst_city", t.DstCity),
-		attribute.String("method", t.Method),
+		attribute.String(metricmodel.AttrTarget, t.Name),
+		attribute.String(metricmodel.AttrDstCity, t.DstCity),
+		attribute.String(metricmodel.AttrMethod, t.Method),
 	}
 	j := &job{
 		target: t, spec: prober.RoundSpecFor(t), prober: p, inst: inst, logger: logger,
 		attrs:    metric.WithAttributeSet(attribute.NewSet(base...)),
 		failures: make(map[prober.Reason]metric.MeasurementOption),
 	}
-	for _, r := range []prober.Reason{prober.ReasonTimeout, prober.ReasonRefused, prober.ReasonDNS, prober.ReasonTLS, prober.ReasonHTTPStatus, prober.ReasonOther} {
-		j.failures[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], attribute.String("reason", string(r)))...))
+	for _, name := range metricmodel.FailureReasons {
+		r := prober.Reason(name)
+		j.failures[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], attribute.String(metricmodel.AttrReason, name))...))
 		// Export every reason at 0 from the start. A counter series that
 		// first appears with value 1 has no earlier sample to subtract from,
 		// so rate()/increase() in the loss alerts (and the heatmap's deltas)

@@ -12,6 +12,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 )
@@ -59,7 +60,7 @@ func TestTimeoutsNeverPileUp(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer provider.Shutdown(context.Background())
-	inst, err := newInstruments(provider.Meter(ScopeName))
+	inst, err := newInstruments(provider.Meter(metricmodel.ScopeName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestTimeoutsNeverPileUp(t *testing.T) {
 	}
 	var timeouts int64
 	for _, m := range rm.ScopeMetrics[0].Metrics {
-		if m.Name != MetricFailures {
+		if m.Name != metricmodel.Failures {
 			continue
 		}
 		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {

@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/queue"
 )
 
@@ -29,7 +30,7 @@ const (
 // collector's citytag places every point by its dst_city and refuses
 // points without one, and these describe the probe where it stands.
 func registerSelfMetrics(m metric.Meter, e *outageExporter, city string) error {
-	here := metric.WithAttributes(attribute.String("dst_city", city))
+	here := metric.WithAttributes(attribute.String(metricmodel.AttrDstCity, city))
 	lastOK, err := m.Float64ObservableGauge(MetricExportLastOK, metric.WithUnit("s"),
 		metric.WithDescription("Unix time of the last export the collector stored (in full or in part); 0 before the first."))
 	if err != nil {
@@ -72,7 +73,7 @@ func registerSelfMetrics(m metric.Meter, e *outageExporter, city string) error {
 		observed = append(observed, requests, points, size, oldest, dropped, replayed)
 	}
 	withCause := func(c string) metric.ObserveOption {
-		return metric.WithAttributes(attribute.String("dst_city", city), attribute.String("cause", c))
+		return metric.WithAttributes(attribute.String(metricmodel.AttrDstCity, city), attribute.String("cause", c))
 	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		e.mu.Lock()

@@ -3,7 +3,6 @@ package probeauthextension
 import (
 	"context"
 	"net"
-	"regexp"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Limits of the rejection reporter. An attacker controls the claimed probe
@@ -45,10 +45,6 @@ const (
 	causeSourcesFull = "sources_full" // too many distinct sources
 	causeShutdown    = "shutdown"     // still held when the extension shut down
 )
-
-// claimPattern is what a claimed probe id must look like to be named in
-// an event (citytag's probe id pattern); anything else is left out.
-var claimPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // eventBusOwner is implemented by the bantay extension.
 type eventBusOwner interface {
@@ -153,7 +149,9 @@ func (r *reporter) shutdown() {
 // not been reported within reportInterval and the budget allows, else held
 // for a later report.
 func (r *reporter) report(ctx context.Context, reason, claimed string, peer net.Addr) {
-	if !claimPattern.MatchString(claimed) {
+	// Only a claim shaped like a probe id (the metric model's) is named in
+	// an event; anything else is left out.
+	if metricmodel.CheckProbeID(claimed) != nil {
 		claimed = ""
 	}
 	key := sourceKey{reason, claimed, peerHost(peer)}

@@ -3,10 +3,10 @@ package citytagprocessor
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Config is the citytag processor's configuration.
@@ -98,8 +98,6 @@ type Uplink struct {
 	NetworkType string `mapstructure:"network_type"`
 }
 
-var probeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
 // Validate checks the registry against the (extended) gazetteer so that a
 // typo in a city or carrier fails at start-up, not as rejected data later.
 func (cfg *Config) Validate() error {
@@ -133,8 +131,9 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 	reg := make(map[string]registeredProbe, len(cfg.Probes))
 	for id, p := range cfg.Probes {
 		field := fmt.Sprintf("probes::%s", id)
-		if !probeIDPattern.MatchString(id) {
-			return nil, nil, fmt.Errorf("%s: probe id must match %s", field, probeIDPattern)
+		// The probe checks its own id with the same function.
+		if err := metricmodel.CheckProbeID(id); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", field, err)
 		}
 		city, ok := gaz.City(p.City)
 		if !ok {
@@ -168,23 +167,24 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 // as every probe's data rejected later.
 func (l LimitsConfig) validate(gaz *gazetteer.Gazetteer, reg map[string]registeredProbe) error {
 	switch {
-	case l.MaxSeriesPerProbe < 0 || (l.MaxSeriesPerProbe > 0 && l.MaxSeriesPerProbe < seriesPerTarget):
+	case l.MaxSeriesPerProbe < 0 || (l.MaxSeriesPerProbe > 0 && l.MaxSeriesPerProbe < metricmodel.SeriesPerTarget):
 		return fmt.Errorf("limits::max_series_per_probe: must be 0 (no limit) or at least %d, the series of one target "+
-			"(a latency histogram's 31 and 7 counters), got %d", seriesPerTarget, l.MaxSeriesPerProbe)
+			"(its latency histogram and counters), got %d", metricmodel.SeriesPerTarget, l.MaxSeriesPerProbe)
 	case l.MaxSeriesPerProbe > 0 && l.SeriesIdle <= 0:
 		return fmt.Errorf("limits::series_idle: must be positive with max_series_per_probe set (a series counts until "+
 			"no point has come for it this long), got %v", l.SeriesIdle)
-	case l.MaxPointAttributes < 0 || (l.MaxPointAttributes > 0 && l.MaxPointAttributes < minPointAttributes):
+	case l.MaxPointAttributes < 0 || (l.MaxPointAttributes > 0 && l.MaxPointAttributes < metricmodel.PointAttributes):
 		return fmt.Errorf("limits::max_point_attributes: must be 0 (no limit) or at least %d, what a probe's failure "+
 			"counter carries after tagging (target, method, reason and citytag's nine labels), got %d",
-			minPointAttributes, l.MaxPointAttributes)
+			metricmodel.PointAttributes, l.MaxPointAttributes)
 	case l.MaxAttributeNameLength < 0:
 		return fmt.Errorf("limits::max_attribute_name_length: must be 0 (no limit) or positive, got %d", l.MaxAttributeNameLength)
-	case l.MaxAttributeValueLength < 0:
-		return fmt.Errorf("limits::max_attribute_value_length: must be 0 (no limit) or positive, got %d", l.MaxAttributeValueLength)
+	case l.MaxAttributeValueLength < 0 || (l.MaxAttributeValueLength > 0 && l.MaxAttributeValueLength < metricmodel.MaxNameLength):
+		return fmt.Errorf("limits::max_attribute_value_length: must be 0 (no limit) or at least %d, the longest target "+
+			"or uplink name a probe accepts, got %d", metricmodel.MaxNameLength, l.MaxAttributeValueLength)
 	}
 	if n := l.MaxAttributeNameLength; n > 0 {
-		for _, name := range []string{attrServiceNamespace, attrProbeID, "deployment.environment.name", labelDstIslandGroup} {
+		for _, name := range []string{attrServiceNamespace, attrProbeID, metricmodel.ResourceEnvironment, labelDstIslandGroup} {
 			if len(name) > n {
 				return fmt.Errorf("limits::max_attribute_name_length: %d is shorter than %q, an attribute name probes send or citytag sets", n, name)
 			}

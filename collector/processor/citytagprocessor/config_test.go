@@ -61,7 +61,7 @@ func TestConfigRejectsBadLimits(t *testing.T) {
 	assert.ErrorContains(t, cfg.Validate(), "max_latency_ms")
 	cfg.MaxLatencyMs = 1000
 	cfg.Probes["bad id with spaces"] = cfg.Probes["p1"]
-	assert.ErrorContains(t, cfg.Validate(), "probe id must match")
+	assert.ErrorContains(t, cfg.Validate(), `probe id "bad id with spaces" must start with a letter or digit`)
 }
 
 func TestConfigRejectsAmbiguousAlias(t *testing.T) {

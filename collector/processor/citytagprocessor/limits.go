@@ -57,16 +57,6 @@ const (
 	attrServiceNamespace = "service.namespace"
 )
 
-// seriesPerTarget is what one probe target costs on one uplink: the
-// latency histogram's 31 series (28 bounds: 29 buckets, _sum, _count),
-// attempts and six failure reasons.
-const seriesPerTarget = 31 + 7
-
-// minPointAttributes is the most attributes a Bantay probe's point carries
-// after tagging: a failure counter's target, method and reason, and the
-// nine canonical labels (dst_city among them).
-const minPointAttributes = 12
-
 // limiter enforces the limits for one citytag processor.
 type limiter struct {
 	maxSeries   int

@@ -24,22 +24,22 @@ import (
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
-// Attribute names: what probes send (see docs/metric-model.md) and what citytag sets.
+// Attribute names: what probes send and what citytag sets, from the metric model.
 const (
-	attrProbeID         = "service.instance.id"
-	attrDeclaredCity    = "bantay.probe.city"
-	attrUplinkCarrier   = "bantay.uplink.carrier"
-	attrUplinkNetwork   = "bantay.uplink.network_type"
-	attrDstCity         = "dst_city"
-	attrTarget          = "target"
-	labelSrcCity        = "src_city"
-	labelRegion         = "region"
-	labelIslandGroup    = "island_group"
-	labelDstRegion      = "dst_region"
-	labelDstIslandGroup = "dst_island_group"
-	labelCarrier        = "carrier"
-	labelNetworkType    = "network_type"
-	labelProbe          = "probe"
+	attrProbeID         = metricmodel.ResourceProbeID
+	attrDeclaredCity    = metricmodel.ResourceDeclaredCity
+	attrUplinkCarrier   = metricmodel.ResourceCarrier
+	attrUplinkNetwork   = metricmodel.ResourceNetworkType
+	attrDstCity         = metricmodel.AttrDstCity
+	attrTarget          = metricmodel.AttrTarget
+	labelSrcCity        = metricmodel.LabelSrcCity
+	labelRegion         = metricmodel.LabelRegion
+	labelIslandGroup    = metricmodel.LabelIslandGroup
+	labelDstRegion      = metricmodel.LabelDstRegion
+	labelDstIslandGroup = metricmodel.LabelDstIslandGroup
+	labelCarrier        = metricmodel.LabelCarrier
+	labelNetworkType    = metricmodel.LabelNetworkType
+	labelProbe          = metricmodel.LabelProbe
 )
 
 // Rejection reasons, the values of the `reason` attribute of the rejected-points counter.
@@ -643,7 +643,7 @@ func runeCut(s string, n int) int {
 // probeName renders a probe id from a request: as it is when it has the
 // shape of a registered id, quoted otherwise.
 func probeName(id string) string {
-	if probeIDPattern.MatchString(id) {
+	if metricmodel.CheckProbeID(id) == nil {
 		return id
 	}
 	return quote(id)
