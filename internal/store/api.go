@@ -116,7 +116,7 @@ func (s *Store) APIHandler(d APIDeps) http.Handler {
 		false, // admin API (delete series, snapshot) stays off: not for a NOC read path
 		false, 0,
 		d.Logger, rulesFn,
-		0, 0, 0, // remote read disabled
+		s.cfg.RemoteRead.SampleLimit, s.cfg.RemoteRead.ConcurrencyLimit, s.cfg.RemoteRead.MaxBytesInFrame,
 		false, nil, runtimeInfo, BuildInfo,
 		noNotifications, noSubscription,
 		d.Gatherer, d.Registerer, nil,

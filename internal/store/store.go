@@ -53,6 +53,20 @@ type Config struct {
 	MaxSamples    int
 	// RetryAfter is the delay suggested to clients refused for overload.
 	RetryAfter time.Duration
+	// RemoteRead bounds the Prometheus remote-read endpoint (/api/v1/read).
+	RemoteRead RemoteReadConfig
+}
+
+// RemoteReadConfig bounds /api/v1/read like Prometheus's
+// --storage.remote.read-* flags, with the same defaults.
+type RemoteReadConfig struct {
+	// SampleLimit is the most samples one sampled (non-streamed) read may
+	// return; 0 means no limit.
+	SampleLimit int
+	// ConcurrencyLimit is how many reads run at once; more wait for a slot.
+	ConcurrencyLimit int
+	// MaxBytesInFrame bounds one frame of a streamed read.
+	MaxBytesInFrame int
 }
 
 // DefaultConfig returns Prometheus's defaults where Prometheus has one.
@@ -67,6 +81,7 @@ func DefaultConfig(dir string) Config {
 		QueryTimeout:         2 * time.Minute,
 		MaxSamples:           50_000_000,
 		RetryAfter:           5 * time.Second,
+		RemoteRead:           RemoteReadConfig{SampleLimit: 50_000_000, ConcurrencyLimit: 10, MaxBytesInFrame: 1 << 20},
 	}
 }
 
@@ -89,6 +104,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("query_timeout: must be positive, got %v", c.QueryTimeout)
 	case c.MaxSamples <= 0:
 		return fmt.Errorf("max_samples: must be positive, got %d", c.MaxSamples)
+	case c.RemoteRead.SampleLimit < 0:
+		return fmt.Errorf("remote_read.sample_limit: must not be negative (0 means no limit), got %d", c.RemoteRead.SampleLimit)
+	case c.RemoteRead.ConcurrencyLimit < 1:
+		// Prometheus's read handler builds a gate of this capacity: 0 would
+		// make every read wait forever.
+		return fmt.Errorf("remote_read.concurrency_limit: must be at least 1, got %d", c.RemoteRead.ConcurrencyLimit)
+	case c.RemoteRead.MaxBytesInFrame < 1:
+		return fmt.Errorf("remote_read.max_bytes_in_frame: must be positive, got %d", c.RemoteRead.MaxBytesInFrame)
 	}
 	return nil
 }

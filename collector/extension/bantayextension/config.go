@@ -3,10 +3,12 @@ package bantayextension
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/confignet"
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/store"
@@ -28,9 +30,10 @@ type Config struct {
 	// applies to its store. Reloaded on SIGHUP and POST /-/reload.
 	PrometheusConfig string `mapstructure:"prometheus_config"`
 
-	Storage StorageConfig  `mapstructure:"storage"`
-	Query   QueryConfig    `mapstructure:"query"`
-	Heatmap heatmap.Config `mapstructure:"heatmap"`
+	Storage    StorageConfig    `mapstructure:"storage"`
+	Query      QueryConfig      `mapstructure:"query"`
+	RemoteRead RemoteReadConfig `mapstructure:"remote_read"`
+	Heatmap    heatmap.Config   `mapstructure:"heatmap"`
 
 	// EventsBuffer bounds the collector's event bus (path state changes,
 	// rejected probes, rule reloads) per subscriber; beyond it events are
@@ -55,6 +58,17 @@ type QueryConfig struct {
 	MaxSamples    int           `mapstructure:"max_samples"`
 }
 
+// RemoteReadConfig bounds the Prometheus remote-read endpoint /api/v1/read
+// like Prometheus's --storage.remote.read-* flags (same defaults).
+type RemoteReadConfig struct {
+	// SampleLimit is the most samples one sampled read may return (0: no limit).
+	SampleLimit int `mapstructure:"sample_limit"`
+	// ConcurrencyLimit is how many reads run at once; more wait their turn.
+	ConcurrencyLimit int `mapstructure:"concurrency_limit"`
+	// MaxBytesInFrame bounds one frame of a streamed read.
+	MaxBytesInFrame int `mapstructure:"max_bytes_in_frame"`
+}
+
 func (cfg *Config) storeConfig() store.Config {
 	return store.Config{
 		Dir:                  cfg.Storage.Path,
@@ -66,13 +80,18 @@ func (cfg *Config) storeConfig() store.Config {
 		LookbackDelta:        cfg.Query.LookbackDelta,
 		QueryTimeout:         cfg.Query.Timeout,
 		MaxSamples:           cfg.Query.MaxSamples,
+		RemoteRead: store.RemoteReadConfig{
+			SampleLimit:      cfg.RemoteRead.SampleLimit,
+			ConcurrencyLimit: cfg.RemoteRead.ConcurrencyLimit,
+			MaxBytesInFrame:  cfg.RemoteRead.MaxBytesInFrame,
+		},
 	}
 }
 
 // Validate names the first bad field.
 func (cfg *Config) Validate() error {
-	if cfg.NetAddr.Endpoint == "" {
-		return errors.New("endpoint: must be set (e.g. 127.0.0.1:8080)")
+	if err := validateListenAddr(cfg.NetAddr); err != nil {
+		return fmt.Errorf("endpoint: %w", err)
 	}
 	if cfg.ExternalURL != "" {
 		u, err := url.Parse(cfg.ExternalURL)
@@ -84,10 +103,33 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("events_buffer: must be at least 1, got %d", cfg.EventsBuffer)
 	}
 	if err := cfg.storeConfig().Validate(); err != nil {
-		return fmt.Errorf("storage/query: %w", err)
+		return fmt.Errorf("storage/query/remote_read: %w", err)
 	}
 	if err := cfg.Heatmap.Validate(); err != nil {
 		return fmt.Errorf("heatmap: %w", err)
+	}
+	return nil
+}
+
+// validateListenAddr refuses, at validation, an address the listener could
+// never bind (no port, a port beyond 65535), so the collector fails before
+// it opens the store instead of at Start.
+func validateListenAddr(a confignet.AddrConfig) error {
+	if a.Endpoint == "" {
+		return errors.New("must be set (e.g. 127.0.0.1:8080)")
+	}
+	switch a.Transport {
+	case confignet.TransportTypeUnix, confignet.TransportTypeUnixgram, confignet.TransportTypeUnixPacket:
+		return nil // a socket path, no port
+	}
+	_, port, err := net.SplitHostPort(a.Endpoint)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", a.Endpoint, err)
+	}
+	// LookupPort checks a number's range and resolves a service name
+	// (/etc/services) exactly as the listener will.
+	if _, err := net.LookupPort(string(a.Transport), port); err != nil {
+		return fmt.Errorf("%q: port %q: %w", a.Endpoint, port, err)
 	}
 	return nil
 }

@@ -38,6 +38,14 @@ func TestConfig(t *testing.T) {
 	assert.ErrorContains(t, err, "retention: 5m0s is shorter than the 1h minimum")
 	_, err = load(t, "bad_url")
 	assert.ErrorContains(t, err, `external_url: "not a url" is not an absolute URL`)
+	// Refused at validation, before the store is opened, not at Start.
+	_, err = load(t, "bad_port")
+	assert.ErrorContains(t, err, `endpoint: "127.0.0.1:99999": port "99999": `)
+	_, err = load(t, "no_port")
+	assert.ErrorContains(t, err, `endpoint: "127.0.0.1" is not host:port`)
+	_, err = load(t, "bad_remote_read")
+	assert.ErrorContains(t, err, "remote_read.concurrency_limit: must be at least 1, got 0")
+	assert.Equal(t, 10, cfg.RemoteRead.ConcurrencyLimit, "Prometheus's default")
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -49,6 +49,11 @@ func createDefaultConfig() component.Config {
 			Timeout:       def.QueryTimeout,
 			MaxSamples:    def.MaxSamples,
 		},
+		RemoteRead: RemoteReadConfig{
+			SampleLimit:      def.RemoteRead.SampleLimit,
+			ConcurrencyLimit: def.RemoteRead.ConcurrencyLimit,
+			MaxBytesInFrame:  def.RemoteRead.MaxBytesInFrame,
+		},
 		Heatmap:      heatmap.DefaultConfig(),
 		EventsBuffer: 1024,
 	}
