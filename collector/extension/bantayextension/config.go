@@ -49,6 +49,9 @@ type StorageConfig struct {
 	MaxConcurrentAppends int           `mapstructure:"max_concurrent_appends"`
 	AppendWait           time.Duration `mapstructure:"append_wait"`
 	RetryAfter           time.Duration `mapstructure:"retry_after"`
+	// RecoveryInterval is how often a store whose WAL write failed (a full
+	// disk) checks for room to repair the WAL and accept appends again.
+	RecoveryInterval time.Duration `mapstructure:"recovery_interval"`
 }
 
 // QueryConfig configures the PromQL engine like Prometheus's --query.* flags.
@@ -77,6 +80,7 @@ func (cfg *Config) storeConfig() store.Config {
 		MaxConcurrentAppends: cfg.Storage.MaxConcurrentAppends,
 		AppendWait:           cfg.Storage.AppendWait,
 		RetryAfter:           cfg.Storage.RetryAfter,
+		RecoveryInterval:     cfg.Storage.RecoveryInterval,
 		LookbackDelta:        cfg.Query.LookbackDelta,
 		QueryTimeout:         cfg.Query.Timeout,
 		MaxSamples:           cfg.Query.MaxSamples,

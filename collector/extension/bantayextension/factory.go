@@ -43,6 +43,7 @@ func createDefaultConfig() component.Config {
 			MaxConcurrentAppends: def.MaxConcurrentAppends,
 			AppendWait:           def.AppendWait,
 			RetryAfter:           def.RetryAfter,
+			RecoveryInterval:     def.RecoveryInterval,
 		},
 		Query: QueryConfig{
 			LookbackDelta: def.LookbackDelta,
