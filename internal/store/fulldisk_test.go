@@ -2,14 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,26 +21,6 @@ import (
 
 	"github.com/bantay-noc/bantay/internal/testenv"
 )
-
-// mountTmpfs mounts a tmpfs of the given size (e.g. "30m") of the test's
-// own, unmounted when the test ends. It needs root: elsewhere the test is
-// skipped, and under CI (which runs as root) it fails.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.Unavailable(t, "mounting a tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		testenv.Unavailable(t, "mount -t tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fillBatch is one request of fillSeries new series (their series record
 // spans several WAL pages, so a write that fails half-way tears it), all
@@ -70,28 +46,7 @@ func fillBatch(req int, ts time.Time) pmetric.Metrics {
 	return md
 }
 
-// fillDisk writes a ballast file until the file system is full, then frees
-// leave bytes of it, so the store's next writes run into ENOSPC.
-func fillDisk(t *testing.T, path string, leave int64) {
-	t.Helper()
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	var n int64
-	for range 1 << 12 { // bounded: 4 GiB, far beyond the tmpfs
-		w, err := f.Write(chunk)
-		n += int64(w)
-		if err != nil {
-			require.True(t, errors.Is(err, syscall.ENOSPC), "ballast: %v", err)
-			require.NoError(t, f.Truncate(max(n-leave, 0)))
-			return
-		}
-	}
-	t.Fatal("the file system never filled")
-}
-
-// acknowledgedReqs counts, per req label, the series of bantay_fill in s.
+// storedReqs counts, per req label, the series of bantay_fill in s.
 func storedReqs(t *testing.T, s *Store, at time.Time) map[string]float64 {
 	t.Helper()
 	q, err := s.Engine().NewInstantQuery(context.Background(), s.DB(), nil, "count by (req) (bantay_fill)", at)
@@ -114,7 +69,7 @@ func storedReqs(t *testing.T, s *Store, at time.Time) map[string]float64 {
 // found the record the failed write tore and deleted everything after it,
 // the points acknowledged once space was back included.
 func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
-	dir := mountTmpfs(t, "30m")
+	dir := testenv.Tmpfs(t, "30m")
 	data := filepath.Join(dir, "data")
 	cfg := DefaultConfig(data)
 	cfg.RecoveryInterval = 20 * time.Millisecond
@@ -138,8 +93,7 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 		require.NoError(t, send())
 	}
 
-	ballast := filepath.Join(dir, "ballast")
-	fillDisk(t, ballast, 1<<20)
+	freeSpace := testenv.FillDisk(t, dir, 1<<20)
 	var refusal error
 	for range 1000 { // bounded: 1 MiB lasts a few dozen requests
 		if refusal = send(); refusal != nil {
@@ -168,7 +122,7 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 	assert.Len(t, storedReqs(t, s, now), len(acked), "queries answer while the disk is full")
 
 	// Space returns: the store repairs its WAL by itself and accepts again.
-	require.NoError(t, os.Remove(ballast))
+	freeSpace()
 	for i := 0; i < 3000 && !s.Writable(); i++ { // bounded by count; no deadline to miss
 		time.Sleep(10 * time.Millisecond)
 	}
