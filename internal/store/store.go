@@ -164,6 +164,11 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
+	// A clean shutdown writes the head's chunks out, and the next start
+	// loads them instead of replaying the whole WAL (only what follows the
+	// snapshot). Out-of-order samples are not in the snapshot but in the WBL,
+	// which is replayed in full either way (docs/RELIABILITY.md).
+	opts.EnableMemorySnapshotOnShutdown = true
 	tsdbReg := &reopenRegisterer{Registerer: reg}
 	db, dbStats, err := openTSDB(cfg.Dir, opts, tsdbReg, logger)
 	if err != nil {
