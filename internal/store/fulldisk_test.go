@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -46,17 +47,23 @@ func fillBatch(req int, ts time.Time) pmetric.Metrics {
 	return md
 }
 
-// storedReqs counts, per req label, the series of bantay_fill in s.
-func storedReqs(t *testing.T, s *Store, at time.Time) map[string]float64 {
+// instant runs query on s at the given time.
+func instant(t *testing.T, s *Store, query string, at time.Time) promql.Vector {
 	t.Helper()
-	q, err := s.Engine().NewInstantQuery(context.Background(), s.DB(), nil, "count by (req) (bantay_fill)", at)
+	q, err := s.Engine().NewInstantQuery(context.Background(), s.DB(), nil, query, at)
 	require.NoError(t, err)
 	r := q.Exec(context.Background())
 	require.NoError(t, r.Err)
 	v, err := r.Vector()
-	require.NoError(t, err)
+	require.NoError(t, err, query)
+	return v
+}
+
+// storedReqs counts, per req label, the series of bantay_fill in s.
+func storedReqs(t *testing.T, s *Store, at time.Time) map[string]float64 {
+	t.Helper()
 	got := map[string]float64{}
-	for _, smp := range v {
+	for _, smp := range instant(t, s, "count by (req) (bantay_fill)", at) {
 		got[smp.Metric.Get("req")] = smp.F
 	}
 	return got

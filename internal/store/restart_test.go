@@ -71,12 +71,7 @@ prometheus_tsdb_snapshot_replay_error_total 0
 		"network_latency_milliseconds_count":           4,
 		"count_over_time(bantay_snap[1s] offset 289s)": 2, // (now-290s, now-289s]: the late sample at -289.5s and the in-order one at -289s
 	} {
-		q, err := s.Engine().NewInstantQuery(context.Background(), s.DB(), nil, query, now)
-		require.NoError(t, err)
-		r := q.Exec(context.Background())
-		require.NoError(t, r.Err)
-		v, err := r.Vector()
-		require.NoError(t, err)
+		v := instant(t, s, query, now)
 		require.Len(t, v, 1, query)
 		assert.Equal(t, want, v[0].F, query)
 	}
