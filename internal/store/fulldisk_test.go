@@ -11,7 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -100,6 +102,12 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 		require.NoError(t, send())
 	}
 
+	// An appender opened before the reopen (a rules evaluation, say) must not
+	// commit into the closed TSDB afterwards, nor make the store unwritable.
+	stale := s.DB().AppenderV2(context.Background())
+	_, err = stale.Append(0, labels.FromStrings("__name__", "bantay_stale"), 0, now.UnixMilli(), 1, nil, nil, storage.AOptions{})
+	require.NoError(t, err)
+
 	freeSpace := testenv.FillDisk(t, dir, 1<<20)
 	var refusal error
 	for range 1000 { // bounded: 1 MiB lasts a few dozen requests
@@ -138,6 +146,8 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 		require.NoError(t, send())
 	}
 	assert.Equal(t, 1.0, testutil.ToFloat64(s.reopens.WithLabelValues("success")))
+	require.ErrorIs(t, stale.Commit(), errStale)
+	assert.True(t, s.Writable(), "a stale appender's refusal is not a failed write")
 
 	require.NoError(t, s.Close())
 	s, err = Open(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
