@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -124,16 +123,8 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 	// While the disk is full: refused at once, with a retry delay, and reads work.
 	err = send()
 	require.Error(t, err)
-	st := status.Convert(err)
-	assert.Equal(t, codes.Unavailable, st.Code())
-	var retry *errdetails.RetryInfo
-	for _, d := range st.Details() {
-		if r, ok := d.(*errdetails.RetryInfo); ok {
-			retry = r
-		}
-	}
-	require.NotNil(t, retry, "the OTLP receiver turns RetryInfo into Retry-After")
-	assert.Equal(t, cfg.RetryAfter, retry.GetRetryDelay().AsDuration())
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, cfg.RetryAfter, retryDelay(t, err), "the OTLP receiver turns it into HTTP 503 with Retry-After")
 	assert.Len(t, storedReqs(t, s, now), len(acked), "queries answer while the disk is full")
 
 	// Space returns: the store repairs its WAL by itself and accepts again.
