@@ -261,6 +261,11 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		"retention":              func(c *Config) { c.Retention = time.Minute },
 		"max_concurrent_appends": func(c *Config) { c.MaxConcurrentAppends = 0 },
 		"lookback_delta":         func(c *Config) { c.LookbackDelta = 0 },
+		"recovery_interval":      func(c *Config) { c.RecoveryInterval = 0 },
+		// 0 would build Prometheus's read gate with no capacity: every read waits forever.
+		"remote_read.concurrency_limit":  func(c *Config) { c.RemoteRead.ConcurrencyLimit = 0 },
+		"remote_read.sample_limit":       func(c *Config) { c.RemoteRead.SampleLimit = -1 },
+		"remote_read.max_bytes_in_frame": func(c *Config) { c.RemoteRead.MaxBytesInFrame = 0 },
 	} {
 		c := DefaultConfig("x")
 		mutate(&c)
