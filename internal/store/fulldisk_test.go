@@ -81,8 +81,9 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	cfg := DefaultConfig(data)
 	cfg.RecoveryInterval = 20 * time.Millisecond
-	reg := prometheus.NewRegistry()
-	s, err := Open(cfg, reg, slog.New(slog.DiscardHandler))
+	// slog's handlers serialise their writes; the test reads after Close.
+	var logs strings.Builder
+	s, err := Open(cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, s.Close()) }()
 
@@ -141,6 +142,10 @@ func TestFullDiskKeepsEveryAcknowledgedPoint(t *testing.T) {
 	assert.True(t, s.Writable(), "a stale appender's refusal is not a failed write")
 
 	require.NoError(t, s.Close())
+	assert.Equal(t, 1, strings.Count(logs.String(), "store cannot write its WAL"), "one line on the failure:\n%s", logs.String())
+	assert.Contains(t, logs.String(), "cause=no_space")
+	assert.Equal(t, 1, strings.Count(logs.String(), "store writable again"), "one line on the recovery")
+
 	s, err = Open(cfg, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	got := storedReqs(t, s, now)
