@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
@@ -25,7 +26,7 @@ type DB struct {
 	mu    sync.RWMutex
 	db    *tsdb.DB // replaced under mu by a reopen
 	stats *tsdb.DBStats
-	gen   uint64 // incremented by every reopen; appenders of an older one are stale
+	gen   atomic.Uint64 // incremented by every reopen; appenders of an older one are stale
 
 	store *Store // commits go through its gate
 }
@@ -81,7 +82,7 @@ func (d *DB) Appender(ctx context.Context) storage.Appender {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	app := d.db.Appender(ctx)
-	return &gatedAppender{Appender: app, commit: d.store.gate(d.gen, app)}
+	return &gatedAppender{Appender: app, commit: d.store.gate(d.gen.Load(), app)}
 }
 
 // AppenderV2 implements storage.AppendableV2 (the store's own, the rules
@@ -90,7 +91,7 @@ func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	app := d.db.AppenderV2(ctx)
-	return &gatedAppenderV2{AppenderV2: app, commit: d.store.gate(d.gen, app)}
+	return &gatedAppenderV2{AppenderV2: app, commit: d.store.gate(d.gen.Load(), app)}
 }
 
 // withTSDB runs f on the open TSDB (status endpoints, head statistics).

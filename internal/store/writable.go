@@ -44,19 +44,25 @@ var errStale = errors.New("store reopened its TSDB during this append; retry")
 // serialised under commitMu so that once one fails, no later one can be
 // acknowledged with its records behind the torn one.
 func (s *Store) gate(gen uint64, app storage.AppenderTransaction) func() error {
+	// An appender of a TSDB since reopened is not rolled back: its head is
+	// closed (or closing) and discarded, with whatever the appender holds.
+	refuse := func(err error) error {
+		if gen == s.db.gen.Load() {
+			_ = app.Rollback() // frees the head's isolation and pending-commit state
+		}
+		return err
+	}
 	return func() error {
 		if !s.writable.Load() { // refuse without waiting behind a reopen
-			_ = app.Rollback()
-			return errUnwritable
+			return refuse(errUnwritable)
 		}
 		s.commitMu.Lock()
 		defer s.commitMu.Unlock()
-		if gen != s.db.gen {
-			return errStale // its head is closed: nothing to roll back
+		if gen != s.db.gen.Load() {
+			return errStale
 		}
 		if !s.writable.Load() {
-			_ = app.Rollback()
-			return errUnwritable
+			return refuse(errUnwritable)
 		}
 		if err := app.Commit(); err != nil {
 			s.commitFailed(err)
@@ -167,7 +173,7 @@ func (s *Store) reopen() error {
 		db, stats, err := openTSDB(s.cfg.Dir, s.opts, s.tsdbReg, s.logger)
 		if err == nil {
 			s.db.db, s.db.stats = db, stats
-			s.db.gen++
+			s.db.gen.Add(1)
 			return nil
 		}
 		// The TSDB is closed: readers wait on the lock rather than read a
