@@ -144,11 +144,14 @@ func demoCollectorSeries(start time.Time, interval time.Duration, n int) []Serie
 		self("prometheus_rule_evaluation_failures_total", "rule_group", group),
 		self("prometheus_rule_group_last_duration_seconds", "rule_group", group),
 		self("bantay_store_rejected_samples_total", "reason", "too_old"),
+		self("bantay_store_writable"),
+		self("bantay_store_commit_failures_total", "cause", "no_space"),
 	}
 	for step := range n {
 		t := start.Add(time.Duration(step) * interval)
 		f := float64(step)
-		vals := []float64{f * 600, f * 2, float64(step / 4), 1200 + f, float64(step / 20), 0.004 + 0.0001*float64(step%5), float64(step / 10)}
+		vals := []float64{f * 600, f * 2, float64(step / 4), 1200 + f, float64(step / 20), 0.004 + 0.0001*float64(step%5), float64(step / 10),
+			1, 0}
 		for i := range ss {
 			ss[i].Samples = append(ss[i].Samples, Sample{t, vals[i]})
 		}

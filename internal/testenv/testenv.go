@@ -6,12 +6,71 @@
 package testenv
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 )
+
+// Tmpfs mounts a tmpfs of its own of the given size (e.g. "30m") for the
+// test, and unmounts it when the test ends: a real file system that fills
+// up, for full-disk tests. Mounting needs root, so elsewhere the test is
+// skipped, and under CI (which runs as root) it fails.
+func Tmpfs(t testing.TB, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, "mounting a tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		Unavailable(t, "mount -t tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// FillDisk writes a ballast file in dir until its file system is full, then
+// gives back leave bytes of it, so that writes beyond those fail with
+// ENOSPC. The returned function deletes the ballast: space returns.
+func FillDisk(t testing.TB, dir string, leave int64) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "ballast")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatalf("ballast: %v", err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	var n int64
+	for range 1 << 16 { // bounded: 64 GiB, far beyond a test's tmpfs
+		w, err := f.Write(chunk)
+		n += int64(w)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("ballast: %v", err)
+		}
+		if err := f.Truncate(max(n-leave, 0)); err != nil {
+			t.Fatalf("ballast: %v", err)
+		}
+		return func() {
+			if err := os.Remove(path); err != nil {
+				t.Fatalf("remove ballast: %v", err)
+			}
+		}
+	}
+	t.Fatalf("%s never filled up", dir)
+	return nil
+}
 
 // Strict reports whether missing components must fail tests rather than skip them.
 func Strict() bool {

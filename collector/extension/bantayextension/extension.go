@@ -298,9 +298,10 @@ func (s *Server) routes(extURL *url.URL) http.Handler {
 		_, _ = w.Write([]byte("Bantay is Healthy.\n"))
 	})
 	// Same wording and status as Prometheus's /-/ready, so probes written
-	// for Prometheus read it unchanged.
+	// for Prometheus read it unchanged. A store that cannot write its WAL
+	// (full disk) refuses every append, so it is not ready either.
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
+		if !s.ready.Load() || !s.store.Writable() {
 			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 			return
 		}

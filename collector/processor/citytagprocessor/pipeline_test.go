@@ -162,7 +162,7 @@ func TestFastProbeClockCannotStopOtherProbes(t *testing.T) {
 	assert.Equal(t, otlpload.Answer{Status: http.StatusOK}, p.sendHTTP(current(3)))
 
 	p.restart()
-	assert.LessOrEqual(t, p.store.DB().Head().MaxTime(), time.Now().Add(5*time.Minute).UnixMilli(), "the head's time after WAL replay")
+	assert.LessOrEqual(t, p.store.DB().HeadMaxTime(), time.Now().Add(5*time.Minute).UnixMilli(), "the head's time after WAL replay")
 	assert.Equal(t, codes.OK, p.sendGRPC(current(4)).Code())
 	assert.Equal(t, 4, p.stored("dvo-01"))
 	assert.Zero(t, p.stored("mnl-01"))
