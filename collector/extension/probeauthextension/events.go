@@ -6,12 +6,12 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
@@ -46,11 +46,6 @@ const (
 	causeShutdown    = "shutdown"     // still held when the extension shut down
 )
 
-// eventBusOwner is implemented by the bantay extension.
-type eventBusOwner interface {
-	Events() *events.Bus
-}
-
 type sourceKey struct{ reason, claimed, peer string }
 
 type sourceState struct {
@@ -76,7 +71,7 @@ type reporter struct {
 	unreported metric.Int64Counter
 
 	mu      sync.Mutex
-	owner   eventBusOwner // nil without the bantay extension
+	owner   sharedstate.Provider // nil without the bantay extension
 	sources map[sourceKey]*sourceState
 	budget  *rate.Limiter // shared by all sources; asked with the reporter's clock
 
@@ -101,13 +96,9 @@ func newReporter(logger *zap.Logger, meter metric.Meter) (*reporter, error) {
 // refusals. The bus itself is asked for at each report: the bantay
 // extension creates it in its own Start, which the collector may run after
 // this one (but always before any receiver takes requests).
-func (r *reporter) start(host component.Host) {
+func (r *reporter) start(owner sharedstate.Provider) {
 	r.mu.Lock()
-	for _, ext := range host.GetExtensions() {
-		if owner, ok := ext.(eventBusOwner); ok {
-			r.owner = owner
-		}
-	}
+	r.owner = owner
 	r.mu.Unlock()
 	r.stop = make(chan struct{})
 	r.wg.Go(func() {
@@ -218,7 +209,7 @@ func (r *reporter) take(now time.Time) bool {
 }
 
 // emit logs a report and publishes it on the bus, if there is one.
-func (r *reporter) emit(owner eventBusOwner, d due) {
+func (r *reporter) emit(owner sharedstate.Provider, d due) {
 	detail := d.key.detail()
 	r.logger.Warn("probeauth refused OTLP requests",
 		zap.String("reason", d.key.reason), zap.String("detail", detail),

@@ -46,7 +46,9 @@ targets:
 // probeAccepts says whether bantay-probe's own configuration check takes
 // the probe config with id, uplink and target substituted.
 func probeAccepts(id, uplink, target string) bool {
-	quote := func(s string) string { return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\x00", `\0`).Replace(s) + `"` }
+	quote := func(s string) string {
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\x00", `\0`).Replace(s) + `"`
+	}
 	doc := strings.NewReplacer("PROBEID", quote(id), "UPLINK", quote(uplink), "TARGET", quote(target)).Replace(probeConfig)
 	_, err := config.Parse("probe.yaml", []byte(doc))
 	return err == nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
@@ -16,6 +18,11 @@ import (
 // uplinks listed for it. Keep a large registry in its own file and include it
 // with the collector's file provider: `probes: ${file:/etc/bantay/probes.yaml}`.
 type Config struct {
+	// Extension names the bantay extension citytag publishes rejection
+	// events to and shares its gazetteer with (default "bantay"). Empty runs
+	// citytag alone: rejections are still counted and logged.
+	Extension component.ID `mapstructure:"extension"`
+
 	// Probes maps a probe id (the OTLP resource attribute service.instance.id) to its place.
 	Probes map[string]ProbeEntry `mapstructure:"probes"`
 

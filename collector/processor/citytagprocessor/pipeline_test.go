@@ -32,13 +32,6 @@ import (
 )
 
 // storeOwner is the bantay extension as the tsdb exporter finds it.
-type storeOwner struct {
-	component.StartFunc
-	component.ShutdownFunc
-	s *store.Store
-}
-
-func (o storeOwner) Store() *store.Store { return o.s }
 
 // pipeline is the collector's metrics path in one process: the real OTLP
 // receiver (gRPC and HTTP) → citytag → the tsdb exporter → the store, on a
@@ -60,7 +53,7 @@ func newPipeline(t *testing.T) *pipeline {
 	require.NoError(t, err)
 	proc, tagger, err := newProcessor(context.Background(), processortest.NewNopSettings(componentType), testConfig(), next)
 	require.NoError(t, err)
-	require.NoError(t, proc.Start(context.Background(), hosttest.Host{}))
+	require.NoError(t, proc.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 	t.Cleanup(func() { require.NoError(t, proc.Shutdown(context.Background())) })
 	p.tagger = tagger // the exporter after citytag is replaced on restart: next reads p.exp
 	p.grpc, p.http = otlpReceiver(t, proc)
@@ -74,7 +67,7 @@ func (p *pipeline) openStore() {
 	exp, err := tsdbexporter.NewFactory().CreateMetrics(context.Background(),
 		exportertest.NewNopSettings(component.MustNewType(tsdbexporter.TypeStr)), tsdbexporter.NewFactory().CreateDefaultConfig())
 	require.NoError(p.t, err)
-	require.NoError(p.t, exp.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): storeOwner{s: s}}))
+	require.NoError(p.t, exp.Start(context.Background(), hosttest.With(&hosttest.Provider{TSDB: s})))
 	p.store, p.exp = s, exp
 }
 

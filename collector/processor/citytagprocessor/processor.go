@@ -483,20 +483,9 @@ func (t *cityTagger) reject(ctx context.Context, rej *rejections, reason string,
 	}
 }
 
-// eventBusOwner is implemented by the bantay extension.
-type eventBusOwner interface {
-	Events() *events.Bus
-}
-
-// start finds the collector's event bus, if there is one, so rejections
-// reach the NOC's event feed and Loki as well as the log, and starts
-// forgetting idle series.
-func (t *cityTagger) start(_ context.Context, host component.Host) error {
-	for _, ext := range host.GetExtensions() {
-		if owner, ok := ext.(eventBusOwner); ok {
-			t.bus = owner.Events()
-		}
-	}
+// start starts forgetting idle series. (The event bus, if any, is found
+// by startFunc.)
+func (t *cityTagger) start(_ context.Context, _ component.Host) error {
 	return t.limits.startSweeping(t.meter)
 }
 

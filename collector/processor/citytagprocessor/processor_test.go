@@ -66,7 +66,8 @@ func startHarness(t testing.TB, cfg *Config, prepare func(*cityTagger)) *harness
 	if prepare != nil {
 		prepare(tagger)
 	}
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	// The bantay extension's stand-in owns the bus prepare gave the tagger (none by default).
+	require.NoError(t, p.Start(context.Background(), hosttest.WithBus(tagger.bus)))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
 	return &harness{sink: sink, tel: tel, proc: p, tagger: tagger}
 }
@@ -495,7 +496,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
 	tagger.logs.now = func() time.Time { return at }
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, p.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 	defer p.Shutdown(context.Background())
 
 	send := func(probe, dst string) {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/bantay-noc/bantay/internal/hosttest"
 	"github.com/bantay-noc/bantay/internal/otlpload"
 	"github.com/bantay-noc/bantay/internal/testenv"
 )
@@ -85,7 +86,7 @@ func TestDownstreamErrorsPassThroughUnchanged(t *testing.T) {
 	for _, downstream := range []error{retryable, permanent} {
 		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), consumertest.NewErr(downstream))
 		require.NoError(t, err)
-		require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+		require.NoError(t, p.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 		assert.Equal(t, downstream, p.ConsumeMetrics(context.Background(), mixedRequest()), "with rejections")
 		md := pmetric.NewMetrics()
 		addResource(md, uplinkRes{"dvo-01", "Davao", "Smart", "5g"}, "Manila")

@@ -145,7 +145,7 @@ func TestVictoriaLogsEventSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv, _, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, logs)
+	rcv, _, err := startReceiver(t, testConfig(), hosttest.With(&hosttest.Provider{Map: hm, Bus: bus}), logs)
 	if err != nil {
 		t.Fatal(err)
 	}
