@@ -448,4 +448,3 @@ targets:
   - {name: web-{{$city | printf "%s"}}, dst_city: {{$city}}, method: http, address: {{.WebURL}}, expect_status: 200}
 {{- end}}{{end}}
 `))
-
