@@ -302,6 +302,27 @@ func (p *Probes) Token(id string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// Client is an HTTP client that sends probe id's bearer token with every
+// request: for a caller that posts OTLP to the demo as that probe.
+func (p *Probes) Client(id string, timeout time.Duration) (*http.Client, error) {
+	token, err := p.Token(id)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: timeout, Transport: bearer{token, http.DefaultTransport}}, nil
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not change the caller's request
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
 // stopAll stops every running probe at once and waits for all of them.
 func (p *Probes) stopAll() error {
 	p.mu.Lock()
