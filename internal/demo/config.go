@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	shipped "github.com/bantay-noc/bantay/collector/config"
 	"github.com/bantay-noc/bantay/dashboards"
+	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/netsim"
 )
 
@@ -85,10 +87,21 @@ func writeCollectorConfig(f files, o Options) error {
 		{path: "service::telemetry::metrics::readers", value: []any{map[string]any{"pull": map[string]any{"exporter": map[string]any{
 			"prometheus": map[string]any{"host": "127.0.0.1", "port": o.TelemetryPort}}}}}},
 	}
-	// The heatmap judges over the probes' interval; the caller's keys win.
-	hm := map[string]any{"resolution": o.ProbeInterval.String(), "probe_interval": o.ProbeInterval.String()}
-	maps.Copy(hm, o.Heatmap)
-	edits = append(edits, treeEdits("extensions::bantay::heatmap", hm)...)
+	// The demo's control endpoint (the page's incident button) wraps the
+	// bantay extension's handler as a collector HTTP middleware.
+	var svc struct {
+		Service struct {
+			Extensions []string `yaml:"extensions"`
+		} `yaml:"service"`
+	}
+	if err := yaml.Unmarshal([]byte(shipped.Collector), &svc); err != nil {
+		return fmt.Errorf("shipped collector/config/bantay.yaml: %w", err)
+	}
+	edits = append(edits,
+		edit{path: "extensions::" + controlType.String(), value: map[string]any{}},
+		edit{path: "extensions::bantay::middlewares", value: []any{map[string]any{"id": controlType.String()}}},
+		edit{path: "service::extensions", value: append(svc.Service.Extensions, controlType.String())})
+	edits = append(edits, treeEdits("extensions::bantay::heatmap", heatmapOptions(o))...)
 	if o.LokiURL != "" {
 		edits = append(edits, edit{path: "exporters::loki::endpoint", value: o.LokiURL})
 	} else {
@@ -97,6 +110,23 @@ func writeCollectorConfig(f files, o Options) error {
 			edit{path: "service::pipelines::logs/events::exporters", value: []string{"heatmap"}})
 	}
 	return writeEdited(f.Collector, "collector/config/bantay.yaml", shipped.Collector, edits)
+}
+
+// heatmapOptions are the heatmap's settings for the demo's probe interval:
+// its slots, and a faster path-state judgement: over the page's shortest
+// window (1 m, not 5 m) with the hold scaled from the shipped 15 s probes to
+// the demo's (30 s → 10 s at 5 s), so a staged incident turns its cell red
+// within seconds rather than a minute. The 1 h baseline and the thresholds
+// are the shipped ones. The caller's keys (Options.Heatmap) win.
+func heatmapOptions(o Options) map[string]any {
+	def := heatmap.DefaultConfig()
+	hold := time.Duration(float64(def.Events.Hold) * float64(o.ProbeInterval) / float64(def.ProbeInterval))
+	hm := map[string]any{
+		"resolution": o.ProbeInterval.String(), "probe_interval": o.ProbeInterval.String(),
+		"events": map[string]any{"window": slices.Min(def.Windows).String(), "hold": hold.String()},
+	}
+	maps.Copy(hm, o.Heatmap)
+	return hm
 }
 
 // writePrometheusConfig writes the shipped rule files into the data dir and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/bantay-noc/bantay/collector"
 	shipped "github.com/bantay-noc/bantay/collector/config"
 )
 
@@ -85,7 +85,7 @@ func TestCollectorConfigIsTheShippedPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{
-		"service::extensions", "service::pipelines",
+		"service::pipelines",
 		"receivers::otlp::protocols::grpc::auth", "receivers::otlp::protocols::http::auth",
 		"processors::memory_limiter", "processors::citytag::require_authenticated_probe", "processors::citytag::limits",
 		"processors::delta_to_cumulative", "extensions::bantay::storage::retention", "extensions::bantay::query",
@@ -93,6 +93,10 @@ func TestCollectorConfigIsTheShippedPipeline(t *testing.T) {
 		if g, w := at(gen, path), at(want, path); !equalYAML(t, g, w) || w == nil {
 			t.Errorf("%s = %v, shipped %v", path, g, w)
 		}
+	}
+
+	if g, w := at(gen, "service::extensions"), append(at(want, "service::extensions").([]any), controlType.String()); !equalYAML(t, g, w) {
+		t.Errorf("service::extensions = %v, want the shipped ones and the demo's control endpoint: %v", g, w)
 	}
 
 	hashes := readYAML(t, f.Tokens)
@@ -110,7 +114,7 @@ func TestCollectorConfigIsTheShippedPipeline(t *testing.T) {
 		}
 	}
 
-	col, err := otelcol.NewCollector(collector.Settings([]string{f.Collector}))
+	col, err := otelcol.NewCollector(settings(f.Collector, http.NotFoundHandler()))
 	if err != nil {
 		t.Fatal(err)
 	}

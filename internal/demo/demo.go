@@ -72,6 +72,10 @@ type Options struct {
 	// so a caller can take a probe offline (its paths go stale) and bring
 	// it back while the demo runs.
 	Probes func(*Probes)
+	// Incident, if not nil, is staged on the simulated network once the
+	// demo runs (after its After), and is what the page's "Stage incident"
+	// button stages; without it the button stages DefaultIncident.
+	Incident *netsim.Incident
 	// Heatmap overrides keys of the bantay extension's heatmap
 	// configuration (docs/heatmap.md), as YAML would give them: durations
 	// as strings, events.* as a nested map, e.g.
@@ -171,6 +175,16 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	}
 	defer sites.close()
 
+	inc := opts.Incident
+	if inc == nil {
+		def, err := netsim.ParseIncident(DefaultIncident)
+		if err != nil {
+			return err
+		}
+		inc = &def
+	}
+	staged := newIncidents(ctx, tables, *inc, opts.Logger)
+
 	cfg, err := writeConfigs(opts)
 	if err != nil {
 		return err
@@ -178,7 +192,7 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	if err := collector.EnableFeatureGates(); err != nil {
 		return err
 	}
-	set := collector.Settings([]string{cfg.Collector})
+	set := settings(cfg.Collector, staged)
 	set.DisableGracefulShutdown = true // the demo owns signals and shuts down in order
 	col, err := otelcol.NewCollector(set)
 	if err != nil {
@@ -210,6 +224,9 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	if opts.Probes != nil {
 		opts.Probes(probes)
 	}
+	if opts.Incident != nil {
+		staged.stage(*opts.Incident, opts.Incident.After)
+	}
 	if ready != nil {
 		ready()
 	}
@@ -227,6 +244,20 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 		runErr = <-colErr
 	}
 	return errors.Join(runErr, probeErr)
+}
+
+// settings are bantay-collector's, with the demo's control endpoint
+// (serving control) added to its components.
+func settings(configFile string, control http.Handler) otelcol.CollectorSettings {
+	set := collector.Settings([]string{configFile})
+	set.Factories = func() (otelcol.Factories, error) {
+		f, err := collector.Components()
+		if err == nil {
+			f.Extensions[controlType] = controlFactory(control)
+		}
+		return f, err
+	}
+	return set
 }
 
 // Probes are the demo's running probe agents, one per city. A caller of
