@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/netsim"
 	"github.com/bantay-noc/bantay/internal/promtest"
 	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/internal/victorialogs"
@@ -31,35 +32,53 @@ func TestStagedIncident(t *testing.T) {
 	opts.LokiURL = vl.PushURL()
 	var am *promtest.Alertmanager
 	if measure {
+		// As `bantay-demo -incident 'Davao/Globe: +80ms, 20% loss after
+		// 60s for 10m'` runs it: the default probe interval, the incident
+		// staged a minute after start and long enough for the alerts.
 		opts.ProbeInterval = Defaults().ProbeInterval
 		am = promtest.StartAlertmanager(t)
 		opts.AlertmanagerURL = am.URL
+		inc, err := netsim.ParseIncident("Davao/Globe: +80ms, 20% loss after 60s for 10m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Incident = &inc
 	}
-	// The button's incident, DefaultIncident: Manila → Davao on Globe.
+	// Otherwise the button's incident, DefaultIncident: Manila → Davao on Globe.
 	d := startDemo(t, opts)
 	base := "http://" + opts.HTTPAddr
 	ctx := context.Background()
 	c := cellKey{"Manila", "Davao", "Globe", "5g"}
 
-	// The path has measured for a while, so it has a baseline.
-	waitSnapshot(t, d, base, "Manila → Davao on Globe with a baseline", func(s snapshot) bool {
-		cell, ok := s.cell(c)
-		return ok && cell.Count >= 10 && cell.State == "ok"
-	})
-	var st IncidentStatus
-	resp, err := http.Post(base+PathIncident, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST %s: HTTP %d, %+v, %v", PathIncident, resp.StatusCode, st, err)
-	}
-	resp.Body.Close()
-	if again, err := http.Post(base+PathIncident, "", nil); err != nil || again.StatusCode != http.StatusConflict {
-		t.Errorf("a second POST while staged: %v, %v; want 409", again.Status, err)
+	var start time.Time
+	if measure {
+		var st IncidentStatus
+		waitFor(t, d, "the -incident to start", 2*time.Minute, func() bool {
+			st = incidentStatus(t, base)
+			return st.State == "active"
+		})
+		start = time.UnixMilli(st.Start)
 	} else {
-		again.Body.Close()
+		// The path has measured for a while, so it has a baseline.
+		waitSnapshot(t, d, base, "Manila → Davao on Globe with a baseline", func(s snapshot) bool {
+			cell, ok := s.cell(c)
+			return ok && cell.Count >= 10 && cell.State == "ok"
+		})
+		resp, err := http.Post(base+PathIncident, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start = time.Now()
+		var st IncidentStatus
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusAccepted || st.Incident != DefaultIncident {
+			t.Fatalf("POST %s: HTTP %d, %+v, %v", PathIncident, resp.StatusCode, st, err)
+		}
+		resp.Body.Close()
+		if again, err := http.Post(base+PathIncident, "", nil); err != nil || again.StatusCode != http.StatusConflict {
+			t.Errorf("a second POST while staged: %v, %v; want 409", again.Status, err)
+		} else {
+			again.Body.Close()
+		}
 	}
 
 	waitSnapshot(t, d, base, "the cell degraded", func(s snapshot) bool {
@@ -98,6 +117,20 @@ func TestStagedIncident(t *testing.T) {
 			return false
 		})
 	}
+}
+
+func incidentStatus(t *testing.T, base string) IncidentStatus {
+	t.Helper()
+	var st IncidentStatus
+	resp, err := http.Get(base + PathIncident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: HTTP %d, %v", PathIncident, resp.StatusCode, err)
+	}
+	return st
 }
 
 type cellKey struct{ Src, Dst, Carrier, NetworkType string }
