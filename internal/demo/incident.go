@@ -17,17 +17,21 @@ import (
 
 // DefaultIncident is what the page's "Stage incident" button stages when
 // the demo was started without -incident: Manila's Globe 5G to Davao
-// (Globe's network in Davao) gets 80 ms more and 20 % loss for three
+// (Globe's network in Davao) gets 80 ms more and 50 % loss for three
 // minutes. The loss is what turns the cell red within seconds on a demo
 // just started: latency is judged against the path's last hour, which on a
 // young demo already holds the incident (docs/demo-network.md).
-const DefaultIncident = "Davao/Globe: +80ms, 20% loss for 3m"
+const DefaultIncident = "Davao/Globe: +80ms, 50% loss for 3m"
 
 // PathIncident is the demo-only endpoint behind the page's incident
-// button. GET answers the incident's state (the page shows the button only
-// when it answers: a deployment's collector does not serve it); POST stages
-// the incident now.
+// button. GET answers the incident's state; POST stages the incident now.
 const PathIncident = "/demo/incident"
+
+// DemoHeader, on the demo's answers for the page ("/"), names PathIncident.
+// The page shows the button only when it sees it; a deployment's collector
+// never sends it, so the production page makes no request that fails (a
+// 404 would be a console error on every wall screen).
+const DemoHeader = "Bantay-Demo-Incident"
 
 // incidents stages one incident at a time on the demo's network.
 type incidents struct {
@@ -157,12 +161,17 @@ type control struct {
 }
 
 // GetHTTPHandler routes /demo/incident to the demo and everything else to
-// the bantay extension's own handler.
+// the bantay extension's own handler, telling the page (DemoHeader) that
+// the endpoint is there.
 func (c *control) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHTTPHandlerFunc, error) {
 	return func(_ context.Context, next http.Handler) (http.Handler, error) {
 		mux := http.NewServeMux()
 		mux.Handle(PathIncident, c.handler)
 		mux.Handle("/", next)
+		mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(DemoHeader, PathIncident)
+			next.ServeHTTP(w, r)
+		})
 		return mux, nil
 	}, nil
 }

@@ -32,13 +32,13 @@ func TestStagedIncident(t *testing.T) {
 	opts.LokiURL = vl.PushURL()
 	var am *promtest.Alertmanager
 	if measure {
-		// As `bantay-demo -incident 'Davao/Globe: +80ms, 20% loss after
+		// As `bantay-demo -incident 'Davao/Globe: +80ms, 50% loss after
 		// 60s for 10m'` runs it: the default probe interval, the incident
 		// staged a minute after start and long enough for the alerts.
 		opts.ProbeInterval = Defaults().ProbeInterval
 		am = promtest.StartAlertmanager(t)
 		opts.AlertmanagerURL = am.URL
-		inc, err := netsim.ParseIncident("Davao/Globe: +80ms, 20% loss after 60s for 10m")
+		inc, err := netsim.ParseIncident("Davao/Globe: +80ms, 50% loss after 60s for 10m")
 		if err != nil {
 			t.Fatal(err)
 		}
