@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -202,5 +203,34 @@ func waitFor(t *testing.T, d *Running, what string, limit time.Duration, ok func
 			t.Fatalf("waiting for %s: not after %v", what, limit)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// The demo's middleware answers /demo/incident itself, passes everything
+// else to the bantay extension's handler, and marks only the page's answer.
+func TestControlMiddlewareRoutesAndMarksThePage(t *testing.T) {
+	c := &control{handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })}
+	wrap, err := c.GetHTTPHandler(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := wrap(context.Background(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]struct {
+		code   int
+		header string
+	}{
+		"/":                {http.StatusNoContent, PathIncident},
+		PathIncident:       {http.StatusTeapot, ""},
+		"/api/v1/query":    {http.StatusNoContent, ""},
+		"/assets/x/app.js": {http.StatusNoContent, ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, path, nil))
+		if rec.Code != want.code || rec.Header().Get(DemoHeader) != want.header {
+			t.Errorf("%s: HTTP %d, %s %q; want %d, %q", path, rec.Code, DemoHeader, rec.Header().Get(DemoHeader), want.code, want.header)
+		}
 	}
 }
