@@ -183,7 +183,9 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 		}
 		inc = &def
 	}
-	staged := newIncidents(ctx, tables, *inc, opts.Logger)
+	incCtx, endIncidents := context.WithCancel(ctx) // a staged incident ends with Run
+	defer endIncidents()
+	staged := newIncidents(incCtx, tables, *inc, opts.Logger)
 
 	cfg, err := writeConfigs(opts)
 	if err != nil {
