@@ -93,6 +93,8 @@ func startEnv(t *testing.T, ctx context.Context) *env {
 			t.Errorf("make %s → %s lossy: %v", lossyUplink, lossyCity, err)
 		}
 	}
+	var probes *demo.Probes
+	opts.Probes = func(p *demo.Probes) { probes = p }
 	e.bantayURL = "http://" + opts.HTTPAddr
 	e.bantay = promtest.NewClient(e.bantayURL)
 
@@ -107,7 +109,7 @@ func startEnv(t *testing.T, ctx context.Context) *env {
 		}
 	})
 
-	e.sendUnregisteredProbe(t, opts.OTLPHTTPAddr)
+	e.sendUnregisteredProbe(t, opts.OTLPHTTPAddr, probes)
 
 	// Every (uplink, destination, method) has a latency histogram, and the
 	// shipped recording rules have run (the alerts read their thresholds).
@@ -192,14 +194,19 @@ const unregisteredProbe = "rogue-01"
 // might match nothing. Each request must be answered HTTP 400 naming the
 // rejection: the sender learns its data was not stored, and that sending
 // it again will not help.
-func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string) {
+func (e *env) sendUnregisteredProbe(t *testing.T, otlpHTTPAddr string, probes *demo.Probes) {
 	t.Helper()
+	// With a registered probe's credential (the collector authenticates
+	// every request), so that citytag's registry is what refuses the id.
+	client, err := probes.Client("mnl-01", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	md := pmetric.NewMetrics()
 	start := time.Now()
 	dp := otlpload.AppendAttempts(md, map[string]string{"service.name": "bantay-probe", "service.instance.id": unregisteredProbe}, start)
 	dp.Attributes().PutStr("server.address", "davao.bantay.ph")
 
-	client := &http.Client{Timeout: 30 * time.Second}
 	send := func(n int64) (otlpload.Answer, error) {
 		dp.SetIntValue(n)
 		dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))

@@ -129,7 +129,7 @@ func TestDemoEventsReachLoki(t *testing.T) {
 	reloadAt := time.Now()
 	reloadRules(t, "http://"+opts.HTTPAddr)
 	rejectAt := time.Now()
-	sendBadTags(t, "http://"+opts.OTLPHTTPAddr, timeoutUp)
+	sendBadTags(t, "http://"+opts.OTLPHTTPAddr, probes, timeoutUp)
 
 	w.waitFor("probe_rejected for the bad tags", `_stream:{kind="probe_rejected"}`, func(evs []event) bool {
 		return len(evs) >= 2
@@ -451,8 +451,14 @@ const unknownProbe = "zzz-99"
 // its registered uplink naming a destination city the gazetteer does not
 // know, and a probe the registry does not know. The request is answered
 // HTTP 400 naming the rejections: the sender learns nothing was stored.
-func sendBadTags(t *testing.T, base string, up netsim.DemoUplink) {
+func sendBadTags(t *testing.T, base string, probes *demo.Probes, up netsim.DemoUplink) {
 	t.Helper()
+	// As up's probe, which the collector authenticates: the unknown probe
+	// then reaches citytag's registry check rather than probeauth's.
+	client, err := probes.Client(up.Probe, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	md := pmetric.NewMetrics()
 	now := time.Now()
 	for _, probe := range []string{up.Probe, unknownProbe} {
@@ -464,7 +470,7 @@ func sendBadTags(t *testing.T, base string, up netsim.DemoUplink) {
 		dp.SetIntValue(1)
 		dp.Attributes().PutStr("dst_city", "Atlantis")
 	}
-	a, err := otlpload.PostHTTP(context.Background(), &http.Client{Timeout: 30 * time.Second}, base, md)
+	a, err := otlpload.PostHTTP(context.Background(), client, base, md)
 	if err != nil {
 		t.Fatalf("send bad tags: %v", err)
 	}
