@@ -22,9 +22,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/bantay-noc/bantay/internal/otlpload"
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 var (

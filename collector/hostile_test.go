@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/bantay-noc/bantay/internal/otlpload"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // hostileProbe is load-01's uplink, the one registered probe; a hostile

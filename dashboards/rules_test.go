@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 var ruleFiles = []string{"rules/bantay-recording.yml", "rules/bantay-alerts.yml"}

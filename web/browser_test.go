@@ -27,7 +27,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/heatmap/wire"
-	"github.com/bantay-noc/bantay/internal/pagetest"
+	"github.com/bantay-noc/bantay/internal/harness/pagetest"
 	"github.com/bantay-noc/bantay/web"
 )
 

@@ -7,7 +7,7 @@
 // The interfaces are narrow on purpose, as Prometheus's storage.Appendable
 // is: a component sees only the calls it makes, and a processor that only
 // publishes events does not link the TSDB or the websocket hub through
-// this package (internal/archtest checks the latter).
+// this package (internal/harness/archtest checks the latter).
 package sharedstate
 
 import (

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/component/componenttest"

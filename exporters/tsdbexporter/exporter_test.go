@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"

@@ -11,10 +11,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/pagetest"
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
+	"github.com/bantay-noc/bantay/internal/harness/pagetest"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // TestDemoInBrowser opens the NOC page served by the running demo (real

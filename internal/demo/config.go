@@ -18,7 +18,7 @@ import (
 	shipped "github.com/bantay-noc/bantay/collector/config"
 	"github.com/bantay-noc/bantay/dashboards"
 	"github.com/bantay-noc/bantay/heatmap"
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 )
 
 // files are the configuration files the demo generates in its data dir,
@@ -203,7 +203,7 @@ func writeRegistry(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append([]byte("# The demo's simulated probes (internal/netsim), in the shape of collector/config/probes.yaml.\n"), data...), 0o644)
+	return os.WriteFile(path, append([]byte("# The demo's simulated probes (internal/demo/netsim), in the shape of collector/config/probes.yaml.\n"), data...), 0o644)
 }
 
 // writeTokens gives every simulated probe a new random bearer token, in a

@@ -3,7 +3,7 @@
 // Davao), each with two uplinks on different carriers and network types,
 // and per-city target servers (a UDP reflector and an HTTP server) behind
 // user-space impairment proxies that give every (uplink, destination) pair
-// realistic delay, jitter and loss (internal/netsim, docs/demo-network.md).
+// realistic delay, jitter and loss (internal/demo/netsim, docs/demo-network.md).
 // Everything it measures is real: real sockets, real probes, real OTLP.
 package demo
 
@@ -25,7 +25,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/bantay-noc/bantay/collector"
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 	"github.com/bantay-noc/bantay/probes/agent"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/reflector"

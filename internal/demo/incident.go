@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensionmiddleware"
 
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 )
 
 // DefaultIncident is what the page's "Stage incident" button stages when

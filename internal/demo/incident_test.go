@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
-	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/victorialogs"
 )
 
 // TestStagedIncident stages an incident through the page's button endpoint

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
 )
 
 // TestRemoteReadServesARealPrometheus points a real Prometheus's remote_read

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
-	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/reflector"
 )

@@ -36,8 +36,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
-	"github.com/bantay-noc/bantay/internal/testenv"
 	"github.com/bantay-noc/bantay/probes/config"
 )
 

@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	"github.com/bantay-noc/bantay/internal/demo"
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 )
 
 func main() {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/bantay-noc/bantay/dashboards"
 	"github.com/bantay-noc/bantay/internal/demo"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // TestREADMEFirstCommandServesTheShippedRules runs the demo as the README's

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 func load(t *testing.T, name string) (*Config, error) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
@@ -27,7 +27,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // wireCities is the cities part of a heatmap snapshot or delta (the

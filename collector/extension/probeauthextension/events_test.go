@@ -28,8 +28,8 @@ import (
 
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/internal/events"
-	"github.com/bantay-noc/bantay/internal/hosttest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // secret is a token no probe has; it must never appear in an event or a log line.

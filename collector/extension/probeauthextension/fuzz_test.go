@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 )
 
 // FuzzTokens feeds arbitrary token files (included as `tokens:

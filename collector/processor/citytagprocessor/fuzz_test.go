@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/processor/processortest"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 	"github.com/bantay-noc/bantay/internal/otlperror"
 )
 

@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bantay-noc/bantay/exporters/tsdbexporter"
-	"github.com/bantay-noc/bantay/internal/hosttest"
-	"github.com/bantay-noc/bantay/internal/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
 	"github.com/bantay-noc/bantay/internal/store"
 )
 

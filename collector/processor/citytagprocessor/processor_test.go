@@ -23,7 +23,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 )
 
 func cityFixture(name string, aliases ...string) gazetteer.City {

@@ -26,9 +26,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
-	"github.com/bantay-noc/bantay/internal/otlpload"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // refusal checks that err is citytag's answer to a request it rejected

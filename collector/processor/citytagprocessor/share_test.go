@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 )
 
 // TestStartHandsTheGazetteerToTheExtension: the operator's cities reach

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
@@ -22,7 +22,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
 	"github.com/bantay-noc/bantay/exporters/lokiexporter"
 	"github.com/bantay-noc/bantay/internal/events"
-	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"github.com/bantay-noc/bantay/internal/harness/victorialogs"
 )
 
 // kindCounter passes log records on to the exporter and counts their

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"

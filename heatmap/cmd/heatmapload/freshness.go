@@ -19,7 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/bantay-noc/bantay/internal/demo"
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 	"github.com/bantay-noc/bantay/probes/agent"
 	"github.com/bantay-noc/bantay/probes/config"
 )

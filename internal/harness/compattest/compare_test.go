@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/bantay-noc/bantay/dashboards"
-	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
 )
 
 func TestToleranceEqual(t *testing.T) {

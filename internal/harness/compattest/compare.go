@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
 )
 
 // Tolerance says when two sample values count as equal: within Rel of the

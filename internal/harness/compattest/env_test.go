@@ -14,9 +14,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/bantay-noc/bantay/internal/demo"
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/otlpload"
-	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
 )
 
 // probeInterval is the demo's probe and export interval in these tests:

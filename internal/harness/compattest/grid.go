@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
-	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
 )
 
 // Grid is the evaluation times of a range query: Start, Start+Step, …, up

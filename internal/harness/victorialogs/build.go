@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 const (

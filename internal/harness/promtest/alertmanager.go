@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // Alertmanager is a real Alertmanager started by StartAlertmanager.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // startTimeout bounds how long a start may take; VictoriaLogs is usually

@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // TestBantayInThePrometheusEcosystem runs the demo (real collector, three

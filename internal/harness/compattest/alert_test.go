@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/promtest"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
 )
 
 // The incident of the alerting scenario: Manila → Davao over Globe 5G goes

@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/bantay-noc/bantay/internal/demo"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/otlpload"
-	"github.com/bantay-noc/bantay/internal/testenv"
-	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/victorialogs"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )

@@ -17,7 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // Page is one browser tab for the duration of a test.
