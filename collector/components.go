@@ -5,6 +5,10 @@ package collector
 
 import (
 	"fmt"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
@@ -13,14 +17,9 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
-	"go.opentelemetry.io/collector/connector"
-	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/otelcol"
-	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
-	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
@@ -60,74 +59,91 @@ func EnableFeatureGates() error {
 	return nil
 }
 
-// Components returns every component factory the distribution includes.
+// Components returns every component factory the distribution includes,
+// with the module (path and version, read from the binary's build info)
+// each comes from, as `bantay-collector components` reports.
 func Components() (otelcol.Factories, error) {
-	var err error
 	f := otelcol.Factories{Telemetry: otelconftelemetry.NewFactory()}
-	if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		otlpreceiver.NewFactory(),
-		bantayeventsreceiver.NewFactory(),
+	var err error
+	if f.Receivers, f.ReceiverModules, err = factories(
+		otlpreceiver.NewFactory,
+		bantayeventsreceiver.NewFactory,
 	); err != nil {
 		return f, err
 	}
-	if f.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		memorylimiterprocessor.NewFactory(),
-		citytagprocessor.NewFactory(),
-		deltatocumulativeprocessor.NewFactory(),
+	if f.Processors, f.ProcessorModules, err = factories(
+		memorylimiterprocessor.NewFactory,
+		citytagprocessor.NewFactory,
+		deltatocumulativeprocessor.NewFactory,
 	); err != nil {
 		return f, err
 	}
-	if f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
-		tsdbexporter.NewFactory(),
-		heatmapexporter.NewFactory(),
-		lokiexporter.NewFactory(),
+	if f.Exporters, f.ExporterModules, err = factories(
+		tsdbexporter.NewFactory,
+		heatmapexporter.NewFactory,
+		lokiexporter.NewFactory,
 	); err != nil {
 		return f, err
 	}
-	if f.Connectors, err = otelcol.MakeFactoryMap[connector.Factory](
-		failureeventsconnector.NewFactory(),
+	if f.Connectors, f.ConnectorModules, err = factories(
+		failureeventsconnector.NewFactory,
 	); err != nil {
 		return f, err
 	}
-	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
-		bantayextension.NewFactory(),
-		probeauthextension.NewFactory(),
-		healthcheckextension.NewFactory(),
+	if f.Extensions, f.ExtensionModules, err = factories(
+		bantayextension.NewFactory,
+		probeauthextension.NewFactory,
+		healthcheckextension.NewFactory,
 	); err != nil {
 		return f, err
-	}
-	const (
-		core    = "go.opentelemetry.io/collector/"
-		contrib = "github.com/open-telemetry/opentelemetry-collector-contrib/"
-		bantay  = "github.com/bantay-noc/bantay/"
-	)
-	f.ReceiverModules = map[component.Type]string{
-		otlpreceiver.NewFactory().Type():         core + "receiver/otlpreceiver v0.165.0",
-		bantayeventsreceiver.NewFactory().Type(): bantay + "collector/receiver/bantayeventsreceiver",
-	}
-	f.ConnectorModules = map[component.Type]string{
-		failureeventsconnector.NewFactory().Type(): bantay + "collector/connector/failureeventsconnector",
-	}
-	f.ProcessorModules = map[component.Type]string{
-		memorylimiterprocessor.NewFactory().Type():     core + "processor/memorylimiterprocessor v0.165.0",
-		citytagprocessor.NewFactory().Type():           bantay + "collector/processor/citytagprocessor",
-		deltatocumulativeprocessor.NewFactory().Type(): contrib + "processor/deltatocumulativeprocessor v0.165.0",
-	}
-	f.ExporterModules = map[component.Type]string{
-		tsdbexporter.NewFactory().Type():    bantay + "exporters/tsdbexporter",
-		heatmapexporter.NewFactory().Type(): bantay + "exporters/heatmapexporter",
-		lokiexporter.NewFactory().Type():    bantay + "exporters/lokiexporter",
-	}
-	f.ExtensionModules = map[component.Type]string{
-		bantayextension.NewFactory().Type():      bantay + "collector/extension/bantayextension",
-		healthcheckextension.NewFactory().Type(): contrib + "extension/healthcheckextension v0.165.0",
 	}
 	return f, nil
+}
+
+// factories makes the factory map of one kind and, for each type, the
+// module its NewFactory comes from. The module is found from the function
+// itself, so no path or version is written down twice.
+func factories[F component.Factory](news ...func() F) (map[component.Type]F, map[component.Type]string, error) {
+	made := make([]F, 0, len(news))
+	modules := make(map[component.Type]string, len(news))
+	for _, newFactory := range news {
+		f := newFactory()
+		made = append(made, f)
+		modules[f.Type()] = moduleOf(newFactory)
+	}
+	m, err := otelcol.MakeFactoryMap(made...)
+	return m, modules, err
+}
+
+// moduleOf names the Go package fn is defined in and the version of the
+// module that holds it, from the build info ("(devel)" for this module
+// when it is built from a work tree).
+func moduleOf(fn any) string {
+	name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name() // "path/to/pkg.NewFactory"
+	pkg := name[:strings.LastIndex(name, ".")]
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return pkg
+	}
+	best, version := "", ""
+	for _, m := range append([]*debug.Module{&bi.Main}, bi.Deps...) {
+		if (pkg == m.Path || strings.HasPrefix(pkg, m.Path+"/")) && len(m.Path) > len(best) {
+			best, version = m.Path, m.Version
+			if m.Replace != nil {
+				version = m.Replace.Version
+			}
+		}
+	}
+	if version == "" {
+		return pkg
+	}
+	return pkg + " " + version
 }
 
 // Settings returns the otelcol settings for the distribution reading its
 // configuration from the given URIs (file paths, file:, env:, yaml:).
 func Settings(configURIs []string) otelcol.CollectorSettings {
+	providers, providerModules := configProviders()
 	return otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{
 			Command:     "bantay-collector",
@@ -137,14 +153,24 @@ func Settings(configURIs []string) otelcol.CollectorSettings {
 		Factories: Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
-				URIs: configURIs,
-				ProviderFactories: []confmap.ProviderFactory{
-					fileprovider.NewFactory(),
-					envprovider.NewFactory(),
-					yamlprovider.NewFactory(),
-				},
-				DefaultScheme: "file",
+				URIs:              configURIs,
+				ProviderFactories: providers,
+				DefaultScheme:     "file",
 			},
 		},
+		ProviderModules: providerModules,
 	}
+}
+
+// configProviders are the confmap providers (file, env, yaml) with the
+// module each comes from.
+func configProviders() ([]confmap.ProviderFactory, map[string]string) {
+	var factories []confmap.ProviderFactory
+	modules := map[string]string{}
+	for _, newProvider := range []func() confmap.ProviderFactory{fileprovider.NewFactory, envprovider.NewFactory, yamlprovider.NewFactory} {
+		f := newProvider()
+		factories = append(factories, f)
+		modules[f.Create(confmap.ProviderSettings{}).Scheme()] = moduleOf(newProvider)
+	}
+	return factories, modules
 }

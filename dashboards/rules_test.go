@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 var ruleFiles = []string{"rules/bantay-recording.yml", "rules/bantay-alerts.yml"}
@@ -340,10 +340,11 @@ func TestRulesEvaluateInPrometheus(t *testing.T) {
 	}
 }
 
-// With the example Alertmanager configuration, a carrier-wide alert
-// suppresses the per-path alerts of that carrier (but not of others), so one
-// carrier problem pages once.
-func TestAlertmanagerInhibitsPathAlertsUnderCarrierAlert(t *testing.T) {
+// alertStates posts alerts to a real Alertmanager running the example
+// configuration and returns each alert's final state (active, suppressed),
+// keyed by key(labels).
+func alertStates(t *testing.T, alerts []promtest.PostableAlert, key func(map[string]string) string) map[string]string {
+	t.Helper()
 	sink := promtest.NewWebhookSink(t)
 	cfg, err := os.ReadFile("alertmanager/alertmanager.yml")
 	if err != nil {
@@ -358,17 +359,6 @@ func TestAlertmanagerInhibitsPathAlertsUnderCarrierAlert(t *testing.T) {
 	am := promtest.StartAlertmanager(t, "--config.file="+cfgFile)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-
-	path := func(carrier, dst string) promtest.PostableAlert {
-		return promtest.PostableAlert{Labels: map[string]string{
-			"alertname": "BantayPathLatencySLOBreach", "severity": "warning",
-			"src_city": "Cebu", "dst_city": dst, "carrier": carrier, "network_type": "4g",
-		}}
-	}
-	alerts := []promtest.PostableAlert{
-		{Labels: map[string]string{"alertname": "BantayCarrierDegraded", "severity": "critical", "carrier": "Smart"}},
-		path("Smart", "Manila"), path("Smart", "Davao"), path("Globe", "Manila"),
-	}
 	if err := am.PostAlerts(ctx, alerts); err != nil {
 		t.Fatal(err)
 	}
@@ -390,17 +380,58 @@ func TestAlertmanagerInhibitsPathAlertsUnderCarrierAlert(t *testing.T) {
 	}
 	state := map[string]string{}
 	for _, a := range got {
-		state[a.Labels["alertname"]+"/"+a.Labels["carrier"]+"/"+a.Labels["dst_city"]] = a.Status.State
+		state[key(a.Labels)] = a.Status.State
 	}
-	want := map[string]string{
-		"BantayCarrierDegraded/Smart/":            "active",
-		"BantayPathLatencySLOBreach/Smart/Manila": "suppressed",
-		"BantayPathLatencySLOBreach/Smart/Davao":  "suppressed",
-		"BantayPathLatencySLOBreach/Globe/Manila": "active",
-	}
+	return state
+}
+
+func wantStates(t *testing.T, state, want map[string]string) {
+	t.Helper()
 	for k, w := range want {
 		if state[k] != w {
 			t.Errorf("%s: state %q, want %q (all: %v)", k, state[k], w, state)
 		}
 	}
+}
+
+// With the example Alertmanager configuration, a carrier-wide alert
+// suppresses the per-path alerts of that carrier (but not of others), so one
+// carrier problem pages once.
+func TestAlertmanagerInhibitsPathAlertsUnderCarrierAlert(t *testing.T) {
+	path := func(carrier, dst string) promtest.PostableAlert {
+		return promtest.PostableAlert{Labels: map[string]string{
+			"alertname": "BantayPathLatencySLOBreach", "severity": "warning",
+			"src_city": "Cebu", "dst_city": dst, "carrier": carrier, "network_type": "4g",
+		}}
+	}
+	state := alertStates(t, []promtest.PostableAlert{
+		{Labels: map[string]string{"alertname": "BantayCarrierDegraded", "severity": "critical", "carrier": "Smart"}},
+		path("Smart", "Manila"), path("Smart", "Davao"), path("Globe", "Manila"),
+	}, func(l map[string]string) string { return l["alertname"] + "/" + l["carrier"] + "/" + l["dst_city"] })
+	wantStates(t, state, map[string]string{
+		"BantayCarrierDegraded/Smart/":            "active",
+		"BantayPathLatencySLOBreach/Smart/Manila": "suppressed",
+		"BantayPathLatencySLOBreach/Smart/Davao":  "suppressed",
+		"BantayPathLatencySLOBreach/Globe/Manila": "active",
+	})
+}
+
+// A store that cannot write pages once: its refused writes (reason
+// unwritable) are explained by it, on that collector only.
+func TestAlertmanagerInhibitsRefusedWritesUnderStoreNotWritable(t *testing.T) {
+	collector := func(alertname, instance string) promtest.PostableAlert {
+		return promtest.PostableAlert{Labels: map[string]string{
+			"alertname": alertname, "severity": "critical", "job": "bantay-collector", "instance": instance,
+		}}
+	}
+	state := alertStates(t, []promtest.PostableAlert{
+		collector("BantayStoreNotWritable", "10.0.0.1:8080"),
+		collector("BantayStoreRejectingWrites", "10.0.0.1:8080"),
+		collector("BantayStoreRejectingWrites", "10.0.0.2:8080"),
+	}, func(l map[string]string) string { return l["alertname"] + "/" + l["instance"] })
+	wantStates(t, state, map[string]string{
+		"BantayStoreNotWritable/10.0.0.1:8080":     "active",
+		"BantayStoreRejectingWrites/10.0.0.1:8080": "suppressed",
+		"BantayStoreRejectingWrites/10.0.0.2:8080": "active",
+	})
 }

@@ -515,6 +515,16 @@ func collectorHealthDashboard() *dashboard.DashboardBuilder {
 			Height(8).
 			Span(12)).
 		WithPanel(timeseries.NewPanelBuilder().
+			Title("Store writable (1) and failed WAL commits, by cause").
+			Description("0 after a WAL commit failed (no_space: the disk is full): the store refuses every write, retryably, and is not ready until it has room and has repaired its WAL by itself. A store that cannot write cannot record its own 0 either: on Bantay's own data the line then stops. See the BantayStoreNotWritable runbook.").
+			Datasource(promDS()).
+			WithTarget(prom(`min by (instance) (bantay_store_writable{`+inst+`})`, "writable: {{instance}}")).
+			WithTarget(prom(`sum by (cause) (increase(bantay_store_commit_failures_total{`+inst+`}[$__rate_interval]))`, "failed commits: {{cause}}")).
+			Unit("short").
+			Min(0).
+			Height(8).
+			Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
 			Title("Rule group evaluation time").
 			Datasource(promDS()).
 			WithTarget(prom(`max by (rule_group) (prometheus_rule_group_last_duration_seconds{`+inst+`})`, "{{rule_group}}")).

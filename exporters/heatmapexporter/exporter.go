@@ -17,23 +17,18 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
-	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
+	"github.com/bantay-noc/bantay/internal/metricmodel/pmetricwalk"
 )
-
-// HeatmapProvider is what the exporter looks for among the host's
-// extensions (Bantay's "bantay" extension implements it).
-type HeatmapProvider interface {
-	Heatmap() *heatmap.Heatmap
-}
 
 type heatmapExporter struct {
 	cfg    *Config
 	logger *zap.Logger
-	hm     *heatmap.Heatmap
+	hm     sharedstate.Heatmap
 	pool   sync.Pool // *scratch: buffers reused across pushes
 }
 
@@ -54,13 +49,9 @@ func newExporter(cfg *Config, set exporter.Settings) *heatmapExporter {
 
 // start finds the heatmap among the host's extensions.
 func (e *heatmapExporter) start(_ context.Context, host component.Host) error {
-	ext, ok := host.GetExtensions()[e.cfg.Extension]
-	if !ok {
-		return fmt.Errorf("heatmap exporter: extension %q is not configured; add it to service.extensions (it owns the heatmap)", e.cfg.Extension)
-	}
-	p, ok := ext.(HeatmapProvider)
-	if !ok {
-		return fmt.Errorf("heatmap exporter: extension %q does not provide a heatmap (it has no Heatmap() method)", e.cfg.Extension)
+	p, err := sharedstate.Find(host, e.cfg.Extension, "heatmap exporter")
+	if err != nil {
+		return err
 	}
 	hm := p.Heatmap()
 	if hm == nil {
@@ -88,7 +79,7 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 	}
 	s := e.pool.Get().(*scratch)
 	defer e.pool.Put(s)
-	for instance, m := range metricmodel.Metrics(md) {
+	for instance, m := range pmetricwalk.Metrics(md) {
 		if m.Name() == metricmodel.Latency {
 			if m.Type() == pmetric.MetricTypeHistogram {
 				e.histograms(s, instance, m.Histogram())

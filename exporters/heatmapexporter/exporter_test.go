@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -23,16 +22,6 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
-
-// providerExtension stands in for the bantay extension (owned by another
-// package): the smallest component that provides a real heatmap.
-type providerExtension struct {
-	component.StartFunc
-	component.ShutdownFunc
-	hm *heatmap.Heatmap
-}
-
-func (p *providerExtension) Heatmap() *heatmap.Heatmap { return p.hm }
 
 var bounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
 
@@ -132,9 +121,7 @@ func startExporter(t *testing.T, hm *heatmap.Heatmap) exporter.Metrics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hosttest.Host{
-		component.MustNewID("bantay"): &providerExtension{hm: hm},
-	}
+	h := hosttest.With(&hosttest.Provider{Map: hm})
 	if err := exp.Start(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}
@@ -217,22 +204,15 @@ func TestStartFailsWithoutTheExtension(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `extension "bantay" is not configured`) {
 		t.Fatalf("start without extension: %v", err)
 	}
-	h := hosttest.Host{
-		component.MustNewID("bantay"): componentWithoutHeatmap{},
-	}
+	h := hosttest.With(&hosttest.Provider{}) // the bantay extension with its heatmap off
 	exp2, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = exp2.Start(context.Background(), h)
-	if err == nil || !strings.Contains(err.Error(), "does not provide a heatmap") {
+	if err == nil || !strings.Contains(err.Error(), `extension "bantay" has no heatmap`) {
 		t.Fatalf("start with the wrong extension: %v", err)
 	}
-}
-
-type componentWithoutHeatmap struct {
-	component.StartFunc
-	component.ShutdownFunc
 }
 
 // withRoundsAndPhases adds to a batch what an http-and-udp probe sends

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -45,9 +44,7 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hosttest.Host{
-		component.MustNewID("bantay"): &providerExtension{hm: hm},
-	}
+	h := hosttest.With(&hosttest.Provider{Map: hm})
 	if err := exp.Start(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}

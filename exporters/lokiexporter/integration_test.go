@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
-	"github.com/bantay-noc/bantay/internal/testenv"
-	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/victorialogs"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -19,14 +19,6 @@ import (
 	"github.com/bantay-noc/bantay/internal/store"
 )
 
-type owner struct {
-	component.StartFunc
-	component.ShutdownFunc
-	s *store.Store
-}
-
-func (o owner) Store() *store.Store { return o.s }
-
 func TestPushIsStoredBeforeItReturns(t *testing.T) {
 	s, err := store.Open(store.DefaultConfig(t.TempDir()), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -34,7 +26,7 @@ func TestPushIsStoredBeforeItReturns(t *testing.T) {
 	cfg := createDefaultConfig()
 	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(componentType), cfg)
 	require.NoError(t, err)
-	require.NoError(t, exp.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): owner{s: s}}))
+	require.NoError(t, exp.Start(context.Background(), hosttest.With(&hosttest.Provider{TSDB: s})))
 	defer exp.Shutdown(context.Background())
 
 	now := time.Now()
@@ -67,5 +59,5 @@ func TestStartNamesTheMissingExtension(t *testing.T) {
 		component.ShutdownFunc
 	}
 	err = exp.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): other{}})
-	assert.ErrorContains(t, err, "does not own a Bantay store")
+	assert.ErrorContains(t, err, `extension "bantay" is a tsdbexporter.other, not the bantay extension`)
 }

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // DefaultBounds are the latency bucket upper bounds (ms) of the metric model
 // (docs/metric-model.md). Incoming histograms with other bounds are folded
 // into these (see Config.Bounds).
-var DefaultBounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
+var DefaultBounds = metricmodel.LatencyBounds
 
 // Config configures the aggregation. The zero value of every field means
 // "use the default"; DefaultConfig spells them out. The field names are

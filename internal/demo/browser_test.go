@@ -11,10 +11,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/pagetest"
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
+	"github.com/bantay-noc/bantay/internal/harness/pagetest"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // TestDemoInBrowser opens the NOC page served by the running demo (real
@@ -80,6 +80,11 @@ func TestDemoInBrowser(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The demo's page offers the incident button (served by the demo's
+	// /demo/incident; a deployment's page does not show it, web/).
+	_, err = chromedp.Run(pg.Ctx, chromedp.Poll[bool](`!document.getElementById('incident').hidden && incident.dataset.state === 'idle'`,
+		chromedp.WithPollingTimeout(15*time.Second)))
+	pg.Must("wait for the incident button", err)
 	pg.Shot("demo-wall-1920x1080.png")
 
 	// Laptop size: click a cell, the drill-down fills with what the path

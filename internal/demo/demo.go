@@ -3,7 +3,7 @@
 // Davao), each with two uplinks on different carriers and network types,
 // and per-city target servers (a UDP reflector and an HTTP server) behind
 // user-space impairment proxies that give every (uplink, destination) pair
-// realistic delay, jitter and loss (internal/netsim, docs/demo-network.md).
+// realistic delay, jitter and loss (internal/demo/netsim, docs/demo-network.md).
 // Everything it measures is real: real sockets, real probes, real OTLP.
 package demo
 
@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -24,11 +23,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/otelcol"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/bantay-noc/bantay/collector"
-	"github.com/bantay-noc/bantay/dashboards"
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 	"github.com/bantay-noc/bantay/probes/agent"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/reflector"
@@ -75,6 +72,10 @@ type Options struct {
 	// so a caller can take a probe offline (its paths go stale) and bring
 	// it back while the demo runs.
 	Probes func(*Probes)
+	// Incident, if not nil, is staged on the simulated network once the
+	// demo runs (after its After), and is what the page's "Stage incident"
+	// button stages; without it the button stages DefaultIncident.
+	Incident *netsim.Incident
 	// Heatmap overrides keys of the bantay extension's heatmap
 	// configuration (docs/heatmap.md), as YAML would give them: durations
 	// as strings, events.* as a nested map, e.g.
@@ -154,6 +155,13 @@ func (o Options) withDefaults() Options {
 // not nil, is called once the collector answers and the probes run.
 func Run(ctx context.Context, opts Options, ready func()) error {
 	opts = opts.withDefaults()
+	// Every path the demo writes into a config is absolute, resolved
+	// against the directory the user ran it from (see files).
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir %q: %w", opts.DataDir, err)
+	}
+	opts.DataDir = dataDir
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -167,14 +175,26 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	}
 	defer sites.close()
 
-	cfgPath := filepath.Join(opts.DataDir, "collector.yaml")
-	if err := writeCollectorConfig(cfgPath, opts); err != nil {
+	inc := opts.Incident
+	if inc == nil {
+		def, err := netsim.ParseIncident(DefaultIncident)
+		if err != nil {
+			return err
+		}
+		inc = &def
+	}
+	incCtx, endIncidents := context.WithCancel(ctx) // a staged incident ends with Run
+	defer endIncidents()
+	staged := newIncidents(incCtx, tables, *inc, opts.Logger)
+
+	cfg, err := writeConfigs(opts)
+	if err != nil {
 		return err
 	}
 	if err := collector.EnableFeatureGates(); err != nil {
 		return err
 	}
-	set := collector.Settings([]string{cfgPath})
+	set := settings(cfg.Collector, staged)
 	set.DisableGracefulShutdown = true // the demo owns signals and shuts down in order
 	col, err := otelcol.NewCollector(set)
 	if err != nil {
@@ -191,10 +211,10 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	defer stopProbes()
 	probes := &Probes{ctx: runCtx, logger: opts.Logger, cfgs: map[string]*config.Config{}, running: map[string]*runningProbe{}}
 	for _, city := range netsim.DemoCities() {
-		cfg, err := probeConfig(city, opts, sites)
+		pc, err := probeConfig(city, opts, sites, cfg.TokenFiles)
 		if err == nil {
-			probes.cfgs[cfg.Probe.ID] = cfg
-			err = probes.Start(cfg.Probe.ID)
+			probes.cfgs[pc.Probe.ID] = pc
+			err = probes.Start(pc.Probe.ID)
 		}
 		if err != nil {
 			stopProbes()
@@ -205,6 +225,9 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	}
 	if opts.Probes != nil {
 		opts.Probes(probes)
+	}
+	if opts.Incident != nil {
+		staged.stage(*opts.Incident, opts.Incident.After)
 	}
 	if ready != nil {
 		ready()
@@ -223,6 +246,20 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 		runErr = <-colErr
 	}
 	return errors.Join(runErr, probeErr)
+}
+
+// settings are bantay-collector's, with the demo's control endpoint
+// (serving control) added to its components.
+func settings(configFile string, control http.Handler) otelcol.CollectorSettings {
+	set := collector.Settings([]string{configFile})
+	set.Factories = func() (otelcol.Factories, error) {
+		f, err := collector.Components()
+		if err == nil {
+			f.Extensions[controlType] = controlFactory(control)
+		}
+		return f, err
+	}
+	return set
 }
 
 // Probes are the demo's running probe agents, one per city. A caller of
@@ -282,6 +319,41 @@ func (p *Probes) Stop(id string) error {
 		return fmt.Errorf("probe %s: %w", id, err)
 	}
 	return nil
+}
+
+// Token is probe id's bearer token, for a caller that sends OTLP as that
+// probe (the collector authenticates every request, as in a deployment).
+func (p *Probes) Token(id string) (string, error) {
+	cfg, ok := p.cfgs[id]
+	if !ok {
+		return "", fmt.Errorf("demo: no probe %q", id)
+	}
+	b, err := os.ReadFile(cfg.Collector.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("demo: probe %s token: %w", id, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Client is an HTTP client that sends probe id's bearer token with every
+// request: for a caller that posts OTLP to the demo as that probe.
+func (p *Probes) Client(id string, timeout time.Duration) (*http.Client, error) {
+	token, err := p.Token(id)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: timeout, Transport: bearer{token, http.DefaultTransport}}, nil
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context()) // a RoundTripper must not change the caller's request
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 // stopAll stops every running probe at once and waits for all of them.
@@ -389,7 +461,7 @@ func healthHandler(city string) http.Handler {
 // probeConfig builds the city's probe config as YAML and parses it with the
 // probe's own loader, so the demo exercises the same validation as a real
 // deployment.
-func probeConfig(city string, opts Options, s *sites) (*config.Config, error) {
+func probeConfig(city string, opts Options, s *sites, tokenFiles map[string]string) (*config.Config, error) {
 	var b strings.Builder
 	var id string
 	var uplinks []netsim.DemoUplink
@@ -400,7 +472,7 @@ func probeConfig(city string, opts Options, s *sites) (*config.Config, error) {
 		}
 	}
 	err := probeTemplate.Execute(&b, map[string]any{
-		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "Interval": opts.ProbeInterval,
+		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "TokenFile": tokenFiles[id], "Interval": opts.ProbeInterval,
 		"Timeout": min(2*time.Second, opts.ProbeInterval*8/10),
 		"Uplinks": uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
 	})
@@ -416,6 +488,7 @@ collector:
   endpoint: {{.Endpoint}}
   protocol: grpc
   tls: {insecure: true}
+  token_file: {{printf "%q" .TokenFile}}
   export_interval: {{.Interval}}
   timeout: 5s
 uplinks:
@@ -428,165 +501,4 @@ targets:
   - {name: reflector-{{$city | printf "%s"}}, dst_city: {{$city}}, method: udp, address: {{.ReflectorAddr}}}
   - {name: web-{{$city | printf "%s"}}, dst_city: {{$city}}, method: http, address: {{.WebURL}}, expect_status: 200}
 {{- end}}{{end}}
-`))
-
-// writeCollectorConfig writes the demo's collector config: the production
-// pipeline with the demo's registry and ports.
-func writeCollectorConfig(path string, o Options) error {
-	var reg strings.Builder
-	seen := map[string]bool{}
-	for _, u := range netsim.DemoUplinks() {
-		if !seen[u.Probe] {
-			seen[u.Probe] = true
-			fmt.Fprintf(&reg, "      %s:\n        city: %s\n        uplinks:\n", u.Probe, u.City)
-			for _, v := range netsim.DemoUplinks() {
-				if v.Probe == u.Probe {
-					fmt.Fprintf(&reg, "          - {carrier: %s, network_type: %s}\n", v.Carrier, v.NetworkType)
-				}
-			}
-		}
-	}
-	promCfg, err := writePrometheusConfig(filepath.Dir(path), o)
-	if err != nil {
-		return err
-	}
-	hm := map[string]any{"resolution": o.ProbeInterval.String(), "probe_interval": o.ProbeInterval.String()}
-	maps.Copy(hm, o.Heatmap)
-	hmYAML, err := yaml.Marshal(hm)
-	if err != nil {
-		return fmt.Errorf("heatmap options: %w", err)
-	}
-	var b strings.Builder
-	err = collectorTemplate.Execute(&b, map[string]any{
-		"Opts": o, "Registry": reg.String(), "Data": filepath.Join(o.DataDir, "tsdb"), "Prometheus": promCfg,
-		// Indented under extensions::bantay::heatmap.
-		"Heatmap": strings.TrimRight(strings.ReplaceAll("\n"+string(hmYAML), "\n", "\n      "), " \n"),
-	})
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// writePrometheusConfig writes the shipped rule files and a Prometheus-format
-// configuration that loads them, scrapes the collector's own telemetry and,
-// if configured, notifies an Alertmanager.
-func writePrometheusConfig(dir string, o Options) (string, error) {
-	var rules []string
-	for _, name := range dashboards.RuleFileNames {
-		data, err := dashboards.RuleFiles.ReadFile(name)
-		if err != nil {
-			return "", err
-		}
-		dst := filepath.Join(dir, filepath.Base(name))
-		if err := os.WriteFile(dst, data, 0o644); err != nil {
-			return "", err
-		}
-		rules = append(rules, dst)
-	}
-	for _, f := range o.RuleFiles {
-		abs, err := filepath.Abs(f)
-		if err != nil {
-			return "", fmt.Errorf("rule file %s: %w", f, err)
-		}
-		rules = append(rules, abs)
-	}
-	var b strings.Builder
-	err := prometheusTemplate.Execute(&b, map[string]any{
-		"Opts": o, "Rules": rules, "Telemetry": fmt.Sprintf("127.0.0.1:%d", o.TelemetryPort),
-		"Alertmanager": strings.TrimPrefix(strings.TrimPrefix(o.AlertmanagerURL, "http://"), "https://"),
-	})
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "prometheus.yml")
-	return path, os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-var prometheusTemplate = template.Must(template.New("prometheus").Parse(`# Generated by the Bantay demo.
-global:
-  evaluation_interval: 5s
-  scrape_interval: 5s
-rule_files:
-{{- range .Rules}}
-  - {{.}}
-{{- end}}
-{{- if .Alertmanager}}
-alerting:
-  alertmanagers:
-    - api_version: v2
-      static_configs:
-        - targets: ["{{.Alertmanager}}"]
-{{- end}}
-{{- if .Opts.RemoteWriteURL}}
-remote_write:
-  - url: {{printf "%q" .Opts.RemoteWriteURL}}
-{{- end}}
-scrape_configs:
-  - job_name: bantay-collector
-    static_configs:
-      - targets: ["{{.Telemetry}}", "{{.Opts.HTTPAddr}}"]
-`))
-
-var collectorTemplate = template.Must(template.New("collector").Parse(`# Generated by the Bantay demo; see collector/config/bantay.yaml for a deployment.
-extensions:
-  health_check:
-    endpoint: {{.Opts.HealthAddr}}
-  bantay:
-    endpoint: {{.Opts.HTTPAddr}}
-    prometheus_config: {{.Prometheus}}
-    storage:
-      path: {{.Data}}
-    heatmap:{{.Heatmap}}
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: {{.Opts.GRPCAddr}}
-      http:
-        endpoint: {{.Opts.OTLPHTTPAddr}}
-  bantay_events: {}
-processors:
-  memory_limiter:
-    check_interval: 1s
-    limit_percentage: 75
-    spike_limit_percentage: 20
-  citytag:
-    probes:
-{{.Registry}}
-  delta_to_cumulative:
-    max_stale: 10m
-    max_streams: 200000
-exporters:
-  tsdb: {}
-  heatmap: {}
-{{- if .Opts.LokiURL}}
-  loki:
-    endpoint: {{.Opts.LokiURL}}
-{{- end}}
-connectors:
-  failure_events:
-    probe_interval: {{.Opts.ProbeInterval}}
-service:
-  extensions: [health_check, bantay]
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      processors: [memory_limiter, citytag, delta_to_cumulative]
-      exporters: [tsdb, heatmap, failure_events]
-    # Always: the events feed the page beside the heatmap, and Loki too
-    # when there is one.
-    logs/events:
-      receivers: [bantay_events, failure_events]
-      exporters: [heatmap{{if .Opts.LokiURL}}, loki{{end}}]
-  telemetry:
-    logs:
-      level: warn
-    metrics:
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: {{.Opts.TelemetryPort}}
 `))

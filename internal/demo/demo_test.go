@@ -10,10 +10,10 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/netsim"
-	"github.com/bantay-noc/bantay/internal/promtest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/promtest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // testOptions puts every listener of the demo on a free loopback port.

@@ -13,6 +13,9 @@ const (
 	AttrRequests     = "requests"
 	AttrPeer         = "peer"
 	AttrClaimedProbe = "claimed_probe"
+	// AttrClockSkewSeconds is how far a probe's newest point was ahead of
+	// the collector's clock (negative: behind).
+	AttrClockSkewSeconds = "clock_skew_seconds"
 )
 
 // ProbeRejected is the event for data the collector refused from a probe
@@ -49,6 +52,29 @@ func ProbeRejected(t time.Time, probe, reason, detail string, points int) Event 
 		e.Attrs = map[string]any{AttrPoints: points}
 	}
 	return e
+}
+
+// ProbeWarning is the event for something wrong with data the collector
+// still stored from a probe (citytag: the probe's clock is ahead of the
+// collector's, clock_skew; the city it declares is not the registry's,
+// declared_city_mismatch). reason is short and bounded, detail says what
+// exactly. Publish it as often as the warning is logged (once per reason
+// and probe uplink per log_interval). Set SrcCity/Carrier/IslandGroup on the
+// result, as for ProbeRejected.
+func ProbeWarning(t time.Time, probe, reason, detail string) Event {
+	body := fmt.Sprintf("data from %s stored with a warning (%s)", probe, reason)
+	if detail != "" {
+		body += ": " + detail
+	}
+	return Event{
+		Kind:     KindProbeWarning,
+		Time:     t,
+		Severity: SeverityWarn,
+		Body:     body,
+		Probe:    probe,
+		Reason:   reason,
+		Error:    detail,
+	}
 }
 
 // CredentialRejected is the event for OTLP requests refused for a bad

@@ -29,6 +29,10 @@ const (
 	// KindProbeRejected: the collector refused a probe's data (unknown
 	// probe, unregistered uplink, bad tags, bad credential).
 	KindProbeRejected Kind = "probe_rejected"
+	// KindProbeWarning: the collector stored a probe's data, but something
+	// about it is wrong (its clock is fast, its declared city contradicts
+	// the registry).
+	KindProbeWarning Kind = "probe_warning"
 	// KindRulesReloaded: the alerting/recording rules were (re)loaded.
 	KindRulesReloaded Kind = "rules_reloaded"
 )

@@ -116,7 +116,7 @@ func (s *Store) APIHandler(d APIDeps) http.Handler {
 		false, // admin API (delete series, snapshot) stays off: not for a NOC read path
 		false, 0,
 		d.Logger, rulesFn,
-		0, 0, 0, // remote read disabled
+		s.cfg.RemoteRead.SampleLimit, s.cfg.RemoteRead.ConcurrencyLimit, s.cfg.RemoteRead.MaxBytesInFrame,
 		false, nil, runtimeInfo, BuildInfo,
 		noNotifications, noSubscription,
 		d.Gatherer, d.Registerer, nil,
@@ -140,18 +140,31 @@ func (s *Store) APIHandler(d APIDeps) http.Handler {
 // own readyStorage does.
 type adminStats struct{ s *Store }
 
-func (a adminStats) CleanTombstones() error { return a.s.db.CleanTombstones() }
-func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
-	return a.s.db.Delete(ctx, mint, maxt, ms...)
+func (a adminStats) CleanTombstones() (err error) {
+	a.s.db.withTSDB(func(db *tsdb.DB, _ *tsdb.DBStats) { err = db.CleanTombstones() })
+	return err
 }
-func (a adminStats) Snapshot(dir string, withHead bool) error { return a.s.db.Snapshot(dir, withHead) }
-func (a adminStats) Stats(statsByLabelName string, limit int) (*tsdb.Stats, error) {
-	return a.s.db.Head().Stats(statsByLabelName, limit), nil
+func (a adminStats) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) (err error) {
+	a.s.db.withTSDB(func(db *tsdb.DB, _ *tsdb.DBStats) { err = db.Delete(ctx, mint, maxt, ms...) })
+	return err
+}
+func (a adminStats) Snapshot(dir string, withHead bool) (err error) {
+	a.s.db.withTSDB(func(db *tsdb.DB, _ *tsdb.DBStats) { err = db.Snapshot(dir, withHead) })
+	return err
+}
+func (a adminStats) Stats(statsByLabelName string, limit int) (st *tsdb.Stats, _ error) {
+	a.s.db.withTSDB(func(db *tsdb.DB, _ *tsdb.DBStats) { st = db.Head().Stats(statsByLabelName, limit) })
+	return st, nil
 }
 func (a adminStats) WALReplayStatus() (tsdb.WALReplayStatus, error) {
-	return a.s.dbStats.Head.WALReplayStatus.GetWALReplayStatus(), nil
+	var stats *tsdb.DBStats
+	a.s.db.withTSDB(func(_ *tsdb.DB, st *tsdb.DBStats) { stats = st })
+	return stats.Head.WALReplayStatus.GetWALReplayStatus(), nil
 }
-func (a adminStats) BlockMetas() ([]tsdb.BlockMeta, error) { return a.s.db.BlockMetas(), nil }
+func (a adminStats) BlockMetas() (m []tsdb.BlockMeta, _ error) {
+	a.s.db.withTSDB(func(db *tsdb.DB, _ *tsdb.DBStats) { m = db.BlockMetas() })
+	return m, nil
+}
 
 type noRules struct{}
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -111,4 +113,57 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*series)/b.Elapsed().Seconds(), "points/s")
 	})
+}
+
+// BenchmarkRestart measures how long Open takes on a store holding 30
+// minutes of 1,000 probe histograms (31,000 series, 120 requests 15 s
+// apart, 3.7 M samples): after a clean shutdown, which leaves the memory
+// snapshot, and after a crash, simulated by deleting the snapshot, which
+// leaves the whole WAL to replay. See docs/RELIABILITY.md.
+func BenchmarkRestart(b *testing.B) {
+	const series, requests = 1000, 120
+	dir := b.TempDir()
+	s, err := Open(DefaultConfig(dir), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Add(-30 * time.Minute)
+	for i := range requests {
+		req := pmetricotlp.NewExportRequest()
+		if err := req.UnmarshalProto(benchRequest(b, series, start.Add(time.Duration(i)*15*time.Second))); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.AppendMetrics(context.Background(), req.Metrics()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name   string
+		before func() error
+	}{
+		{"snapshot", func() error { return nil }},
+		{"wal-replay", func() error { return tsdb.DeleteChunkSnapshots(dir, math.MaxInt, math.MaxInt) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				if err := bc.before(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				s, err := Open(DefaultConfig(dir), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := s.Close(); err != nil { // writes the next snapshot
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
 }

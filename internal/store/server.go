@@ -157,6 +157,13 @@ func (p *Server) Reload() (err error) {
 		if err != nil {
 			return fmt.Errorf("%s: rule_files: %w", p.file, err)
 		}
+		// Prometheus accepts a pattern that matches nothing and evaluates
+		// no rules, silently: a relative path written for another working
+		// directory then leaves every alert dead. Refuse it instead.
+		if len(fs) == 0 {
+			return fmt.Errorf("%s: rule_files: pattern %q matches no file (relative patterns are resolved against the folder of %s)",
+				p.file, pat, p.file)
+		}
 		ruleFiles = append(ruleFiles, fs...)
 	}
 	// The rules manager only says "error loading rules" when a file is bad;

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,12 +23,13 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/bantay-noc/bantay/internal/otlperror"
 )
 
 // Config configures the store.
@@ -53,6 +55,23 @@ type Config struct {
 	MaxSamples    int
 	// RetryAfter is the delay suggested to clients refused for overload.
 	RetryAfter time.Duration
+	// RemoteRead bounds the Prometheus remote-read endpoint (/api/v1/read).
+	RemoteRead RemoteReadConfig
+	// RecoveryInterval is how often a store whose WAL write failed checks
+	// whether it can write again (free space) and, if so, reopens the TSDB.
+	RecoveryInterval time.Duration
+}
+
+// RemoteReadConfig bounds /api/v1/read like Prometheus's
+// --storage.remote.read-* flags, with the same defaults.
+type RemoteReadConfig struct {
+	// SampleLimit is the most samples one sampled (non-streamed) read may
+	// return; 0 means no limit.
+	SampleLimit int
+	// ConcurrencyLimit is how many reads run at once; more wait for a slot.
+	ConcurrencyLimit int
+	// MaxBytesInFrame bounds one frame of a streamed read.
+	MaxBytesInFrame int
 }
 
 // DefaultConfig returns Prometheus's defaults where Prometheus has one.
@@ -67,6 +86,8 @@ func DefaultConfig(dir string) Config {
 		QueryTimeout:         2 * time.Minute,
 		MaxSamples:           50_000_000,
 		RetryAfter:           5 * time.Second,
+		RemoteRead:           RemoteReadConfig{SampleLimit: 50_000_000, ConcurrencyLimit: 10, MaxBytesInFrame: 1 << 20},
+		RecoveryInterval:     5 * time.Second,
 	}
 }
 
@@ -89,6 +110,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("query_timeout: must be positive, got %v", c.QueryTimeout)
 	case c.MaxSamples <= 0:
 		return fmt.Errorf("max_samples: must be positive, got %d", c.MaxSamples)
+	case c.RemoteRead.SampleLimit < 0:
+		return fmt.Errorf("remote_read.sample_limit: must not be negative (0 means no limit), got %d", c.RemoteRead.SampleLimit)
+	case c.RemoteRead.ConcurrencyLimit < 1:
+		// Prometheus's read handler builds a gate of this capacity: 0 would
+		// make every read wait forever.
+		return fmt.Errorf("remote_read.concurrency_limit: must be at least 1, got %d", c.RemoteRead.ConcurrencyLimit)
+	case c.RemoteRead.MaxBytesInFrame < 1:
+		return fmt.Errorf("remote_read.max_bytes_in_frame: must be positive, got %d", c.RemoteRead.MaxBytesInFrame)
+	case c.RecoveryInterval <= 0:
+		return fmt.Errorf("recovery_interval: must be positive, got %v", c.RecoveryInterval)
 	}
 	return nil
 }
@@ -97,12 +128,20 @@ func (c Config) Validate() error {
 type Store struct {
 	cfg     Config
 	logger  *slog.Logger
-	db      *tsdb.DB
-	dbStats *tsdb.DBStats
+	db      *DB
+	opts    *tsdb.Options
+	tsdbReg *reopenRegisterer
 	engine  *promql.Engine
 	parser  parser.Parser
 	slots   chan struct{}
 	started time.Time
+
+	// commitMu orders commits: once one fails, none after it is
+	// acknowledged until a reopen has repaired the WAL (see gate).
+	commitMu sync.Mutex
+	writable atomic.Bool
+	stop     chan struct{}
+	recovery sync.WaitGroup
 
 	converters sync.Pool
 	metadata   metadataIndex
@@ -112,6 +151,9 @@ type Store struct {
 	rejectedSamples *prometheus.CounterVec
 	refusedRequests *prometheus.CounterVec
 	warnings        *prometheus.CounterVec
+	writableGauge   prometheus.Gauge
+	commitFailures  *prometheus.CounterVec
+	reopens         *prometheus.CounterVec
 }
 
 // Open opens (or creates) the TSDB in cfg.Dir, replaying its WAL, and
@@ -123,20 +165,26 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
-	dbStats := tsdb.NewDBStats()
-	db, err := tsdb.Open(cfg.Dir, logger.With("component", "tsdb"), reg, opts, dbStats)
+	// A clean shutdown writes the head's chunks out, and the next start
+	// loads them instead of replaying the whole WAL (only what follows the
+	// snapshot). Out-of-order samples are not in the snapshot but in the WBL,
+	// which is replayed in full either way (docs/RELIABILITY.md).
+	opts.EnableMemorySnapshotOnShutdown = true
+	tsdbReg := &reopenRegisterer{Registerer: reg}
+	db, dbStats, err := openTSDB(cfg.Dir, opts, tsdbReg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open TSDB in %s: %w", cfg.Dir, err)
+		return nil, err
 	}
 	p := parser.NewParser(parser.Options{})
 	s := &Store{
 		cfg:     cfg,
 		logger:  logger,
-		db:      db,
-		dbStats: dbStats,
+		opts:    opts,
+		tsdbReg: tsdbReg,
 		parser:  p,
 		slots:   make(chan struct{}, cfg.MaxConcurrentAppends),
 		started: time.Now(),
+		stop:    make(chan struct{}),
 		engine: promql.NewEngine(promql.EngineOpts{
 			Logger:               logger.With("component", "query engine"),
 			Reg:                  reg,
@@ -164,9 +212,33 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 			Name: "bantay_store_translation_warnings_total",
 			Help: "Warnings from Prometheus's OTLP translator, by category.",
 		}, []string{"category"}),
+		writableGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bantay_store_writable",
+			Help: "1 while the store can commit to its WAL; 0 after a failed write until a reopen has repaired the WAL (appends are refused, retryably, meanwhile).",
+		}),
+		commitFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bantay_store_commit_failures_total",
+			Help: "Commits to the TSDB WAL that failed, by cause (no_space: the disk is full; io: any other write error).",
+		}, []string{"cause"}),
+		reopens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bantay_store_reopens_total",
+			Help: "Reopens of the TSDB (WAL repair) after a failed write, by result.",
+		}, []string{"result"}),
+	}
+	s.db = &DB{db: db, stats: dbStats, store: s}
+	s.writable.Store(true)
+	s.writableGauge.Set(1)
+	// Every cause and result exists from the start, so rate() and
+	// increase() in alerts see the first failure.
+	for _, cause := range []string{causeNoSpace, causeIO} {
+		s.commitFailures.WithLabelValues(cause)
+	}
+	for _, result := range []string{"success", "failure"} {
+		s.reopens.WithLabelValues(result)
 	}
 	s.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
-	for _, c := range []prometheus.Collector{s.appendedSamples, s.rejectedSamples, s.refusedRequests, s.warnings} {
+	for _, c := range []prometheus.Collector{s.appendedSamples, s.rejectedSamples, s.refusedRequests, s.warnings,
+		s.writableGauge, s.commitFailures, s.reopens} {
 		if err := reg.Register(c); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("register store metrics: %w", err)
@@ -194,12 +266,24 @@ func translatorSettings(otlp config.OTLPConfig, lookback time.Duration) otlptran
 	}
 }
 
-// Close flushes and closes the TSDB.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops a recovery in progress, then flushes and closes the TSDB.
+func (s *Store) Close() error {
+	close(s.stop)
+	s.recovery.Wait()
+	s.db.mu.Lock()
+	defer s.db.mu.Unlock()
+	return s.db.db.Close()
+}
 
-// DB exposes the TSDB for components that need its native interfaces
-// (storage.Queryable, storage.Appendable).
-func (s *Store) DB() *tsdb.DB { return s.db }
+// DB is the TSDB for components that need its native interfaces
+// (storage.Queryable, storage.Appendable, …). It stays valid across the
+// reopen that follows a failed write.
+func (s *Store) DB() *DB { return s.db }
+
+// Writable reports whether the store can commit to its WAL. It is false
+// from a failed write until a reopen has repaired the WAL; readiness
+// follows it.
+func (s *Store) Writable() bool { return s.writable.Load() }
 
 // Engine is the PromQL engine over the store.
 func (s *Store) Engine() *promql.Engine { return s.engine }
@@ -222,6 +306,10 @@ var ErrOverloaded = errors.New("store overloaded")
 // window, conflicting duplicates) do not stop the rest of the request; they
 // are counted and reported in a permanent error after the others commit.
 func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if !s.writable.Load() {
+		s.refusedRequests.WithLabelValues("unwritable").Inc()
+		return s.retryable(codes.Unavailable, errUnwritable.Error())
+	}
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
@@ -243,7 +331,7 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 	}
 	if err := app.Commit(); err != nil {
 		s.refusedRequests.WithLabelValues("commit_failed").Inc()
-		return status.Error(codes.Unavailable, "commit to TSDB: "+err.Error())
+		return s.retryable(codes.Unavailable, "commit to TSDB: "+err.Error())
 	}
 	s.appendedSamples.Add(float64(app.appended))
 	for reason, n := range app.rejected {
@@ -258,8 +346,7 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 		problems = append(problems, fmt.Sprintf("%d samples refused by the TSDB, first: %v", app.rejectedTotal(), app.firstErr))
 	}
 	if len(problems) > 0 {
-		return consumererror.NewPermanent(status.Error(codes.InvalidArgument,
-			fmt.Sprintf("stored %d samples; not stored: %v", app.appended, problems)))
+		return otlperror.Permanent(codes.InvalidArgument, fmt.Sprintf("stored %d samples; not stored: %v", app.appended, problems))
 	}
 	return nil
 }
@@ -279,12 +366,19 @@ func (s *Store) acquire(ctx context.Context) error {
 	case <-t.C:
 	}
 	s.refusedRequests.WithLabelValues("overloaded").Inc()
-	st, err := status.New(codes.ResourceExhausted, ErrOverloaded.Error()+": all append slots busy, retry later").
-		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(s.cfg.RetryAfter)})
+	return fmt.Errorf("%w: %w", ErrOverloaded,
+		s.retryable(codes.ResourceExhausted, ErrOverloaded.Error()+": all append slots busy, retry later"))
+}
+
+// retryable is a gRPC status the OTLP receiver answers as retryable, with a
+// RetryInfo it turns into HTTP Retry-After (429 for RESOURCE_EXHAUSTED, 503
+// for UNAVAILABLE): the client keeps the data and sends it again.
+func (s *Store) retryable(code codes.Code, msg string) error {
+	st, err := status.New(code, msg).WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(s.cfg.RetryAfter)})
 	if err != nil {
-		return status.Error(codes.ResourceExhausted, ErrOverloaded.Error())
+		return status.Error(code, msg)
 	}
-	return fmt.Errorf("%w: %w", ErrOverloaded, st.Err())
+	return st.Err()
 }
 
 // tolerantAppender stores what it can: a sample the TSDB refuses is counted

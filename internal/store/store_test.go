@@ -217,18 +217,23 @@ func TestOverloadIsARetryableRefusal(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrOverloaded))
 	assert.False(t, consumererror.IsPermanent(err))
+	assert.Equal(t, codes.ResourceExhausted, status.Code(err))
+	assert.Equal(t, cfg.RetryAfter, retryDelay(t, err), "RetryInfo becomes HTTP Retry-After in the OTLP receiver")
+	assert.Equal(t, 1.0, testutil.ToFloat64(s.refusedRequests.WithLabelValues("overloaded")))
+}
+
+// retryDelay is the RetryInfo delay of a gRPC status error.
+func retryDelay(t *testing.T, err error) time.Duration {
+	t.Helper()
 	st, ok := status.FromError(err)
-	require.True(t, ok)
-	assert.Equal(t, codes.ResourceExhausted, st.Code())
-	var retry *errdetails.RetryInfo
+	require.True(t, ok, "not a gRPC status: %v", err)
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			retry = ri
+			return ri.GetRetryDelay().AsDuration()
 		}
 	}
-	require.NotNil(t, retry, "RetryInfo becomes HTTP Retry-After in the OTLP receiver")
-	assert.Equal(t, cfg.RetryAfter, retry.RetryDelay.AsDuration())
-	assert.Equal(t, 1.0, testutil.ToFloat64(s.refusedRequests.WithLabelValues("overloaded")))
+	t.Fatalf("no RetryInfo in %v", err)
+	return 0
 }
 
 func TestAcknowledgedSamplesSurviveReopen(t *testing.T) {
@@ -256,6 +261,11 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		"retention":              func(c *Config) { c.Retention = time.Minute },
 		"max_concurrent_appends": func(c *Config) { c.MaxConcurrentAppends = 0 },
 		"lookback_delta":         func(c *Config) { c.LookbackDelta = 0 },
+		"recovery_interval":      func(c *Config) { c.RecoveryInterval = 0 },
+		// 0 would build Prometheus's read gate with no capacity: every read waits forever.
+		"remote_read.concurrency_limit":  func(c *Config) { c.RemoteRead.ConcurrencyLimit = 0 },
+		"remote_read.sample_limit":       func(c *Config) { c.RemoteRead.SampleLimit = -1 },
+		"remote_read.max_bytes_in_frame": func(c *Config) { c.RemoteRead.MaxBytesInFrame = 0 },
 	} {
 		c := DefaultConfig("x")
 		mutate(&c)

@@ -24,33 +24,11 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 	"github.com/bantay-noc/bantay/probes/queue"
 )
-
-// ScopeName is the instrumentation scope of every metric the probe sends.
-const ScopeName = "github.com/bantay-noc/bantay/probes"
-
-// Metric names and units, from docs/metric-model.md.
-const (
-	MetricLatency        = "network.latency"
-	MetricAttempts       = "bantay.probe.attempts"
-	MetricFailures       = "bantay.probe.failures"
-	MetricDuplicates     = "bantay.probe.duplicates"
-	MetricReordered      = "bantay.probe.reordered"
-	MetricJitter         = "bantay.probe.jitter"
-	MetricJitterPairs    = "bantay.probe.jitter.pairs"
-	MetricHTTPStatus     = "bantay.probe.http.status_code"
-	MetricCertExpiry     = "bantay.probe.tls.cert_expiry"
-	MetricLateness       = "bantay.probe.schedule.lateness"
-	MetricRoundsInFlight = "bantay.probe.rounds.in_flight"
-)
-
-// LatencyBuckets are the explicit histogram bounds in milliseconds: sub-ms
-// for LAN targets, dense from 1 to 200 ms where Philippine domestic paths
-// live, then coarse up to the longest timeout anyone should configure.
-var LatencyBuckets = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 2000, 5000}
 
 // Agent runs a probe configuration.
 type Agent struct {
@@ -153,12 +131,12 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		}
 	}
 	res := resource.NewSchemaless(
-		attribute.String("service.name", "bantay-probe"),
-		attribute.String("service.instance.id", a.cfg.Probe.ID),
+		attribute.String(metricmodel.ResourceServiceName, metricmodel.ServiceName),
+		attribute.String(metricmodel.ResourceProbeID, a.cfg.Probe.ID),
 		attribute.String("deployment.environment.name", a.cfg.Probe.Environment),
-		attribute.String("bantay.probe.city", a.cfg.Probe.City),
-		attribute.String("bantay.uplink.carrier", u.Carrier),
-		attribute.String("bantay.uplink.network_type", u.NetworkType),
+		attribute.String(metricmodel.ResourceDeclaredCity, a.cfg.Probe.City),
+		attribute.String(metricmodel.ResourceCarrier, u.Carrier),
+		attribute.String(metricmodel.ResourceNetworkType, u.NetworkType),
 	)
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
@@ -171,7 +149,7 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		// what is sent. The uplink's carrier and network type become
 		// labels, so the uplinks' series stay apart in one registry.
 		prom, err := otelprom.New(otelprom.WithRegisterer(a.registry),
-			otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter("bantay.uplink.carrier", "bantay.uplink.network_type")))
+			otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter(metricmodel.ResourceCarrier, metricmodel.ResourceNetworkType)))
 		if err != nil {
 			wrapped.close()
 			exp.Shutdown(canceled())
@@ -181,7 +159,7 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	}
 	provider := sdkmetric.NewMeterProvider(mpOpts...)
 	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
-	meter := provider.Meter(ScopeName)
+	meter := provider.Meter(metricmodel.ScopeName)
 	inst, err := newInstruments(meter, a.cfg.Probe.City)
 	if err == nil {
 		err = registerSelfMetrics(meter, wrapped, a.cfg.Probe.City)
@@ -250,59 +228,54 @@ type instruments struct {
 	here metric.MeasurementOption
 }
 
-// LatenessBuckets (s) for bantay.probe.schedule.lateness: a healthy probe
-// starts runs within a millisecond; tens of milliseconds mean a busy CPU,
-// a second or more a probe that cannot keep its schedule.
-var LatenessBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.5, 2.5}
-
 func newInstruments(m metric.Meter, city string) (*instruments, error) {
-	in := instruments{here: metric.WithAttributeSet(attribute.NewSet(attribute.String("dst_city", city)))}
+	in := instruments{here: metric.WithAttributeSet(attribute.NewSet(attribute.String(metricmodel.AttrDstCity, city)))}
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
 	var err error
-	in.latency, err = m.Float64Histogram(MetricLatency,
-		metric.WithUnit("ms"),
+	in.latency, err = m.Float64Histogram(metricmodel.Latency,
+		metric.WithUnit(metricmodel.LatencyUnit),
 		metric.WithDescription("Latency of answered probes, from the monotonic clock; for http also each phase (attribute phase)."),
-		metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+		metric.WithExplicitBucketBoundaries(metricmodel.LatencyBounds...))
 	add(err)
-	in.attempts, err = m.Int64Counter(MetricAttempts,
-		metric.WithUnit("{attempt}"),
+	in.attempts, err = m.Int64Counter(metricmodel.Attempts,
+		metric.WithUnit(metricmodel.AttemptsUnit),
 		metric.WithDescription("Probes sent, answered or not."))
 	add(err)
-	in.failures, err = m.Int64Counter(MetricFailures,
-		metric.WithUnit("{failure}"),
+	in.failures, err = m.Int64Counter(metricmodel.Failures,
+		metric.WithUnit(metricmodel.FailuresUnit),
 		metric.WithDescription("Probes not answered in time, by reason."))
 	add(err)
-	in.duplicates, err = m.Int64Counter(MetricDuplicates,
-		metric.WithUnit("{reply}"),
+	in.duplicates, err = m.Int64Counter(metricmodel.Duplicates,
+		metric.WithUnit(metricmodel.ReplyUnit),
 		metric.WithDescription("Replies to a probe already answered (icmp, udp)."))
 	add(err)
-	in.reordered, err = m.Int64Counter(MetricReordered,
-		metric.WithUnit("{reply}"),
+	in.reordered, err = m.Int64Counter(metricmodel.Reordered,
+		metric.WithUnit(metricmodel.ReplyUnit),
 		metric.WithDescription("Replies that arrived after the reply to a later probe of their round (icmp, udp)."))
 	add(err)
-	in.jitter, err = m.Float64Counter(MetricJitter,
-		metric.WithUnit("ms"),
+	in.jitter, err = m.Float64Counter(metricmodel.Jitter,
+		metric.WithUnit(metricmodel.JitterUnit),
 		metric.WithDescription("Sum of the absolute differences between the RTTs of consecutive answered probes of a round; divide by bantay.probe.jitter.pairs."))
 	add(err)
-	in.jitterPairs, err = m.Int64Counter(MetricJitterPairs,
-		metric.WithUnit("{pair}"),
+	in.jitterPairs, err = m.Int64Counter(metricmodel.JitterPairs,
+		metric.WithUnit(metricmodel.PairUnit),
 		metric.WithDescription("Pairs of consecutive answered probes of a round summed in bantay.probe.jitter."))
 	add(err)
-	in.statusCode, err = m.Int64Gauge(MetricHTTPStatus,
+	in.statusCode, err = m.Int64Gauge(metricmodel.HTTPStatus,
 		metric.WithDescription("HTTP status of the last answer (also when it was not the expected one)."))
 	add(err)
-	in.certExpiry, err = m.Float64Gauge(MetricCertExpiry,
-		metric.WithUnit("s"),
+	in.certExpiry, err = m.Float64Gauge(metricmodel.CertExpiry,
+		metric.WithUnit(metricmodel.SecondsUnit),
 		metric.WithDescription("Unix time of the earliest NotAfter in the certificate chain of the last https answer."))
 	add(err)
-	in.lateness, err = m.Float64Histogram(MetricLateness,
-		metric.WithUnit("s"),
+	in.lateness, err = m.Float64Histogram(metricmodel.Lateness,
+		metric.WithUnit(metricmodel.SecondsUnit),
 		metric.WithDescription("How much later than scheduled each run started."),
-		metric.WithExplicitBucketBoundaries(LatenessBuckets...))
+		metric.WithExplicitBucketBoundaries(metricmodel.LatenessBounds...))
 	add(err)
-	in.inFlight, err = m.Int64UpDownCounter(MetricRoundsInFlight,
-		metric.WithUnit("{round}"),
+	in.inFlight, err = m.Int64UpDownCounter(metricmodel.RoundsInFlight,
+		metric.WithUnit(metricmodel.RoundUnit),
 		metric.WithDescription("Rounds being taken now."))
 	add(err)
 	if err := errors.Join(errs...); err != nil {

@@ -21,7 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/reflector"
 )
@@ -247,7 +248,7 @@ func TestAgentExportsMetricModel(t *testing.T) {
 				return false
 			}
 			m := metricsByName(rm)
-			if sumFor(m[MetricAttempts], "davao-reflector", "") < 3 || sumFor(m[MetricFailures], "baguio-tcp", "refused") < 3 {
+			if sumFor(m[metricmodel.Attempts], "davao-reflector", "") < 3 || sumFor(m[metricmodel.Failures], "baguio-tcp", "refused") < 3 {
 				return false
 			}
 		}
@@ -503,8 +504,8 @@ targets:
 	}
 	waitFor(t, "two answered rounds of both targets", 20*time.Second, func() bool {
 		got := m()
-		_, status := gaugeFor(got[MetricHTTPStatus], "manila-web")
-		return got != nil && sumFor(got[MetricJitterPairs], "davao-reflector", "") >= 8 && status
+		_, status := gaugeFor(got[metricmodel.HTTPStatus], "manila-web")
+		return got != nil && sumFor(got[metricmodel.JitterPairs], "davao-reflector", "") >= 8 && status
 	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -512,7 +513,7 @@ targets:
 	got := m()
 
 	// Counters exist for every target (at 0 where nothing happened).
-	for _, name := range []string{MetricDuplicates, MetricReordered, MetricJitter, MetricJitterPairs} {
+	for _, name := range []string{metricmodel.Duplicates, metricmodel.Reordered, metricmodel.Jitter, metricmodel.JitterPairs} {
 		for _, target := range []string{"davao-reflector", "manila-web"} {
 			found := false
 			for _, dp := range got[name].GetSum().GetDataPoints() {
@@ -523,17 +524,17 @@ targets:
 			}
 		}
 	}
-	if got[MetricJitter].Unit != "ms" || got[MetricJitter].GetSum().GetDataPoints()[0].GetAsDouble() < 0 {
-		t.Errorf("jitter %v, want a sum in ms", got[MetricJitter])
+	if got[metricmodel.Jitter].Unit != "ms" || got[metricmodel.Jitter].GetSum().GetDataPoints()[0].GetAsDouble() < 0 {
+		t.Errorf("jitter %v, want a sum in ms", got[metricmodel.Jitter])
 	}
-	if n := sumFor(got[MetricJitterPairs], "manila-web", ""); n != 0 {
+	if n := sumFor(got[metricmodel.JitterPairs], "manila-web", ""); n != 0 {
 		t.Errorf("%d jitter pairs from rounds of one http probe", n)
 	}
 
 	// Latency: the total without a phase, and every phase an http request
 	// over TLS to an IP address goes through, each once per answer.
 	counts := map[string]uint64{}
-	for _, dp := range got[MetricLatency].GetHistogram().GetDataPoints() {
+	for _, dp := range got[metricmodel.Latency].GetHistogram().GetDataPoints() {
 		a := attrs(dp.Attributes)
 		counts[a["target"]+"/"+a["phase"]] = dp.Count
 	}
@@ -553,32 +554,32 @@ targets:
 		t.Errorf("latency series %v, want the udp total, the http total and four http phases", counts)
 	}
 
-	if v, _ := gaugeFor(got[MetricHTTPStatus], "manila-web"); v != 200 {
+	if v, _ := gaugeFor(got[metricmodel.HTTPStatus], "manila-web"); v != 200 {
 		t.Errorf("status code %v, want 200", v)
 	}
 	want := float64(web.Certificate().NotAfter.Unix())
-	if v, ok := gaugeFor(got[MetricCertExpiry], "manila-web"); !ok || v != want || got[MetricCertExpiry].Unit != "s" {
+	if v, ok := gaugeFor(got[metricmodel.CertExpiry], "manila-web"); !ok || v != want || got[metricmodel.CertExpiry].Unit != "s" {
 		t.Errorf("certificate expiry %v (%v), want %v s", v, ok, want)
 	}
-	if _, ok := gaugeFor(got[MetricHTTPStatus], "davao-reflector"); ok {
+	if _, ok := gaugeFor(got[metricmodel.HTTPStatus], "davao-reflector"); ok {
 		t.Error("a status code for a udp target")
 	}
 
 	// The probe's health.
 	// Every run's start is recorded before its round: at least as many as
 	// the rounds this export counted (udp rounds of 5, http of 1).
-	rounds := sumFor(got[MetricAttempts], "davao-reflector", "")/5 + sumFor(got[MetricAttempts], "manila-web", "")
-	late := got[MetricLateness].GetHistogram().GetDataPoints()
+	rounds := sumFor(got[metricmodel.Attempts], "davao-reflector", "")/5 + sumFor(got[metricmodel.Attempts], "manila-web", "")
+	late := got[metricmodel.Lateness].GetHistogram().GetDataPoints()
 	if len(late) != 1 || late[0].Count < uint64(rounds) || rounds < 3 || attrs(late[0].Attributes)["dst_city"] != "Manila" {
 		t.Errorf("lateness %v for %d rounds, want one histogram of every run's start, dst_city Manila", late, rounds)
 	}
-	if dps := got[MetricRoundsInFlight].GetSum().GetDataPoints(); len(dps) != 1 || dps[0].GetAsInt() < 0 || dps[0].GetAsInt() > 2 || got[MetricRoundsInFlight].GetSum().IsMonotonic {
+	if dps := got[metricmodel.RoundsInFlight].GetSum().GetDataPoints(); len(dps) != 1 || dps[0].GetAsInt() < 0 || dps[0].GetAsInt() > 2 || got[metricmodel.RoundsInFlight].GetSum().IsMonotonic {
 		t.Errorf("rounds in flight %v, want one non-monotonic sum between 0 and the 2 targets", dps)
 	}
-	if dps := got[MetricProcessCPU].GetSum().GetDataPoints(); len(dps) != 1 || dps[0].GetAsDouble() <= 0 {
+	if dps := got[metricmodel.ProcessCPU].GetSum().GetDataPoints(); len(dps) != 1 || dps[0].GetAsDouble() <= 0 {
 		t.Errorf("process CPU %v", dps)
 	}
-	if v, ok := gaugeFor(got[MetricProcessMemory], ""); !ok || v < 1<<20 {
+	if v, ok := gaugeFor(got[metricmodel.ProcessMemory], ""); !ok || v < 1<<20 {
 		t.Errorf("process memory %v (%v), want at least 1 MiB", v, ok)
 	}
 }

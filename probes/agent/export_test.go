@@ -36,7 +36,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 )
 
@@ -75,7 +76,7 @@ func TestHTTPProtocol(t *testing.T) {
 		defer mu.Unlock()
 		for _, req := range got {
 			for _, rm := range req.ResourceMetrics {
-				if m := metricsByName(rm)[MetricLatency]; m != nil && len(m.GetHistogram().DataPoints) > 0 {
+				if m := metricsByName(rm)[metricmodel.Latency]; m != nil && len(m.GetHistogram().DataPoints) > 0 {
 					return true
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 )
@@ -51,9 +52,9 @@ type job struct {
 
 func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Logger) *job {
 	base := []attribute.KeyValue{
-		attribute.String("target", t.Name),
-		attribute.String("dst_city", t.DstCity),
-		attribute.String("method", t.Method),
+		attribute.String(metricmodel.AttrTarget, t.Name),
+		attribute.String(metricmodel.AttrDstCity, t.DstCity),
+		attribute.String(metricmodel.AttrMethod, t.Method),
 	}
 	with := func(kv attribute.KeyValue) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(append(base[:3:3], kv)...))
@@ -69,8 +70,9 @@ func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Lo
 	// heatmap's deltas) would never see a path's first failure of that
 	// kind, or its first duplicate.
 	bg := context.Background()
-	for _, r := range []prober.Reason{prober.ReasonTimeout, prober.ReasonRefused, prober.ReasonDNS, prober.ReasonTLS, prober.ReasonHTTPStatus, prober.ReasonOther} {
-		j.failures[r] = with(attribute.String("reason", string(r)))
+	for _, name := range metricmodel.FailureReasons {
+		r := prober.Reason(name)
+		j.failures[r] = with(attribute.String(metricmodel.AttrReason, name))
 		inst.failures.Add(bg, 0, j.failures[r])
 	}
 	inst.attempts.Add(bg, 0, j.attrs)
@@ -84,7 +86,7 @@ func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Lo
 		// were before phases existed.
 		j.phases = map[string]metric.MeasurementOption{}
 		for _, ph := range prober.PhaseNames {
-			j.phases[ph] = with(attribute.String("phase", ph))
+			j.phases[ph] = with(attribute.String(metricmodel.AttrPhase, ph))
 		}
 		j.https = strings.HasPrefix(strings.ToLower(t.Address), "https:")
 	}

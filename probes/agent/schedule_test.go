@@ -15,6 +15,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 )
@@ -62,7 +63,7 @@ func TestTimeoutsNeverPileUp(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer provider.Shutdown(context.Background())
-	inst, err := newInstruments(provider.Meter(ScopeName), "Manila")
+	inst, err := newInstruments(provider.Meter(metricmodel.ScopeName), "Manila")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestTimeoutsNeverPileUp(t *testing.T) {
 	}
 	var timeouts int64
 	for _, m := range rm.ScopeMetrics[0].Metrics {
-		if m.Name != MetricFailures {
+		if m.Name != metricmodel.Failures {
 			continue
 		}
 		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
@@ -161,7 +162,7 @@ func recordingJob(t *testing.T, target config.Target) (*job, *sdkmetric.ManualRe
 	reader := sdkmetric.NewManualReader()
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { provider.Shutdown(context.Background()) })
-	inst, err := newInstruments(provider.Meter(ScopeName), "Manila")
+	inst, err := newInstruments(provider.Meter(metricmodel.ScopeName), "Manila")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,12 +175,12 @@ func recordingJob(t *testing.T, target config.Target) (*job, *sdkmetric.ManualRe
 func TestRecordRound(t *testing.T) {
 	j, reader := recordingJob(t, config.Target{Name: "dvo", DstCity: "Davao", Method: "udp", Count: 5})
 	before := collect(t, reader)
-	for _, name := range []string{MetricAttempts, MetricDuplicates, MetricReordered, MetricJitter, MetricJitterPairs} {
+	for _, name := range []string{metricmodel.Attempts, metricmodel.Duplicates, metricmodel.Reordered, metricmodel.Jitter, metricmodel.JitterPairs} {
 		if v, ok := before[name]["dvo"]; !ok || v != 0 {
 			t.Errorf("%s before the first round: %v (present %v), want 0", name, v, ok)
 		}
 	}
-	if v, ok := before[MetricRoundsInFlight][""]; !ok || v != 0 {
+	if v, ok := before[metricmodel.RoundsInFlight][""]; !ok || v != 0 {
 		t.Errorf("rounds in flight before any round: %v (present %v), want 0", v, ok)
 	}
 
@@ -194,12 +195,12 @@ func TestRecordRound(t *testing.T) {
 	j.record(&prober.Round{Sent: 5, Results: []prober.Result{msRTT(20)}, Failures: map[prober.Reason]int{prober.ReasonTimeout: 4}})
 	got := collect(t, reader)
 	want := map[string]map[string]float64{
-		MetricAttempts:    {"dvo": 10},
-		MetricDuplicates:  {"dvo": 2},
-		MetricReordered:   {"dvo": 1},
-		MetricJitter:      {"dvo": 7}, // |12−10| + |11−12| + |15−11|
-		MetricJitterPairs: {"dvo": 3},
-		MetricLatency:     {"dvo": 5},
+		metricmodel.Attempts:    {"dvo": 10},
+		metricmodel.Duplicates:  {"dvo": 2},
+		metricmodel.Reordered:   {"dvo": 1},
+		metricmodel.Jitter:      {"dvo": 7}, // |12−10| + |11−12| + |15−11|
+		metricmodel.JitterPairs: {"dvo": 3},
+		metricmodel.Latency:     {"dvo": 5},
 	}
 	for name, pts := range want {
 		for k, v := range pts {
@@ -208,12 +209,12 @@ func TestRecordRound(t *testing.T) {
 			}
 		}
 	}
-	if g := got[MetricFailures]["dvo/timeout"]; g != 5 {
+	if g := got[metricmodel.Failures]["dvo/timeout"]; g != 5 {
 		t.Errorf("timeouts %v, want 5", g)
 	}
 	// Not an http target: no status, no certificate, no phases.
-	if len(got[MetricHTTPStatus])+len(got[MetricCertExpiry]) != 0 || len(got[MetricLatency]) != 1 {
-		t.Errorf("udp target has http series: status %v expiry %v latency %v", got[MetricHTTPStatus], got[MetricCertExpiry], got[MetricLatency])
+	if len(got[metricmodel.HTTPStatus])+len(got[metricmodel.CertExpiry]) != 0 || len(got[metricmodel.Latency]) != 1 {
+		t.Errorf("udp target has http series: status %v expiry %v latency %v", got[metricmodel.HTTPStatus], got[metricmodel.CertExpiry], got[metricmodel.Latency])
 	}
 }
 
@@ -234,25 +235,25 @@ func TestRecordHTTPRound(t *testing.T) {
 	}}})
 	got := collect(t, reader)
 	for _, k := range []string{"web", "web/connect", "web/tls", "web/processing", "web/transfer"} {
-		if got[MetricLatency][k] != 1 {
-			t.Errorf("latency{%s} count %v, want 1", k, got[MetricLatency][k])
+		if got[metricmodel.Latency][k] != 1 {
+			t.Errorf("latency{%s} count %v, want 1", k, got[metricmodel.Latency][k])
 		}
 	}
-	if _, ok := got[MetricLatency]["web/dns"]; ok {
+	if _, ok := got[metricmodel.Latency]["web/dns"]; ok {
 		t.Error("a phase that did not happen (dns, for an IP address) was recorded")
 	}
-	if got[MetricHTTPStatus]["web"] != 200 || got[MetricCertExpiry]["web"] != float64(expiry.Unix()) {
-		t.Errorf("status %v expiry %v, want 200 and %d", got[MetricHTTPStatus]["web"], got[MetricCertExpiry]["web"], expiry.Unix())
+	if got[metricmodel.HTTPStatus]["web"] != 200 || got[metricmodel.CertExpiry]["web"] != float64(expiry.Unix()) {
+		t.Errorf("status %v expiry %v, want 200 and %d", got[metricmodel.HTTPStatus]["web"], got[metricmodel.CertExpiry]["web"], expiry.Unix())
 	}
 
 	j.record(&prober.Round{Sent: 1, Failures: map[prober.Reason]int{prober.ReasonHTTPStatus: 1},
 		Errors: map[prober.Reason]error{prober.ReasonHTTPStatus: fmt.Errorf("GET: %w", &prober.StatusError{Got: 503})}})
 	got = collect(t, reader)
-	if got[MetricHTTPStatus]["web"] != 503 {
-		t.Errorf("status after a 503 = %v, want 503", got[MetricHTTPStatus]["web"])
+	if got[metricmodel.HTTPStatus]["web"] != 503 {
+		t.Errorf("status after a 503 = %v, want 503", got[metricmodel.HTTPStatus]["web"])
 	}
 	// Nothing new is known about the certificate: it keeps its value.
-	if got[MetricCertExpiry]["web"] != float64(expiry.Unix()) {
-		t.Errorf("expiry after a failed round = %v", got[MetricCertExpiry]["web"])
+	if got[metricmodel.CertExpiry]["web"] != float64(expiry.Unix()) {
+		t.Errorf("expiry after a failed round = %v", got[metricmodel.CertExpiry]["web"])
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/queue"
 )
 
@@ -30,7 +31,7 @@ const (
 // collector's citytag places every point by its dst_city and refuses
 // points without one, and these describe the probe where it stands.
 func registerSelfMetrics(m metric.Meter, e *outageExporter, city string) error {
-	here := metric.WithAttributes(attribute.String("dst_city", city))
+	here := metric.WithAttributes(attribute.String(metricmodel.AttrDstCity, city))
 	lastOK, err := m.Float64ObservableGauge(MetricExportLastOK, metric.WithUnit("s"),
 		metric.WithDescription("Unix time of the last export the collector stored (in full or in part); 0 before the first."))
 	if err != nil {
@@ -73,7 +74,7 @@ func registerSelfMetrics(m metric.Meter, e *outageExporter, city string) error {
 		observed = append(observed, requests, points, size, oldest, dropped, replayed)
 	}
 	withCause := func(c string) metric.ObserveOption {
-		return metric.WithAttributes(attribute.String("dst_city", city), attribute.String("cause", c))
+		return metric.WithAttributes(attribute.String(metricmodel.AttrDstCity, city), attribute.String("cause", c))
 	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		e.mu.Lock()
@@ -112,29 +113,22 @@ func registerSelfMetrics(m metric.Meter, e *outageExporter, city string) error {
 	return err
 }
 
-// The process's own CPU and memory, by the OTel semantic conventions'
-// names (process.cpu.time, process.memory.usage).
-const (
-	MetricProcessCPU    = "process.cpu.time"
-	MetricProcessMemory = "process.memory.usage"
-)
-
 // registerProcessMetrics registers the probe process's CPU time and
 // resident memory, read from /proc by procfs (as client_golang's process
 // collector reads them) at every collection. Where /proc cannot be read
 // (not Linux) nothing is observed: an absent series, not a false zero.
 func registerProcessMetrics(m metric.Meter, city string) error {
-	cpu, err := m.Float64ObservableCounter(MetricProcessCPU, metric.WithUnit("s"),
+	cpu, err := m.Float64ObservableCounter(metricmodel.ProcessCPU, metric.WithUnit(metricmodel.SecondsUnit),
 		metric.WithDescription("CPU time (user and system) the probe process used since it started."))
 	if err != nil {
 		return err
 	}
-	mem, err := m.Int64ObservableGauge(MetricProcessMemory, metric.WithUnit("By"),
+	mem, err := m.Int64ObservableGauge(metricmodel.ProcessMemory, metric.WithUnit(metricmodel.BytesUnit),
 		metric.WithDescription("Resident memory of the probe process."))
 	if err != nil {
 		return err
 	}
-	here := metric.WithAttributes(attribute.String("dst_city", city))
+	here := metric.WithAttributes(attribute.String(metricmodel.AttrDstCity, city))
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		p, err := procfs.Self()
 		if err != nil {

@@ -110,8 +110,8 @@ func TestValidationErrors(t *testing.T) {
 		name, old, new string
 		want           string // substring: file:line: path: message
 	}{
-		{"missing id", "  id: mnl-01\n", "", "probe.yaml:1: probe.id: is required"},
-		{"bad id", "id: mnl-01", "id: MNL_01", "probe.yaml:2: probe.id: \"MNL_01\" may contain only"},
+		{"missing id", "  id: mnl-01\n", "", "probe.yaml:1: probe.id: a probe id is required"},
+		{"bad id", "id: mnl-01", "id: mnl/01", "probe.yaml:2: probe.id: probe id \"mnl/01\" must start with a letter or digit and contain only"},
 		{"unknown city", "city: Manila", "city: Gotham", "probe.yaml:3: probe.city: \"Gotham\" is not a city"},
 		{"typo key", "city: Manila", "cty: Manila", "probe.yaml:3: probe.cty: is not a known field (known: id, city, environment)"},
 		{"typo key in flow mapping", "targets:\n", "defaults: {intervall: 5s}\ntargets:\n", "probe.yaml:12: defaults.intervall: is not a known field (known: interval, timeout)"},
@@ -150,7 +150,7 @@ func TestValidationErrors(t *testing.T) {
 		{"metrics on all interfaces by accident", "targets:\n", "metrics: {listen: \":9464\"}\ntargets:\n", "probe.yaml:12: metrics.listen: \":9464\": host is empty"},
 		{"gazetteer typo", "targets:\n", "gazetteer:\n  city: []\ntargets:\n", "probe.yaml:13: gazetteer.city: is not a known field (known: cities, carriers, network_types)"},
 		{"bad duration", "address: 127.0.0.1:7001", "address: 127.0.0.1:7001\n    interval: soon", "probe.yaml:17: cannot unmarshal !!str `soon` into time.Duration"},
-		{"missing target name", "  - name: b\n", "  -\n", "probe.yaml:18: targets[1].name: is required"},
+		{"missing target name", "  - name: b\n", "  -\n", "probe.yaml:18: targets[1].name: a name is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,14 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-)
-
-// MaxProbeIDLength bounds the probe id so it fits in a UDP echo packet.
-const MaxProbeIDLength = 63
-
-var (
-	probeIDPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
-	namePattern    = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 type validator struct {
@@ -47,13 +39,10 @@ func (c *Config) validate() []Problem {
 		v.gaz = g
 	}
 
-	switch {
-	case c.Probe.ID == "":
-		v.add("probe.id", "is required")
-	case len(c.Probe.ID) > MaxProbeIDLength:
-		v.add("probe.id", "%q is longer than %d characters", c.Probe.ID, MaxProbeIDLength)
-	case !probeIDPattern.MatchString(c.Probe.ID):
-		v.add("probe.id", "%q may contain only lower-case letters, digits and '-'", c.Probe.ID)
+	// The collector's registry checks ids with the same function, so an id
+	// valid here can be registered there.
+	if err := metricmodel.CheckProbeID(c.Probe.ID); err != nil {
+		v.add("probe.id", "%v", err)
 	}
 	if c.Probe.City == "" {
 		v.add("probe.city", "is required")
@@ -274,12 +263,9 @@ func (t *Target) validate(v *validator, p string, defaults Schedule, names map[s
 }
 
 func checkName(v *validator, path, name string, seen map[string]bool) {
-	switch {
-	case name == "":
-		v.add(path, "is required")
-	case !namePattern.MatchString(name):
-		v.add(path, "%q may contain only letters, digits, '.', '_' and '-'", name)
-	case seen[name]:
+	if err := metricmodel.CheckName(name); err != nil {
+		v.add(path, "%v", err)
+	} else if seen[name] {
 		v.add(path, "%q is used twice", name)
 	}
 	seen[name] = true

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // pingLoopback takes a round of 5 to p's host and insists on exactly 5 answers,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/echo"
 	"github.com/bantay-noc/bantay/probes/reflector"
 )
@@ -309,6 +310,20 @@ func TestClassify(t *testing.T) {
 	for want, err := range cases {
 		if got := Classify(err); got != want {
 			t.Errorf("Classify(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
+
+// The reasons a prober gives are the reasons the metric model lists (and
+// the agent exports at 0 from the start): no more, no fewer.
+func TestReasonsAreTheMetricModels(t *testing.T) {
+	ours := []Reason{ReasonTimeout, ReasonRefused, ReasonDNS, ReasonTLS, ReasonHTTPStatus, ReasonOther}
+	if len(ours) != len(metricmodel.FailureReasons) {
+		t.Fatalf("prober has %d reasons, the metric model %d", len(ours), len(metricmodel.FailureReasons))
+	}
+	for i, r := range ours {
+		if string(r) != metricmodel.FailureReasons[i] {
+			t.Errorf("reason %d: prober %q, metric model %q", i, r, metricmodel.FailureReasons[i])
 		}
 	}
 }

@@ -7,6 +7,7 @@ import { Matrix, ntName, paintCell } from "./matrix.js";
 import { drawMap } from "./map.js";
 import { EventFeed } from "./events.js";
 import { drawDrill, mergeColumns, columnAt, drillSummary } from "./drill.js";
+import { initIncidentButton } from "./incident.js";
 import {
   SCALE_TICKS, scalePos, viridisAt, LOSS_STEPS, fmtMs, fmtLoss, fmtTime, fmtAgo, fmtDay,
 } from "./scale.js";
@@ -609,6 +610,7 @@ const feed = new Feed({
 });
 
 $("wall-toggle").addEventListener("click", () => toggleWall());
+initIncidentButton($("incident"));
 function toggleWall() {
   state.wall = !state.wall;
   localStorage.setItem("bantay.wall", state.wall ? "1" : "0");

@@ -18,6 +18,7 @@ const KINDS = {
   path_back: { icon: "●", label: "Data back", tone: "ok" },
   probe_failure: { icon: "✕", label: "Failures", tone: "bad" },
   probe_rejected: { icon: "⊘", label: "Rejected", tone: "bad" },
+  probe_warning: { icon: "⚠", label: "Warning", tone: "warn" },
   rules_reloaded: { icon: "↻", label: "Rules", tone: "info" },
 };
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/bantay-noc/bantay/internal/demo"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 )
 
 func main() {
@@ -27,7 +28,16 @@ func main() {
 	flag.DurationVar(&o.ProbeInterval, "interval", o.ProbeInterval, "probe and export interval")
 	flag.StringVar(&o.LokiURL, "loki", "", "push events to this Loki (base URL, or a full push URL ending in /push)")
 	flag.StringVar(&o.AlertmanagerURL, "alertmanager", "", "send alerts from the shipped rules to this Alertmanager (http://host:port)")
+	incident := flag.String("incident", "", "stage an incident on the simulated network, e.g. 'Davao/Globe: +80ms, 5% loss after 60s for 5m'\n(grammar: docs/demo-network.md); the page's \"Stage incident\" button stages it again")
 	flag.Parse()
+	if *incident != "" {
+		inc, err := netsim.ParseIncident(*incident)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bantay-demo: -incident:", err)
+			os.Exit(2)
+		}
+		o.Incident = &inc
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -37,7 +47,8 @@ Bantay demo is running.
   Heatmap (NOC page):   http://%[1]s/
   Prometheus API:       http://%[1]s/api/v1/query?query=...
   Try:  curl -s 'http://%[1]s/api/v1/query' --data-urlencode 'query=histogram_quantile(0.5, sum by (src_city, dst_city, carrier, le) (rate(network_latency_milliseconds_bucket{phase=""}[1m])))'
-Data appears within %[2]s. Ctrl-C stops everything.
+Data appears within %[2]s. The page's "Stage incident" button degrades part of the
+simulated network (-incident to choose what; docs/demo-network.md). Ctrl-C stops everything.
 `, o.HTTPAddr, 2*o.ProbeInterval)
 	})
 	if err != nil && ctx.Err() == nil {

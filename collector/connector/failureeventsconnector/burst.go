@@ -14,6 +14,7 @@ import (
 	"github.com/bantay-noc/bantay/internal/cumulative"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
+	"github.com/bantay-noc/bantay/internal/metricmodel/pmetricwalk"
 )
 
 // Results a failures point is counted under (bantay_failure_events_points).
@@ -97,7 +98,7 @@ func newFolder(cfg *Config, emit func(events.Event), count func(string)) *folder
 // consume folds every bantay.probe.failures point of md. Attempts points
 // only tell it which probes are already known.
 func (f *folder) consume(md pmetric.Metrics, now time.Time) {
-	for instance, m := range metricmodel.Metrics(md) {
+	for instance, m := range pmetricwalk.Metrics(md) {
 		if m.Type() != pmetric.MetricTypeSum {
 			continue
 		}

@@ -28,8 +28,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bantay-noc/bantay/heatmap/hub"
-	"github.com/bantay-noc/bantay/internal/testenv"
-	"github.com/bantay-noc/bantay/internal/tlstest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/tlstest"
 	"github.com/bantay-noc/bantay/internal/webauth"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/bantay-noc/bantay/internal/pagetest"
+	"github.com/bantay-noc/bantay/internal/harness/pagetest"
 )
 
 // TestBrowserLogsInAndGoesLive drives Debian's Chromium through the login

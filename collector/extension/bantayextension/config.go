@@ -3,11 +3,13 @@ package bantayextension
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/confignet"
 
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/store"
@@ -30,9 +32,10 @@ type Config struct {
 	// applies to its store. Reloaded on SIGHUP and POST /-/reload.
 	PrometheusConfig string `mapstructure:"prometheus_config"`
 
-	Storage StorageConfig  `mapstructure:"storage"`
-	Query   QueryConfig    `mapstructure:"query"`
-	Heatmap heatmap.Config `mapstructure:"heatmap"`
+	Storage    StorageConfig    `mapstructure:"storage"`
+	Query      QueryConfig      `mapstructure:"query"`
+	RemoteRead RemoteReadConfig `mapstructure:"remote_read"`
+	Heatmap    heatmap.Config   `mapstructure:"heatmap"`
 
 	// Access says which route needs which credential (docs/security.md).
 	// Without credentials everything is open, and a warning says so.
@@ -52,6 +55,9 @@ type StorageConfig struct {
 	MaxConcurrentAppends int           `mapstructure:"max_concurrent_appends"`
 	AppendWait           time.Duration `mapstructure:"append_wait"`
 	RetryAfter           time.Duration `mapstructure:"retry_after"`
+	// RecoveryInterval is how often a store whose WAL write failed (a full
+	// disk) checks for room to repair the WAL and accept appends again.
+	RecoveryInterval time.Duration `mapstructure:"recovery_interval"`
 }
 
 // QueryConfig configures the PromQL engine like Prometheus's --query.* flags.
@@ -59,6 +65,17 @@ type QueryConfig struct {
 	LookbackDelta time.Duration `mapstructure:"lookback_delta"`
 	Timeout       time.Duration `mapstructure:"timeout"`
 	MaxSamples    int           `mapstructure:"max_samples"`
+}
+
+// RemoteReadConfig bounds the Prometheus remote-read endpoint /api/v1/read
+// like Prometheus's --storage.remote.read-* flags (same defaults).
+type RemoteReadConfig struct {
+	// SampleLimit is the most samples one sampled read may return (0: no limit).
+	SampleLimit int `mapstructure:"sample_limit"`
+	// ConcurrencyLimit is how many reads run at once; more wait their turn.
+	ConcurrencyLimit int `mapstructure:"concurrency_limit"`
+	// MaxBytesInFrame bounds one frame of a streamed read.
+	MaxBytesInFrame int `mapstructure:"max_bytes_in_frame"`
 }
 
 func (cfg *Config) storeConfig() store.Config {
@@ -69,16 +86,22 @@ func (cfg *Config) storeConfig() store.Config {
 		MaxConcurrentAppends: cfg.Storage.MaxConcurrentAppends,
 		AppendWait:           cfg.Storage.AppendWait,
 		RetryAfter:           cfg.Storage.RetryAfter,
+		RecoveryInterval:     cfg.Storage.RecoveryInterval,
 		LookbackDelta:        cfg.Query.LookbackDelta,
 		QueryTimeout:         cfg.Query.Timeout,
 		MaxSamples:           cfg.Query.MaxSamples,
+		RemoteRead: store.RemoteReadConfig{
+			SampleLimit:      cfg.RemoteRead.SampleLimit,
+			ConcurrencyLimit: cfg.RemoteRead.ConcurrencyLimit,
+			MaxBytesInFrame:  cfg.RemoteRead.MaxBytesInFrame,
+		},
 	}
 }
 
 // Validate names the first bad field.
 func (cfg *Config) Validate() error {
-	if cfg.NetAddr.Endpoint == "" {
-		return errors.New("endpoint: must be set (e.g. 127.0.0.1:8080)")
+	if err := validateListenAddr(cfg.NetAddr); err != nil {
+		return fmt.Errorf("endpoint: %w", err)
 	}
 	if cfg.ExternalURL != "" {
 		u, err := url.Parse(cfg.ExternalURL)
@@ -90,7 +113,7 @@ func (cfg *Config) Validate() error {
 		return fmt.Errorf("events_buffer: must be at least 1, got %d", cfg.EventsBuffer)
 	}
 	if err := cfg.storeConfig().Validate(); err != nil {
-		return fmt.Errorf("storage/query: %w", err)
+		return fmt.Errorf("storage/query/remote_read: %w", err)
 	}
 	if err := cfg.Heatmap.Validate(); err != nil {
 		return fmt.Errorf("heatmap: %w", err)
@@ -103,6 +126,29 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Access.Enabled() && slices.Contains(cfg.Heatmap.Hub.AllowedOrigins, "*") {
 		return errors.New(`heatmap::allowed_origins: "*" would let any site open /ws with a logged-in browser's session; list the origins`)
+	}
+	return nil
+}
+
+// validateListenAddr refuses, at validation, an address the listener could
+// never bind (no port, a port beyond 65535), so the collector fails before
+// it opens the store instead of at Start.
+func validateListenAddr(a confignet.AddrConfig) error {
+	if a.Endpoint == "" {
+		return errors.New("must be set (e.g. 127.0.0.1:8080)")
+	}
+	switch a.Transport {
+	case confignet.TransportTypeUnix, confignet.TransportTypeUnixgram, confignet.TransportTypeUnixPacket:
+		return nil // a socket path, no port
+	}
+	_, port, err := net.SplitHostPort(a.Endpoint)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", a.Endpoint, err)
+	}
+	// LookupPort checks a number's range and resolves a service name
+	// (/etc/services) exactly as the listener will.
+	if _, err := net.LookupPort(string(a.Transport), port); err != nil {
+		return fmt.Errorf("%q: port %q: %w", a.Endpoint, port, err)
 	}
 	return nil
 }

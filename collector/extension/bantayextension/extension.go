@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/events"
@@ -87,22 +88,38 @@ func newServer(set extension.Settings, cfg *Config) *Server {
 	}
 }
 
-// Store is the embedded TSDB and query engine.
-func (s *Server) Store() *store.Store { return s.store }
+var _ sharedstate.Provider = (*Server)(nil)
 
-// Heatmap is the live heatmap aggregation and websocket hub.
-func (s *Server) Heatmap() *heatmap.Heatmap { return s.heatmap }
+// Store is the embedded TSDB the tsdb exporter appends to (nil before
+// Start). The interface is never a typed nil, so a caller's nil check holds.
+func (s *Server) Store() sharedstate.Store {
+	if s.store == nil {
+		return nil
+	}
+	return s.store
+}
+
+// Heatmap is the live heatmap aggregation and websocket hub (nil before
+// Start).
+func (s *Server) Heatmap() sharedstate.Heatmap {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.heatmap == nil {
+		return nil
+	}
+	return s.heatmap
+}
 
 // Events is the collector's event bus (rejected probes, rule reloads, …),
 // read by the bantay_events receiver.
 func (s *Server) Events() *events.Bus { return s.events }
 
-// SetGazetteer takes the gazetteer a citytag processor tags with (it calls
+// ShareGazetteer takes the gazetteer a citytag processor tags with (it calls
 // this at its Start) and gives it to the heatmap, so a city the operator
 // added in citytag's config is drawn in its island group, with its region
 // and map position. With several citytag processors the one with the
 // lowest id is used, and a warning says so if their cities differ.
-func (s *Server) SetGazetteer(from component.ID, g *gazetteer.Gazetteer) {
+func (s *Server) ShareGazetteer(from component.ID, g *gazetteer.Gazetteer) {
 	if g == nil {
 		return
 	}
@@ -298,9 +315,10 @@ func (s *Server) routes(extURL *url.URL) http.Handler {
 		_, _ = w.Write([]byte("Bantay is Healthy.\n"))
 	})
 	// Same wording and status as Prometheus's /-/ready, so probes written
-	// for Prometheus read it unchanged.
+	// for Prometheus read it unchanged. A store that cannot write its WAL
+	// (full disk) refuses every append, so it is not ready either.
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
+		if !s.ready.Load() || !s.store.Writable() {
 			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 			return
 		}

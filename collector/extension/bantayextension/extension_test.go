@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 func load(t *testing.T, name string) (*Config, error) {
@@ -52,6 +52,28 @@ func TestConfig(t *testing.T) {
 	assert.NotContains(t, err.Error(), "plaintext-secret")
 	_, err = load(t, "access_any_origin")
 	assert.ErrorContains(t, err, `heatmap::allowed_origins: "*"`)
+	// Refused at validation, before the store is opened, not at Start.
+	_, err = load(t, "bad_port")
+	assert.ErrorContains(t, err, `endpoint: "127.0.0.1:99999": port "99999": `)
+	_, err = load(t, "no_port")
+	assert.ErrorContains(t, err, `endpoint: "127.0.0.1" is not host:port`)
+	_, err = load(t, "bad_remote_read")
+	assert.ErrorContains(t, err, "remote_read.concurrency_limit: must be at least 1, got 0")
+	assert.Equal(t, 10, cfg.RemoteRead.ConcurrencyLimit, "Prometheus's default")
+}
+
+// gauge is a probe's request with one gauge point.
+func gauge(name string, v float64) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
+	rm.Resource().Attributes().PutStr("service.instance.id", "mnl-01")
+	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	g.SetName(name)
+	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetDoubleValue(v)
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	return md
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -92,16 +114,7 @@ func TestServesEverythingOnOneListener(t *testing.T) {
 	code, _ = get(t, base+"/-/ready")
 	assert.Equal(t, http.StatusServiceUnavailable, code, "ready while receivers stop")
 
-	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
-	rm.Resource().Attributes().PutStr("service.instance.id", "mnl-01")
-	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-	g.SetName("bantay.test")
-	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
-	dp.SetDoubleValue(42)
-	dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
-	require.NoError(t, srv.Store().AppendMetrics(context.Background(), md))
+	require.NoError(t, srv.Store().AppendMetrics(context.Background(), gauge("bantay.test", 42)))
 
 	for path, want := range map[string]string{
 		"/api/v1/query?query=bantay_test": `"42"`,
@@ -128,4 +141,46 @@ func TestServesEverythingOnOneListener(t *testing.T) {
 	defer func() { require.NoError(t, srv.Shutdown(context.Background())) }()
 	_, body = get(t, base+"/api/v1/query?query=bantay_test")
 	assert.Contains(t, body, `"42"`, "data acknowledged before the restart is still there")
+}
+
+// TestNotReadyWhileTheStoreCannotWrite: on a full disk every append fails,
+// so /-/ready answers 503 (it said 200 before) and bantay_store_writable is
+// 0, until space returns and the store has repaired its WAL by itself.
+func TestNotReadyWhileTheStoreCannotWrite(t *testing.T) {
+	dir := testenv.Tmpfs(t, "30m")
+	cfg := createDefaultConfig().(*Config)
+	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
+	cfg.Storage.Path = dir + "/data"
+	cfg.Storage.RecoveryInterval = 20 * time.Millisecond
+	base := "http://" + cfg.NetAddr.Endpoint
+	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(componentType), cfg)
+	require.NoError(t, err)
+	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, ext.Shutdown(context.Background())) }()
+	srv := ext.(*Server)
+	require.NoError(t, srv.Ready())
+	code, _ := get(t, base+"/-/ready")
+	require.Equal(t, http.StatusOK, code)
+
+	free := testenv.FillDisk(t, dir, 0)
+	err = srv.Store().AppendMetrics(context.Background(), gauge("bantay.full", 1))
+	require.Error(t, err, "nothing can be written to a full disk")
+	code, _ = get(t, base+"/-/ready")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "ready while every append fails")
+	_, metrics := get(t, base+"/metrics")
+	assert.Contains(t, metrics, "\nbantay_store_writable 0\n")
+	assert.Contains(t, metrics, `bantay_store_commit_failures_total{cause="no_space"} 1`)
+	code, _ = get(t, base+"/api/v1/query?query=up")
+	assert.Equal(t, http.StatusOK, code, "queries answer while the disk is full")
+
+	free()
+	code, _ = get(t, base+"/-/ready")
+	for i := 0; i < 3000 && code != http.StatusOK; i++ { // bounded by count, not a deadline
+		time.Sleep(10 * time.Millisecond)
+		code, _ = get(t, base+"/-/ready")
+	}
+	assert.Equal(t, http.StatusOK, code, "ready again once the store can write")
+	_, metrics = get(t, base+"/metrics")
+	assert.Contains(t, metrics, "\nbantay_store_writable 1\n")
+	require.NoError(t, srv.Store().AppendMetrics(context.Background(), gauge("bantay.full", 2)))
 }

@@ -44,11 +44,17 @@ func createDefaultConfig() component.Config {
 			MaxConcurrentAppends: def.MaxConcurrentAppends,
 			AppendWait:           def.AppendWait,
 			RetryAfter:           def.RetryAfter,
+			RecoveryInterval:     def.RecoveryInterval,
 		},
 		Query: QueryConfig{
 			LookbackDelta: def.LookbackDelta,
 			Timeout:       def.QueryTimeout,
 			MaxSamples:    def.MaxSamples,
+		},
+		RemoteRead: RemoteReadConfig{
+			SampleLimit:      def.RemoteRead.SampleLimit,
+			ConcurrencyLimit: def.RemoteRead.ConcurrencyLimit,
+			MaxBytesInFrame:  def.RemoteRead.MaxBytesInFrame,
 		},
 		Heatmap:      heatmap.DefaultConfig(),
 		Access:       webauth.DefaultConfig(),

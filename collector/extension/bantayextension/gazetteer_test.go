@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
@@ -27,7 +27,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // wireCities is the cities part of a heatmap snapshot or delta (the
@@ -118,7 +118,7 @@ func TestOperatorCitiesReachTheHeatmap(t *testing.T) {
 	defer func() { require.NoError(t, proc.Shutdown(ctx)) }()
 
 	// Receivers start after processors; what they read now is citytag's.
-	gaz := ext.(*Server).Heatmap().Config().Gazetteer
+	gaz := ext.(*Server).Heatmap().Gazetteer()
 	if c, ok := gaz.City("PPS"); !ok || c.IslandGroup != gazetteer.Luzon {
 		t.Fatalf("heatmap gazetteer after citytag's start: PPS → %+v, %v", c, ok)
 	}
@@ -170,20 +170,20 @@ func TestSeveralCitytagsTheLowestIDWins(t *testing.T) {
 	b := gazetteer.Default()
 	// Before the heatmap exists (not what the collector does, but harmless):
 	// kept, and applied when it is there.
-	s.SetGazetteer(component.MustNewIDWithName("citytag", "b"), b)
+	s.ShareGazetteer(component.MustNewIDWithName("citytag", "b"), b)
 	s.gmu.Lock()
 	s.heatmap = hm
 	s.applyGazetteerLocked()
 	s.gmu.Unlock()
 	assert.Same(t, b, hm.Gazetteer())
 
-	s.SetGazetteer(component.MustNewIDWithName("citytag", "a"), a)
+	s.ShareGazetteer(component.MustNewIDWithName("citytag", "a"), a)
 	assert.Same(t, a, hm.Gazetteer(), "citytag/a sorts before citytag/b")
-	s.SetGazetteer(component.MustNewIDWithName("citytag", "b"), b)
+	s.ShareGazetteer(component.MustNewIDWithName("citytag", "b"), b)
 	assert.Same(t, a, hm.Gazetteer(), "a later start of citytag/b does not displace citytag/a")
 	assert.NotZero(t, logs.FilterMessageSnippet("different cities").Len(), "the differing cities are reported")
 
 	logs.TakeAll()
-	s.SetGazetteer(component.MustNewIDWithName("citytag", "b"), a)
+	s.ShareGazetteer(component.MustNewIDWithName("citytag", "b"), a)
 	assert.Zero(t, logs.Len(), "the same cities are no conflict")
 }

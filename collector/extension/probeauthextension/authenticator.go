@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 )
 
 var (
@@ -45,6 +47,7 @@ type authenticator struct {
 	registered map[string]struct{}
 	failures   metric.Int64Counter
 	reporter   *reporter
+	extension  component.ID // the bantay extension; zero: none
 }
 
 var _ extensionauth.Server = (*authenticator)(nil)
@@ -54,6 +57,7 @@ func newAuthenticator(set extension.Settings, cfg *Config) (*authenticator, erro
 		probes:     make(map[[32]byte]string, len(cfg.Tokens)),
 		certNames:  make(map[string]string, len(cfg.ClientCerts)),
 		registered: make(map[string]struct{}, len(cfg.Tokens)+len(cfg.ClientCerts)),
+		extension:  cfg.Extension,
 	}
 	for probe, name := range cfg.ClientCerts {
 		a.certNames[name] = probe
@@ -79,10 +83,18 @@ func newAuthenticator(set extension.Settings, cfg *Config) (*authenticator, erro
 	return a, err
 }
 
-// Start finds the collector's event bus (the bantay extension), on which
-// refusals are reported.
+// Start finds the bantay extension named in the config, on whose event bus
+// refusals are reported (`extension: ""`: counted and logged only).
 func (a *authenticator) Start(_ context.Context, host component.Host) error {
-	a.reporter.start(host)
+	var owner sharedstate.Provider
+	if a.extension != (component.ID{}) {
+		p, err := sharedstate.Find(host, a.extension, "probeauth extension")
+		if err != nil {
+			return err
+		}
+		owner = p
+	}
+	a.reporter.start(owner)
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"go.opentelemetry.io/collector/component"
 )
 
 // Config maps each probe to the SHA-256 of its bearer token. Only hashes are
@@ -15,6 +17,10 @@ import (
 //
 //	token=$(openssl rand -hex 32); printf %s "$token" | sha256sum
 type Config struct {
+	// Extension names the bantay extension whose event feed refusals are
+	// reported to (default "bantay"; empty: counted and logged only).
+	Extension component.ID `mapstructure:"extension"`
+
 	// Tokens maps probe id → hex SHA-256 of the probe's bearer token. Keep it
 	// in its own file: `tokens: ${file:/etc/bantay/probe-tokens.yaml}`.
 	Tokens map[string]string `mapstructure:"tokens"`

@@ -3,17 +3,17 @@ package probeauthextension
 import (
 	"context"
 	"net"
-	"regexp"
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/internal/events"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Limits of the rejection reporter. An attacker controls the claimed probe
@@ -46,15 +46,6 @@ const (
 	causeShutdown    = "shutdown"     // still held when the extension shut down
 )
 
-// claimPattern is what a claimed probe id must look like to be named in
-// an event (citytag's probe id pattern); anything else is left out.
-var claimPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
-// eventBusOwner is implemented by the bantay extension.
-type eventBusOwner interface {
-	Events() *events.Bus
-}
-
 type sourceKey struct{ reason, claimed, peer string }
 
 type sourceState struct {
@@ -80,7 +71,7 @@ type reporter struct {
 	unreported metric.Int64Counter
 
 	mu      sync.Mutex
-	owner   eventBusOwner // nil without the bantay extension
+	owner   sharedstate.Provider // nil without the bantay extension
 	sources map[sourceKey]*sourceState
 	budget  *rate.Limiter // shared by all sources; asked with the reporter's clock
 
@@ -105,13 +96,9 @@ func newReporter(logger *zap.Logger, meter metric.Meter) (*reporter, error) {
 // refusals. The bus itself is asked for at each report: the bantay
 // extension creates it in its own Start, which the collector may run after
 // this one (but always before any receiver takes requests).
-func (r *reporter) start(host component.Host) {
+func (r *reporter) start(owner sharedstate.Provider) {
 	r.mu.Lock()
-	for _, ext := range host.GetExtensions() {
-		if owner, ok := ext.(eventBusOwner); ok {
-			r.owner = owner
-		}
-	}
+	r.owner = owner
 	r.mu.Unlock()
 	r.stop = make(chan struct{})
 	r.wg.Go(func() {
@@ -153,7 +140,9 @@ func (r *reporter) shutdown() {
 // not been reported within reportInterval and the budget allows, else held
 // for a later report.
 func (r *reporter) report(ctx context.Context, reason, claimed string, peer net.Addr) {
-	if !claimPattern.MatchString(claimed) {
+	// Only a claim shaped like a probe id (the metric model's) is named in
+	// an event; anything else is left out.
+	if metricmodel.CheckProbeID(claimed) != nil {
 		claimed = ""
 	}
 	key := sourceKey{reason, claimed, peerHost(peer)}
@@ -220,7 +209,7 @@ func (r *reporter) take(now time.Time) bool {
 }
 
 // emit logs a report and publishes it on the bus, if there is one.
-func (r *reporter) emit(owner eventBusOwner, d due) {
+func (r *reporter) emit(owner sharedstate.Provider, d due) {
 	detail := d.key.detail()
 	r.logger.Warn("probeauth refused OTLP requests",
 		zap.String("reason", d.key.reason), zap.String("detail", detail),

@@ -26,9 +26,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/internal/events"
-	"github.com/bantay-noc/bantay/internal/hosttest"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // secret is a token no probe has; it must never appear in an event or a log line.
@@ -70,7 +71,7 @@ func newFixture(t *testing.T, capacity int) *fixture {
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	core, logs := observer.New(zap.InfoLevel)
 	set.Logger = zap.New(core)
-	ext, err := NewFactory().Create(context.Background(), set, &Config{Tokens: map[string]string{"mnl-01": testHash}})
+	ext, err := NewFactory().Create(context.Background(), set, &Config{Extension: sharedstate.DefaultID, Tokens: map[string]string{"mnl-01": testHash}})
 	require.NoError(t, err)
 	bus, err := events.NewBus(capacity, nil)
 	require.NoError(t, err)

@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
+
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 )
 
 // TypeStr is the extension's name in collector configs.
@@ -29,7 +31,7 @@ var componentType = component.MustNewType(TypeStr)
 
 // NewFactory returns the probeauth extension factory.
 func NewFactory() extension.Factory {
-	return extension.NewFactory(componentType, func() component.Config { return &Config{} },
+	return extension.NewFactory(componentType, func() component.Config { return &Config{Extension: sharedstate.DefaultID} },
 		create, component.StabilityLevelBeta)
 }
 

@@ -26,9 +26,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
-	"github.com/bantay-noc/bantay/internal/testenv"
-	"github.com/bantay-noc/bantay/internal/tlstest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/tlstest"
 )
 
 func TestClientCertConfig(t *testing.T) {

@@ -3,10 +3,12 @@ package citytagprocessor
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // Config is the citytag processor's configuration.
@@ -16,6 +18,11 @@ import (
 // uplinks listed for it. Keep a large registry in its own file and include it
 // with the collector's file provider: `probes: ${file:/etc/bantay/probes.yaml}`.
 type Config struct {
+	// Extension names the bantay extension citytag publishes rejection
+	// events to and shares its gazetteer with (default "bantay"). Empty runs
+	// citytag alone: rejections are still counted and logged.
+	Extension component.ID `mapstructure:"extension"`
+
 	// Probes maps a probe id (the OTLP resource attribute service.instance.id) to its place.
 	Probes map[string]ProbeEntry `mapstructure:"probes"`
 
@@ -41,6 +48,25 @@ type Config struct {
 
 	// Limits bound what one probe can put into the store (limits.go).
 	Limits LimitsConfig `mapstructure:"limits"`
+
+	// Timestamps bound how far a point's time may be from the collector's
+	// clock (timestamps.go).
+	Timestamps TimestampsConfig `mapstructure:"timestamps"`
+}
+
+// TimestampsConfig bounds point times around the collector's clock. A
+// point outside is rejected (timestamp_in_future, timestamp_too_old): keep
+// max_ahead + max_age within the store's out_of_order_window (30m by
+// default), so that no point citytag lets through can make the store
+// refuse another probe's current data.
+type TimestampsConfig struct {
+	// MaxAhead is how far ahead of the collector's clock a point may be:
+	// the clock error tolerated of a probe.
+	MaxAhead time.Duration `mapstructure:"max_ahead"`
+	// MaxAge is how far behind the collector's clock a point may be: a
+	// probe's late delivery (a retry, a short outage) is stored, older
+	// data would be refused by the store anyway.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // LimitsConfig holds the per-probe limits, modelled on Prometheus's scrape
@@ -79,8 +105,6 @@ type Uplink struct {
 	NetworkType string `mapstructure:"network_type"`
 }
 
-var probeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
 // Validate checks the registry against the (extended) gazetteer so that a
 // typo in a city or carrier fails at start-up, not as rejected data later.
 func (cfg *Config) Validate() error {
@@ -97,6 +121,13 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 	if cfg.LogInterval <= 0 {
 		return nil, nil, fmt.Errorf("log_interval: must be positive, got %v", cfg.LogInterval)
 	}
+	if cfg.Timestamps.MaxAhead <= 0 {
+		return nil, nil, fmt.Errorf("timestamps::max_ahead: must be positive (a point ahead of the collector's clock "+
+			"moves the store's time forward for every probe), got %v", cfg.Timestamps.MaxAhead)
+	}
+	if cfg.Timestamps.MaxAge <= 0 {
+		return nil, nil, fmt.Errorf("timestamps::max_age: must be positive, got %v", cfg.Timestamps.MaxAge)
+	}
 	gaz, err := gazetteer.Extend(cfg.Cities, cfg.Carriers, cfg.NetworkTypes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gazetteer: %w", err)
@@ -107,8 +138,9 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 	reg := make(map[string]registeredProbe, len(cfg.Probes))
 	for id, p := range cfg.Probes {
 		field := fmt.Sprintf("probes::%s", id)
-		if !probeIDPattern.MatchString(id) {
-			return nil, nil, fmt.Errorf("%s: probe id must match %s", field, probeIDPattern)
+		// The probe checks its own id with the same function.
+		if err := metricmodel.CheckProbeID(id); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", field, err)
 		}
 		city, ok := gaz.City(p.City)
 		if !ok {
@@ -142,23 +174,24 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 // as every probe's data rejected later.
 func (l LimitsConfig) validate(gaz *gazetteer.Gazetteer, reg map[string]registeredProbe) error {
 	switch {
-	case l.MaxSeriesPerProbe < 0 || (l.MaxSeriesPerProbe > 0 && l.MaxSeriesPerProbe < seriesPerTarget):
+	case l.MaxSeriesPerProbe < 0 || (l.MaxSeriesPerProbe > 0 && l.MaxSeriesPerProbe < metricmodel.SeriesPerTarget):
 		return fmt.Errorf("limits::max_series_per_probe: must be 0 (no limit) or at least %d, the series of one target "+
-			"(a latency histogram's 31 and 7 counters), got %d", seriesPerTarget, l.MaxSeriesPerProbe)
+			"(its latency histogram and counters), got %d", metricmodel.SeriesPerTarget, l.MaxSeriesPerProbe)
 	case l.MaxSeriesPerProbe > 0 && l.SeriesIdle <= 0:
 		return fmt.Errorf("limits::series_idle: must be positive with max_series_per_probe set (a series counts until "+
 			"no point has come for it this long), got %v", l.SeriesIdle)
-	case l.MaxPointAttributes < 0 || (l.MaxPointAttributes > 0 && l.MaxPointAttributes < minPointAttributes):
+	case l.MaxPointAttributes < 0 || (l.MaxPointAttributes > 0 && l.MaxPointAttributes < metricmodel.PointAttributes):
 		return fmt.Errorf("limits::max_point_attributes: must be 0 (no limit) or at least %d, what a probe's failure "+
 			"counter carries after tagging (target, method, reason and citytag's nine labels), got %d",
-			minPointAttributes, l.MaxPointAttributes)
+			metricmodel.PointAttributes, l.MaxPointAttributes)
 	case l.MaxAttributeNameLength < 0:
 		return fmt.Errorf("limits::max_attribute_name_length: must be 0 (no limit) or positive, got %d", l.MaxAttributeNameLength)
-	case l.MaxAttributeValueLength < 0:
-		return fmt.Errorf("limits::max_attribute_value_length: must be 0 (no limit) or positive, got %d", l.MaxAttributeValueLength)
+	case l.MaxAttributeValueLength < 0 || (l.MaxAttributeValueLength > 0 && l.MaxAttributeValueLength < metricmodel.MaxNameLength):
+		return fmt.Errorf("limits::max_attribute_value_length: must be 0 (no limit) or at least %d, the longest target "+
+			"or uplink name a probe accepts, got %d", metricmodel.MaxNameLength, l.MaxAttributeValueLength)
 	}
 	if n := l.MaxAttributeNameLength; n > 0 {
-		for _, name := range []string{attrServiceNamespace, attrProbeID, "deployment.environment.name", labelDstIslandGroup} {
+		for _, name := range []string{attrServiceNamespace, attrProbeID, metricmodel.ResourceEnvironment, labelDstIslandGroup} {
 			if len(name) > n {
 				return fmt.Errorf("limits::max_attribute_name_length: %d is shorter than %q, an attribute name probes send or citytag sets", n, name)
 			}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,6 +22,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 30000.0, cfg.MaxLatencyMs)
 	assert.Equal(t, LimitsConfig{MaxSeriesPerProbe: 30000, SeriesIdle: 2 * time.Hour, MaxPointAttributes: 16,
 		MaxAttributeNameLength: 128, MaxAttributeValueLength: 256}, cfg.Limits, "limits not set keep their defaults")
+	assert.Equal(t, TimestampsConfig{MaxAhead: 2 * time.Minute, MaxAge: 25 * time.Minute}, cfg.Timestamps)
 	gaz, reg, err := cfg.build()
 	require.NoError(t, err)
 	assert.Equal(t, "Manila", reg["mnl-01"].city.Name, "registry aliases resolve to canonical cities")
@@ -37,11 +38,12 @@ func TestLoadConfig(t *testing.T) {
 
 func TestConfigErrorsNameTheField(t *testing.T) {
 	for name, want := range map[string]string{
-		"bad_city":    `probes::x-01::city: unknown city "Atlantis"`,
-		"bad_carrier": `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
-		"no_uplinks":  `probes::x-01::uplinks: at least one uplink`,
-		"empty":       `probes: the registry is empty`,
-		"bad_limits":  `limits::max_series_per_probe: must be 0 (no limit) or at least 38`,
+		"bad_city":       `probes::x-01::city: unknown city "Atlantis"`,
+		"bad_carrier":    `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
+		"no_uplinks":     `probes::x-01::uplinks: at least one uplink`,
+		"empty":          `probes: the registry is empty`,
+		"bad_limits":     `limits::max_series_per_probe: must be 0 (no limit) or at least 38`,
+		"bad_timestamps": `timestamps::max_ahead: must be positive`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)
@@ -59,7 +61,7 @@ func TestConfigRejectsBadLimits(t *testing.T) {
 	assert.ErrorContains(t, cfg.Validate(), "max_latency_ms")
 	cfg.MaxLatencyMs = 1000
 	cfg.Probes["bad id with spaces"] = cfg.Probes["p1"]
-	assert.ErrorContains(t, cfg.Validate(), "probe id must match")
+	assert.ErrorContains(t, cfg.Validate(), `probe id "bad id with spaces" must start with a letter or digit`)
 }
 
 func TestConfigRejectsAmbiguousAlias(t *testing.T) {

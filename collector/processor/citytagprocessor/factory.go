@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
+
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 )
 
 // TypeStr is the processor's name in collector configs.
@@ -30,6 +32,7 @@ func NewFactory() processor.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
+		Extension:    sharedstate.DefaultID,
 		MaxLatencyMs: 60_000,
 		LogInterval:  time.Minute,
 		Limits: LimitsConfig{
@@ -39,6 +42,8 @@ func createDefaultConfig() component.Config {
 			MaxAttributeNameLength:  128,
 			MaxAttributeValueLength: 256,
 		},
+		// Together the store's default out_of_order_window, 30m (timestamps.go).
+		Timestamps: TimestampsConfig{MaxAhead: 5 * time.Minute, MaxAge: 25 * time.Minute},
 	}
 }
 
@@ -53,7 +58,7 @@ func newProcessor(ctx context.Context, set processor.Settings, cfg *Config, next
 		return nil, nil, err
 	}
 	helper, err := processorhelper.NewMetrics(ctx, set, cfg, forwarder{next}, tagger.processMetrics,
-		processorhelper.WithStart(tagger.startFunc(set.ID)),
+		processorhelper.WithStart(tagger.startFunc(set.ID, cfg.Extension)),
 		processorhelper.WithShutdown(tagger.shutdown),
 		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -47,6 +48,7 @@ const (
 	reasonAttributeLimit   = "attribute_limit"
 	reasonAttrNameTooLong  = "attribute_name_too_long"
 	reasonAttrValueTooLong = "attribute_value_too_long"
+	reasonInvalidUTF8      = "invalid_utf8"
 )
 
 // Resource attributes that are job and instance in the store.
@@ -55,16 +57,6 @@ const (
 	attrServiceNamespace = "service.namespace"
 )
 
-// seriesPerTarget is what one probe target costs on one uplink: the
-// latency histogram's 31 series (28 bounds: 29 buckets, _sum, _count),
-// attempts and six failure reasons.
-const seriesPerTarget = 31 + 7
-
-// minPointAttributes is the most attributes a Bantay probe's point carries
-// after tagging: a failure counter's target, method and reason, and the
-// nine canonical labels (dst_city among them).
-const minPointAttributes = 12
-
 // limiter enforces the limits for one citytag processor.
 type limiter struct {
 	maxSeries   int
@@ -72,7 +64,6 @@ type limiter struct {
 	maxAttrs    int
 	maxNameLen  int
 	maxValueLen int
-	checkAttrs  bool // any of the attribute limits, or the series limit, is on
 
 	seed   maphash.Seed
 	probes map[string]*probeSeries // registered probes; nil without a series limit
@@ -107,7 +98,6 @@ func newLimiter(cfg LimitsConfig, probes map[string]registeredProbe) *limiter {
 	}
 	start := time.Now()
 	l.elapsed = func() time.Duration { return time.Since(start) }
-	l.checkAttrs = l.maxSeries > 0 || l.maxAttrs > 0 || l.maxNameLen > 0 || l.maxValueLen > 0
 	if l.maxSeries > 0 {
 		l.probes = make(map[string]*probeSeries, len(probes))
 		for id := range probes {
@@ -205,9 +195,6 @@ type seriesScope struct {
 // are judged one by one afterwards.
 func (l *limiter) forResource(probe string, res pcommon.Map, now int64) (seriesScope, string, string) {
 	sc := seriesScope{l: l, now: now}
-	if !l.checkAttrs {
-		return sc, "", ""
-	}
 	if l.probes != nil {
 		sc.ps = l.probes[probe]
 	}
@@ -239,8 +226,8 @@ func (l *limiter) forResource(probe string, res pcommon.Map, now int64) (seriesS
 // label value (__name__) in the store.
 func (sc *seriesScope) metricKey(m pmetric.Metric, pl placement) (uint64, string, string) {
 	l := sc.l
-	if !l.checkAttrs {
-		return 0, "", ""
+	if !utf8.ValidString(m.Name()) {
+		return 0, reasonInvalidUTF8, "metric name " + quote(m.Name()) + " is not valid UTF-8"
 	}
 	if l.maxValueLen > 0 && len(m.Name()) > l.maxValueLen {
 		return 0, reasonAttrValueTooLong, "metric name " + quote(m.Name()) + " is " + strconv.Itoa(len(m.Name())) +
@@ -269,9 +256,6 @@ func (sc *seriesScope) metricKey(m pmetric.Metric, pl placement) (uint64, string
 // is how many series the point makes in the store.
 func (sc *seriesScope) point(mkey uint64, name string, attrs pcommon.Map, cost int) (string, string) {
 	l := sc.l
-	if !l.checkAttrs {
-		return "", ""
-	}
 	if n := attrs.Len(); l.maxAttrs > 0 && n > l.maxAttrs {
 		return reasonAttributeLimit, "data point has " + strconv.Itoa(n) + " attributes after tagging (citytag's 9 included); max_point_attributes is " +
 			strconv.Itoa(l.maxAttrs)
@@ -306,7 +290,16 @@ func (sc *seriesScope) point(mkey uint64, name string, attrs pcommon.Map, cost i
 	return "", ""
 }
 
+// checkAttribute refuses a name or value the store would keep as a label
+// that is not valid UTF-8 (Prometheus label values must be, and the API's
+// JSON could not carry it), and one beyond the length limits.
 func (l *limiter) checkAttribute(what, k, v string) (string, string) {
+	if !utf8.ValidString(k) {
+		return reasonInvalidUTF8, what + " name " + quote(k) + " is not valid UTF-8"
+	}
+	if !utf8.ValidString(v) {
+		return reasonInvalidUTF8, what + " " + quote(k) + " value " + quote(v) + " is not valid UTF-8"
+	}
 	if l.maxNameLen > 0 && len(k) > l.maxNameLen {
 		return reasonAttrNameTooLong, what + " name " + quote(k) + " is " + strconv.Itoa(len(k)) +
 			" bytes long; max_attribute_name_length is " + strconv.Itoa(l.maxNameLen)

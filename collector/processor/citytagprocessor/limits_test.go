@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // limitsHarness runs citytag with a clock the test moves.
@@ -182,11 +184,11 @@ func TestSweeperForgetsIdleSeries(t *testing.T) {
 // the uplink's target_info one; a probe whose target list fits exactly is
 // accepted, one more counter is not.
 func TestSeriesCountAsTheStoreCountsThem(t *testing.T) {
-	h := newLimitsHarness(t, withSeriesLimit(2*seriesPerTarget+1))
+	h := newLimitsHarness(t, withSeriesLimit(2*metricmodel.SeriesPerTarget+1))
 	md := pmetric.NewMetrics()
 	addProbeResource(md, mnlGlobe, 2)
 	require.Empty(t, h.send(t, md))
-	assert.Equal(t, int64(2*seriesPerTarget+1), h.activeSeries(t)["mnl-01"])
+	assert.Equal(t, int64(2*metricmodel.SeriesPerTarget+1), h.activeSeries(t)["mnl-01"])
 
 	md = pmetric.NewMetrics()
 	addProbeResource(md, mnlGlobe, 2)
@@ -196,6 +198,7 @@ func TestSeriesCountAsTheStoreCountsThem(t *testing.T) {
 	dp.Attributes().PutStr("dst_city", "Cebu")
 	dp.Attributes().PutStr("method", "tcp")
 	dp.SetIntValue(1)
+	dp.SetTimestamp(nowTS())
 	assert.Contains(t, h.send(t, md), `first: series_limit (probe mnl-01, target "extra"): new series of metric "bantay.probe.attempts" (1 in the store)`)
 	assert.Equal(t, 2*16, h.sink.DataPointCount(), "the probe's own 16 points passed both times")
 
@@ -230,7 +233,7 @@ func names2bounds(n int) []float64 {
 // TestAttributeOrderDoesNotMakeANewSeries: the store sorts labels, so must
 // the series key.
 func TestAttributeOrderDoesNotMakeANewSeries(t *testing.T) {
-	h := newLimitsHarness(t, withSeriesLimit(seriesPerTarget))
+	h := newLimitsHarness(t, withSeriesLimit(metricmodel.SeriesPerTarget))
 	md := pmetric.NewMetrics()
 	m := addTargets(md, mnlGlobe, "a")
 	m.Histogram().DataPoints().At(0).Attributes().PutStr("zone", "x")
@@ -239,6 +242,7 @@ func TestAttributeOrderDoesNotMakeANewSeries(t *testing.T) {
 
 	md = pmetric.NewMetrics()
 	dp := addResource(md, mnlGlobe).Histogram().DataPoints().AppendEmpty()
+	dp.SetTimestamp(nowTS())
 	attrs := dp.Attributes()
 	attrs.PutStr("port", "7") // the store's label value of the int 7
 	attrs.PutStr("zone", "x")
@@ -256,7 +260,7 @@ func TestAttributeOrderDoesNotMakeANewSeries(t *testing.T) {
 // target_info series in the store, so a resource attribute that changes
 // with every request is held to the limit too: the resource is rejected.
 func TestTargetInfoCounts(t *testing.T) {
-	h := newLimitsHarness(t, withSeriesLimit(seriesPerTarget))
+	h := newLimitsHarness(t, withSeriesLimit(metricmodel.SeriesPerTarget))
 	send := func(host string) string {
 		md := pmetric.NewMetrics()
 		addTargets(md, mnlGlobe, names("t", 0, 6)...)
@@ -459,8 +463,8 @@ func TestLimitsConfigErrorsNameTheField(t *testing.T) {
 		{func(l *LimitsConfig) { l.MaxPointAttributes = 10 }, "limits::max_point_attributes: must be 0 (no limit) or at least 12"},
 		{func(l *LimitsConfig) { l.MaxAttributeNameLength = -5 }, "limits::max_attribute_name_length: must be 0 (no limit) or positive"},
 		{func(l *LimitsConfig) { l.MaxAttributeNameLength = 20 }, `limits::max_attribute_name_length: 20 is shorter than "deployment.environment.name"`},
-		{func(l *LimitsConfig) { l.MaxAttributeValueLength = -1 }, "limits::max_attribute_value_length: must be 0 (no limit) or positive"},
-		{func(l *LimitsConfig) { l.MaxAttributeValueLength = 5 }, "limits::max_attribute_value_length: 5 is shorter than"},
+		{func(l *LimitsConfig) { l.MaxAttributeValueLength = -1 }, "limits::max_attribute_value_length: must be 0 (no limit) or at least 128"},
+		{func(l *LimitsConfig) { l.MaxAttributeValueLength = 5 }, "limits::max_attribute_value_length: must be 0 (no limit) or at least 128, the longest target or uplink name a probe accepts"},
 	} {
 		cfg := testConfig()
 		tc.set(&cfg.Limits)
@@ -469,7 +473,7 @@ func TestLimitsConfigErrorsNameTheField(t *testing.T) {
 	cfg := testConfig()
 	cfg.Limits = LimitsConfig{SeriesIdle: -time.Second} // no series limit: the idle time is unused
 	assert.NoError(t, cfg.Validate())
-	cfg.Limits = LimitsConfig{MaxSeriesPerProbe: 38, SeriesIdle: time.Minute, MaxPointAttributes: 12, MaxAttributeNameLength: 27, MaxAttributeValueLength: 30}
+	cfg.Limits = LimitsConfig{MaxSeriesPerProbe: 38, SeriesIdle: time.Minute, MaxPointAttributes: 12, MaxAttributeNameLength: 27, MaxAttributeValueLength: metricmodel.MaxNameLength}
 	assert.NoError(t, cfg.Validate(), "the smallest limits Bantay's own data fits")
 }
 
@@ -485,7 +489,7 @@ func TestDefaultLimitsFitABigProbe(t *testing.T) {
 		require.Empty(t, h.send(t, md))
 	}
 	// Both uplinks' resources make one target_info (the carrier is no resource attribute in the store).
-	assert.Equal(t, int64(2*2*(300*seriesPerTarget)+1), h.activeSeries(t)["mnl-01"])
+	assert.Equal(t, int64(2*2*(300*metricmodel.SeriesPerTarget)+1), h.activeSeries(t)["mnl-01"])
 	assert.Less(t, h.activeSeries(t)["mnl-01"], int64(createDefaultConfig().(*Config).Limits.MaxSeriesPerProbe))
 }
 
@@ -521,7 +525,7 @@ func addProbeResource(md pmetric.Metrics, u uplinkRes, targets int, prefix ...st
 		return s
 	}
 	attempts, failures := counter("bantay.probe.attempts", "{attempt}"), counter("bantay.probe.failures", "{failure}")
-	ts := pcommon.Timestamp(1_700_000_000_000_000_000)
+	ts := nowTS()
 	cities := []string{"Davao", "Baguio", "Cebu", "Manila"}
 	for i := range targets {
 		target := fmt.Sprintf("%starget-%03d", strings.Join(prefix, ""), i)

@@ -3,8 +3,10 @@ package citytagprocessor
 import (
 	"context"
 	"math"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
@@ -22,22 +24,22 @@ import (
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
-// Attribute names: what probes send (see docs/metric-model.md) and what citytag sets.
+// Attribute names: what probes send and what citytag sets, from the metric model.
 const (
-	attrProbeID         = "service.instance.id"
-	attrDeclaredCity    = "bantay.probe.city"
-	attrUplinkCarrier   = "bantay.uplink.carrier"
-	attrUplinkNetwork   = "bantay.uplink.network_type"
-	attrDstCity         = "dst_city"
-	attrTarget          = "target"
-	labelSrcCity        = "src_city"
-	labelRegion         = "region"
-	labelIslandGroup    = "island_group"
-	labelDstRegion      = "dst_region"
-	labelDstIslandGroup = "dst_island_group"
-	labelCarrier        = "carrier"
-	labelNetworkType    = "network_type"
-	labelProbe          = "probe"
+	attrProbeID         = metricmodel.ResourceProbeID
+	attrDeclaredCity    = metricmodel.ResourceDeclaredCity
+	attrUplinkCarrier   = metricmodel.ResourceCarrier
+	attrUplinkNetwork   = metricmodel.ResourceNetworkType
+	attrDstCity         = metricmodel.AttrDstCity
+	attrTarget          = metricmodel.AttrTarget
+	labelSrcCity        = metricmodel.LabelSrcCity
+	labelRegion         = metricmodel.LabelRegion
+	labelIslandGroup    = metricmodel.LabelIslandGroup
+	labelDstRegion      = metricmodel.LabelDstRegion
+	labelDstIslandGroup = metricmodel.LabelDstIslandGroup
+	labelCarrier        = metricmodel.LabelCarrier
+	labelNetworkType    = metricmodel.LabelNetworkType
+	labelProbe          = metricmodel.LabelProbe
 )
 
 // Rejection reasons, the values of the `reason` attribute of the rejected-points counter.
@@ -70,9 +72,14 @@ type cityTagger struct {
 	probes      map[string]registeredProbe
 	maxLatency  float64
 	requireAuth bool
+	maxAhead    time.Duration
+	maxAge      time.Duration
+	now         func() time.Time // the collector's clock; replaced in tests
 
 	rejected     metric.Int64Counter
 	cityMismatch metric.Int64Counter
+	clockSkew    metric.Float64Gauge
+	probeAttr    map[string]metric.MeasurementOption // {probe=id} of each registered probe, made once
 	logs         *logLimiter
 	bus          *events.Bus // nil without the bantay extension
 	limits       *limiter
@@ -97,8 +104,23 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 	if err != nil {
 		return nil, err
 	}
+	skew, err := meter.Float64Gauge("bantay_citytag_clock_skew_seconds",
+		metric.WithDescription("How far each registered probe's newest point was ahead of the collector's clock when it arrived (negative: behind)."),
+		metric.WithUnit("s"))
+	if err != nil {
+		return nil, err
+	}
+	probeAttr := make(map[string]metric.MeasurementOption, len(probes))
+	for id := range probes {
+		probeAttr[id] = metric.WithAttributes(attribute.String(labelProbe, id))
+	}
 	return &cityTagger{
 		logger:       set.Logger,
+		probeAttr:    probeAttr,
+		maxAhead:     cfg.Timestamps.MaxAhead,
+		maxAge:       cfg.Timestamps.MaxAge,
+		now:          time.Now,
+		clockSkew:    skew,
 		gaz:          gaz,
 		probes:       probes,
 		maxLatency:   cfg.MaxLatencyMs,
@@ -127,6 +149,7 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 	rej, ctx := callOf(ctx)
 	authenticated, hasCredential := authenticatedProbe(ctx)
 	now := int64(t.limits.elapsed())
+	win := t.window()
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
 		res := rm.Resource().Attributes()
 		pl, reason, detail := t.place(res)
@@ -145,12 +168,14 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 			return true
 		}
 		dst := dstCache{gaz: t.gaz}
+		win.latest = 0
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				return t.tagMetric(ctx, rej, pl, &dst, &sc, m) == 0
+				return t.tagMetric(ctx, rej, pl, &dst, &sc, &win, m) == 0
 			})
 			return sm.Metrics().Len() == 0
 		})
+		t.reportSkew(ctx, pl, &win)
 		return rm.ScopeMetrics().Len() == 0
 	})
 	if rej != nil && rej.points > 0 {
@@ -190,45 +215,59 @@ func (t *cityTagger) checkIdentity(probe, authenticated string, hasCredential bo
 func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 	var pl placement
 	rawCarrier := strAttr(res, attrUplinkCarrier)
-	pl.carrier, _ = t.gaz.Carrier(rawCarrier)
+	if utf8.ValidString(rawCarrier) {
+		pl.carrier, _ = t.gaz.Carrier(rawCarrier)
+	}
 	rawNetwork := strAttr(res, attrUplinkNetwork)
-	pl.networkType, _ = t.gaz.NetworkType(rawNetwork)
+	if utf8.ValidString(rawNetwork) {
+		pl.networkType, _ = t.gaz.NetworkType(rawNetwork)
+	}
 	id, ok := res.Get(attrProbeID)
 	if !ok || id.Str() == "" {
 		return pl, reasonMissingProbeID, "resource has no service.instance.id"
 	}
-	pl.probe = id.Str()
-	probe, ok := t.probes[pl.probe]
+	probe, ok := t.probes[id.Str()]
 	if !ok {
+		// From here on the id is only reported: escaped and bounded.
+		pl.probe = probeName(id.Str())
 		return pl, reasonUnknownProbe, "probe is not in the citytag registry"
 	}
+	pl.probe = probe.id
 	pl.city = probe.city
 	if pl.carrier == "" {
-		return pl, reasonUnknownCarrier, "carrier " + quote(rawCarrier) + " is not in the gazetteer"
+		reason, detail := notInGazetteer(reasonUnknownCarrier, "carrier", rawCarrier)
+		return pl, reason, detail
 	}
 	if pl.networkType == "" {
-		return pl, reasonUnknownNetwork, "network type " + quote(rawNetwork) + " is not in the gazetteer"
+		reason, detail := notInGazetteer(reasonUnknownNetwork, "network type", rawNetwork)
+		return pl, reason, detail
 	}
 	if _, ok := probe.uplinks[uplinkKey{pl.carrier, pl.networkType}]; !ok {
 		return pl, reasonUnregisteredLink, "uplink " + pl.carrier + "/" + pl.networkType + " is not registered for this probe"
 	}
 	if declared := strAttr(res, attrDeclaredCity); declared != "" {
 		if c, ok := t.gaz.City(declared); !ok || c.Name != probe.city.Name {
-			t.cityMismatch.Add(context.Background(), 1)
-			t.logs.maybeLog(t.logger, reasonDeclaredCityClash, pl,
-				"probe declares city "+quote(declared)+"; using the registry's "+quote(probe.city.Name))
+			// The registry wins. The v0.165 OTLP receiver answers a request
+			// the pipeline accepted with an empty partial_success whatever a
+			// processor does, so the sender cannot be told; the NOC is.
+			t.cityMismatch.Add(context.Background(), 1, t.probeAttr[pl.probe])
+			t.warn(pl, reasonDeclaredCityClash, "probe declares city "+quote(declared)+"; tagged with the registry's "+quote(probe.city.Name), nil)
 		}
 	}
 	return pl, "", ""
 }
 
 // tagMetric tags or drops each point of m and returns how many remain.
-// A point is dropped for an impossible value, for what cannot be placed,
-// and then for the per-probe limits (sc).
-func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, m pmetric.Metric) int {
+// A point is dropped for a time out of bounds (win), an impossible value,
+// for what cannot be placed, and then for the per-probe limits (sc).
+func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, win *timeWindow, m pmetric.Metric) int {
 	isLatency := m.Name() == metricmodel.Latency
 	mkey, mreason, mdetail := sc.metricKey(m, pl)
-	check := func(attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
+	check := func(ts pcommon.Timestamp, attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
+		if reason, detail := win.check(unixNanos(ts)); reason != "" {
+			t.reject(ctx, rej, reason, pl, strAttr(attrs, attrTarget), detail, 1)
+			return true
+		}
 		if !valid {
 			t.reject(ctx, rej, reasonInvalidValue, pl, strAttr(attrs, attrTarget), "metric "+quote(m.Name())+" has an impossible value", 1)
 			return true
@@ -250,32 +289,32 @@ func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placemen
 	case pmetric.MetricTypeHistogram:
 		dps := m.Histogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.HistogramDataPoint) bool {
-			return check(dp.Attributes(), t.validHistogram(dp, isLatency), histogramCost(dp))
+			return check(dp.Timestamp(), dp.Attributes(), t.validHistogram(dp, isLatency), histogramCost(dp))
 		})
 		return dps.Len()
 	case pmetric.MetricTypeExponentialHistogram:
 		dps := m.ExponentialHistogram().DataPoints()
 		dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
-			return check(dp.Attributes(), t.validExpHistogram(dp, isLatency), 1)
+			return check(dp.Timestamp(), dp.Attributes(), t.validExpHistogram(dp, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSum:
 		monotonic := m.Sum().IsMonotonic()
 		dps := m.Sum().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), t.validNumber(dp, monotonic, isLatency), 1)
+			return check(dp.Timestamp(), dp.Attributes(), t.validNumber(dp, monotonic, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeGauge:
 		dps := m.Gauge().DataPoints()
 		dps.RemoveIf(func(dp pmetric.NumberDataPoint) bool {
-			return check(dp.Attributes(), t.validNumber(dp, false, isLatency), 1)
+			return check(dp.Timestamp(), dp.Attributes(), t.validNumber(dp, false, isLatency), 1)
 		})
 		return dps.Len()
 	case pmetric.MetricTypeSummary:
 		dps := m.Summary().DataPoints()
 		dps.RemoveIf(func(dp pmetric.SummaryDataPoint) bool {
-			return check(dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()), summaryCost(dp))
+			return check(dp.Timestamp(), dp.Attributes(), dp.Flags().NoRecordedValue() || finite(dp.Sum()), summaryCost(dp))
 		})
 		return dps.Len()
 	default:
@@ -291,7 +330,7 @@ func (t *cityTagger) tagPoint(pl placement, dst *dstCache, attrs pcommon.Map) (s
 	}
 	city, ok := dst.lookup(raw)
 	if !ok {
-		return reasonUnknownDstCity, "dst_city " + quote(raw) + " is not in the gazetteer"
+		return notInGazetteer(reasonUnknownDstCity, attrDstCity, raw)
 	}
 	attrs.PutStr(labelSrcCity, pl.city.Name)
 	attrs.PutStr(labelRegion, pl.city.Region)
@@ -303,6 +342,16 @@ func (t *cityTagger) tagPoint(pl placement, dst *dstCache, attrs pcommon.Map) (s
 	attrs.PutStr(labelNetworkType, pl.networkType)
 	attrs.PutStr(labelProbe, pl.probe)
 	return "", ""
+}
+
+// notInGazetteer says why raw, a what, was not resolved: it is not valid
+// UTF-8 (never looked up: the gazetteer's folding would drop the bad bytes
+// and could match what the sender did not write), or it is unknown.
+func notInGazetteer(unknown, what, raw string) (string, string) {
+	if !utf8.ValidString(raw) {
+		return reasonInvalidUTF8, what + " " + quote(raw) + " is not valid UTF-8"
+	}
+	return unknown, what + " " + quote(raw) + " is not in the gazetteer"
 }
 
 // validHistogram rejects histograms that cannot be true: buckets that do not
@@ -434,20 +483,9 @@ func (t *cityTagger) reject(ctx context.Context, rej *rejections, reason string,
 	}
 }
 
-// eventBusOwner is implemented by the bantay extension.
-type eventBusOwner interface {
-	Events() *events.Bus
-}
-
-// start finds the collector's event bus, if there is one, so rejections
-// reach the NOC's event feed and Loki as well as the log, and starts
-// forgetting idle series.
-func (t *cityTagger) start(_ context.Context, host component.Host) error {
-	for _, ext := range host.GetExtensions() {
-		if owner, ok := ext.(eventBusOwner); ok {
-			t.bus = owner.Events()
-		}
-	}
+// start starts forgetting idle series. (The event bus, if any, is found
+// by startFunc.)
+func (t *cityTagger) start(_ context.Context, _ component.Host) error {
 	return t.limits.startSweeping(t.meter)
 }
 
@@ -466,7 +504,10 @@ type dstCache struct {
 func (d *dstCache) lookup(raw string) (gazetteer.City, bool) {
 	if !d.set || raw != d.last {
 		d.set, d.last = true, raw
-		d.city, d.ok = d.gaz.City(raw)
+		d.city, d.ok = gazetteer.City{}, false
+		if utf8.ValidString(raw) {
+			d.city, d.ok = d.gaz.City(raw)
+		}
 	}
 	return d.city, d.ok
 }
@@ -497,7 +538,7 @@ func newLogLimiter(interval time.Duration) *logLimiter {
 }
 
 func (l *logLimiter) maybeLog(logger *zap.Logger, reason string, pl placement, detail string) bool {
-	key := logKey{reason, truncate(pl.probe), pl.carrier, pl.networkType}
+	key := logKey{reason, pl.probe, pl.carrier, pl.networkType}
 	now := l.now()
 	l.mu.Lock()
 	if len(l.last) >= maxLoggedKeys {
@@ -559,15 +600,40 @@ func strAttr(m pcommon.Map, key string) string {
 	return v.AsString()
 }
 
+// unixNanos is a point's time as int64 nanoseconds; beyond year 2262 (what
+// int64 holds) it is the largest, which is in the future all the same.
+func unixNanos(ts pcommon.Timestamp) int64 { return int64(min(uint64(ts), math.MaxInt64)) }
+
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
-func quote(s string) string { return "\"" + truncate(s) + "\"" }
-
-// truncate keeps what outside input puts into logs short.
-func truncate(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "…"
+// quote renders a value from the request for a refusal, a log line or an
+// event: Go-quoted (control characters and invalid UTF-8 escaped, so the
+// result is always valid UTF-8 and one line) and cut to maxQuoted bytes of
+// the original at a rune boundary. Echoing raw bytes made the OTLP/HTTP
+// receiver unable to encode the refusal (a 500 instead of a 400).
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
 	}
-	return s
+	return strconv.Quote(s[:runeCut(s, maxQuoted)] + "…")
+}
+
+// maxQuoted keeps what outside input puts into refusals and logs short.
+const maxQuoted = 64
+
+// runeCut is the largest index ≤ n that does not split a UTF-8 sequence.
+func runeCut(s string, n int) int {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
+}
+
+// probeName renders a probe id from a request: as it is when it has the
+// shape of a registered id, quoted otherwise.
+func probeName(id string) string {
+	if metricmodel.CheckProbeID(id) == nil {
+		return id
+	}
+	return quote(id)
 }

@@ -23,7 +23,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 )
 
 func cityFixture(name string, aliases ...string) gazetteer.City {
@@ -66,7 +66,8 @@ func startHarness(t testing.TB, cfg *Config, prepare func(*cityTagger)) *harness
 	if prepare != nil {
 		prepare(tagger)
 	}
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	// The bantay extension's stand-in owns the bus prepare gave the tagger (none by default).
+	require.NoError(t, p.Start(context.Background(), hosttest.WithBus(tagger.bus)))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
 	return &harness{sink: sink, tel: tel, proc: p, tagger: tagger}
 }
@@ -115,10 +116,13 @@ func addResource(md pmetric.Metrics, u uplinkRes, dsts ...string) pmetric.Metric
 		dp.SetSum(70)
 		dp.SetMin(5)
 		dp.SetMax(30)
-		dp.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000))
+		dp.SetTimestamp(nowTS())
 	}
 	return m
 }
+
+// nowTS is a point time the timestamp bounds accept.
+func nowTS() pcommon.Timestamp { return pcommon.NewTimestampFromTime(time.Now()) }
 
 func pointAttrs(t *testing.T, md pmetric.Metrics) []map[string]any {
 	t.Helper()
@@ -187,7 +191,30 @@ func TestRegistryIsTheAuthorityForCity(t *testing.T) {
 	assert.Equal(t, "Mindanao", pts[0]["island_group"])
 	m, err := h.tel.GetMetric("bantay_citytag_declared_city_mismatches")
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), m.Data.(metricdata.Sum[int64]).DataPoints[0].Value)
+	dp := m.Data.(metricdata.Sum[int64]).DataPoints[0]
+	assert.Equal(t, int64(1), dp.Value)
+	probe, _ := dp.Attributes.Value("probe")
+	assert.Equal(t, "dvo-01", probe.AsString())
+}
+
+// TestDeclaredCityMismatchIsAWarningEvent: the NOC sees a probe that
+// declares another city than the registry's as a probe_warning event (rate
+// limited like rejections), not only as a counter; the data is stored.
+func TestDeclaredCityMismatchIsAWarningEvent(t *testing.T) {
+	p, sub := startWithBus(t)
+	for range 2 {
+		md := pmetric.NewMetrics()
+		addResource(md, uplinkRes{"dvo-01", "Baguio", "Smart", "5g"}, "Manila")
+		require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+	}
+	require.Len(t, sub, 1, "once per log_interval")
+	e := <-sub
+	assert.Equal(t, events.KindProbeWarning, e.Kind)
+	assert.Equal(t, "declared_city_mismatch", e.Reason)
+	assert.Equal(t, "dvo-01", e.Probe)
+	assert.Equal(t, "Davao", e.SrcCity)
+	assert.Equal(t, "Smart", e.Carrier)
+	assert.Equal(t, `data from dvo-01 stored with a warning (declared_city_mismatch): probe declares city "Baguio"; tagged with the registry's "Davao"`, e.Body)
 }
 
 func TestRejectsWhatItCannotPlaceAndKeepsTheRest(t *testing.T) {
@@ -242,9 +269,11 @@ func TestRejectsImpossibleValues(t *testing.T) {
 	good := s.DataPoints().AppendEmpty()
 	good.Attributes().PutStr("dst_city", "Davao")
 	good.SetIntValue(12)
+	good.SetTimestamp(nowTS())
 	bad := s.DataPoints().AppendEmpty()
 	bad.Attributes().PutStr("dst_city", "Davao")
 	bad.SetIntValue(-3)
+	bad.SetTimestamp(nowTS())
 
 	assert.Equal(t, `citytag rejected 6 of 9 points; first: invalid_value (probe mnl-01, target "reflector-Davao"): metric "network.latency" has an impossible value`,
 		refusal(t, h.proc.ConsumeMetrics(context.Background(), md)))
@@ -405,6 +434,7 @@ func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
 	newExp := func() pmetric.ExponentialHistogramDataPoint {
 		dp := eh.DataPoints().AppendEmpty()
 		dp.Attributes().PutStr("dst_city", "Baguio")
+		dp.SetTimestamp(nowTS())
 		dp.SetScale(3)
 		dp.Positive().SetOffset(20)
 		dp.Positive().BucketCounts().FromRaw([]uint64{1, 2, 1})
@@ -432,6 +462,7 @@ func TestRejectsImpossibleLatenciesOfAnyShape(t *testing.T) {
 	for _, v := range []float64{12.5, -1, math.NaN(), 1e12} {
 		dp := gauge.DataPoints().AppendEmpty()
 		dp.Attributes().PutStr("dst_city", "Cebu")
+		dp.SetTimestamp(nowTS())
 		dp.SetDoubleValue(v)
 	}
 
@@ -465,7 +496,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
 	tagger.logs.now = func() time.Time { return at }
-	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	require.NoError(t, p.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 	defer p.Shutdown(context.Background())
 
 	send := func(probe, dst string) {

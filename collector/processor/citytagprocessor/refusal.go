@@ -7,11 +7,11 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/bantay-noc/bantay/internal/otlperror"
 )
 
 // The sender of a request citytag rejected points of is told so, as the
@@ -35,6 +35,7 @@ var allReasons = [...]string{
 	reasonUnregisteredLink, reasonMissingDstCity, reasonUnknownDstCity, reasonInvalidValue,
 	reasonUnauthenticated, reasonIdentityMismatch,
 	reasonSeriesLimit, reasonAttributeLimit, reasonAttrNameTooLong, reasonAttrValueTooLong,
+	reasonInvalidUTF8, reasonTimestampInFuture, reasonTimestampTooOld,
 }
 
 // rejections is what one ConsumeMetrics call rejected.
@@ -81,7 +82,7 @@ func (r *rejections) err() error {
 		b.WriteString(" (no probe id")
 	} else {
 		b.WriteString(" (probe ")
-		b.WriteString(truncate(r.first.probe))
+		b.WriteString(r.first.probe)
 	}
 	if r.first.target != "" {
 		b.WriteString(", target ")
@@ -110,7 +111,7 @@ func (r *rejections) err() error {
 			}
 		}
 	}
-	return consumererror.NewPermanent(status.Error(codes.InvalidArgument, b.String()))
+	return otlperror.Permanent(codes.InvalidArgument, b.String())
 }
 
 // callCtx is the context of one call through citytag: the caller's, plus

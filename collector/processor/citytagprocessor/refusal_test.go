@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,8 +26,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/bantay-noc/bantay/internal/otlpload"
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
 // refusal checks that err is citytag's answer to a request it rejected
@@ -84,7 +86,7 @@ func TestDownstreamErrorsPassThroughUnchanged(t *testing.T) {
 	for _, downstream := range []error{retryable, permanent} {
 		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), consumertest.NewErr(downstream))
 		require.NoError(t, err)
-		require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+		require.NoError(t, p.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 		assert.Equal(t, downstream, p.ConsumeMetrics(context.Background(), mixedRequest()), "with rejections")
 		md := pmetric.NewMetrics()
 		addResource(md, uplinkRes{"dvo-01", "Davao", "Smart", "5g"}, "Manila")
@@ -151,12 +153,10 @@ func TestNothingRejectedCostsNoAllocation(t *testing.T) {
 	assert.Equal(t, base, got)
 }
 
-// TestOTLPReceiverAnswersInvalidArgument runs citytag behind the real OTLP
-// receiver, as in the collector: a mixed request is answered with gRPC
-// INVALID_ARGUMENT and HTTP 400 naming what was rejected, in the
-// google.rpc.Status the probe reads; the good points are passed on.
-func TestOTLPReceiverAnswersInvalidArgument(t *testing.T) {
-	h := newHarness(t, testConfig())
+// otlpReceiver runs the real OTLP receiver, gRPC and HTTP, in front of
+// next, as in the collector, and returns its gRPC client and HTTP base URL.
+func otlpReceiver(t *testing.T, next consumer.Metrics) (pmetricotlp.GRPCClient, string) {
+	t.Helper()
 	grpcAddr, httpAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	rf := otlpreceiver.NewFactory()
 	cfg := rf.CreateDefaultConfig()
@@ -166,26 +166,32 @@ func TestOTLPReceiverAnswersInvalidArgument(t *testing.T) {
 			"http": map[string]any{"endpoint": httpAddr},
 		},
 	}).Unmarshal(cfg))
-	rcv, err := rf.CreateMetrics(context.Background(), receivertest.NewNopSettings(rf.Type()), cfg, h.proc.(consumer.Metrics))
+	rcv, err := rf.CreateMetrics(context.Background(), receivertest.NewNopSettings(rf.Type()), cfg, next)
 	require.NoError(t, err)
 	require.NoError(t, rcv.Start(context.Background(), componenttest.NewNopHost()))
-	defer func() { require.NoError(t, rcv.Shutdown(context.Background())) }()
+	t.Cleanup(func() { require.NoError(t, rcv.Shutdown(context.Background())) })
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return pmetricotlp.NewGRPCClient(conn), "http://" + httpAddr
+}
+
+// TestOTLPReceiverAnswersInvalidArgument runs citytag behind the real OTLP
+// receiver, as in the collector: a mixed request is answered with gRPC
+// INVALID_ARGUMENT and HTTP 400 naming what was rejected, in the
+// google.rpc.Status the probe reads, once: no "Permanent error: rpc error:
+// code = InvalidArgument desc = " in front (internal/otlperror). The good
+// points are passed on.
+func TestOTLPReceiverAnswersInvalidArgument(t *testing.T) {
+	h := newHarness(t, testConfig())
+	client, base := otlpReceiver(t, h.proc.(consumer.Metrics))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// The OTLP receiver answers with the code of the status in the error and
-	// the error's whole text as the message (status.FromError), as it does
-	// for the store's refusals: the prefix is consumererror's and grpc's.
-	const want = "Permanent error: rpc error: code = InvalidArgument desc = " + mixedRefusal
-
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	client := pmetricotlp.NewGRPCClient(conn)
-	_, err = client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(mixedRequest()), grpc.WaitForReady(true))
+	_, err := client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(mixedRequest()), grpc.WaitForReady(true))
 	st, _ := status.FromError(err)
 	assert.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
-	assert.Equal(t, want, st.Message())
+	assert.Equal(t, mixedRefusal, st.Message())
 	assert.Equal(t, 3, h.sink.DataPointCount(), "the good points are passed on")
 
 	clean := pmetric.NewMetrics()
@@ -193,8 +199,59 @@ func TestOTLPReceiverAnswersInvalidArgument(t *testing.T) {
 	_, err = client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(clean))
 	assert.NoError(t, err, "a clean request is acknowledged")
 
-	a, err := otlpload.PostHTTP(ctx, http.DefaultClient, "http://"+httpAddr, mixedRequest())
+	a, err := otlpload.PostHTTP(ctx, http.DefaultClient, base, mixedRequest())
 	require.NoError(t, err)
-	assert.Equal(t, otlpload.Answer{Status: http.StatusBadRequest, Message: want}, a)
+	assert.Equal(t, otlpload.Answer{Status: http.StatusBadRequest, Message: mixedRefusal}, a)
 	assert.Equal(t, 3+1+3, h.sink.DataPointCount())
+}
+
+// TestHostileValuesAreEscapedInTheRefusal: values citytag echoes (dst_city,
+// carrier, network type, target, probe id) holding invalid UTF-8, control
+// characters, newlines and quotes are refused with a 400 / INVALID_ARGUMENT
+// naming the reason, the value Go-quoted. Echoed raw, invalid UTF-8 made
+// the OTLP/HTTP receiver answer 500 {"code":13,"message":"failed to marshal
+// error message"}.
+func TestHostileValuesAreEscapedInTheRefusal(t *testing.T) {
+	h := newHarness(t, testConfig())
+	client, base := otlpReceiver(t, h.proc.(consumer.Metrics))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	long := strings.Repeat("é", 40) // 80 bytes: cut at a rune boundary
+	for _, tc := range []struct {
+		name string
+		res  uplinkRes
+		dst  string
+		want string
+	}{
+		{"invalid UTF-8 dst_city", uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Dav\xffao",
+			`citytag rejected 1 of 1 points; first: invalid_utf8 (probe mnl-01, target "reflector-Dav\xffao"): dst_city "Dav\xffao" is not valid UTF-8`},
+		{"invalid UTF-8, no city", uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Goth\xffam",
+			`citytag rejected 1 of 1 points; first: invalid_utf8 (probe mnl-01, target "reflector-Goth\xffam"): dst_city "Goth\xffam" is not valid UTF-8`},
+		{"control characters", uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "a\x00b\nc\"d\x1b[31m",
+			`citytag rejected 1 of 1 points; first: unknown_dst_city (probe mnl-01, target "reflector-a\x00b\nc\"d\x1b[31m"): dst_city "a\x00b\nc\"d\x1b[31m" is not in the gazetteer`},
+		{"long multi-byte value", uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, long,
+			`citytag rejected 1 of 1 points; first: unknown_dst_city (probe mnl-01, target "reflector-` + long[:54] + `…"): dst_city "` + long[:64] + `…" is not in the gazetteer`},
+		{"carrier", uplinkRes{"mnl-01", "Manila", "Glo\xc3be", "5g"}, "Davao",
+			`citytag rejected 1 of 1 points; first: invalid_utf8 (probe mnl-01): carrier "Glo\xc3be" is not valid UTF-8`},
+		{"probe id", uplinkRes{"mnl\xff\n01", "Manila", "Globe", "5g"}, "Davao",
+			`citytag rejected 1 of 1 points; first: unknown_probe (probe "mnl\xff\n01"): probe is not in the citytag registry`},
+		{"emoji", uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Gotham 🌴",
+			`citytag rejected 1 of 1 points; first: unknown_dst_city (probe mnl-01, target "reflector-Gotham 🌴"): dst_city "Gotham 🌴" is not in the gazetteer`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			md := pmetric.NewMetrics()
+			addResource(md, tc.res, tc.dst)
+			_, err := client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md), grpc.WaitForReady(true))
+			st, _ := status.FromError(err)
+			assert.Equal(t, codes.InvalidArgument, st.Code(), "%v", err)
+			assert.Equal(t, tc.want, st.Message())
+
+			md = pmetric.NewMetrics()
+			addResource(md, tc.res, tc.dst)
+			a, err := otlpload.PostHTTP(ctx, http.DefaultClient, base, md)
+			require.NoError(t, err)
+			assert.Equal(t, otlpload.Answer{Status: http.StatusBadRequest, Message: tc.want}, a)
+		})
+	}
+	assert.Zero(t, h.sink.DataPointCount())
 }

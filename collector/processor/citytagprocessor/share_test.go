@@ -11,20 +11,8 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/bantay-noc/bantay/internal/gazetteer"
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 )
-
-// gazetteerSink records what citytag hands over at Start.
-type gazetteerSink struct {
-	component.StartFunc
-	component.ShutdownFunc
-	from component.ID
-	gaz  *gazetteer.Gazetteer
-}
-
-func (s *gazetteerSink) SetGazetteer(from component.ID, g *gazetteer.Gazetteer) {
-	s.from, s.gaz = from, g
-}
 
 // TestStartHandsTheGazetteerToTheExtension: the operator's cities reach
 // the extension that draws them, with the processor's id.
@@ -37,15 +25,47 @@ func TestStartHandsTheGazetteerToTheExtension(t *testing.T) {
 	set.ID = component.MustNewIDWithName(TypeStr, "edge")
 	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)
-	sink := &gazetteerSink{}
-	require.NoError(t, p.Start(context.Background(), hosttest.Host{component.MustNewID("bantay"): sink}))
+	bantay := &hosttest.Provider{}
+	require.NoError(t, p.Start(context.Background(), hosttest.With(bantay)))
 	defer func() { require.NoError(t, p.Shutdown(context.Background())) }()
 
-	assert.Equal(t, set.ID, sink.from)
-	require.NotNil(t, sink.gaz)
-	c, ok := sink.gaz.City("Tagum City")
+	gaz := bantay.Shared(set.ID)
+	require.NotNil(t, gaz, "shared under the processor's id")
+	c, ok := gaz.City("Tagum City")
 	assert.True(t, ok)
 	assert.Equal(t, tagum, c)
-	_, ok = sink.gaz.City("Davao")
+	_, ok = gaz.City("Davao")
 	assert.True(t, ok, "the shipped cities are still there")
+}
+
+// TestStartErrorNamesTheMissingExtension: a citytag whose extension is not
+// in the collector fails to start saying so; `extension: ""` runs it alone.
+func TestStartErrorNamesTheMissingExtension(t *testing.T) {
+	for _, tc := range []struct {
+		ext  component.ID
+		host hosttest.Host
+		want string
+	}{
+		{component.MustNewID("bantay"), hosttest.Host{}, `citytag processor citytag: extension "bantay" is not configured`},
+		{component.MustNewIDWithName("bantay", "b"), hosttest.With(&hosttest.Provider{}), `extension "bantay/b" is not configured`},
+		{component.MustNewID("bantay"), hosttest.Host{component.MustNewID("bantay"): notBantay{}}, `extension "bantay" is a citytagprocessor.notBantay, not the bantay extension`},
+		{component.ID{}, hosttest.Host{}, ""},
+	} {
+		cfg := testConfig()
+		cfg.Extension = tc.ext
+		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+		require.NoError(t, err)
+		err = p.Start(context.Background(), tc.host)
+		if tc.want == "" {
+			assert.NoError(t, err)
+		} else {
+			assert.ErrorContains(t, err, tc.want)
+		}
+		require.NoError(t, p.Shutdown(context.Background()))
+	}
+}
+
+type notBantay struct {
+	component.StartFunc
+	component.ShutdownFunc
 }

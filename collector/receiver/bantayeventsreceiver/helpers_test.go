@@ -6,34 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
-
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
-	"github.com/bantay-noc/bantay/internal/events"
 )
 
 // testExtension is a small real extension holding a real heatmap and a
 // real bus, as Bantay's bantay extension does.
-type testExtension struct {
-	hm  *heatmap.Heatmap
-	bus *events.Bus
-}
-
-func (e *testExtension) Start(context.Context, component.Host) error { return nil }
-func (e *testExtension) Shutdown(context.Context) error              { return nil }
-func (e *testExtension) Heatmap() *heatmap.Heatmap                   { return e.hm }
-func (e *testExtension) Events() *events.Bus                         { return e.bus }
-
-// heatmapOnly provides only the heatmap.
-type heatmapOnly struct{ hm *heatmap.Heatmap }
-
-func (e *heatmapOnly) Start(context.Context, component.Host) error { return nil }
-func (e *heatmapOnly) Shutdown(context.Context) error              { return nil }
-func (e *heatmapOnly) Heatmap() *heatmap.Heatmap                   { return e.hm }
-
 // newTestHeatmap is a heatmap, not yet started, tuned so that a test can drive a path
 // through its states in seconds: 1 s resolution, a 5 s events window
 // against a 60 s baseline, no hold time, stale after two 1 s intervals.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/connector/connectortest"
@@ -22,7 +22,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
 	"github.com/bantay-noc/bantay/exporters/lokiexporter"
 	"github.com/bantay-noc/bantay/internal/events"
-	"github.com/bantay-noc/bantay/internal/victorialogs"
+	"github.com/bantay-noc/bantay/internal/harness/victorialogs"
 )
 
 // kindCounter passes log records on to the exporter and counts their
@@ -145,7 +145,7 @@ func TestVictoriaLogsEventSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rcv, _, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, logs)
+	rcv, _, err := startReceiver(t, testConfig(), hosttest.With(&hosttest.Provider{Map: hm, Bus: bus}), logs)
 	if err != nil {
 		t.Fatal(err)
 	}

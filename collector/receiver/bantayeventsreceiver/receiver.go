@@ -15,23 +15,12 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
-	"github.com/bantay-noc/bantay/heatmap"
+	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
 )
-
-// HeatmapProvider is an extension that owns the live heatmap (Bantay's
-// bantay extension).
-type HeatmapProvider interface {
-	Heatmap() *heatmap.Heatmap
-}
-
-// BusProvider is an extension that owns the collector's event bus.
-type BusProvider interface {
-	Events() *events.Bus
-}
 
 const (
 	scopeName = "github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver"
@@ -106,23 +95,16 @@ func (r *eventsReceiver) Start(_ context.Context, host component.Host) error {
 	if r.started {
 		return nil
 	}
-	ext, ok := host.GetExtensions()[r.cfg.Extension]
-	if !ok {
-		return fmt.Errorf("bantay_events receiver: extension %q is not configured; add it to service.extensions (it owns the heatmap and the event bus)", r.cfg.Extension)
+	p, err := sharedstate.Find(host, r.cfg.Extension, "bantay_events receiver")
+	if err != nil {
+		return err
 	}
-	var hm *heatmap.Heatmap
-	var bus *events.Bus
-	if p, ok := ext.(HeatmapProvider); ok {
-		hm = p.Heatmap()
-	}
-	if p, ok := ext.(BusProvider); ok {
-		bus = p.Events()
-	}
+	hm, bus := p.Heatmap(), p.Events()
 	if hm == nil && bus == nil {
-		return fmt.Errorf("bantay_events receiver: extension %q provides neither a heatmap (Heatmap() *heatmap.Heatmap) nor an event bus (Events() *events.Bus), or both are disabled", r.cfg.Extension)
+		return fmt.Errorf("bantay_events receiver: extension %q has neither a heatmap nor an event bus (both are disabled in its config)", r.cfg.Extension)
 	}
 	if hm != nil {
-		r.gaz = hm.Config().Gazetteer
+		r.gaz = hm.Gazetteer()
 		hm.Subscribe(r.onHeatmap)
 	} else {
 		r.set.Logger.Info("extension has no heatmap; path state change events are off", zap.Stringer("extension", r.cfg.Extension))

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
-	"github.com/bantay-noc/bantay/internal/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -118,7 +118,7 @@ func TestHeatmapAndBusEventsBecomeLogRecords(t *testing.T) {
 	bus.Publish(events.RulesReloaded(time.Now(), 2, 9, nil))
 
 	sink := &consumertest.LogsSink{}
-	_, tt, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, sink)
+	_, tt, err := startReceiver(t, testConfig(), hosttest.With(&hosttest.Provider{Map: hm, Bus: bus}), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestShutdownHandsOnQueuedBusEvents(t *testing.T) {
 	sink := &consumertest.LogsSink{}
 	cfg := testConfig()
 	cfg.FlushInterval = time.Minute // only shutdown flushes
-	r, _, err := startReceiver(t, cfg, hosttest.Host{bantayID: &testExtension{bus: bus}}, sink)
+	r, _, err := startReceiver(t, cfg, hosttest.WithBus(bus), sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestConsumerErrorsCountedNotRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	bus, _ := events.NewBus(16, nil)
-	r, tt, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &testExtension{bus: bus}}, next)
+	r, tt, err := startReceiver(t, testConfig(), hosttest.WithBus(bus), next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestStuckPipelineDropsHeatmapEvents(t *testing.T) {
 	hm := newTestHeatmap(t, func(c *heatmap.Config) { c.Aggregation.StaleAfter = 1000 })
 	cfg := testConfig()
 	cfg.QueueSize, cfg.MaxBatch = 1, 1
-	r, tt, err := startReceiver(t, cfg, hosttest.Host{bantayID: &testExtension{hm: hm, bus: bus}}, next)
+	r, tt, err := startReceiver(t, cfg, hosttest.With(&hosttest.Provider{Map: hm, Bus: bus}), next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +284,8 @@ func TestStartErrors(t *testing.T) {
 		want string
 	}{
 		"missing":  {hosttest.Host{}, `extension "bantay" is not configured`},
-		"no parts": {hosttest.Host{bantayID: &testExtension{}}, "provides neither a heatmap"},
-		"foreign":  {hosttest.Host{bantayID: plainExtension{}}, "provides neither"},
+		"no parts": {hosttest.With(&hosttest.Provider{}), "has neither a heatmap nor an event bus"},
+		"foreign":  {hosttest.Host{bantayID: plainExtension{}}, "is a bantayeventsreceiver.plainExtension, not the bantay extension"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := startReceiver(t, testConfig(), tc.host, sink)
@@ -295,7 +295,7 @@ func TestStartErrors(t *testing.T) {
 		})
 	}
 	// A heatmap alone is enough.
-	if _, _, err := startReceiver(t, testConfig(), hosttest.Host{bantayID: &heatmapOnly{hm: newTestHeatmap(t)}}, sink); err != nil {
+	if _, _, err := startReceiver(t, testConfig(), hosttest.With(&hosttest.Provider{Map: newTestHeatmap(t)}), sink); err != nil {
 		t.Fatal(err)
 	}
 }

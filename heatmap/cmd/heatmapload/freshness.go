@@ -19,7 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/bantay-noc/bantay/internal/demo"
-	"github.com/bantay-noc/bantay/internal/netsim"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 	"github.com/bantay-noc/bantay/probes/agent"
 	"github.com/bantay-noc/bantay/probes/config"
 )
@@ -109,9 +109,13 @@ func freshRun(interval, duration time.Duration, maxSamples int, fresh, export *l
 		log.Fatal(err)
 	}
 
+	token, err := probes.Token(freshProbe) // the collector authenticates every probe
+	if err != nil {
+		log.Fatal(err)
+	}
 	cfg := &config.Config{
 		Probe:     config.Probe{ID: freshProbe, City: "Manila", Environment: "bench"},
-		Collector: config.Collector{Endpoint: opts.GRPCAddr, Protocol: "grpc", TLS: config.TLS{Insecure: true}, ExportInterval: interval, Timeout: 5 * time.Second},
+		Collector: config.Collector{Endpoint: opts.GRPCAddr, Protocol: "grpc", TLS: config.TLS{Insecure: true}, Token: token, ExportInterval: interval, Timeout: 5 * time.Second},
 		Uplinks:   uplinks,
 		Defaults:  config.Schedule{Interval: interval, Timeout: min(2*time.Second, interval*8/10)},
 	}

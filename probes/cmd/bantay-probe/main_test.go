@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
 	"github.com/bantay-noc/bantay/probes/echo"
 )
 

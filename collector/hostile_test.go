@@ -1,0 +1,344 @@
+package collector_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/bantay-noc/bantay/internal/harness/otlpload"
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+)
+
+// hostileProbe is load-01's uplink, the one registered probe; a hostile
+// request claims to be it, so that citytag judges every point.
+var hostileProbe = otlpload.Options{Probe: "load-01", City: "Manila", Carrier: "Globe", NetworkType: "5g", DstCity: "Davao"}
+
+// latency is a request of n well-formed latency points of load-01, each
+// then changed by mutate (nil: none).
+func latency(n int, mutate func(i int, dp pmetric.HistogramDataPoint)) pmetric.Metrics {
+	targets := make([]string, n)
+	for i := range targets {
+		targets[i] = "hostile-" + strconv.Itoa(i)
+	}
+	md := hostileProbe.Batch(targets, time.Now())
+	dps := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints()
+	for i := range dps.Len() {
+		if mutate != nil {
+			mutate(i, dps.At(i))
+		}
+	}
+	return md
+}
+
+func protobuf(md pmetric.Metrics) []byte {
+	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// zeros reads n zero bytes without holding them.
+type zeros struct{ n int64 }
+
+func (z *zeros) Read(p []byte) (int, error) {
+	if z.n <= 0 {
+		return 0, io.EOF
+	}
+	k := int64(len(p))
+	if k > z.n {
+		k = z.n
+	}
+	clear(p[:k])
+	z.n -= k
+	return int(k), nil
+}
+
+// gzipBomb is gzip of n zero bytes (about n/1000 compressed).
+func gzipBomb(n int64) []byte {
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	if _, err := io.Copy(w, &zeros{n}); err != nil {
+		panic(err)
+	}
+	_ = w.Close()
+	return b.Bytes()
+}
+
+// hostileCase is one input of the replayed corpus and the answer it must get.
+type hostileCase struct {
+	name string
+	// body and contentType, encoding are posted over OTLP/HTTP as they are;
+	// md, when set, is sent over both OTLP/gRPC and OTLP/HTTP (protobuf).
+	body        func() io.Reader
+	contentType string
+	encoding    string
+	md          func() pmetric.Metrics
+	// want is the HTTP status; reason, when set, the citytag reason the
+	// refusal names (its first) and counts.
+	want   int
+	reason string
+}
+
+func hostileCorpus() []hostileCase {
+	const pb, js = "application/x-protobuf", "application/json"
+	good := protobuf(latency(3, nil))
+	bomb := gzipBomb(1 << 30)
+	bigName := strings.Repeat("m", 1<<20)
+	return []hostileCase{
+		{name: "malformed protobuf", body: func() io.Reader { return strings.NewReader("\x0a\xff\xff\xff\xff\x0fnot a protobuf") }, contentType: pb, want: 400},
+		{name: "truncated protobuf", body: func() io.Reader { return bytes.NewReader(good[:len(good)/2]) }, contentType: pb, want: 400},
+		{name: "bad JSON", body: func() io.Reader { return strings.NewReader(`{"resourceMetrics": [{"resource": `) }, contentType: js, want: 400},
+		{name: "JSON of the wrong shape", body: func() io.Reader { return strings.NewReader(`{"resourceMetrics": "yes"}`) }, contentType: js, want: 400},
+		{name: "wrong content type", body: func() io.Reader { return bytes.NewReader(good) }, contentType: "text/plain", want: 415},
+		{name: "unknown content encoding", body: func() io.Reader { return bytes.NewReader(good) }, contentType: pb, encoding: "br2", want: 400},
+		{name: "100 MB body", body: func() io.Reader { return &zeros{100 << 20} }, contentType: pb, want: 400},
+		{name: "gzip bomb (1 GiB of zeros)", body: func() io.Reader { return bytes.NewReader(bomb) }, contentType: pb, encoding: "gzip", want: 400},
+		{name: "bucket counts not matching bounds", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.BucketCounts().FromRaw([]uint64{4}) })
+		}, want: 400, reason: "invalid_value"},
+		{name: "non-increasing bounds", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.ExplicitBounds().FromRaw([]float64{10, 50, 20, 100}) })
+		}, want: 400, reason: "invalid_value"},
+		{name: "count below its buckets' total", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.SetCount(2) })
+		}, want: 400, reason: "invalid_value"},
+		{name: "NaN sum", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.SetSum(math.NaN()) })
+		}, want: 400, reason: "invalid_value"},
+		{name: "+Inf max", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.SetMax(math.Inf(1)) })
+		}, want: 400, reason: "invalid_value"},
+		{name: "negative latency", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.SetSum(-60) })
+		}, want: 400, reason: "invalid_value"},
+		{name: "timestamp 2 h in the future", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) {
+				dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(2 * time.Hour)))
+			})
+		}, want: 400, reason: "timestamp_in_future"},
+		{name: "timestamp in the year 2200", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) {
+				dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)))
+			})
+		}, want: 400, reason: "timestamp_in_future"},
+		{name: "timestamp 0 (1970)", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.SetTimestamp(0) })
+		}, want: 400, reason: "timestamp_too_old"},
+		{name: "5000 distinct unknown dst_city", md: func() pmetric.Metrics {
+			return latency(5000, func(i int, dp pmetric.HistogramDataPoint) {
+				dp.Attributes().PutStr("dst_city", "Nowhere-"+strconv.Itoa(i))
+			})
+		}, want: 400, reason: "unknown_dst_city"},
+		{name: "label value with newline and quotes", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("dst_city", "Davao\"\n} evil=\"1") })
+		}, want: 400, reason: "unknown_dst_city"},
+		{name: "label value with control characters", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("target", "t\x00\x1b[2J\x7f") })
+		}, want: 200}, // stored: a valid UTF-8 label value; the API escapes it
+		{name: "label value of invalid UTF-8", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("target", "t\xff\xfe") })
+		}, want: 400, reason: "invalid_utf8"},
+		{name: "dst_city of invalid UTF-8", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("dst_city", "Gotham\xff") })
+		}, want: 400, reason: "invalid_utf8"},
+		{name: "emoji label value", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) { dp.Attributes().PutStr("target", "reflector 🌴") })
+		}, want: 200},
+		{name: "1 MB metric name", md: func() pmetric.Metrics {
+			md := latency(1, nil)
+			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetName(bigName)
+			return md
+		}, want: 400, reason: "attribute_value_too_long"},
+		{name: "5000 attributes on a point", md: func() pmetric.Metrics {
+			return latency(1, func(_ int, dp pmetric.HistogramDataPoint) {
+				for i := range 5000 {
+					dp.Attributes().PutStr("a"+strconv.Itoa(i), "v")
+				}
+			})
+		}, want: 400, reason: "attribute_limit"},
+	}
+}
+
+// grpcToHTTP is the HTTP status the OTLP receiver gives a gRPC code.
+func grpcToHTTP(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return 200
+	case codes.InvalidArgument:
+		return 400
+	case codes.ResourceExhausted:
+		return 429
+	case codes.Unavailable:
+		return 503
+	}
+	return 500
+}
+
+// TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing replays the
+// hostile corpus against the real collector binary over OTLP/HTTP and
+// OTLP/gRPC while a well-behaved probe sends: every hostile input gets a
+// 4xx / INVALID_ARGUMENT naming its reason (never a 5xx), is counted by
+// reason, the collector's memory stays bounded, and every point the
+// well-behaved probe had acknowledged is stored. The table of answers is
+// docs/RELIABILITY.md, "Hostile input".
+func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
+	testenv.LongTest(t, "builds and runs the collector binary")
+	in := newInstance(t, "")
+	cmd := in.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	corpus := hostileCorpus()
+	// The load gives every point its own series (to look each up after),
+	// so it is kept small: its head series would otherwise hide what the
+	// hostile inputs cost in the collector's memory.
+	load := hostileProbe
+	load.Endpoint, load.Workers, load.PointsPerRequest, load.MaxRequests, load.Duration = in.grpcAddr, 1, 2, 3000, time.Hour
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadDone := make(chan otlpload.Result, 1)
+	go func() {
+		res, err := otlpload.Run(loadCtx, load)
+		if err != nil {
+			t.Error(err)
+		}
+		loadDone <- res
+	}()
+
+	conn, err := grpc.NewClient(in.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pmetricotlp.NewGRPCClient(conn)
+	base := "http://" + in.otlpHTTP
+	wantCounted := map[string]int{}
+	for _, tc := range corpus {
+		answer := func(transport string, status int, msg string) {
+			t.Logf("%-40s %-5s %d %.160q (peak RSS %d MiB)", tc.name, transport, status, msg, peakRSS(t, cmd.Process.Pid)>>20)
+			if status != tc.want {
+				t.Errorf("%s over %s: answered %d %q, want %d", tc.name, transport, status, msg, tc.want)
+			}
+			if tc.reason != "" && !strings.Contains(msg, "first: "+tc.reason+" ") {
+				t.Errorf("%s over %s: answer %.300q does not name %s", tc.name, transport, msg, tc.reason)
+			}
+		}
+		if tc.md != nil {
+			md := tc.md()
+			n := md.DataPointCount()
+			_, err := client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md), grpc.WaitForReady(true), grpc.MaxCallSendMsgSize(64<<20))
+			st := status.Convert(err)
+			answer("gRPC", grpcToHTTP(st.Code()), st.Message())
+			a, err := otlpload.PostHTTP(ctx, http.DefaultClient, base, tc.md())
+			if err != nil {
+				t.Fatalf("%s over HTTP: %v", tc.name, err)
+			}
+			answer("HTTP", a.Status, a.Message)
+			if tc.reason != "" {
+				wantCounted[tc.reason] += 2 * n
+			}
+			continue
+		}
+		a, err := otlpload.PostBody(ctx, http.DefaultClient, base, tc.contentType, tc.encoding, tc.body())
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", tc.name, err)
+		}
+		answer("HTTP", a.Status, a.Message)
+	}
+	stopLoad()
+	res := <-loadDone
+
+	counted := citytagRejections(t, in.selfAddr)
+	for reason, n := range wantCounted {
+		if counted[reason] != n {
+			t.Errorf("bantay_citytag_rejected_points{reason=%q} = %d, want %d", reason, counted[reason], n)
+		}
+	}
+	if hwm := peakRSS(t, cmd.Process.Pid); hwm > 400<<20 {
+		t.Errorf("collector peak RSS %d MiB: memory not bounded", hwm>>20)
+	} else {
+		t.Logf("collector peak RSS %d MiB", hwm>>20)
+	}
+
+	if len(res.Acked) == 0 {
+		t.Fatalf("the well-behaved probe got nothing acknowledged (refusals %v)", res.Refused)
+	}
+	for code, n := range res.Refused {
+		if code != codes.DeadlineExceeded && code != codes.Canceled {
+			t.Errorf("the well-behaved probe was refused %d times with %v", n, code)
+		}
+	}
+	stored := in.storedTargets(ctx)
+	for _, target := range res.Acked {
+		if !stored[target] {
+			t.Fatalf("acknowledged point %s of the well-behaved probe is not stored", target)
+		}
+	}
+	t.Logf("well-behaved probe: %d points acknowledged in %d requests, all stored", len(res.Acked), res.Requests)
+}
+
+// citytagRejections scrapes the collector's telemetry for citytag's
+// rejected-points counter, by reason.
+func citytagRejections(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "bantay_citytag_rejected_points") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, `reason="`)
+		if !ok {
+			continue
+		}
+		reason, rest, _ := strings.Cut(rest, `"`)
+		fields := strings.Fields(rest)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err == nil {
+			out[reason] += int(v)
+		}
+	}
+	return out
+}
+
+// peakRSS is the process's peak resident set (VmHWM), in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM")
+	return 0
+}
