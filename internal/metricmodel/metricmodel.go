@@ -105,7 +105,8 @@ var FailureReasons = []string{"timeout", "refused", "dns", "tls", "http_status",
 // reason. A target also has the four round counters (duplicates,
 // reordered, jitter and its pairs: 42 in all, docs/metric-model.md); they
 // join this figure together with citytag's tests, which still spell out
-// 38 (docs/decisions.md, "citytag's seriesPerTarget stays 38 for now").
+// 38 (docs/decisions.md, "The per-target series figure citytag checks
+// stays 38 for now").
 var SeriesPerTarget = len(LatencyBounds) + 1 + 2 + 1 + len(FailureReasons)
 
 // PointAttributes is the most attributes a probe's point carries after
