@@ -31,6 +31,11 @@ type Answer struct {
 // receiver's base URL, http://host:4318) and returns the answer. An error
 // means no answer (the request could not be sent or read).
 func PostHTTP(ctx context.Context, client *http.Client, base string, md pmetric.Metrics) (Answer, error) {
+	return postHTTP(ctx, client, base, "", md)
+}
+
+// postHTTP is PostHTTP with the probe's bearer token, if not empty.
+func postHTTP(ctx context.Context, client *http.Client, base, token string, md pmetric.Metrics) (Answer, error) {
 	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	if err != nil {
 		return Answer{}, err
@@ -40,6 +45,9 @@ func PostHTTP(ctx context.Context, client *http.Client, base string, md pmetric.
 		return Answer{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return Answer{}, err
