@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,7 +64,7 @@ func CacheDir() (string, error) {
 // compiling it with OCB (go.opentelemetry.io/collector/cmd/builder, same
 // version) on first use, which takes minutes. log receives the builder's
 // output.
-func Build(ctx context.Context, log *os.File) (string, error) {
+func Build(ctx context.Context, log io.Writer) (string, error) {
 	dir, err := CacheDir()
 	if err != nil {
 		return "", err

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/bantay-noc/bantay/internal/otlpload"
 	"github.com/bantay-noc/bantay/internal/upstreampeer"
@@ -88,8 +90,9 @@ service:
 `
 
 // startBantay writes the fleet's registry and tokens and the collector's
-// configuration into dir, starts bin and waits until it is ready.
-func startBantay(ctx context.Context, bin, dir string, fleet []otlpload.Probe) (*bantaySide, error) {
+// configuration into dir, starts bin (with args before its --config) and
+// waits until it is ready.
+func startBantay(ctx context.Context, dir string, fleet []otlpload.Probe, bin string, args ...string) (*bantaySide, error) {
 	if err := writeFleet(dir, fleet); err != nil {
 		return nil, err
 	}
@@ -114,7 +117,7 @@ func startBantay(ctx context.Context, bin, dir string, fleet []otlpload.Probe) (
 		return nil, err
 	}
 	defer log.Close() // the child has its own descriptor
-	b.cmd = exec.Command(bin, "--config", cfgPath)
+	b.cmd = exec.Command(bin, append(args, "--config", cfgPath)...)
 	b.cmd.Stdout, b.cmd.Stderr = log, log
 	if err := b.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start bantay-collector: %w", err)
@@ -126,9 +129,18 @@ func startBantay(ctx context.Context, bin, dir string, fleet []otlpload.Probe) (
 	return b, nil
 }
 
+// stop ends the collector with SIGTERM, as an operator would (so a
+// profiling collector writes its profile), and kills it after a minute.
 func (b *bantaySide) stop() {
-	_ = b.cmd.Process.Kill()
-	_ = b.cmd.Wait()
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		_ = b.cmd.Process.Kill()
+		<-done
+	}
 }
 
 // freeAddrs returns n 127.0.0.1 addresses whose ports were free a moment ago.

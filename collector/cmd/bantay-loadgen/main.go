@@ -9,7 +9,8 @@
 //
 // setup writes the registry, token hashes and tokens a collector needs for
 // the fleet; run sends its load; bench starts Bantay's collector and the
-// upstream peer and runs the same steps against each.
+// upstream peer and runs the same steps against each. collector runs
+// Bantay's collector in this process with a CPU profile (bench -cpuprofile).
 package main
 
 import (
@@ -36,11 +37,11 @@ func main() {
 	}
 }
 
-const usage = `usage: bantay-loadgen setup|run|bench [flags]; bantay-loadgen <command> -h for its flags`
+const usageText = `usage: bantay-loadgen setup|run|bench|collector [flags]; bantay-loadgen <command> -h for its flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
+		fmt.Fprintln(stderr, usageText)
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -50,7 +51,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "collector":
+		return collectorCmd(ctx, args[1:], stderr)
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n%s\n", args[0], usage)
+	fmt.Fprintf(stderr, "unknown command %q\n%s\n", args[0], usageText)
 	return flag.ErrHelp
 }

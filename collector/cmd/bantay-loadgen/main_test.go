@@ -88,7 +88,7 @@ func TestRunAgainstBantay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := startBantay(ctx, bin, dir, fleet)
+	b, err := startBantay(ctx, dir, fleet, bin)
 	if err != nil {
 		t.Fatal(err)
 	}
