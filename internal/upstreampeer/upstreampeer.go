@@ -113,10 +113,11 @@ type Options struct {
 	TelemetryPort                      int
 }
 
-// collectorConfig is the standard pipeline. resource_to_telemetry_conversion
-// makes the resource's uplink attributes labels, the upstream equivalent of
-// citytag's carrier and network_type: without it a probe's two uplinks
-// would write the same series.
+// collectorConfig is the standard pipeline. resource_constant_labels makes
+// the resource's uplink attributes labels (bantay_uplink_carrier,
+// bantay_uplink_network_type), the upstream equivalent of citytag's carrier
+// and network_type: without them a probe's two uplinks would write the
+// same series.
 const collectorConfig = `receivers:
   otlp:
     protocols:
@@ -125,15 +126,15 @@ const collectorConfig = `receivers:
 processors:
   batch: {}
 exporters:
-  prometheusremotewrite:
+  prometheus_remote_write:
     endpoint: http://%s/api/v1/write
-    resource_to_telemetry_conversion: {enabled: true}
+    resource_constant_labels: {included: ["bantay.uplink.*"]}
 service:
   pipelines:
     metrics:
       receivers: [otlp]
       processors: [batch]
-      exporters: [prometheusremotewrite]
+      exporters: [prometheus_remote_write]
   telemetry:
     logs: {level: warn}
     metrics:

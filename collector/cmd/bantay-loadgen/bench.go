@@ -309,21 +309,22 @@ func (b *benchFlags) start(ctx context.Context, name, dir string, log io.Writer)
 
 func printTable(w io.Writer, results []stepResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "side\toffered/s\tacked/s\trefused\tskipped\tqueryable\tAPI fresh p50/p99 s\tws p99 s\tCPU cores\tCPU-s/1M\tloadgen CPU-s/1M\tpeak RSS MiB\t")
+	fmt.Fprintln(tw, "side\toffered/s\tacked/s\trefused\tskipped\tqueryable\tAPI fresh p50/p99 s\tws p99 s\tCPU cores\tCPU-s/1M acked\tCPU-s/1M stored\tloadgen CPU-s/1M\tpeak RSS MiB\t")
 	for _, r := range results {
-		perM := func(cpu float64) string {
-			if r.AckedPoints == 0 {
+		perM := func(cpu float64, points int64) string {
+			if points == 0 {
 				return "-"
 			}
-			return fmt.Sprintf("%.1f", cpu/float64(r.AckedPoints)*1e6)
+			return fmt.Sprintf("%.1f", cpu/float64(points)*1e6)
 		}
 		var refused int64
 		for _, n := range r.RefusedPoints {
 			refused += n
 		}
-		q, fresh, ws := "-", "-", "-"
+		q, fresh, ws, stored := "-", "-", "-", "-"
 		if r.Queryable != nil {
 			q = fmt.Sprintf("%.1f %%", 100*r.Queryable.Share)
+			stored = perM(r.CPUSeconds, r.Queryable.StoredPoints)
 		}
 		if f := r.APIFreshness; f != nil {
 			fresh = fmt.Sprintf("%.3f / %.3f", f.P50, f.P99)
@@ -334,8 +335,8 @@ func printTable(w io.Writer, results []stepResult) {
 		if f := r.WSFreshness; f != nil {
 			ws = fmt.Sprintf("%.3f", f.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%d\t%d\t%s\t%s\t%s\t%.2f\t%s\t%s\t%.0f\t\n", r.Side, r.OfferedPerS, r.AckedPerS, refused, r.SkippedPoints, q, fresh, ws,
-			r.CPUSeconds/r.WallSeconds, perM(r.CPUSeconds), perM(r.LoadCPUSeconds), float64(r.PeakRSSBytes)/(1<<20))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%d\t%d\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%.0f\t\n", r.Side, r.OfferedPerS, r.AckedPerS, refused, r.SkippedPoints, q, fresh, ws,
+			r.CPUSeconds/r.WallSeconds, perM(r.CPUSeconds, r.AckedPoints), stored, perM(r.LoadCPUSeconds, r.AckedPoints), float64(r.PeakRSSBytes)/(1<<20))
 	}
 	tw.Flush()
 }
