@@ -38,7 +38,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var b benchFlags
 	b.fleetFlags.register(fs)
 	fs.StringVar(&b.protocol, "protocol", "grpc", "grpc or http")
-	fs.IntVar(&b.concurrency, "concurrency", 64, "exports in flight at most")
+	fs.IntVar(&b.concurrency, "concurrency", 0, "exports in flight at most (0: one per probe uplink)")
 	fs.DurationVar(&b.timeout, "timeout", 10*time.Second, "timeout of each export")
 	fs.DurationVar(&b.queryableAfter, "queryable-after", 2*time.Second, "how long after a step's last acknowledgement its stored points are counted")
 	fs.StringVar(&b.jsonPath, "json", "", "write every step's summary with its measurements to this file")

@@ -24,7 +24,7 @@ func TestFlagsValidated(t *testing.T) {
 		{[]string{"-peer", "-rate", "-5"}, "-rate"},
 		{[]string{"-peer", "-rate", "100", "-flat-out"}, "-rate and -flat-out"},
 		{[]string{"-peer", "-interval", "0"}, "-interval"},
-		{[]string{"-peer", "-concurrency", "0"}, "-concurrency"},
+		{[]string{"-peer", "-concurrency", "-1"}, "-concurrency"},
 		{[]string{"-peer", "-duration", "0s"}, "-duration"},
 		{[]string{"-peer", "-duration", "2h"}, "-duration"},
 		{[]string{"-peer", "-timeout", "0s"}, "-timeout"},

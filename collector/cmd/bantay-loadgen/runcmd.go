@@ -39,7 +39,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.interval, "interval", 15*time.Second, "each probe uplink's export interval (the probes' default cadence)")
 	fs.Float64Var(&f.rate, "rate", 0, "offered points per second over the fleet (sets the interval to series ÷ rate)")
 	fs.BoolVar(&f.flatOut, "flat-out", false, "send each export as soon as the previous one of its uplink is acknowledged")
-	fs.IntVar(&f.concurrency, "concurrency", 64, "exports in flight at most")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "exports in flight at most (0: one per probe uplink, as a real fleet)")
 	fs.DurationVar(&f.duration, "duration", 30*time.Second, fmt.Sprintf("how long to send (at most %v)", otlpload.MaxDuration))
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "timeout of each export")
 	fs.StringVar(&f.tokenDir, "token-dir", "", "directory of <probe id>.token files (bantay-loadgen setup writes them)")
@@ -64,8 +64,8 @@ func (f *runFlags) validate() error {
 		return errors.New("-rate and -flat-out: give one")
 	case f.rate == 0 && !f.flatOut && f.interval <= 0:
 		return fmt.Errorf("-interval %v: want > 0", f.interval)
-	case f.concurrency < 1:
-		return fmt.Errorf("-concurrency %d: want at least 1", f.concurrency)
+	case f.concurrency < 0:
+		return fmt.Errorf("-concurrency %d: want ≥ 0", f.concurrency)
 	case f.duration <= 0 || f.duration > otlpload.MaxDuration:
 		return fmt.Errorf("-duration %v: want > 0 and at most %v", f.duration, otlpload.MaxDuration)
 	case f.timeout <= 0:
@@ -196,8 +196,16 @@ func (f *runFlags) execute(ctx context.Context, progress io.Writer) (Summary, er
 		return Summary{}, fmt.Errorf("-endpoint: %w", err)
 	}
 	defer sender.Close()
-	load := &otlpload.Load{Streams: otlpload.Streams(fleet, time.Now()), Sender: sender, Interval: f.exportInterval(),
-		Concurrency: f.concurrency, Duration: f.duration, Timeout: f.timeout}
+	streams := otlpload.Streams(fleet, time.Now())
+	concurrency := f.concurrency
+	if concurrency == 0 {
+		// Each probe uplink's exporter has at most one export in flight;
+		// a smaller cap would make the tool, not the collector, the
+		// bottleneck.
+		concurrency = len(streams)
+	}
+	load := &otlpload.Load{Streams: streams, Sender: sender, Interval: f.exportInterval(),
+		Concurrency: concurrency, Duration: f.duration, Timeout: f.timeout}
 
 	measure, stopMeasuring := context.WithCancel(ctx)
 	defer stopMeasuring()
