@@ -161,26 +161,10 @@ func (s *Stream) Export(now time.Time) (pmetric.Metrics, time.Time) {
 	sm.Scope().SetName(agent.ScopeName)
 	ms := sm.Metrics()
 
-	lat := ms.AppendEmpty()
-	lat.SetName(agent.MetricLatency)
-	lat.SetUnit("ms")
-	lat.SetDescription("Latency of successful probes, from the monotonic clock.")
-	hist := lat.SetEmptyHistogram()
+	hist := newMetric(ms, agent.MetricLatency, "ms", "Latency of successful probes, from the monotonic clock.").SetEmptyHistogram()
 	hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	att := ms.AppendEmpty()
-	att.SetName(agent.MetricAttempts)
-	att.SetUnit("{attempt}")
-	att.SetDescription("Probe runs, successful or not.")
-	attSum := att.SetEmptySum()
-	fail := ms.AppendEmpty()
-	fail.SetName(agent.MetricFailures)
-	fail.SetUnit("{failure}")
-	fail.SetDescription("Failed probe runs, by reason.")
-	failSum := fail.SetEmptySum()
-	for _, sum := range []pmetric.Sum{attSum, failSum} {
-		sum.SetIsMonotonic(true)
-		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	}
+	attSum := newCounter(ms, agent.MetricAttempts, "{attempt}", "Probe runs, successful or not.")
+	failSum := newCounter(ms, agent.MetricFailures, "{failure}", "Failed probe runs, by reason.")
 
 	factor := networkFactor[s.Uplink.NetworkType]
 	for i, t := range s.Probe.Targets {
@@ -235,6 +219,23 @@ func (s *Stream) Export(now time.Time) (pmetric.Metrics, time.Time) {
 		}
 	}
 	return md, now
+}
+
+// newMetric appends a metric with the probe agent's name, unit and description.
+func newMetric(ms pmetric.MetricSlice, name, unit, description string) pmetric.Metric {
+	m := ms.AppendEmpty()
+	m.SetName(name)
+	m.SetUnit(unit)
+	m.SetDescription(description)
+	return m
+}
+
+// newCounter appends a cumulative monotonic sum, as an SDK Int64Counter exports.
+func newCounter(ms pmetric.MetricSlice, name, unit, description string) pmetric.Sum {
+	sum := newMetric(ms, name, unit, description).SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	return sum
 }
 
 func (s *Stream) attrs(m pcommon.Map, t Target) {

@@ -190,11 +190,7 @@ func (f runFlags) forStep(rate float64, d time.Duration) *runFlags {
 // measureStep runs step and measures the processes' CPU time and peak RSS
 // meanwhile, and the load tool's own CPU time.
 func measureStep(ctx context.Context, pids []int, step func() (Summary, error)) (stepResult, error) {
-	cpu0, _, err := usage(pids)
-	if err != nil {
-		return stepResult{}, err
-	}
-	self0, _, err := usage(nil)
+	cpu0, self0, err := cpuTimes(pids)
 	if err != nil {
 		return stepResult{}, err
 	}
@@ -223,15 +219,20 @@ func measureStep(ctx context.Context, pids []int, step func() (Summary, error)) 
 	if err != nil {
 		return stepResult{}, err
 	}
-	cpu1, _, err := usage(pids)
-	if err != nil {
-		return stepResult{}, err
-	}
-	self1, _, err := usage(nil)
+	cpu1, self1, err := cpuTimes(pids)
 	if err != nil {
 		return stepResult{}, err
 	}
 	return stepResult{Summary: sum, CPUSeconds: cpu1 - cpu0, LoadCPUSeconds: self1 - self0, WallSeconds: wall.Seconds(), PeakRSSBytes: peak}, nil
+}
+
+// cpuTimes is the CPU seconds of pids and of this process.
+func cpuTimes(pids []int) (side, self float64, err error) {
+	if side, _, err = usage(pids); err != nil {
+		return 0, 0, err
+	}
+	self, _, err = usage(nil)
+	return side, self, err
 }
 
 // usage sums the CPU seconds and resident bytes of pids (of this process
