@@ -133,8 +133,17 @@ func (l *Load) stream(ctx context.Context, s *Stream, next time.Time, slots chan
 		case slots <- struct{}{}:
 		}
 		l.offered.Add(pts)
-		l.send(ctx, s, pts)
+		acked := l.send(ctx, s, pts)
 		<-slots
+		if l.Interval == 0 && !acked {
+			// Flat out, a collector that refuses or is gone would
+			// otherwise be hammered in a tight loop; the SDK backs off too.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(refusalBackoff):
+			}
+		}
 		if l.Interval > 0 {
 			// Export times that passed while this one was unanswered are
 			// offered and skipped, never sent.
@@ -148,9 +157,13 @@ func (l *Load) stream(ctx context.Context, s *Stream, next time.Time, slots chan
 	}
 }
 
-// send makes one export. Its timeout is its own, not the run's: an export
-// sent before the end is answered, so nothing acknowledged goes uncounted.
-func (l *Load) send(ctx context.Context, s *Stream, pts int64) {
+// refusalBackoff is how long a flat-out stream waits after an export that was not acknowledged.
+const refusalBackoff = 10 * time.Millisecond
+
+// send makes one export and reports whether it was acknowledged. Its
+// timeout is its own, not the run's: an export sent before the end is
+// answered, so nothing acknowledged goes uncounted.
+func (l *Load) send(ctx context.Context, s *Stream, pts int64) bool {
 	md, sample := s.Export(time.Now())
 	reqCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.Timeout)
 	out := l.Sender.Send(reqCtx, md, s.Probe.Token)
@@ -169,7 +182,7 @@ func (l *Load) send(ctx context.Context, s *Stream, pts int64) {
 		if _, ok := l.example[out.Reason]; !ok {
 			l.example[out.Reason] = out.Message
 		}
-		return
+		return false
 	}
 	l.byProbe[s.Probe.ID] += pts
 	if l.first.IsZero() || sample.Before(l.first) {
@@ -178,4 +191,5 @@ func (l *Load) send(ctx context.Context, s *Stream, pts int64) {
 	if sample.After(l.last) {
 		l.last = sample
 	}
+	return true
 }
