@@ -237,10 +237,13 @@ func (f *runFlags) execute(ctx context.Context, progress io.Writer) (Summary, er
 			}
 		})
 	}
+	// The progress line stops with the load, not with the measurements after it.
+	sending, stopProgress := context.WithCancel(measure)
 	if f.progress {
-		wg.Go(func() { printProgress(measure, load, progress) })
+		wg.Go(func() { printProgress(sending, load, progress) })
 	}
 	rep, err := load.Run(ctx)
+	stopProgress()
 	if err != nil {
 		return Summary{}, err
 	}
