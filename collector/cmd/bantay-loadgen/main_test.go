@@ -128,3 +128,22 @@ func TestRunAgainstBantay(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchFlagsValidated: bench refuses bad steps before starting either side.
+func TestBenchFlagsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rates", "5000,0"}, `-rates: "0"`},
+		{[]string{"-rates", "fast"}, `-rates: "fast"`},
+		{[]string{"-step", "2m"}, "-step"},
+		{[]string{"-sides", "bantay,prometheus"}, `-sides: "prometheus"`},
+		{[]string{"-uplinks", "0"}, "-uplinks"},
+	} {
+		err := run(context.Background(), append([]string{"bench"}, tc.args...), &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bench %q: error %v, want one naming %q", tc.args, err, tc.want)
+		}
+	}
+}
