@@ -195,6 +195,7 @@ type Aggregator struct {
 	streams  map[string]*stream
 	scratch  []uint64
 	scratch2 []uint64
+	baseline []uint64 // judge's: the history without the events window
 	// scratchView is where collect computes a cell's numbers before it
 	// knows whether they changed.
 	scratchView View
@@ -233,6 +234,7 @@ func New(cfg Config) (*Aggregator, error) {
 	a.firstMax = 2 * max(cfg.ProbeInterval, cfg.Resolution)
 	a.scratch = make([]uint64, a.nb)
 	a.scratch2 = make([]uint64, a.nb)
+	a.baseline = make([]uint64, a.nb)
 	a.scratchView.Wins = make([]Stats, len(cfg.Windows))
 	return a, nil
 }
@@ -591,10 +593,17 @@ func (a *Aggregator) Collect(now time.Time) (changed []Changed, removed []string
 func (a *Aggregator) judge(c *cell, v *View, now time.Time, nowMs int64, hist *window) (pathstate.Event, bool) {
 	ew := &c.ring.wins[a.evWin]
 	ws := v.Wins[a.evWin]
+	// The baseline is the path's past: the history without the window being
+	// judged. With the window in it, a path younger than the history
+	// compared a slowdown mostly with itself, and a latency incident on a
+	// fresh collector (or a demo a few minutes old) never turned the cell red.
+	for i, n := range hist.counts {
+		a.baseline[i] = n - ew.counts[i]
+	}
 	ev := pathstate.Event{
 		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
 		P95After:  round3(bucketQuantile(0.95, a.bounds, ew.counts)),
-		P95Before: round3(bucketQuantile(0.95, a.bounds, hist.counts)),
+		P95Before: round3(bucketQuantile(0.95, a.bounds, a.baseline)),
 		Loss:      ws.Loss, Samples: ws.Count, LastSeen: time.UnixMilli(c.lastSeen),
 	}
 	if v.Stale != c.health.stale {

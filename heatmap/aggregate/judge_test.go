@@ -336,3 +336,17 @@ func TestNoJudgementWhileStale(t *testing.T) {
 		t.Errorf("recovered %v after back, want at least %v", r.Time.Sub(back), hold)
 	}
 }
+
+// TestYoungPathDegrades: a path only ten minutes old (a fresh collector, a
+// demo) that slows down turns degraded. The baseline used to be the whole
+// history, the judged window included, so two slow exports in a 5-minute
+// window dragged a 10-minute baseline up with them and the slowdown was
+// compared mostly with itself: no event, however slow.
+func TestYoungPathDegrades(t *testing.T) {
+	p := newPathSim(t, nil)
+	p.steps(40, fast) // 10 min at 5 ms
+	p.until(slow, 20, "a young path's slowdown judged", func() bool { return strings.Contains(p.kinds(), "degraded") })
+	if deg := p.events[0]; !(deg.P95Before <= 10) || !(deg.P95After > 20) {
+		t.Errorf("degraded: baseline p95 %g, p95 %g; want ≤ 10 (the path's past) and > 20", deg.P95Before, deg.P95After)
+	}
+}

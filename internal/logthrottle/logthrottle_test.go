@@ -52,3 +52,31 @@ func TestConcurrentCallersLogOnce(t *testing.T) {
 		t.Errorf("%d lines for one key within the interval, want 1", n)
 	}
 }
+
+// TestSuppressedCountAndBoundedKeys: a line says how many were held back
+// for its key; made-up keys past MaxKeys are not remembered (nor logged)
+// until the old ones are idle for an interval.
+func TestSuppressedCountAndBoundedKeys(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	l := New(zap.New(core), time.Minute)
+	at := time.Unix(1_800_000_000, 0)
+	l.SetClock(func() time.Time { return at })
+	for range 4 {
+		l.Warn("k", "bad")
+	}
+	at = at.Add(time.Minute)
+	l.Warn("k", "bad")
+	if all := logs.All(); len(all) != 2 || all[0].ContextMap()[SuppressedField] != int64(0) || all[1].ContextMap()[SuppressedField] != int64(3) {
+		t.Fatalf("lines %v: want two, the second saying 3 were held back", all)
+	}
+	for i := range MaxKeys + 10 {
+		l.Warn(string(rune(0x4e00+i)), "made up")
+	}
+	if n := len(l.last); n != MaxKeys {
+		t.Errorf("remembers %d keys, want at most %d", n, MaxKeys)
+	}
+	at = at.Add(time.Minute)
+	if !l.Warn("new", "fresh") {
+		t.Error("a new key is not logged after the old ones went idle")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/logthrottle"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
@@ -80,7 +80,7 @@ type cityTagger struct {
 	cityMismatch metric.Int64Counter
 	clockSkew    metric.Float64Gauge
 	probeAttr    map[string]metric.MeasurementOption // {probe=id} of each registered probe, made once
-	logs         *logLimiter
+	logs         *logthrottle.Logger
 	bus          *events.Bus // nil without the bantay extension
 	limits       *limiter
 	meter        metric.Meter
@@ -127,7 +127,7 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 		requireAuth:  cfg.RequireAuthenticatedProbe,
 		rejected:     rejected,
 		cityMismatch: mismatch,
-		logs:         newLogLimiter(cfg.LogInterval),
+		logs:         logthrottle.New(set.Logger, cfg.LogInterval),
 		limits:       newLimiter(cfg.Limits, probes),
 		meter:        meter,
 	}, nil
@@ -471,7 +471,7 @@ func (t *cityTagger) reject(ctx context.Context, rej *rejections, reason string,
 	// The event goes out as often as the log line: once per (reason, probe,
 	// uplink) per log_interval, so a misconfigured probe cannot flood Loki
 	// either, and each uplink's rejection shows under its carrier.
-	if t.logs.maybeLog(t.logger, reason, pl, detail) && t.bus != nil {
+	if t.logOnce("citytag rejected data", reason, pl, detail) && t.bus != nil {
 		e := events.ProbeRejected(time.Now(), pl.probe, reason, detail, points)
 		if p, ok := t.probes[pl.probe]; ok {
 			e.SrcCity, e.IslandGroup = p.city.Name, p.city.IslandGroup
@@ -512,61 +512,14 @@ func (d *dstCache) lookup(raw string) (gazetteer.City, bool) {
 	return d.city, d.ok
 }
 
-// logLimiter logs each (reason, probe, uplink) at most once per interval,
-// with a count of what was suppressed in between, so a misconfigured probe
-// sending every 15 s cannot flood the collector's log.
-type logLimiter struct {
-	interval time.Duration
-	now      func() time.Time // replaced in tests
-	mu       sync.Mutex
-	last     map[logKey]logState
-}
-
-type logKey struct{ reason, probe, carrier, networkType string }
-
-type logState struct {
-	at         time.Time
-	suppressed int
-}
-
-// maxLoggedKeys bounds the limiter's memory; past it, new keys are not logged
-// until old ones age out (the rejections are still counted in the metric).
-const maxLoggedKeys = 4096
-
-func newLogLimiter(interval time.Duration) *logLimiter {
-	return &logLimiter{interval: interval, now: time.Now, last: make(map[logKey]logState)}
-}
-
-func (l *logLimiter) maybeLog(logger *zap.Logger, reason string, pl placement, detail string) bool {
-	key := logKey{reason, pl.probe, pl.carrier, pl.networkType}
-	now := l.now()
-	l.mu.Lock()
-	if len(l.last) >= maxLoggedKeys {
-		// Random probe ids from a misbehaving client must not grow this map without bound.
-		for k, st := range l.last {
-			if now.Sub(st.at) >= l.interval {
-				delete(l.last, k)
-			}
-		}
-		if len(l.last) >= maxLoggedKeys {
-			l.mu.Unlock()
-			return false
-		}
-	}
-	st, seen := l.last[key]
-	if seen && now.Sub(st.at) < l.interval {
-		st.suppressed++
-		l.last[key] = st
-		l.mu.Unlock()
-		return false
-	}
-	l.last[key] = logState{at: now}
-	l.mu.Unlock()
-	logger.Warn("citytag rejected data",
-		zap.String("reason", reason), zap.String("probe", key.probe),
-		zap.String("carrier", pl.carrier), zap.String("network_type", pl.networkType), zap.String("detail", detail),
-		zap.Int("similar_rejections_not_logged", st.suppressed))
-	return true
+// logOnce logs msg for (reason, probe, uplink) at most once per
+// log_interval, with the count of similar lines held back since, so a
+// misconfigured probe sending every 15 s cannot flood the collector's log.
+// It reports whether it logged (the event goes out as often).
+func (t *cityTagger) logOnce(msg, reason string, pl placement, detail string) bool {
+	return t.logs.Warn(reason+"\x00"+pl.probe+"\x00"+pl.carrier+"\x00"+pl.networkType, msg,
+		zap.String("reason", reason), zap.String("probe", pl.probe), zap.String("carrier", pl.carrier),
+		zap.String("network_type", pl.networkType), zap.String("detail", detail))
 }
 
 // countPoints is how many data points a resource holds (without copying

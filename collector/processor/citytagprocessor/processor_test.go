@@ -24,6 +24,7 @@ import (
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/logthrottle"
 )
 
 func cityFixture(name string, aliases ...string) gazetteer.City {
@@ -292,15 +293,6 @@ func TestAllRejectedSendsNothingDownstream(t *testing.T) {
 	assert.Equal(t, map[string]int64{reasonUnknownProbe: 2}, h.rejected(t))
 }
 
-func TestLogLimiterBoundsMemory(t *testing.T) {
-	l := newLogLimiter(1 << 62)
-	logger := processortest.NewNopSettings(componentType).Logger
-	for i := range maxLoggedKeys + 100 {
-		l.maybeLog(logger, reasonUnknownProbe, placement{probe: string(rune('a'+i%26)) + string(rune(i))}, "x")
-	}
-	assert.LessOrEqual(t, len(l.last), maxLoggedKeys)
-}
-
 type authData map[string]any
 
 func (a authData) GetAttribute(k string) any { return a[k] }
@@ -495,7 +487,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	p, tagger, err := newProcessor(context.Background(), set, cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
-	tagger.logs.now = func() time.Time { return at }
+	tagger.logs.SetClock(func() time.Time { return at })
 	require.NoError(t, p.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 	defer p.Shutdown(context.Background())
 
@@ -521,7 +513,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	send("ghost-1", "Davao")
 	lines = logs.FilterMessage("citytag rejected data").FilterField(zap.String("probe", "ghost-1")).All()
 	require.Len(t, lines, 2, "logged again once log_interval has passed")
-	assert.Equal(t, int64(4), lines[1].ContextMap()["similar_rejections_not_logged"])
+	assert.Equal(t, int64(4), lines[1].ContextMap()[logthrottle.SuppressedField])
 
 	m, err := tel.GetMetric("bantay_citytag_rejected_points")
 	require.NoError(t, err)

@@ -85,7 +85,7 @@ func (t *cityTagger) reportSkew(ctx context.Context, pl placement, w *timeWindow
 // warn logs and publishes a warning about data citytag stored, rate
 // limited like rejections.
 func (t *cityTagger) warn(pl placement, reason, detail string, attrs map[string]any) {
-	if !t.logs.maybeLog(t.logger, reason, pl, detail) || t.bus == nil {
+	if !t.logOnce("citytag stored data with a warning", reason, pl, detail) || t.bus == nil {
 		return
 	}
 	e := events.ProbeWarning(t.now(), pl.probe, reason, detail)

@@ -79,7 +79,7 @@ func TestClockSkewIsVisible(t *testing.T) {
 	t.Cleanup(cancel)
 	h := startHarness(t, testConfig(), func(c *cityTagger) {
 		c.now = func() time.Time { return now }
-		c.logs.now = c.now
+		c.logs.SetClock(c.now)
 		c.bus = bus // what start finds in the bantay extension
 	})
 

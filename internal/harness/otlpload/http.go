@@ -32,25 +32,40 @@ type Answer struct {
 // receiver's base URL, http://host:4318) and returns the answer. An error
 // means no answer (the request could not be sent or read).
 func PostHTTP(ctx context.Context, client *http.Client, base string, md pmetric.Metrics) (Answer, error) {
+	return postHTTP(ctx, client, base, "", md)
+}
+
+// postHTTP is PostHTTP with the probe's bearer token, if not empty.
+func postHTTP(ctx context.Context, client *http.Client, base, token string, md pmetric.Metrics) (Answer, error) {
 	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	if err != nil {
 		return Answer{}, err
 	}
-	return PostBody(ctx, client, base, "application/x-protobuf", "", bytes.NewReader(body))
+	header := http.Header{"Content-Type": {"application/x-protobuf"}}
+	if token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
+	return post(ctx, client, base, header, bytes.NewReader(body))
 }
 
 // PostBody sends body as it is to base's /v1/metrics with the given
 // Content-Type and Content-Encoding ("" for none): what a broken or hostile
 // sender posts. The answer is read as PostHTTP reads it.
 func PostBody(ctx context.Context, client *http.Client, base, contentType, encoding string, body io.Reader) (Answer, error) {
+	header := http.Header{"Content-Type": {contentType}}
+	if encoding != "" {
+		header.Set("Content-Encoding", encoding)
+	}
+	return post(ctx, client, base, header, body)
+}
+
+// post sends body with header to base's /v1/metrics and reads the answer.
+func post(ctx context.Context, client *http.Client, base string, header http.Header, body io.Reader) (Answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/metrics", body)
 	if err != nil {
 		return Answer{}, err
 	}
-	req.Header.Set("Content-Type", contentType)
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
-	}
+	req.Header = header
 	resp, err := client.Do(req)
 	if err != nil {
 		return Answer{}, err
