@@ -99,15 +99,15 @@ var LatencyBounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40
 // A probe exports every one of them at 0 from its first export.
 var FailureReasons = []string{"timeout", "refused", "dns", "tls", "http_status", "other"}
 
-// SeriesPerTarget is what citytag's limit check takes one probe target to
-// cost the store on one uplink: the latency histogram's buckets (one per
-// bound and +Inf), _sum and _count; attempts; one failure counter per
-// reason. A target also has the four round counters (duplicates,
-// reordered, jitter and its pairs: 42 in all, docs/metric-model.md); they
-// join this figure together with citytag's tests, which still spell out
-// 38 (docs/decisions.md, "The per-target series figure citytag checks
-// stays 38 for now").
-var SeriesPerTarget = len(LatencyBounds) + 1 + 2 + 1 + len(FailureReasons)
+// RoundCounters are the counters every round adds per target, exported at
+// 0 from the start like attempts and failures.
+var RoundCounters = []string{Duplicates, Reordered, Jitter, JitterPairs}
+
+// SeriesPerTarget is what one probe target (not http: its phases add
+// histograms) costs the store on one uplink: the latency histogram's
+// buckets (one per bound and +Inf), _sum and _count; attempts; one failure
+// counter per reason; the round counters.
+var SeriesPerTarget = len(LatencyBounds) + 1 + 2 + 1 + len(FailureReasons) + len(RoundCounters)
 
 // PointAttributes is the most attributes a probe's point carries after
 // citytag has tagged it: a failure counter's target, method and reason,

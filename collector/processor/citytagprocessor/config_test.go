@@ -1,13 +1,15 @@
 package citytagprocessor
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
-	"github.com/bantay-noc/bantay/internal/harness/configtest"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bantay-noc/bantay/internal/harness/configtest"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
@@ -42,7 +44,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		"bad_carrier":    `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
 		"no_uplinks":     `probes::x-01::uplinks: at least one uplink`,
 		"empty":          `probes: the registry is empty`,
-		"bad_limits":     `limits::max_series_per_probe: must be 0 (no limit) or at least 38`,
+		"bad_limits":     fmt.Sprintf("limits::max_series_per_probe: must be 0 (no limit) or at least %d", metricmodel.SeriesPerTarget),
 		"bad_timestamps": `timestamps::max_ahead: must be positive`,
 	} {
 		t.Run(name, func(t *testing.T) {

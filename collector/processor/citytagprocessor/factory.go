@@ -36,7 +36,7 @@ func createDefaultConfig() component.Config {
 		MaxLatencyMs: 60_000,
 		LogInterval:  time.Minute,
 		Limits: LimitsConfig{
-			MaxSeriesPerProbe:       50_000,
+			MaxSeriesPerProbe:       60_000,
 			SeriesIdle:              time.Hour,
 			MaxPointAttributes:      16,
 			MaxAttributeNameLength:  128,

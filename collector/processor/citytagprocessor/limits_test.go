@@ -180,8 +180,8 @@ func TestSweeperForgetsIdleSeries(t *testing.T) {
 }
 
 // TestSeriesCountAsTheStoreCountsThem: a latency histogram with the
-// probes' 28 bounds is 31 series, attempts and each failure reason one,
-// the uplink's target_info one; a probe whose target list fits exactly is
+// probes' 28 bounds is 31 series, attempts, each failure reason and each
+// round counter one, the uplink's target_info one; a probe whose target list fits exactly is
 // accepted, one more counter is not.
 func TestSeriesCountAsTheStoreCountsThem(t *testing.T) {
 	h := newLimitsHarness(t, withSeriesLimit(2*metricmodel.SeriesPerTarget+1))
@@ -200,10 +200,11 @@ func TestSeriesCountAsTheStoreCountsThem(t *testing.T) {
 	dp.SetIntValue(1)
 	dp.SetTimestamp(nowTS())
 	assert.Contains(t, h.send(t, md), `first: series_limit (probe mnl-01, target "extra"): new series of metric "bantay.probe.attempts" (1 in the store)`)
-	assert.Equal(t, 2*16, h.sink.DataPointCount(), "the probe's own 16 points passed both times")
+	perTarget := 2 + len(metricmodel.FailureReasons) + len(metricmodel.RoundCounters)
+	assert.Equal(t, 2*2*perTarget, h.sink.DataPointCount(), "the probe's own points passed both times")
 
 	// A histogram given more bounds needs budget for its new buckets.
-	h2 := newLimitsHarness(t, withSeriesLimit(40))
+	h2 := newLimitsHarness(t, withSeriesLimit(metricmodel.SeriesPerTarget)) // 42: 31 fit, 43 do not
 	md = pmetric.NewMetrics()
 	addTargets(md, mnlGlobe, "a")
 	require.Empty(t, h2.send(t, md))
@@ -268,11 +269,16 @@ func TestTargetInfoCounts(t *testing.T) {
 		defer h.sink.Reset()
 		return h.send(t, md)
 	}
+	// Six small histograms (36 series); each new host.name starts one more
+	// target_info until the limit is reached.
 	require.Empty(t, send("h1")) // 36 + 1
 	require.Empty(t, send("h1"))
-	require.Empty(t, send("h2")) // 38
-	assert.Equal(t, `citytag rejected 6 of 6 points; first: series_limit (probe mnl-01): resource attributes would start a new `+
-		`target_info series beyond max_series_per_probe: probe has 38 of 38 active`, send("h3"))
+	hosts := metricmodel.SeriesPerTarget - 36
+	for i := 2; i <= hosts; i++ {
+		require.Empty(t, send(fmt.Sprintf("h%d", i)))
+	}
+	assert.Equal(t, fmt.Sprintf(`citytag rejected 6 of 6 points; first: series_limit (probe mnl-01): resource attributes would start a new `+
+		`target_info series beyond max_series_per_probe: probe has %d of %d active`, metricmodel.SeriesPerTarget, metricmodel.SeriesPerTarget), send("next"))
 
 	md := pmetric.NewMetrics()
 	addTargets(md, mnlGlobe, "t0") // no attributes beyond job and instance: no target_info
@@ -457,8 +463,8 @@ func TestLimitsConfigErrorsNameTheField(t *testing.T) {
 		set  func(*LimitsConfig)
 		want string
 	}{
-		{func(l *LimitsConfig) { l.MaxSeriesPerProbe = -1 }, "limits::max_series_per_probe: must be 0 (no limit) or at least 38"},
-		{func(l *LimitsConfig) { l.MaxSeriesPerProbe = 30 }, "limits::max_series_per_probe: must be 0 (no limit) or at least 38, the series of one target"},
+		{func(l *LimitsConfig) { l.MaxSeriesPerProbe = -1 }, fmt.Sprintf("limits::max_series_per_probe: must be 0 (no limit) or at least %d", metricmodel.SeriesPerTarget)},
+		{func(l *LimitsConfig) { l.MaxSeriesPerProbe = 37 }, fmt.Sprintf("limits::max_series_per_probe: must be 0 (no limit) or at least %d, the series of one target", metricmodel.SeriesPerTarget)},
 		{func(l *LimitsConfig) { l.SeriesIdle = 0 }, "limits::series_idle: must be positive with max_series_per_probe set"},
 		{func(l *LimitsConfig) { l.MaxPointAttributes = 10 }, "limits::max_point_attributes: must be 0 (no limit) or at least 12"},
 		{func(l *LimitsConfig) { l.MaxAttributeNameLength = -5 }, "limits::max_attribute_name_length: must be 0 (no limit) or positive"},
@@ -473,7 +479,7 @@ func TestLimitsConfigErrorsNameTheField(t *testing.T) {
 	cfg := testConfig()
 	cfg.Limits = LimitsConfig{SeriesIdle: -time.Second} // no series limit: the idle time is unused
 	assert.NoError(t, cfg.Validate())
-	cfg.Limits = LimitsConfig{MaxSeriesPerProbe: 38, SeriesIdle: time.Minute, MaxPointAttributes: 12, MaxAttributeNameLength: 27, MaxAttributeValueLength: metricmodel.MaxNameLength}
+	cfg.Limits = LimitsConfig{MaxSeriesPerProbe: metricmodel.SeriesPerTarget, SeriesIdle: time.Minute, MaxPointAttributes: 12, MaxAttributeNameLength: 27, MaxAttributeValueLength: metricmodel.MaxNameLength}
 	assert.NoError(t, cfg.Validate(), "the smallest limits Bantay's own data fits")
 }
 
@@ -497,7 +503,8 @@ var probeBounds = []float64{0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 25, 30, 40, 
 
 // addProbeResource appends one uplink's resource as a Bantay probe sends
 // it: per target a latency histogram with the 28 bounds, attempts and six
-// failure reasons (38 series in the store), and deployment.environment.name
+// failure reasons and the four round counters (metricmodel.SeriesPerTarget
+// series in the store), and deployment.environment.name
 // (a target_info series). Target names get the optional prefix.
 func addProbeResource(md pmetric.Metrics, u uplinkRes, targets int, prefix ...string) {
 	rm := md.ResourceMetrics().AppendEmpty()
@@ -525,6 +532,10 @@ func addProbeResource(md pmetric.Metrics, u uplinkRes, targets int, prefix ...st
 		return s
 	}
 	attempts, failures := counter("bantay.probe.attempts", "{attempt}"), counter("bantay.probe.failures", "{failure}")
+	var roundCounters []pmetric.Sum
+	for _, name := range metricmodel.RoundCounters {
+		roundCounters = append(roundCounters, counter(name, "1"))
+	}
 	ts := nowTS()
 	cities := []string{"Davao", "Baguio", "Cebu", "Manila"}
 	for i := range targets {
@@ -553,6 +564,12 @@ func addProbeResource(md pmetric.Metrics, u uplinkRes, targets int, prefix ...st
 			f.Attributes().PutStr("reason", r)
 			f.SetTimestamp(ts)
 			f.SetIntValue(0)
+		}
+		for _, c := range roundCounters {
+			p := c.DataPoints().AppendEmpty()
+			put(p.Attributes())
+			p.SetTimestamp(ts)
+			p.SetIntValue(0)
 		}
 	}
 }
