@@ -156,7 +156,7 @@ var dashboardSelections = []map[string][]string{
 
 func dashboardFiles(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("../../dashboards/grafana/*.json")
+	files, err := filepath.Glob("../../../dashboards/grafana/*.json")
 	if err != nil || len(files) < 5 {
 		t.Fatalf("want the five dashboards in dashboards/grafana, found %v (%v)", files, err)
 	}
