@@ -38,7 +38,8 @@ type state struct {
 
 // New returns a Logger that lets each key through once per every.
 func New(log *zap.Logger, every time.Duration) *Logger {
-	return &Logger{log: log, every: every, now: time.Now, last: map[string]state{}}
+	// The caller of Warn, not this package, is where the line comes from.
+	return &Logger{log: log.WithOptions(zap.AddCallerSkip(1)), every: every, now: time.Now, last: map[string]state{}}
 }
 
 // SetClock replaces the clock (tests run on a fake one).

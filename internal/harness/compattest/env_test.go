@@ -111,11 +111,12 @@ func startEnv(t *testing.T, ctx context.Context) *env {
 
 	e.sendUnregisteredProbe(t, opts.OTLPHTTPAddr, probes)
 
-	// Every (uplink, destination, method) has a latency histogram, and the
+	// Every (uplink, destination, method) has a latency histogram (its total:
+	// http targets also have one per phase), and the
 	// shipped recording rules have run (the alerts read their thresholds).
 	paths := len(netsim.DemoUplinks()) * len(netsim.DemoCities()) * 2
 	waitFor(t, ctx, 60*time.Second, "every demo path in Bantay and the route thresholds recorded", func() (bool, string) {
-		res, err := e.bantay.Query(ctx, `count(network_latency_milliseconds_count)`, time.Time{})
+		res, err := e.bantay.Query(ctx, `count(network_latency_milliseconds_count{phase=""})`, time.Time{})
 		if err != nil {
 			return false, err.Error()
 		}
