@@ -35,6 +35,9 @@ type timeWindow struct {
 	now, oldest, newest int64
 	maxAhead, maxAge    time.Duration
 	latest              int64 // the resource's newest point; 0: none yet
+	// seen is the newest point of the resource's uplink before this
+	// request, and late counts the points within bounds older than it.
+	seen, late int64
 }
 
 func (t *cityTagger) window() timeWindow {
@@ -53,7 +56,45 @@ func (w *timeWindow) check(ts int64) (string, string) {
 		return reasonTimestampTooOld, "point time " + formatNanos(ts) + " is " + durationText(w.now-ts) +
 			" behind the collector's clock (max_age " + w.maxAge.String() + ", within the store's out-of-order window)"
 	}
+	if ts < w.seen {
+		w.late++
+	}
 	return "", ""
+}
+
+// uplinkOf keys the newest point seen per registered probe uplink; the
+// registry bounds how many there are.
+type uplinkOf struct {
+	probe string
+	uplinkKey
+}
+
+// startLate prepares w for one resource of pl: the points older than the
+// newest one already seen from that uplink will be counted as late.
+func (t *cityTagger) startLate(pl placement, w *timeWindow) {
+	t.newestMu.Lock()
+	w.seen = t.newest[uplinkOf{pl.probe, uplinkKey{pl.carrier, pl.networkType}}]
+	t.newestMu.Unlock()
+	w.latest, w.late = 0, 0
+}
+
+// reportLate counts the resource's late points for its probe and records
+// its newest point. A late point is one a probe measured before the newest
+// point it has already delivered over the same uplink: a store-and-forward
+// backlog, which the probe sends after fresh data (docs/probe.md), so the
+// counter's rate is the backlog a probe is catching up on. Rejected points
+// are not counted, nor does a request that only carried them move the mark.
+func (t *cityTagger) reportLate(ctx context.Context, pl placement, w *timeWindow) {
+	if w.latest == 0 {
+		return
+	}
+	k := uplinkOf{pl.probe, uplinkKey{pl.carrier, pl.networkType}}
+	t.newestMu.Lock()
+	t.newest[k] = max(t.newest[k], w.latest)
+	t.newestMu.Unlock()
+	if w.late > 0 {
+		t.latePoints.Add(ctx, w.late, t.probeAttr[pl.probe])
+	}
 }
 
 // skew is how far the resource's newest point is ahead of the collector's

@@ -113,3 +113,40 @@ func TestClockSkewIsVisible(t *testing.T) {
 	require.Len(t, rejections, 1)
 	assert.Equal(t, reasonTimestampInFuture, rejections[0].Reason)
 }
+
+// late returns the late-points counter by probe.
+func (h *harness) late(t *testing.T) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	m, err := h.tel.GetMetric("bantay_citytag_late_points")
+	if err != nil {
+		return out
+	}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		p, _ := dp.Attributes.Value(labelProbe)
+		out[p.AsString()] = dp.Value
+	}
+	return out
+}
+
+// TestLatePointsCountedPerProbe: a point older than the newest point its
+// probe uplink already delivered (a store-and-forward backlog, sent after
+// fresh data) is stored and counted as late for its probe; a point in
+// order, a point of another uplink and a rejected point are not.
+func TestLatePointsCountedPerProbe(t *testing.T) {
+	now := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	h := startHarness(t, testConfig(), func(c *cityTagger) { c.now = func() time.Time { return now } })
+	send := func(u uplinkRes, times ...time.Time) {
+		t.Helper()
+		md := pmetric.NewMetrics()
+		atTimes(md, u, times...)
+		_ = h.proc.ConsumeMetrics(context.Background(), md)
+	}
+	send(mnlGlobe, now)                                            // fresh data after the outage
+	send(mnlGlobe, now.Add(-2*time.Minute), now.Add(-time.Minute)) // the backlog: 2 late
+	send(mnlGlobe, now.Add(-time.Hour))                            // rejected as too old: not late
+	send(mnlPLDT, now.Add(-time.Minute))                           // another uplink's first point
+	send(dvoDITO, now, now.Add(time.Second))                       // in order
+	assert.Equal(t, map[string]int64{"mnl-01": 2}, h.late(t))
+	assert.Equal(t, 6, h.sink.DataPointCount(), "late points are stored")
+}
