@@ -112,9 +112,10 @@ type stream struct {
 	cell   *cell
 	kind   Kind
 	series cumulative.Series
-	counts []uint64 // histogram: last cumulative count per cell bucket
-	sum    float64  // histogram: last cumulative sum
-	value  float64  // counter: last cumulative value
+	counts []uint64  // histogram: last cumulative count per cell bucket
+	sum    float64   // histogram: last cumulative sum
+	value  float64   // counter: last cumulative value
+	fill   *backfill // after a gap: where a backlog's points go (late.go)
 }
 
 // cell is one (src, dst, carrier, network type) path.
@@ -127,6 +128,7 @@ type cell struct {
 	health   health
 	removed  bool
 	view     *View // last computed view (what the hub last saw)
+	late     *lateSlots
 }
 
 // Stats are one window's numbers for one cell. NaN = not computable.
@@ -343,6 +345,7 @@ func (a *Aggregator) observeLocked(p *Point) {
 		// back by Rebuild and the same point live are one timestamp.
 		startNs = p.Start.UnixMilli() * int64(time.Millisecond)
 	}
+	prevStartNs, prevNs, spacing := st.series.Start(), st.series.Last(), c.interval.Or(a.cfg.ProbeInterval)
 	verdict, gap := st.series.Next(startNs, tMs*int64(time.Millisecond), a.firstMax, a.decreased(st, p))
 	c.interval.Learn(gap)
 	var result string
@@ -351,7 +354,9 @@ func (a *Aggregator) observeLocked(p *Point) {
 		a.count(p.Kind, resDuplicate)
 		return
 	case cumulative.OutOfOrder:
-		a.count(p.Kind, resOutOfOrder)
+		if !a.backfillPoint(st, c, p, startNs, tMs*int64(time.Millisecond)) {
+			a.count(p.Kind, resOutOfOrder)
+		}
 		return
 	case cumulative.Baseline:
 		result = resBaseline
@@ -388,6 +393,9 @@ func (a *Aggregator) observeLocked(p *Point) {
 			if cl := c.ring.addHistogram(slot, d, sum); cl > 0 {
 				a.m.clamped.Add(float64(cl))
 			}
+			if gap > gapFactor*spacing {
+				a.openBackfill(st, prevStartNs, prevNs, slot, startNs, tMs*int64(time.Millisecond), d, sum, 0)
+			}
 		}
 		copy(st.counts, a.scratch)
 		st.sum = p.Sum
@@ -399,6 +407,9 @@ func (a *Aggregator) observeLocked(p *Point) {
 			}
 			if d > 0 && !math.IsInf(d, 0) {
 				c.ring.addCounter(slot, p.Kind == KindFailures, d)
+				if gap > gapFactor*spacing {
+					a.openBackfill(st, prevStartNs, prevNs, slot, startNs, tMs*int64(time.Millisecond), nil, 0, d)
+				}
 			}
 		}
 		st.value = p.Value
@@ -608,6 +619,9 @@ type Column struct {
 	P50, Mean          float64
 	Attempts, Failures float64
 	Loss               float64
+	// Late is the number of the step's points that arrived after newer
+	// points of their stream: a probe's backlog after an outage (late.go).
+	Late uint32
 }
 
 // Drilldown returns the cell's view and its newest `n` columns (n <= 0: the
@@ -644,6 +658,7 @@ func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column
 		if att > 0 {
 			col.Loss = round6(min(fail/att, 1))
 		}
+		col.Late = c.lateIn(s)
 		cols[i] = col
 	}
 	v := c.view
