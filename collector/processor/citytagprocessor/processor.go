@@ -81,7 +81,7 @@ type cityTagger struct {
 	clockSkew    metric.Float64Gauge
 	latePoints   metric.Int64Counter
 	newestMu     sync.Mutex
-	newest       map[uplinkOf]int64 // Unix ns of the newest point per probe uplink
+	newest       map[uplinkOf]int64                  // Unix ns of the newest point per probe uplink
 	probeAttr    map[string]metric.MeasurementOption // {probe=id} of each registered probe, made once
 	logs         *logLimiter
 	bus          *events.Bus // nil without the bantay extension

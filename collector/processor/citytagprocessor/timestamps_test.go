@@ -114,21 +114,6 @@ func TestClockSkewIsVisible(t *testing.T) {
 	assert.Equal(t, reasonTimestampInFuture, rejections[0].Reason)
 }
 
-// late returns the late-points counter by probe.
-func (h *harness) late(t *testing.T) map[string]int64 {
-	t.Helper()
-	out := map[string]int64{}
-	m, err := h.tel.GetMetric("bantay_citytag_late_points")
-	if err != nil {
-		return out
-	}
-	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		p, _ := dp.Attributes.Value(labelProbe)
-		out[p.AsString()] = dp.Value
-	}
-	return out
-}
-
 // TestLatePointsCountedPerProbe: a point older than the newest point its
 // probe uplink already delivered (a store-and-forward backlog, sent after
 // fresh data) is stored and counted as late for its probe; a point in
@@ -147,6 +132,6 @@ func TestLatePointsCountedPerProbe(t *testing.T) {
 	send(mnlGlobe, now.Add(-time.Hour))                            // rejected as too old: not late
 	send(mnlPLDT, now.Add(-time.Minute))                           // another uplink's first point
 	send(dvoDITO, now, now.Add(time.Second))                       // in order
-	assert.Equal(t, map[string]int64{"mnl-01": 2}, h.late(t))
+	assert.Equal(t, map[string]int64{"mnl-01": 2}, h.counterBy(t, "bantay_citytag_late_points", labelProbe))
 	assert.Equal(t, 6, h.sink.DataPointCount(), "late points are stored")
 }
