@@ -109,9 +109,13 @@ func (w *timeWindow) skew() (time.Duration, bool) {
 // reportSkew makes a registered probe's clock visible: the gauge holds the
 // skew of its newest point, and a probe ahead by more than max_ahead gets a
 // warning (log line and probe_warning event) once per log_interval.
+//
+// A request whose points are all late (a replayed backlog, older than what
+// the uplink already delivered) says nothing about the probe's clock and
+// leaves the gauge alone.
 func (t *cityTagger) reportSkew(ctx context.Context, pl placement, w *timeWindow) {
 	skew, ok := w.skew()
-	if !ok {
+	if !ok || w.latest < w.seen {
 		return
 	}
 	t.clockSkew.Record(ctx, skew.Seconds(), t.probeAttr[pl.probe])

@@ -129,9 +129,11 @@ func TestLatePointsCountedPerProbe(t *testing.T) {
 	}
 	send(mnlGlobe, now)                                            // fresh data after the outage
 	send(mnlGlobe, now.Add(-2*time.Minute), now.Add(-time.Minute)) // the backlog: 2 late
-	send(mnlGlobe, now.Add(-time.Hour))                            // rejected as too old: not late
-	send(mnlPLDT, now.Add(-time.Minute))                           // another uplink's first point
-	send(dvoDITO, now, now.Add(time.Second))                       // in order
+	// The backlog's request is minutes old; mnl-01's clock is not.
+	assert.Equal(t, map[string]float64{"mnl-01": 0}, h.skews(t))
+	send(mnlGlobe, now.Add(-time.Hour))      // rejected as too old: not late
+	send(mnlPLDT, now.Add(-time.Minute))     // another uplink's first point
+	send(dvoDITO, now, now.Add(time.Second)) // in order
 	assert.Equal(t, map[string]int64{"mnl-01": 2}, h.counterBy(t, "bantay_citytag_late_points", labelProbe))
 	assert.Equal(t, 6, h.sink.DataPointCount(), "late points are stored")
 }
