@@ -35,9 +35,10 @@ type timeWindow struct {
 	now, oldest, newest int64
 	maxAhead, maxAge    time.Duration
 	latest              int64 // the resource's newest point; 0: none yet
-	// seen is the newest point of the resource's uplink before this
-	// request, and late counts the points within bounds older than it.
-	seen, late int64
+	// seen is the newest point within bounds of the resource's uplink
+	// before this request, late counts the points within bounds older
+	// than it, and inBounds is the newest point within bounds of this one.
+	seen, late, inBounds int64
 }
 
 func (t *cityTagger) window() timeWindow {
@@ -59,6 +60,7 @@ func (w *timeWindow) check(ts int64) (string, string) {
 	if ts < w.seen {
 		w.late++
 	}
+	w.inBounds = max(w.inBounds, ts)
 	return "", ""
 }
 
@@ -75,7 +77,7 @@ func (t *cityTagger) startLate(pl placement, w *timeWindow) {
 	t.newestMu.Lock()
 	w.seen = t.newest[uplinkOf{pl.probe, uplinkKey{pl.carrier, pl.networkType}}]
 	t.newestMu.Unlock()
-	w.latest, w.late = 0, 0
+	w.latest, w.late, w.inBounds = 0, 0, 0
 }
 
 // reportLate counts the resource's late points for its probe and records
@@ -83,14 +85,15 @@ func (t *cityTagger) startLate(pl placement, w *timeWindow) {
 // point it has already delivered over the same uplink: a store-and-forward
 // backlog, which the probe sends after fresh data (docs/probe.md), so the
 // counter's rate is the backlog a probe is catching up on. Rejected points
-// are not counted, nor does a request that only carried them move the mark.
+// are not counted and do not move the mark: a point from a fast clock, an
+// hour ahead, would otherwise make every later point late.
 func (t *cityTagger) reportLate(ctx context.Context, pl placement, w *timeWindow) {
-	if w.latest == 0 {
+	if w.inBounds == 0 {
 		return
 	}
 	k := uplinkOf{pl.probe, uplinkKey{pl.carrier, pl.networkType}}
 	t.newestMu.Lock()
-	t.newest[k] = max(t.newest[k], w.latest)
+	t.newest[k] = max(t.newest[k], w.inBounds)
 	t.newestMu.Unlock()
 	if w.late > 0 {
 		t.latePoints.Add(ctx, w.late, t.probeAttr[pl.probe])
