@@ -195,13 +195,13 @@ function drawLate(ctx, cols, x, colW, top, theme) {
   if (!late.length) return;
   ctx.save();
   ctx.strokeStyle = theme.ink;
-  ctx.lineWidth = 3;
-  ctx.setLineDash([3, 2]);
+  ctx.lineWidth = 5;
+  ctx.setLineDash([6, 3]);
   for (const c of late) {
     const xa = x(c.t);
     ctx.beginPath();
-    ctx.moveTo(xa, top + 3);
-    ctx.lineTo(xa + colW, top + 3);
+    ctx.moveTo(xa, top + 4);
+    ctx.lineTo(xa + colW, top + 4);
     ctx.stroke();
   }
   ctx.restore();
