@@ -86,6 +86,10 @@ type feeder struct {
 	rng     *rand.Rand
 	paths   []probePath
 	streams []*pathStream
+	// backlog holds what Manila→Davao over Globe measured while its
+	// collector was down (25 to 20 minutes ago), delivered after the
+	// first point that follows, as a probe's queue does.
+	backlog []*aggregate.Point
 }
 
 type pathStream struct {
@@ -157,12 +161,31 @@ func (f *feeder) step(h *heatmap.Heatmap, at, now time.Time) {
 			}
 			s.last = v
 		}
-		h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: s.hKey, Cell: p.key(), Start: s.start, Time: at,
-			Bounds: aggregate.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum})
-		h.Observe(&aggregate.Point{Kind: aggregate.KindAttempts, Stream: s.aKey, Cell: p.key(), Start: s.start, Time: at, Value: s.attempts})
-		h.Observe(&aggregate.Point{Kind: aggregate.KindFailures, Stream: s.fKey, Cell: p.key(), Start: s.start, Time: at, Value: s.failures})
-		h.Observe(&aggregate.Point{Kind: aggregate.KindJitter, Stream: s.jKey, Cell: p.key(), Start: s.start, Time: at, Value: s.jitter})
-		h.Observe(&aggregate.Point{Kind: aggregate.KindJitterPairs, Stream: s.pKey, Cell: p.key(), Start: s.start, Time: at, Value: s.pairs})
+		points := []*aggregate.Point{
+			{Kind: aggregate.KindLatency, Stream: s.hKey, Cell: p.key(), Start: s.start, Time: at,
+				Bounds: aggregate.DefaultBounds, Counts: slices.Clone(s.counts), Sum: s.sum},
+			{Kind: aggregate.KindAttempts, Stream: s.aKey, Cell: p.key(), Start: s.start, Time: at, Value: s.attempts},
+			{Kind: aggregate.KindFailures, Stream: s.fKey, Cell: p.key(), Start: s.start, Time: at, Value: s.failures},
+			{Kind: aggregate.KindJitter, Stream: s.jKey, Cell: p.key(), Start: s.start, Time: at, Value: s.jitter},
+			{Kind: aggregate.KindJitterPairs, Stream: s.pKey, Cell: p.key(), Start: s.start, Time: at, Value: s.pairs},
+		}
+		if p.key().ID() != "Manila|Davao|Globe|5g" {
+			observeAll(h, points)
+			continue
+		}
+		if at.After(now.Add(-25*time.Minute)) && at.Before(now.Add(-20*time.Minute)) {
+			f.backlog = append(f.backlog, points...)
+			continue
+		}
+		observeAll(h, points)
+		observeAll(h, f.backlog)
+		f.backlog = nil
+	}
+}
+
+func observeAll(h *heatmap.Heatmap, points []*aggregate.Point) {
+	for _, p := range points {
+		h.Observe(p)
 	}
 }
 
@@ -520,10 +543,15 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(`#drill[data-state=ready]`),
 	))
-	filled, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[drill.dataset.id, drill.dataset.filled, drill.dataset.columns]`))
+	filled, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[drill.dataset.id, drill.dataset.filled, drill.dataset.columns, drill.dataset.late]`))
 	must("read the drill-down", err)
 	if n, _ := strconv.Atoi(filled[1]); filled[0] != focusID || n < 200 {
 		t.Errorf("drill-down shows %q with %s of %s columns filled, want %s with an hour (≥200 of 240)", filled[0], filled[1], filled[2], focusID)
+	}
+	// The outage 25 to 20 minutes ago was delivered late: its 19 columns
+	// (5 minutes at 15 s, less the edges) are drawn as late.
+	if n, _ := strconv.Atoi(filled[3]); n < 15 || n > 20 {
+		t.Errorf("drill-down has %s late columns, want the outage's 19", filled[3])
 	}
 	fd.step(hm, time.Now(), time.Now())
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](`Number(drill.dataset.updates) > 0`, chromedp.WithPollingTimeout(10*time.Second)))

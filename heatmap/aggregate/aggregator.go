@@ -123,9 +123,10 @@ type stream struct {
 	cell   *cell
 	kind   Kind
 	series cumulative.Series
-	counts []uint64 // histogram: last cumulative count per cell bucket
-	sum    float64  // histogram: last cumulative sum
-	value  float64  // counter: last cumulative value
+	counts []uint64  // histogram: last cumulative count per cell bucket
+	sum    float64   // histogram: last cumulative sum
+	value  float64   // counter: last cumulative value
+	fill   *backfill // after a gap: where a backlog's points go (late.go)
 }
 
 // cell is one (src, dst, carrier, network type) path.
@@ -138,6 +139,7 @@ type cell struct {
 	health   health
 	removed  bool
 	view     *View // last computed view (what the hub last saw)
+	late     *lateSlots
 }
 
 // Stats are one window's numbers for one cell. NaN = not computable.
@@ -359,6 +361,7 @@ func (a *Aggregator) observeLocked(p *Point) {
 		// back by Rebuild and the same point live are one timestamp.
 		startNs = p.Start.UnixMilli() * int64(time.Millisecond)
 	}
+	prevStartNs, prevNs, spacing := st.series.Start(), st.series.Last(), c.interval.Or(a.cfg.ProbeInterval)
 	verdict, gap := st.series.Next(startNs, tMs*int64(time.Millisecond), a.firstMax, a.decreased(st, p))
 	c.interval.Learn(gap)
 	var result string
@@ -367,7 +370,9 @@ func (a *Aggregator) observeLocked(p *Point) {
 		a.count(p.Kind, resDuplicate)
 		return
 	case cumulative.OutOfOrder:
-		a.count(p.Kind, resOutOfOrder)
+		if !a.backfillPoint(st, c, p, startNs, tMs*int64(time.Millisecond)) {
+			a.count(p.Kind, resOutOfOrder)
+		}
 		return
 	case cumulative.Baseline:
 		result = resBaseline
@@ -404,6 +409,9 @@ func (a *Aggregator) observeLocked(p *Point) {
 			if cl := c.ring.addHistogram(slot, d, sum); cl > 0 {
 				a.m.clamped.Add(float64(cl))
 			}
+			if gap > gapFactor*spacing {
+				a.openBackfill(st, prevStartNs, prevNs, slot, startNs, tMs*int64(time.Millisecond), d, sum, 0)
+			}
 		}
 		copy(st.counts, a.scratch)
 		st.sum = p.Sum
@@ -415,6 +423,9 @@ func (a *Aggregator) observeLocked(p *Point) {
 			}
 			if d > 0 && !math.IsInf(d, 0) {
 				c.ring.addCounter(slot, ctr, d)
+				if gap > gapFactor*spacing {
+					a.openBackfill(st, prevStartNs, prevNs, slot, startNs, tMs*int64(time.Millisecond), nil, 0, d)
+				}
 			}
 		}
 		st.value = p.Value
@@ -642,6 +653,9 @@ type Column struct {
 	Attempts, Failures float64
 	Loss               float64
 	Jitter             float64 // ms; NaN without a pair of answers
+	// Late is the number of the step's points that arrived after newer
+	// points of their stream: a probe's backlog after an outage (late.go).
+	Late uint32
 }
 
 // Drilldown returns the cell's view and its newest `n` columns (n <= 0: the
@@ -680,6 +694,7 @@ func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column
 			col.Loss = round6(min(fail/att, 1))
 		}
 		col.Jitter = jitter(ctr)
+		col.Late = c.lateIn(s)
 		cols[i] = col
 	}
 	v := c.view

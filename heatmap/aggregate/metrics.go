@@ -16,7 +16,7 @@ const (
 	resBadLabels   = "bad_labels"   // a cell label is empty
 )
 
-var pointResults = []string{resAccepted, resBaseline, resReset, resDuplicate, resOutOfOrder, resTooOld, resBadBuckets, resCellLimit, resStreamLimit, resBadLabels}
+var pointResults = []string{resAccepted, resLate, resBaseline, resReset, resDuplicate, resOutOfOrder, resTooOld, resBadBuckets, resCellLimit, resStreamLimit, resBadLabels}
 
 // metrics are the aggregation's own: what happened to the points, and how
 // many cells and streams it holds.

@@ -270,10 +270,13 @@ func (h *Hub) Broadcast(now time.Time) []pathstate.Event {
 				delete(h.drills, id)
 				continue
 			}
-			if _, ok := touched[id]; !ok {
+			// The two newest columns change with live data; a backlog
+			// (late points) changes older ones, which are sent too.
+			n := h.agg.TakeBackfilled(id, now)
+			if _, ok := touched[id]; !ok && n == 0 {
 				continue
 			}
-			v, cols, ok := h.agg.Drilldown(id, now, 2)
+			v, cols, ok := h.agg.Drilldown(id, now, max(2, n))
 			if !ok || v == nil {
 				continue
 			}

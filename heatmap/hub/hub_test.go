@@ -101,6 +101,7 @@ type wireFrame struct {
 		T      int64    `json:"t"`
 		Counts []uint64 `json:"counts"`
 		Count  uint64   `json:"count"`
+		Late   uint32   `json:"late"`
 		P50    *float64 `json:"p50"`
 	} `json:"columns"`
 	Window struct {
@@ -278,6 +279,52 @@ func TestDrilldownAndLiveUpdates(t *testing.T) {
 	}
 	if e := next(t, c); e.Type != "error" || e.Code != wire.CodeUnknownCell || !strings.Contains(e.Message, "Nowhere") {
 		t.Fatalf("got %+v, want unknown_cell", e)
+	}
+}
+
+// A watched drill-down gets the columns a probe's backlog filled, marked
+// late, not only the two newest.
+func TestDrilldownUpdateCarriesTheBacklog(t *testing.T) {
+	h := newTestHeatmap(t, nil)
+	start := t0.Add(-10 * time.Second)
+	observe := func(slot int, n uint64) {
+		counts := make([]uint64, len(aggregate.DefaultBounds)+1)
+		counts[10] = n
+		h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: []byte("h"), Cell: globeMD, Start: start,
+			Time: t0.Add(time.Duration(slot) * 15 * time.Second), Bounds: aggregate.DefaultBounds, Counts: counts, Sum: 10 * float64(n)})
+	}
+	observe(0, 1)
+	h.tick(t0.Add(time.Second))
+	c := dial(t, serve(t, h), "", nil)
+	next(t, c) // snapshot
+	if err := c.WriteJSON(map[string]any{"type": "drilldown", "cell": globeMD.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	next(t, c)    // the drill-down
+	observe(5, 6) // back after an outage: slots 1 to 4 are in this increase
+	for s := 1; s <= 4; s++ {
+		observe(s, uint64(s+1)) // the backlog
+	}
+	h.tick(t0.Add(5*15*time.Second + time.Second))
+	for {
+		u := next(t, c)
+		if u.Type == "delta" {
+			continue
+		}
+		if u.Type != "drilldown_update" || len(u.Columns) != 5 {
+			t.Fatalf("got %s with %d columns, want a drilldown_update with the 5 from the oldest late one", u.Type, len(u.Columns))
+		}
+		for i, col := range u.Columns {
+			if wantLate := uint32(1); i == 4 {
+				wantLate = 0
+				if col.Late != wantLate || col.Count != 1 {
+					t.Errorf("recovery column: %d samples, %d late; want 1 and 0", col.Count, col.Late)
+				}
+			} else if col.Late != wantLate || col.Count != 1 {
+				t.Errorf("backlog column %d: %d samples, %d late; want 1 and 1", i, col.Count, col.Late)
+			}
+		}
+		break
 	}
 }
 

@@ -417,6 +417,8 @@ func AppendColumn(b []byte, c *aggregate.Column) []byte {
 	}
 	b = append(b, `,"count":`...)
 	b = strconv.AppendUint(b, c.Count, 10)
+	b = append(b, `,"late":`...)
+	b = strconv.AppendUint(b, uint64(c.Late), 10)
 	b = append(b, `,"p50":`...)
 	b = AppendFloat(b, c.P50)
 	b = append(b, `,"mean":`...)

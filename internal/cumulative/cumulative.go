@@ -114,6 +114,10 @@ func (s *Series) Next(startNs, tNs int64, freshWithin time.Duration, decreased b
 // there is none.
 func (s *Series) Last() int64 { return s.lastNs }
 
+// Start is the start time (Unix nanoseconds) of the last recorded point; 0
+// when it is unknown or there is none.
+func (s *Series) Start() int64 { return s.startNs }
+
 // Counter is a Series with its last value: a plain cumulative counter.
 type Counter struct {
 	Series

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -72,6 +73,10 @@ type Options struct {
 	// so a caller can take a probe offline (its paths go stale) and bring
 	// it back while the demo runs.
 	Probes func(*Probes)
+	// Collector, if not nil, receives the demo's collector once it runs,
+	// so a caller can stop it and start it again (a collector outage)
+	// while the probes keep measuring.
+	Collector func(*Collector)
 	// Incident, if not nil, is staged on the simulated network once the
 	// demo runs (after its After), and is what the page's "Stage incident"
 	// button stages; without it the button stages DefaultIncident.
@@ -196,14 +201,8 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	}
 	set := settings(cfg.Collector, staged)
 	set.DisableGracefulShutdown = true // the demo owns signals and shuts down in order
-	col, err := otelcol.NewCollector(set)
-	if err != nil {
-		return fmt.Errorf("create collector: %w", err)
-	}
-	colErr := make(chan error, 1)
-	go func() { colErr <- col.Run(context.Background()) }()
-	if err := waitReady(ctx, "http://"+opts.HTTPAddr+"/-/ready", colErr); err != nil {
-		col.Shutdown()
+	col := &Collector{set: set, readyURL: "http://" + opts.HTTPAddr + "/-/ready", failed: make(chan error, 1)}
+	if err := col.Start(ctx); err != nil {
 		return err
 	}
 
@@ -219,12 +218,15 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 		if err != nil {
 			stopProbes()
 			_ = probes.stopAll()
-			col.Shutdown()
+			_ = col.Stop()
 			return err
 		}
 	}
 	if opts.Probes != nil {
 		opts.Probes(probes)
+	}
+	if opts.Collector != nil {
+		opts.Collector(col)
 	}
 	if opts.Incident != nil {
 		staged.stage(*opts.Incident, opts.Incident.After)
@@ -236,16 +238,84 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-colErr:
+	case runErr = <-col.failed:
 		runErr = fmt.Errorf("collector stopped: %w", runErr)
 	}
 	stopProbes()
 	probeErr := probes.stopAll() // probes flush their last measurements to the running collector
-	col.Shutdown()
-	if runErr == nil {
-		runErr = <-colErr
+	return errors.Join(runErr, col.Stop(), probeErr)
+}
+
+// Collector is the demo's collector. A caller of Run gets it through
+// Options.Collector to stage a collector outage: Stop it, and Start it
+// again on the same data dir and configuration, as an operator restarts a
+// deployment's collector, while the probes keep measuring and queue.
+type Collector struct {
+	set      otelcol.CollectorSettings
+	readyURL string
+	// failed receives the error of a collector that stopped without Stop.
+	failed chan error
+
+	mu  sync.Mutex
+	run *collectorRun // nil while stopped
+}
+
+// collectorRun is one start of the collector.
+type collectorRun struct {
+	col    *otelcol.Collector
+	exited chan error  // Run's result
+	stop   atomic.Bool // Stop was called: its exit is no failure
+}
+
+// Start starts the collector and returns once it is ready (its store open,
+// its pipelines running), or its error.
+func (c *Collector) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.run != nil {
+		return errors.New("demo: the collector is already running")
 	}
-	return errors.Join(runErr, probeErr)
+	col, err := otelcol.NewCollector(c.set)
+	if err != nil {
+		return fmt.Errorf("create collector: %w", err)
+	}
+	r := &collectorRun{col: col, exited: make(chan error, 1)}
+	ranOut := make(chan error, 1)
+	go func() {
+		err := col.Run(context.Background())
+		ranOut <- err
+		if !r.stop.Load() {
+			select {
+			case c.failed <- err:
+			default:
+			}
+		}
+		r.exited <- err
+	}()
+	if err := waitReady(ctx, c.readyURL, ranOut); err != nil {
+		r.stop.Store(true)
+		col.Shutdown()
+		<-r.exited
+		return err
+	}
+	c.run = r
+	return nil
+}
+
+// Stop shuts the collector down (its store closes, its listeners go away)
+// and returns once it has; probes then find it unreachable. Stopping a
+// stopped collector does nothing.
+func (c *Collector) Stop() error {
+	c.mu.Lock()
+	r := c.run
+	c.run = nil
+	c.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.stop.Store(true)
+	r.col.Shutdown()
+	return <-r.exited
 }
 
 // settings are bantay-collector's, with the demo's control endpoint
@@ -473,13 +543,23 @@ func probeConfig(city string, opts Options, s *sites, tokenFiles map[string]stri
 	}
 	err := probeTemplate.Execute(&b, map[string]any{
 		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "TokenFile": tokenFiles[id], "Interval": opts.ProbeInterval,
-		"Timeout": min(2*time.Second, opts.ProbeInterval*8/10),
-		"Uplinks": uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
+		"QueueDir": queueDir(opts.DataDir, id),
+		"Timeout":  min(2*time.Second, opts.ProbeInterval*8/10),
+		"Uplinks":  uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return config.Parse("demo probe "+id, []byte(b.String()))
+}
+
+// queueDir is where probe id keeps what the collector did not acknowledge:
+// its own directory under the data dir (a queue file is locked by the probe
+// that has it open), kept across demo runs as a deployment keeps it across
+// probe restarts, so the demo runs the store-and-forward path the README
+// asks deployments to run.
+func queueDir(dataDir, id string) string {
+	return filepath.Join(dataDir, "queue", id)
 }
 
 var probeTemplate = template.Must(template.New("probe").Parse(`
@@ -495,6 +575,7 @@ uplinks:
 {{- range .Uplinks}}
   - {name: {{.Name}}, carrier: {{.Carrier}}, network_type: {{.NetworkType}}, bind_address: {{.Addr}}}
 {{- end}}
+queue: {dir: {{printf "%q" .QueueDir}}}
 defaults: {interval: {{.Interval}}, timeout: {{.Timeout}}}
 targets:
 {{- range $city := .Cities}}{{with index $.Sites $city}}

@@ -348,24 +348,36 @@ func (a *Agent) Run(ctx context.Context) error {
 // shutdownProviders exports once more (Shutdown flushes) and closes every
 // uplink's provider and queue, reporting uplinks whose data could not be
 // delivered nor queued, and saying what stays queued for the next start.
+// The uplinks shut down at once: each final export may wait up to the
+// collector timeout for an unreachable collector, and in turn the later
+// uplinks ran out of ctx before their final export was queued.
 func (a *Agent) shutdownProviders(ctx context.Context) error {
+	errs := make([]error, len(a.uplink))
+	var wg sync.WaitGroup
+	for i, u := range a.uplink {
+		wg.Go(func() { errs[i] = u.shutdown(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// shutdown is shutdownProviders for one uplink.
+func (u *uplink) shutdown(ctx context.Context) error {
 	var errs []error
-	for _, u := range a.uplink {
-		if err := u.provider.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("uplink %q: shut down meter: %w", u.name, err))
+	if err := u.provider.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("uplink %q: shut down meter: %w", u.name, err))
+	}
+	if err := u.exporter.undelivered(); err != nil {
+		errs = append(errs, fmt.Errorf("uplink %q: final export not delivered: %w", u.name, err))
+	}
+	if q := u.exporter.queue; q != nil {
+		if s := q.Stats(); s.Requests > 0 {
+			u.exporter.logger.Info(fmt.Sprintf("%d requests (%d points) stay queued on disk; they are sent on next start", s.Requests, s.Points),
+				"queue", u.exporter.queuePath, "queued_requests", s.Requests, "queued_points", s.Points, "queued_bytes", s.Bytes, "oldest", s.Oldest)
 		}
-		if err := u.exporter.undelivered(); err != nil {
-			errs = append(errs, fmt.Errorf("uplink %q: final export not delivered: %w", u.name, err))
-		}
-		if q := u.exporter.queue; q != nil {
-			if s := q.Stats(); s.Requests > 0 {
-				u.exporter.logger.Info(fmt.Sprintf("%d requests (%d points) stay queued on disk; they are sent on next start", s.Requests, s.Points),
-					"queue", u.exporter.queuePath, "queued_requests", s.Requests, "queued_points", s.Points, "queued_bytes", s.Bytes, "oldest", s.Oldest)
-			}
-		}
-		if err := u.exporter.close(); err != nil {
-			errs = append(errs, fmt.Errorf("uplink %q: close queue: %w", u.name, err))
-		}
+	}
+	if err := u.exporter.close(); err != nil {
+		errs = append(errs, fmt.Errorf("uplink %q: close queue: %w", u.name, err))
 	}
 	return errors.Join(errs...)
 }

@@ -440,3 +440,42 @@ func TestOverloadRefusalsAreQueued(t *testing.T) {
 		})
 	}
 }
+
+// TestStopDuringOutageWithTwoUplinks: a probe with two uplinks stopped
+// while the collector is down queues the final export of each and stops
+// cleanly. Each final export waits up to collector.timeout for the
+// collector; the uplinks used to share one such budget in turn, so the
+// second ran out of time and the stop failed ("shut down meter: context
+// deadline exceeded").
+func TestStopDuringOutageWithTwoUplinks(t *testing.T) {
+	cfg := testConfig(t, testenv.FreeAddr(t), startReflector(t), testenv.FreeAddr(t))
+	cfg.Collector.Timeout = 1500 * time.Millisecond // two in turn exceed timeout + 1s
+	cfg.Queue = config.Queue{Dir: t.TempDir()}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logRecorder{}
+	stop := runAgent(t, cfg, slog.New(logs))
+	waitFor(t, "both uplinks' outage warnings", 30*time.Second, func() bool {
+		n := 0
+		for _, l := range logs.lines() {
+			if strings.HasPrefix(l.msg, "collector unreachable") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("a probe stopped with everything queued must stop cleanly: %v", err)
+	}
+	for _, u := range cfg.Uplinks {
+		q, err := queue.Open(filepath.Join(cfg.Queue.Dir, u.Name+".db"), queue.Options{MaxBytes: int64(cfg.Queue.MaxSize), MaxAge: cfg.Queue.MaxAge})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := q.Stats(); s.Requests == 0 {
+			t.Errorf("uplink %s queued nothing", u.Name)
+		}
+		_ = q.Close()
+	}
+}

@@ -418,6 +418,7 @@ function renderDrill() {
   }
   drillEl.dataset.columns = String(d.columns.length);
   drillEl.dataset.filled = String(d.columns.filter((c) => c.count > 0).length);
+  drillEl.dataset.late = String(d.columns.filter((c) => c.late > 0).length);
 }
 
 $("drill-close").addEventListener("click", closeDrill);
@@ -436,6 +437,7 @@ $("drill-canvas").addEventListener("mousemove", (ev) => {
     ["loss", `${fmtLoss(col.loss)} (${fmtNum(col.failures)}/${fmtNum(col.attempts)})`],
     ["jitter", fmtMs(col.jitter, true)],
   ];
+  if (col.late > 0) rows.push(["late", `${fmtNum(col.late)} points, delivered after newer data`]);
   tip.innerHTML = `<h3>${fmtTime(col.t)} – ${fmtTime(col.t + d.resolutionMs)}</h3><div class="sub">Manila time</div>` +
     `<table>${rows.map(([k, v]) => `<tr><th>${k}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;
   tip.hidden = false;

@@ -174,6 +174,8 @@ export function drawDrill(canvas, d, theme) {
   ctx.textBaseline = "middle";
   ctx.fillText("loss", left - 8, sy + stripH / 2);
 
+  drawLate(ctx, cols, x, colW, top, theme);
+
   if (!cols.some((c) => c.count > 0 || c.attempts > 0)) {
     ctx.fillStyle = theme.muted;
     ctx.textAlign = "center";
@@ -181,6 +183,28 @@ export function drawDrill(canvas, d, theme) {
     ctx.fillText(d.loading ? "Loading the last hour…" : "No measurements in the last hour", left + plotW / 2, top + plotH / 2);
   }
   return { left, plotW, t0, res, top, plotH };
+}
+
+/**
+ * drawLate marks the columns that hold late points (a probe's backlog after
+ * a collector outage) with a dashed bar along the top of the plot, so
+ * measured data that arrived late is told apart from live data.
+ */
+function drawLate(ctx, cols, x, colW, top, theme) {
+  const late = cols.filter((c) => c.late > 0);
+  if (!late.length) return;
+  ctx.save();
+  ctx.strokeStyle = theme.ink;
+  ctx.lineWidth = 5;
+  ctx.setLineDash([6, 3]);
+  for (const c of late) {
+    const xa = x(c.t);
+    ctx.beginPath();
+    ctx.moveTo(xa, top + 4);
+    ctx.lineTo(xa + colW, top + 4);
+    ctx.stroke();
+  }
+  ctx.restore();
 }
 
 /** Column under canvas x (CSS pixels), or null. */

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -79,6 +80,9 @@ type cityTagger struct {
 	rejected     metric.Int64Counter
 	cityMismatch metric.Int64Counter
 	clockSkew    metric.Float64Gauge
+	latePoints   metric.Int64Counter
+	newestMu     sync.Mutex
+	newest       map[uplinkOf]int64                  // Unix ns of the newest point per probe uplink
 	probeAttr    map[string]metric.MeasurementOption // {probe=id} of each registered probe, made once
 	logs         *logthrottle.Logger
 	bus          *events.Bus // nil without the bantay extension
@@ -110,6 +114,12 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 	if err != nil {
 		return nil, err
 	}
+	late, err := meter.Int64Counter("bantay_citytag_late_points",
+		metric.WithDescription("Data points older than the newest point their probe uplink had already delivered: a store-and-forward backlog arriving."),
+		metric.WithUnit("{point}"))
+	if err != nil {
+		return nil, err
+	}
 	probeAttr := make(map[string]metric.MeasurementOption, len(probes))
 	for id := range probes {
 		probeAttr[id] = metric.WithAttributes(attribute.String(labelProbe, id))
@@ -121,6 +131,8 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 		maxAge:       cfg.Timestamps.MaxAge,
 		now:          time.Now,
 		clockSkew:    skew,
+		latePoints:   late,
+		newest:       map[uplinkOf]int64{},
 		gaz:          gaz,
 		probes:       probes,
 		maxLatency:   cfg.MaxLatencyMs,
@@ -168,7 +180,7 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 			return true
 		}
 		dst := dstCache{gaz: t.gaz}
-		win.latest = 0
+		t.startLate(pl, &win)
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
 				return t.tagMetric(ctx, rej, pl, &dst, &sc, &win, m) == 0
@@ -176,6 +188,7 @@ func (t *cityTagger) processMetrics(ctx context.Context, md pmetric.Metrics) (pm
 			return sm.Metrics().Len() == 0
 		})
 		t.reportSkew(ctx, pl, &win)
+		t.reportLate(ctx, pl, &win)
 		return rm.ScopeMetrics().Len() == 0
 	})
 	if rej != nil && rej.points > 0 {

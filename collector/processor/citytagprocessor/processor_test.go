@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -76,13 +77,19 @@ func startHarness(t testing.TB, cfg *Config, prepare func(*cityTagger)) *harness
 // rejected returns the rejected-points counter by reason.
 func (h *harness) rejected(t *testing.T) map[string]int64 {
 	t.Helper()
+	return h.counterBy(t, "bantay_citytag_rejected_points", "reason")
+}
+
+// counterBy returns an int64 counter's values by one attribute.
+func (h *harness) counterBy(t *testing.T, name, attr string) map[string]int64 {
+	t.Helper()
 	out := map[string]int64{}
-	m, err := h.tel.GetMetric("bantay_citytag_rejected_points")
+	m, err := h.tel.GetMetric(name)
 	if err != nil {
 		return out
 	}
 	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		r, _ := dp.Attributes.Value("reason")
+		r, _ := dp.Attributes.Value(attribute.Key(attr))
 		out[r.AsString()] = dp.Value
 	}
 	return out

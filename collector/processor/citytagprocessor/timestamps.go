@@ -35,6 +35,10 @@ type timeWindow struct {
 	now, oldest, newest int64
 	maxAhead, maxAge    time.Duration
 	latest              int64 // the resource's newest point; 0: none yet
+	// seen is the newest point within bounds of the resource's uplink
+	// before this request, late counts the points within bounds older
+	// than it, and inBounds is the newest point within bounds of this one.
+	seen, late, inBounds int64
 }
 
 func (t *cityTagger) window() timeWindow {
@@ -53,7 +57,47 @@ func (w *timeWindow) check(ts int64) (string, string) {
 		return reasonTimestampTooOld, "point time " + formatNanos(ts) + " is " + durationText(w.now-ts) +
 			" behind the collector's clock (max_age " + w.maxAge.String() + ", within the store's out-of-order window)"
 	}
+	if ts < w.seen {
+		w.late++
+	}
+	w.inBounds = max(w.inBounds, ts)
 	return "", ""
+}
+
+// uplinkOf keys the newest point seen per registered probe uplink; the
+// registry bounds how many there are.
+type uplinkOf struct {
+	probe string
+	uplinkKey
+}
+
+// startLate prepares w for one resource of pl: the points older than the
+// newest one already seen from that uplink will be counted as late.
+func (t *cityTagger) startLate(pl placement, w *timeWindow) {
+	t.newestMu.Lock()
+	w.seen = t.newest[uplinkOf{pl.probe, uplinkKey{pl.carrier, pl.networkType}}]
+	t.newestMu.Unlock()
+	w.latest, w.late, w.inBounds = 0, 0, 0
+}
+
+// reportLate counts the resource's late points for its probe and records
+// its newest point. A late point is one a probe measured before the newest
+// point it has already delivered over the same uplink: a store-and-forward
+// backlog, which the probe sends after fresh data (docs/probe.md), so the
+// counter's rate is the backlog a probe is catching up on. Rejected points
+// are not counted and do not move the mark: a point from a fast clock, an
+// hour ahead, would otherwise make every later point late.
+func (t *cityTagger) reportLate(ctx context.Context, pl placement, w *timeWindow) {
+	if w.inBounds == 0 {
+		return
+	}
+	k := uplinkOf{pl.probe, uplinkKey{pl.carrier, pl.networkType}}
+	t.newestMu.Lock()
+	t.newest[k] = max(t.newest[k], w.inBounds)
+	t.newestMu.Unlock()
+	if w.late > 0 {
+		t.latePoints.Add(ctx, w.late, t.probeAttr[pl.probe])
+	}
 }
 
 // skew is how far the resource's newest point is ahead of the collector's
@@ -68,9 +112,13 @@ func (w *timeWindow) skew() (time.Duration, bool) {
 // reportSkew makes a registered probe's clock visible: the gauge holds the
 // skew of its newest point, and a probe ahead by more than max_ahead gets a
 // warning (log line and probe_warning event) once per log_interval.
+//
+// A request whose points are all late (a replayed backlog, older than what
+// the uplink already delivered) says nothing about the probe's clock and
+// leaves the gauge alone.
 func (t *cityTagger) reportSkew(ctx context.Context, pl placement, w *timeWindow) {
 	skew, ok := w.skew()
-	if !ok {
+	if !ok || w.latest < w.seen {
 		return
 	}
 	t.clockSkew.Record(ctx, skew.Seconds(), t.probeAttr[pl.probe])

@@ -113,3 +113,30 @@ func TestClockSkewIsVisible(t *testing.T) {
 	require.Len(t, rejections, 1)
 	assert.Equal(t, reasonTimestampInFuture, rejections[0].Reason)
 }
+
+// TestLatePointsCountedPerProbe: a point older than the newest point its
+// probe uplink already delivered (a store-and-forward backlog, sent after
+// fresh data) is stored and counted as late for its probe; a point in
+// order, a point of another uplink and a rejected point are not, and a
+// rejected point does not make later ones late.
+func TestLatePointsCountedPerProbe(t *testing.T) {
+	now := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	h := startHarness(t, testConfig(), func(c *cityTagger) { c.now = func() time.Time { return now } })
+	send := func(u uplinkRes, times ...time.Time) {
+		t.Helper()
+		md := pmetric.NewMetrics()
+		atTimes(md, u, times...)
+		_ = h.proc.ConsumeMetrics(context.Background(), md)
+	}
+	send(mnlGlobe, now)                                            // fresh data after the outage
+	send(mnlGlobe, now.Add(-2*time.Minute), now.Add(-time.Minute)) // the backlog: 2 late
+	// The backlog's request is minutes old; mnl-01's clock is not.
+	assert.Equal(t, map[string]float64{"mnl-01": 0}, h.skews(t))
+	send(mnlGlobe, now.Add(-time.Hour))      // rejected as too old: not late
+	send(mnlGlobe, now.Add(time.Hour))       // rejected as ahead: moves no mark
+	send(mnlGlobe, now.Add(time.Second))     // so this one is in order
+	send(mnlPLDT, now.Add(-time.Minute))     // another uplink's first point
+	send(dvoDITO, now, now.Add(time.Second)) // in order
+	assert.Equal(t, map[string]int64{"mnl-01": 2}, h.counterBy(t, "bantay_citytag_late_points", labelProbe))
+	assert.Equal(t, 7, h.sink.DataPointCount(), "late points are stored")
+}

@@ -278,7 +278,7 @@ func (e *env) testSIGHUP(t *testing.T, ctx context.Context) {
 	paths := len(netsim.DemoUplinks()) * len(netsim.DemoCities()) * 2
 	after := float64(hupAt.UnixMilli()) / 1000
 	waitFor(t, ctx, 60*time.Second, "new samples on every path and the new rule's output stored after SIGHUP", func() (bool, string) {
-		res, err := e.bantay.Query(ctx, fmt.Sprintf(`count(timestamp(network_latency_milliseconds_count) > %f)`, after), time.Time{})
+		res, err := e.bantay.Query(ctx, fmt.Sprintf(`count(timestamp(network_latency_milliseconds_count{phase=""}) > %f)`, after), time.Time{})
 		if err != nil {
 			return false, err.Error()
 		}
