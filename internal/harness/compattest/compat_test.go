@@ -444,7 +444,7 @@ func (e *env) compareMetadataEndpoints(t *testing.T, ctx context.Context, prom *
 // back empty. Any other empty query fails.
 var expectedEmptyPanels = map[string]string{
 	"Bantay / Probe health / TLS certificates of https targets (days left)": "the demo's targets are plain http (its simulated servers have no certificates), so there is no certificate expiry to show; dashboards' own test (promtest demo data) covers the panel",
-	"Bantay / Collector health / Writes refused by the store, by reason": "the demo never overloads the store and sends nothing invalid, so no request is refused and the requests counter has no series (the panel's refused-samples query may or may not have data)",
+	"Bantay / Collector health / Writes refused by the store, by reason":    "the demo never overloads the store and sends nothing invalid, so no request is refused and the requests counter has no series (the panel's refused-samples query may or may not have data)",
 }
 
 func (e *env) testDashboards(t *testing.T, ctx context.Context) {
