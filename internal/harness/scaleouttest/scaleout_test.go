@@ -13,6 +13,7 @@ import (
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/bantay-noc/bantay/internal/harness/modbuild"
@@ -115,7 +116,9 @@ func TestThreeShardsBehindThanos(t *testing.T) {
 		if err != nil || st.Missing != 0 {
 			t.Errorf("shard-%d through Thanos query: %d of %d acknowledged points missing (%+v, err %v)", i, st.Missing, rep.Acked, st, err)
 		}
-		t.Logf("shard-%d: %d points acknowledged (%d refused), %d through Thanos", i, rep.Acked, rep.Offered-rep.Acked-rep.Skipped, st.Points)
+		samples, bytes := remoteWritten(t, cols[i].web)
+		t.Logf("shard-%d: %d points acknowledged (%d refused), %d through Thanos; remote write since (re)start: %.0f samples, %.0f bytes (%.2f B/sample)",
+			i, rep.Acked, rep.Offered-rep.Acked-rep.Skipped, st.Points, samples, bytes, bytes/samples)
 	}
 
 	checkShardLabels(t, ctx, api, owned)
@@ -185,6 +188,32 @@ func checkDashboard(t *testing.T, ctx context.Context, api promv1.API, fleet []o
 			t.Errorf("city matrix through Thanos has no row for %s (probe %s); query %s gave %v", p.City, p.ID, expr, v)
 		}
 	}
+}
+
+// remoteWritten reads the collector's remote-write totals from its
+// /metrics (Prometheus's own queue manager metrics), for SCALING.md's
+// bandwidth figure.
+func remoteWritten(t *testing.T, web string) (samples, bytes float64) {
+	t.Helper()
+	resp, err := http.Get("http://" + web + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func(name string) (v float64) {
+		if f := fams[name]; f != nil {
+			for _, m := range f.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+		return v
+	}
+	return sum("prometheus_remote_storage_samples_total"), sum("prometheus_remote_storage_bytes_total")
 }
 
 // waitAcked waits (bounded) until l has acknowledged at least n points.
