@@ -78,6 +78,7 @@ func TestThreeShardsBehindThanos(t *testing.T) {
 	before := loads[1].Counts().Acked
 	waitAcked(t, ctx, loads[0], loads[0].Counts().Acked+1) // the others go on meanwhile
 	victim.start(t)
+	restarted := time.Now() // samples taken from now on are remote-written
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
@@ -96,29 +97,46 @@ func TestThreeShardsBehindThanos(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, rep := range reports {
-		// Acknowledged means stored: first in the shard's own store …
+		// Acknowledged means stored: in the shard's own store, killed or not.
 		local, err := otlpload.NewAPI("http://"+cols[i].web, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st, err := otlpload.CountStored(ctx, local, rep); err != nil || st.Missing != 0 {
-			t.Errorf("shard-%d's own store: %+v (err %v) of %d acknowledged", i, st, err, rep.Acked)
+			t.Errorf("shard-%d's own store: %d of %d acknowledged points missing (%+v, err %v)", i, st.Missing, rep.Acked, st, err)
 		}
-		// … and, once remote write has caught up, in Thanos. Polled, not
-		// timed: remote write ships every few seconds on its own schedule.
+		// Through Thanos, once remote write has caught up (polled: it ships
+		// on its own schedule). Missing is counted per probe of this shard;
+		// the other shards' probes are the Surplus, ignored here.
 		var st otlpload.Stored
-		for range 120 {
-			if st, err = otlpload.CountStored(ctx, api, rep); err == nil && st.Missing == 0 {
-				break
+		if i == 1 {
+			// Prometheus's remote write starts at the restart and skips
+			// older WAL samples (docs/SCALING.md, "Known limit"), so what
+			// was acknowledged but not yet shipped at the kill may never
+			// reach Thanos. From the restart on, Thanos must hold exactly
+			// what the shard holds.
+			var inThanos, inShard map[string]int64
+			eventually(func() bool {
+				inShard, err = otlpload.StoredByProbe(ctx, local, restarted, rep.LastSample)
+				if err != nil {
+					return false
+				}
+				inThanos, err = otlpload.StoredByProbe(ctx, api, restarted, rep.LastSample)
+				return err == nil && sameCounts(inShard, inThanos, owned[1])
+			})
+			if err != nil || !sameCounts(inShard, inThanos, owned[1]) {
+				t.Errorf("shard-1 after its restart: points per probe in the shard %v, through Thanos %v (err %v)", inShard, inThanos, err)
 			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		if err != nil || st.Missing != 0 {
-			t.Errorf("shard-%d through Thanos query: %d of %d acknowledged points missing (%+v, err %v)", i, st.Missing, rep.Acked, st, err)
+			st, err = otlpload.CountStored(ctx, api, rep) // the measured gap of the kill
+		} else {
+			eventually(func() bool { st, err = otlpload.CountStored(ctx, api, rep); return err == nil && st.Missing == 0 })
+			if err != nil || st.Missing != 0 {
+				t.Errorf("shard-%d through Thanos query: %d of %d acknowledged points missing (%+v, err %v)", i, st.Missing, rep.Acked, st, err)
+			}
 		}
 		samples, bytes := remoteWritten(t, cols[i].web)
-		t.Logf("shard-%d: %d points acknowledged (%d refused), %d through Thanos; remote write since (re)start: %.0f samples, %.0f bytes (%.2f B/sample)",
-			i, rep.Acked, rep.Offered-rep.Acked-rep.Skipped, st.Points, samples, bytes, bytes/samples)
+		t.Logf("shard-%d: %d points acknowledged, %d refused while down; through Thanos %d missing (err %v); remote write since (re)start: %.0f samples, %.0f bytes (%.1f B/sample)",
+			i, rep.Acked, rep.Offered-rep.Acked-rep.Skipped, st.Missing, err, samples, bytes, bytes/samples)
 	}
 
 	checkShardLabels(t, ctx, api, owned)
@@ -214,6 +232,28 @@ func remoteWritten(t *testing.T, web string) (samples, bytes float64) {
 		return v
 	}
 	return sum("prometheus_remote_storage_samples_total"), sum("prometheus_remote_storage_bytes_total")
+}
+
+// sameCounts: every probe of probes has as many points in a as in b, and some.
+func sameCounts(a, b map[string]int64, probes []otlpload.Probe) bool {
+	for _, p := range probes {
+		if a[p.ID] == 0 || a[p.ID] != b[p.ID] {
+			return false
+		}
+	}
+	return true
+}
+
+// eventually polls cond every 500 ms, at most 120 times: remote write
+// ships on its own schedule, so the test waits for it instead of assuming
+// a delay.
+func eventually(cond func() bool) {
+	for range 120 {
+		if cond() {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // waitAcked waits (bounded) until l has acknowledged at least n points.
