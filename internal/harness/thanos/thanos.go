@@ -34,7 +34,10 @@ var peer = &modbuild.Peer{
 const startTimeout = 90 * time.Second
 
 // Thanos is a running receive (one ingesting replica, no hashring) and a
-// query pointed at it, on 127.0.0.1, stopped when the test ends.
+// query pointed at it, on 127.0.0.1, stopped when the test ends. Query skips
+// a store whose advertised time range misses the query, and refreshes an
+// empty receive's range at its next endpoint check (every 5 s): the first
+// data written shows within seconds, so tests poll for it.
 type Thanos struct {
 	receiveHTTP, receiveGRPC, remoteWrite, queryHTTP string
 	receive, query                                   *proc
