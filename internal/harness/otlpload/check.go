@@ -55,21 +55,9 @@ func CountStored(ctx context.Context, q promv1.API, r Report) (Stored, error) {
 	if r.Acked == 0 {
 		return st, nil
 	}
-	window := r.LastSample.Sub(r.FirstSample) + time.Millisecond
-	stored := map[string]int64{}
-	for _, name := range pointMetrics {
-		query := fmt.Sprintf(`sum by (instance) (count_over_time(%s{instance=~"lg-.*"}[%dms]))`, name, window.Milliseconds())
-		v, _, _, err := q.Query(ctx, query, r.LastSample)
-		if err != nil {
-			return st, fmt.Errorf("count stored %s: %w", name, err)
-		}
-		vec, ok := v.(model.Vector)
-		if !ok {
-			return st, fmt.Errorf("count stored %s: want a vector, got %s", name, v.Type())
-		}
-		for _, s := range vec {
-			stored[string(s.Metric["instance"])] += int64(s.Value)
-		}
+	stored, err := StoredByProbe(ctx, q, r.FirstSample, r.LastSample)
+	if err != nil {
+		return st, err
 	}
 	for probe, acked := range r.AckedByProbe {
 		got := stored[probe]
@@ -87,6 +75,28 @@ func CountStored(ctx context.Context, q promv1.API, r Report) (Stored, error) {
 	}
 	st.Share = float64(r.Acked-st.Missing) / float64(r.Acked)
 	return st, nil
+}
+
+// StoredByProbe counts, per probe (instance), the points the store holds
+// with sample times from from to to, both included.
+func StoredByProbe(ctx context.Context, q promv1.API, from, to time.Time) (map[string]int64, error) {
+	window := to.Sub(from) + time.Millisecond
+	stored := map[string]int64{}
+	for _, name := range pointMetrics {
+		query := fmt.Sprintf(`sum by (instance) (count_over_time(%s{instance=~"lg-.*"}[%dms]))`, name, window.Milliseconds())
+		v, _, _, err := q.Query(ctx, query, to)
+		if err != nil {
+			return nil, fmt.Errorf("count stored %s: %w", name, err)
+		}
+		vec, ok := v.(model.Vector)
+		if !ok {
+			return nil, fmt.Errorf("count stored %s: want a vector, got %s", name, v.Type())
+		}
+		for _, s := range vec {
+			stored[string(s.Metric["instance"])] += int64(s.Value)
+		}
+	}
+	return stored, nil
 }
 
 // Lags are freshness samples: how long after its sample time a point was seen.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/internal/harness/modbuild"
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
@@ -34,7 +35,7 @@ type Server struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	out *lockedBuffer
+	out *modbuild.Output
 	// exited is closed when the current process has exited.
 	exited chan struct{}
 }
@@ -87,7 +88,7 @@ func (s *Server) start() error {
 		s.mu.Unlock()
 		return fmt.Errorf("VictoriaLogs already running at %s", s.addr)
 	}
-	out := &lockedBuffer{}
+	out := &modbuild.Output{}
 	cmd := exec.Command(s.bin,
 		"-storageDataPath="+s.dataDir,
 		"-httpListenAddr="+s.addr,
@@ -116,7 +117,7 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.cmd = nil
 			s.mu.Unlock()
-			return fmt.Errorf("VictoriaLogs exited during start: %s", tail(out.String(), 2000))
+			return fmt.Errorf("VictoriaLogs exited during start: %s", modbuild.Tail(out.String(), 2000))
 		default:
 		}
 		if s.healthy() {
@@ -124,7 +125,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return fmt.Errorf("VictoriaLogs not healthy at %s after %s: %s", s.addr, startTimeout, tail(out.String(), 2000))
+			return fmt.Errorf("VictoriaLogs not healthy at %s after %s: %s", s.addr, startTimeout, modbuild.Tail(out.String(), 2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -243,7 +244,7 @@ func (s *Server) QueryTenant(ctx context.Context, accountID, logsql string) ([]m
 		}
 		var row map[string]any
 		if err := json.Unmarshal(line, &row); err != nil {
-			return nil, fmt.Errorf("query %q: decode row %q: %w", logsql, tail(string(line), 200), err)
+			return nil, fmt.Errorf("query %q: decode row %q: %w", logsql, modbuild.Tail(string(line), 200), err)
 		}
 		rows = append(rows, row)
 	}
@@ -251,28 +252,4 @@ func (s *Server) QueryTenant(ctx context.Context, accountID, logsql string) ([]m
 		return nil, fmt.Errorf("query %q: read response: %w", logsql, err)
 	}
 	return rows, nil
-}
-
-// lockedBuffer collects process output written from exec's copying
-// goroutines while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	// Bounded: keep the last 64 KiB, enough for failure messages.
-	if b.buf.Len() > 64*1024 {
-		rest := b.buf.Bytes()[b.buf.Len()-32*1024:]
-		b.buf = *bytes.NewBuffer(append([]byte(nil), rest...))
-	}
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
