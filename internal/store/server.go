@@ -108,8 +108,9 @@ func NewServer(s *Store, configFile string, externalURL *url.URL, reg prometheus
 		Parser:          s.parser,
 	})
 	// Remote write tails the TSDB's WAL, like Prometheus's: ingestion never
-	// waits for the remote store, and what is acknowledged locally is sent
-	// even across a restart.
+	// waits for the remote store. Like Prometheus's, after a restart it sends
+	// only samples newer than the start, so what was not yet shipped when the
+	// collector crashed stays local (docs/SCALING.md, the crash gap).
 	p.remote = remote.NewStorage(logger.With("component", "remote"), reg, func() (int64, error) { return s.db.StartTime() },
 		s.cfg.Dir, time.Minute, nil, false)
 
