@@ -81,6 +81,11 @@ const (
 // third copy as nobody without capabilities, which must be told why it
 // may not send ICMP.
 func TestInNetns(t *testing.T) {
+	// The unprivileged copy inherits netnsChild too, so it is asked first.
+	if os.Getenv(noPermsChild) == "1" {
+		icmpNotPermitted(t)
+		return
+	}
 	if os.Getenv(netnsChild) == "1" {
 		inNetns(t)
 		return
@@ -162,7 +167,7 @@ func inNetns(t *testing.T) {
 	copyFile(t, os.Args[0], bin)
 	os.Chmod(dir, 0o755)
 	runChild(t, exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
-		"--", bin, "-test.run=^TestICMPNotPermitted$", "-test.v", "-test.count=1"), noPermsChild)
+		"--", bin, "-test.run=^TestInNetns$", "-test.v", "-test.count=1"), noPermsChild)
 }
 
 // pingThroughTUN pings a host behind a delaying TUN responder (addresses
@@ -237,13 +242,9 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// TestICMPNotPermitted runs only as the unprivileged child of
-// TestInNetns: NewICMP must refuse with the reason and the two ways to
-// fix it.
-func TestICMPNotPermitted(t *testing.T) {
-	if os.Getenv(noPermsChild) != "1" {
-		t.Skip("run by TestInNetns as an unprivileged user")
-	}
+// icmpNotPermitted is TestInNetns's unprivileged copy: NewICMP must refuse
+// with the reason and the two ways to fix it.
+func icmpNotPermitted(t *testing.T) {
 	p, err := NewICMP("127.0.0.1", Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -151,14 +151,10 @@ const crashChildEnv = "BANTAY_QUEUE_CRASH_CHILD"
 
 var crashOpts = Options{MaxBytes: 1 << 30, MaxAge: 24 * time.Hour}
 
-// TestCrashChild is not a test: run by TestReopenAfterKill as a child
-// process, it appends items numbered from start (in Points) and prints each
-// number once its append has returned (is committed), until it is killed.
-func TestCrashChild(t *testing.T) {
-	env := os.Getenv(crashChildEnv)
-	if env == "" {
-		t.Skip("helper process for TestReopenAfterKill")
-	}
+// crashChild is TestReopenAfterKill's child process: it appends items
+// numbered from start (in Points) and prints each number once its append
+// has returned (is committed), until it is killed.
+func crashChild(env string) {
 	path, startText, _ := strings.Cut(env, "|")
 	start, _ := strconv.Atoi(startText)
 	q, err := Open(path, crashOpts)
@@ -183,10 +179,13 @@ func TestCrashChild(t *testing.T) {
 // time: bbolt's consistency check passes, every append the child reported
 // committed is there, numbered without a gap, in order and intact.
 func TestReopenAfterKill(t *testing.T) {
+	if env := os.Getenv(crashChildEnv); env != "" {
+		crashChild(env)
+	}
 	path := filepath.Join(t.TempDir(), "q.db")
 	queued := 0
 	for round := range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestReopenAfterKill$", "-test.count=1")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d", crashChildEnv, path, queued))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
