@@ -27,31 +27,9 @@ import (
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// collectorBinary builds bantay-collector once per test run.
+// collectorBinary is bantay-collector, built once per test run.
 func collectorBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bantay-collector-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "bantay-collector")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/bantay-noc/bantay/collector/cmd/bantay-collector").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testenv.Command(t, "github.com/bantay-noc/bantay/collector/cmd/bantay-collector")
 }
 
 // instance is one collector configuration: ports and data dir survive restarts.

@@ -313,30 +313,9 @@ func waitAcked(t *testing.T, ctx context.Context, l *otlpload.Load, n int64) {
 	t.Fatalf("load acknowledged %d points, waited for %d", l.Counts().Acked, n)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// collectorBinary builds bantay-collector once per test run.
+// collectorBinary is bantay-collector, built once per test run.
 func collectorBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bantay-collector-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "bantay-collector")
-		if out, err := exec.Command("go", "build", "-o", binPath, "github.com/bantay-noc/bantay/collector/cmd/bantay-collector").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return testenv.Command(t, "github.com/bantay-noc/bantay/collector/cmd/bantay-collector")
 }
 
 // collector is one shard's bantay-collector: its ports, config and data
