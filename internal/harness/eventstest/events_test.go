@@ -324,7 +324,7 @@ func checkTimeoutBurst(t *testing.T, all []event, outageAt time.Time) {
 	t.Helper()
 	bursts := timeoutBursts(all)
 	if len(bursts) != 1 {
-		t.Errorf("%d probe_failure events for mnl-01 → reflector-Davao, want one burst: %v", len(bursts), bursts)
+		t.Errorf("%d probe_failure events for mnl-01 over PLDT fiber → reflector-Davao, want one burst: %v", len(bursts), bursts)
 		if len(bursts) == 0 {
 			return
 		}
@@ -553,10 +553,15 @@ func checkDegradedPair(t *testing.T, all []event, c cell, slowAt time.Time) {
 }
 
 // timeoutBursts are the probe_failure events of the staged storm.
+// timeoutBursts are the failure events of the staged storm's uplink (mnl-01
+// over PLDT fiber → reflector-Davao). The same probe's other uplink to
+// Davao has the demo's own occasional loss, and with rounds of five probes
+// it reports a stray timeout now and then: that is not the storm.
 func timeoutBursts(evs []event) []event {
 	var out []event
 	for _, e := range evs {
-		if e.str("kind") == "probe_failure" && e.str("probe") == "mnl-01" && e.str("target") == "reflector-Davao" {
+		if e.str("kind") == "probe_failure" && e.str("probe") == "mnl-01" && e.str("target") == "reflector-Davao" &&
+			e.str("carrier") == "PLDT" && e.str("network_type") == "fiber" {
 			out = append(out, e)
 		}
 	}
