@@ -89,37 +89,18 @@ func DiffResultsAt(aName string, a promtest.Result, bName string, b promtest.Res
 	}
 	switch av := a.Value.(type) {
 	case model.Vector:
-		bv := b.Value.(model.Vector)
-		as, bs := vectorByMetric(av), vectorByMetric(bv)
-		for _, key := range unionKeys(as, bs) {
-			x, inA := as[key]
-			y, inB := bs[key]
+		diffSeries(&d, aName, vectorByMetric(av), bName, vectorByMetric(b.Value.(model.Vector)), func(key string, x, y *model.Sample) {
 			switch {
-			case !inA:
-				d.addf("series only in %s: %s", bName, key)
-			case !inB:
-				d.addf("series only in %s: %s", aName, key)
 			case x.Timestamp != y.Timestamp:
 				d.addf("%s: timestamp %s %v, %s %v", key, aName, x.Timestamp, bName, y.Timestamp)
 			case !tolAt(x.Timestamp).Equal(float64(x.Value), float64(y.Value)):
 				d.addf("%s: %s %v, %s %v", key, aName, x.Value, bName, y.Value)
 			}
-		}
+		})
 	case model.Matrix:
-		bm := b.Value.(model.Matrix)
-		as, bs := matrixByMetric(av), matrixByMetric(bm)
-		for _, key := range unionKeys(as, bs) {
-			x, inA := as[key]
-			y, inB := bs[key]
-			switch {
-			case !inA:
-				d.addf("series only in %s: %s", bName, key)
-			case !inB:
-				d.addf("series only in %s: %s", aName, key)
-			default:
-				diffPoints(&d, key, aName, x.Values, bName, y.Values, tolAt)
-			}
-		}
+		diffSeries(&d, aName, matrixByMetric(av), bName, matrixByMetric(b.Value.(model.Matrix)), func(key string, x, y *model.SampleStream) {
+			diffPoints(&d, key, aName, x.Values, bName, y.Values, tolAt)
+		})
 	case *model.Scalar:
 		bs := b.Value.(*model.Scalar)
 		if av.Timestamp != bs.Timestamp || !tolAt(av.Timestamp).Equal(float64(av.Value), float64(bs.Value)) {
@@ -132,6 +113,23 @@ func DiffResultsAt(aName string, a promtest.Result, bName string, b promtest.Res
 		}
 	}
 	return d.lines()
+}
+
+// diffSeries reports the series only one side has and hands each series
+// both sides have to both.
+func diffSeries[V any](d *differ, aName string, as map[string]V, bName string, bs map[string]V, both func(key string, x, y V)) {
+	for _, key := range unionKeys(as, bs) {
+		x, inA := as[key]
+		y, inB := bs[key]
+		switch {
+		case !inA:
+			d.addf("series only in %s: %s", bName, key)
+		case !inB:
+			d.addf("series only in %s: %s", aName, key)
+		default:
+			both(key, x, y)
+		}
+	}
 }
 
 func diffPoints(d *differ, key, aName string, a []model.SamplePair, bName string, b []model.SamplePair, tolAt func(model.Time) Tolerance) {
