@@ -170,7 +170,17 @@ func (e *outageExporter) replay(ctx context.Context) {
 		f := &flight{replay: it.Payload}
 		err := e.Exporter.Export(withFlight(ctx, f), &metricdata.ResourceMetrics{})
 		if err != nil && ctx.Err() != nil {
-			return // shutting down or out of time: it stays queued
+			// Shutting down, or out of time. A timeout is a counted failure
+			// but not by itself an outage (the next fresh export says
+			// whether the collector is there). Either way it stays queued:
+			// the collector may have stored it, so it may arrive twice —
+			// at least once, as OTLP delivery is.
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				e.mu.Lock()
+				e.countFailure(causeUnreachable)
+				e.mu.Unlock()
+			}
+			return
 		}
 		cause := queue.Cause("")
 		if err != nil {
