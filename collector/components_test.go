@@ -1,11 +1,26 @@
 package collector_test
 
 import (
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/connector"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/receiver"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bantay-noc/bantay/collector"
 )
 
 // TestComponentsNameTheirModules: `bantay-collector components` once
@@ -50,4 +65,124 @@ func TestComponentsNameTheirModules(t *testing.T) {
 	if m := modules["receivers otlp"]; !strings.HasPrefix(m, "go.opentelemetry.io/collector/receiver/otlpreceiver v0.") {
 		t.Errorf("the otlp receiver's module is %q", m)
 	}
+}
+
+// TestComponentMetadataIsGenerated: CI does not run mdatagen, so nothing
+// but this test notices a metadata.yaml edited without regenerating. Every
+// Bantay component has a metadata.yaml beside its factory; the factory's
+// type and stability per signal (taken from the generated
+// internal/metadata) are the ones it declares, and the generated
+// TelemetryBuilder creates exactly the metrics it lists, under the names
+// dashboards and alerts query (prefix + key).
+func TestComponentMetadataIsGenerated(t *testing.T) {
+	factories, err := collector.Components()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type kindOf struct {
+		factory component.Factory
+		module  string
+	}
+	var ours []kindOf
+	add := func(f component.Factory, module string) {
+		if strings.HasPrefix(module, bantayModule+"/") {
+			ours = append(ours, kindOf{f, module})
+		}
+	}
+	for typ, f := range factories.Receivers {
+		add(f, factories.ReceiverModules[typ])
+	}
+	for typ, f := range factories.Processors {
+		add(f, factories.ProcessorModules[typ])
+	}
+	for typ, f := range factories.Exporters {
+		add(f, factories.ExporterModules[typ])
+	}
+	for typ, f := range factories.Connectors {
+		add(f, factories.ConnectorModules[typ])
+	}
+	for typ, f := range factories.Extensions {
+		add(f, factories.ExtensionModules[typ])
+	}
+	if len(ours) != 8 {
+		t.Errorf("%d Bantay components, want 8", len(ours))
+	}
+	for _, c := range ours {
+		pkg, _, _ := strings.Cut(c.module, " ")
+		dir := filepath.Join("..", strings.TrimPrefix(pkg, bantayModule+"/"))
+		t.Run(c.factory.Type().String(), func(t *testing.T) {
+			var md struct {
+				Type   string `yaml:"type"`
+				Status struct {
+					Stability map[string][]string `yaml:"stability"`
+				} `yaml:"status"`
+				Telemetry struct {
+					Metrics map[string]struct {
+						Prefix string `yaml:"prefix"`
+					} `yaml:"metrics"`
+				} `yaml:"telemetry"`
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "metadata.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(raw, &md); err != nil {
+				t.Fatalf("metadata.yaml: %v", err)
+			}
+			if md.Type != c.factory.Type().String() {
+				t.Errorf("metadata.yaml type %q, factory type %q", md.Type, c.factory.Type())
+			}
+			for level, signals := range md.Status.Stability {
+				for _, signal := range signals {
+					if got := stabilityOf(c.factory, signal); !strings.EqualFold(got.String(), level) {
+						t.Errorf("%s: metadata.yaml says %s, the factory %v", signal, level, got)
+					}
+				}
+			}
+			want := map[string]bool{}
+			for key, m := range md.Telemetry.Metrics {
+				prefix := m.Prefix
+				if prefix == "" {
+					prefix = "otelcol_" // mdatagen's default
+				}
+				want[prefix+key] = true
+			}
+			got := map[string]bool{}
+			if gen, err := os.ReadFile(filepath.Join(dir, "internal", "metadata", "generated_telemetry.go")); err == nil {
+				for _, m := range generatedMetric.FindAllStringSubmatch(string(gen), -1) {
+					got[m[1]] = true
+				}
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("generated telemetry creates %v, metadata.yaml lists %v: run go generate in %s", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)), dir)
+			}
+		})
+	}
+}
+
+const bantayModule = "github.com/bantay-noc/bantay"
+
+// generatedMetric finds the instrument names in mdatagen's NewTelemetryBuilder.
+var generatedMetric = regexp.MustCompile(`builder\.meter\.\w+\(\s*"([^"]+)"`)
+
+// stabilityOf is the factory's stability for a metadata.yaml signal name.
+func stabilityOf(f component.Factory, signal string) component.StabilityLevel {
+	switch f := f.(type) {
+	case receiver.Factory:
+		return map[string]component.StabilityLevel{"metrics": f.MetricsStability(), "logs": f.LogsStability(), "traces": f.TracesStability()}[signal]
+	case processor.Factory:
+		return map[string]component.StabilityLevel{"metrics": f.MetricsStability(), "logs": f.LogsStability(), "traces": f.TracesStability()}[signal]
+	case exporter.Factory:
+		return map[string]component.StabilityLevel{"metrics": f.MetricsStability(), "logs": f.LogsStability(), "traces": f.TracesStability()}[signal]
+	case connector.Factory:
+		return map[string]component.StabilityLevel{"metrics_to_logs": f.MetricsToLogsStability(), "metrics_to_metrics": f.MetricsToMetricsStability(),
+			"logs_to_logs": f.LogsToLogsStability(), "logs_to_metrics": f.LogsToMetricsStability()}[signal]
+	case extension.Factory:
+		if signal == "extension" {
+			return f.Stability()
+		}
+	}
+	return component.StabilityLevelUndefined
 }
