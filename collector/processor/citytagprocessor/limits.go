@@ -151,14 +151,13 @@ func (l *limiter) startSweeping(tel *metadata.TelemetryBuilder) error {
 	return nil
 }
 
-func (l *limiter) shutdown() error {
+func (l *limiter) shutdown() {
 	if l.stop == nil {
-		return nil
+		return
 	}
 	close(l.stop)
 	l.stopped.Wait()
 	l.stop = nil
-	return nil
 }
 
 // sweep forgets the series no point has come for in series_idle.

@@ -483,9 +483,9 @@ func (t *cityTagger) start(_ context.Context, _ component.Host) error {
 }
 
 func (t *cityTagger) shutdown(context.Context) error {
-	err := t.limits.shutdown()
+	t.limits.shutdown()
 	t.telemetry.Shutdown()
-	return err
+	return nil
 }
 
 // dstCache memoises dst_city lookups within one resource: a probe reports
