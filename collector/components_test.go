@@ -162,6 +162,104 @@ func TestComponentMetadataIsGenerated(t *testing.T) {
 	}
 }
 
+// TestDocsNameComponentMetricsAsServed: the docs once listed
+// bantay_failure_events_points_total, bantay_events_receiver_dropped_total
+// and bantay_loki_*_total, names nothing serves (the collector's telemetry
+// adds no _total). Every name with a component's stem (bantay_citytag_, …)
+// in the docs, READMEs, shipped configs, rules and dashboards is a metric
+// that component's metadata.yaml declares.
+func TestDocsNameComponentMetricsAsServed(t *testing.T) {
+	declared := map[string]bool{}
+	var stems []string
+	metadata, err := filepath.Glob(filepath.Join("..", "*", "*", "*", "metadata.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob(filepath.Join("..", "*", "*", "metadata.yaml"))
+	for _, path := range append(metadata, more...) {
+		var md struct {
+			Telemetry struct {
+				Metrics map[string]struct {
+					Prefix string `yaml:"prefix"`
+				} `yaml:"metrics"`
+			} `yaml:"telemetry"`
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(raw, &md); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		var names []string
+		for key, m := range md.Telemetry.Metrics {
+			if m.Prefix == "bantay_" {
+				names = append(names, m.Prefix+key)
+				declared[m.Prefix+key] = true
+			}
+		}
+		if len(names) > 0 {
+			stems = append(stems, componentStem(names))
+		}
+	}
+	if len(stems) < 5 {
+		t.Fatalf("component metric stems %v: want one per component with telemetry", stems)
+	}
+	name := regexp.MustCompile(`bantay_[a-z0-9_]+`)
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if base := d.Name(); base == ".git" || base == "testdata" || base == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".md", ".yml", ".yaml", ".json":
+		case ".go":
+			if !strings.HasPrefix(path, filepath.Join("..", "dashboards")) {
+				return nil
+			}
+		default:
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, n := range name.FindAllString(string(raw), -1) {
+			for _, stem := range stems {
+				// A name ending in _ is the stem itself, in prose ("bantay_loki_*").
+				if strings.HasPrefix(n, stem) && !strings.HasSuffix(n, "_") && !declared[n] {
+					t.Errorf("%s names %s, which no component declares (stem %s)", path, n, stem)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// componentStem is the part a component's metric names share, up to an
+// underscore: bantay_citytag_ for citytag's; a lone metric's is its name
+// without the last word (bantay_events_receiver_).
+func componentStem(names []string) string {
+	stem := names[0]
+	if len(names) == 1 {
+		return stem[:strings.LastIndex(stem, "_")+1]
+	}
+	for _, n := range names[1:] {
+		for !strings.HasPrefix(n, stem) {
+			stem = stem[:len(stem)-1]
+		}
+	}
+	return stem[:strings.LastIndex(stem, "_")+1]
+}
+
 const bantayModule = "github.com/bantay-noc/bantay"
 
 // generatedMetric finds the instrument names in mdatagen's NewTelemetryBuilder.
