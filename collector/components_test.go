@@ -75,60 +75,10 @@ func TestComponentsNameTheirModules(t *testing.T) {
 // TelemetryBuilder creates exactly the metrics it lists, under the names
 // dashboards and alerts query (prefix + key).
 func TestComponentMetadataIsGenerated(t *testing.T) {
-	factories, err := collector.Components()
-	if err != nil {
-		t.Fatal(err)
-	}
-	type kindOf struct {
-		factory component.Factory
-		module  string
-	}
-	var ours []kindOf
-	add := func(f component.Factory, module string) {
-		if strings.HasPrefix(module, bantayModule+"/") {
-			ours = append(ours, kindOf{f, module})
-		}
-	}
-	for typ, f := range factories.Receivers {
-		add(f, factories.ReceiverModules[typ])
-	}
-	for typ, f := range factories.Processors {
-		add(f, factories.ProcessorModules[typ])
-	}
-	for typ, f := range factories.Exporters {
-		add(f, factories.ExporterModules[typ])
-	}
-	for typ, f := range factories.Connectors {
-		add(f, factories.ConnectorModules[typ])
-	}
-	for typ, f := range factories.Extensions {
-		add(f, factories.ExtensionModules[typ])
-	}
-	if len(ours) != 8 {
-		t.Errorf("%d Bantay components, want 8", len(ours))
-	}
-	for _, c := range ours {
-		pkg, _, _ := strings.Cut(c.module, " ")
-		dir := filepath.Join("..", strings.TrimPrefix(pkg, bantayModule+"/"))
+	for _, c := range bantayComponents(t) {
+		dir := c.dir
 		t.Run(c.factory.Type().String(), func(t *testing.T) {
-			var md struct {
-				Type   string `yaml:"type"`
-				Status struct {
-					Stability map[string][]string `yaml:"stability"`
-				} `yaml:"status"`
-				Telemetry struct {
-					Metrics map[string]struct {
-						Prefix string `yaml:"prefix"`
-					} `yaml:"metrics"`
-				} `yaml:"telemetry"`
-			}
-			raw, err := os.ReadFile(filepath.Join(dir, "metadata.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := yaml.Unmarshal(raw, &md); err != nil {
-				t.Fatalf("metadata.yaml: %v", err)
-			}
+			md := c.metadata(t)
 			if md.Type != c.factory.Type().String() {
 				t.Errorf("metadata.yaml type %q, factory type %q", md.Type, c.factory.Type())
 			}
@@ -140,12 +90,8 @@ func TestComponentMetadataIsGenerated(t *testing.T) {
 				}
 			}
 			want := map[string]bool{}
-			for key, m := range md.Telemetry.Metrics {
-				prefix := m.Prefix
-				if prefix == "" {
-					prefix = "otelcol_" // mdatagen's default
-				}
-				want[prefix+key] = true
+			for _, name := range md.metricNames() {
+				want[name] = true
 			}
 			got := map[string]bool{}
 			if gen, err := os.ReadFile(filepath.Join(dir, "internal", "metadata", "generated_telemetry.go")); err == nil {
@@ -171,32 +117,10 @@ func TestComponentMetadataIsGenerated(t *testing.T) {
 func TestDocsNameComponentMetricsAsServed(t *testing.T) {
 	declared := map[string]bool{}
 	var stems []string
-	metadata, err := filepath.Glob(filepath.Join("..", "*", "*", "*", "metadata.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	more, _ := filepath.Glob(filepath.Join("..", "*", "*", "metadata.yaml"))
-	for _, path := range append(metadata, more...) {
-		var md struct {
-			Telemetry struct {
-				Metrics map[string]struct {
-					Prefix string `yaml:"prefix"`
-				} `yaml:"metrics"`
-			} `yaml:"telemetry"`
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := yaml.Unmarshal(raw, &md); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		var names []string
-		for key, m := range md.Telemetry.Metrics {
-			if m.Prefix == "bantay_" {
-				names = append(names, m.Prefix+key)
-				declared[m.Prefix+key] = true
-			}
+	for _, c := range bantayComponents(t) {
+		names := c.metadata(t).metricNames()
+		for _, n := range names {
+			declared[n] = true
 		}
 		if len(names) > 0 {
 			stems = append(stems, componentStem(names))
@@ -206,7 +130,7 @@ func TestDocsNameComponentMetricsAsServed(t *testing.T) {
 		t.Fatalf("component metric stems %v: want one per component with telemetry", stems)
 	}
 	name := regexp.MustCompile(`bantay_[a-z0-9_]+`)
-	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -261,6 +185,89 @@ func componentStem(names []string) string {
 }
 
 const bantayModule = "github.com/bantay-noc/bantay"
+
+// ownComponent is one of Bantay's own components and its package's folder.
+type ownComponent struct {
+	factory component.Factory
+	dir     string
+}
+
+// bantayComponents lists the distribution's components from this module,
+// each with the folder its factory is in (relative to this package).
+func bantayComponents(t *testing.T) []ownComponent {
+	t.Helper()
+	factories, err := collector.Components()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours []ownComponent
+	add := func(f component.Factory, module string) {
+		pkg, _, _ := strings.Cut(module, " ")
+		if rel, ok := strings.CutPrefix(pkg, bantayModule+"/"); ok {
+			ours = append(ours, ownComponent{f, filepath.Join("..", rel)})
+		}
+	}
+	for typ, f := range factories.Receivers {
+		add(f, factories.ReceiverModules[typ])
+	}
+	for typ, f := range factories.Processors {
+		add(f, factories.ProcessorModules[typ])
+	}
+	for typ, f := range factories.Exporters {
+		add(f, factories.ExporterModules[typ])
+	}
+	for typ, f := range factories.Connectors {
+		add(f, factories.ConnectorModules[typ])
+	}
+	for typ, f := range factories.Extensions {
+		add(f, factories.ExtensionModules[typ])
+	}
+	if len(ours) < 8 {
+		t.Fatalf("%d Bantay components found from their modules, want at least the 8 there are", len(ours))
+	}
+	return ours
+}
+
+// componentMetadata is what these tests read of a metadata.yaml.
+type componentMetadata struct {
+	Type   string `yaml:"type"`
+	Status struct {
+		Stability map[string][]string `yaml:"stability"`
+	} `yaml:"status"`
+	Telemetry struct {
+		Metrics map[string]struct {
+			Prefix string `yaml:"prefix"`
+		} `yaml:"metrics"`
+	} `yaml:"telemetry"`
+}
+
+func (c ownComponent) metadata(t *testing.T) componentMetadata {
+	t.Helper()
+	path := filepath.Join(c.dir, "metadata.yaml")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md componentMetadata
+	if err := yaml.Unmarshal(raw, &md); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return md
+}
+
+// metricNames are the names the generated TelemetryBuilder gives the
+// instruments: prefix + key, mdatagen's default prefix being otelcol_.
+func (md componentMetadata) metricNames() []string {
+	var names []string
+	for key, m := range md.Telemetry.Metrics {
+		prefix := m.Prefix
+		if prefix == "" {
+			prefix = "otelcol_"
+		}
+		names = append(names, prefix+key)
+	}
+	return names
+}
 
 // generatedMetric finds the instrument names in mdatagen's NewTelemetryBuilder.
 var generatedMetric = regexp.MustCompile(`builder\.meter\.\w+\(\s*"([^"]+)"`)
