@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/bantay-noc/bantay/exporters/heatmapexporter/internal/metadata"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -20,9 +22,9 @@ func TestLoadConfig(t *testing.T) {
 		want    component.ID
 		wantErr string
 	}{
-		{id: component.NewID(typeStr), want: component.MustNewID("bantay")},
-		{id: component.NewIDWithName(typeStr, "wall"), want: component.MustNewIDWithName("bantay", "wall")},
-		{id: component.NewIDWithName(typeStr, "empty"), wantErr: "extension"},
+		{id: component.NewID(metadata.Type), want: component.MustNewID("bantay")},
+		{id: component.NewIDWithName(metadata.Type, "wall"), want: component.MustNewIDWithName("bantay", "wall")},
+		{id: component.NewIDWithName(metadata.Type, "empty"), wantErr: "extension"},
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)

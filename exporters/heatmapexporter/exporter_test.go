@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/bantay-noc/bantay/exporters/heatmapexporter/internal/metadata"
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
@@ -117,7 +118,7 @@ func snapshot(t *testing.T, hm *heatmap.Heatmap) map[string]snapCell {
 func startExporter(t *testing.T, hm *heatmap.Heatmap) exporter.Metrics {
 	t.Helper()
 	cfg := createDefaultConfig()
-	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), cfg)
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestExportDeltaTemporality(t *testing.T) {
 }
 
 func TestStartFailsWithoutTheExtension(t *testing.T) {
-	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), createDefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestStartFailsWithoutTheExtension(t *testing.T) {
 		t.Fatalf("start without extension: %v", err)
 	}
 	h := hosttest.With(&hosttest.Provider{}) // the bantay extension with its heatmap off
-	exp2, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
+	exp2, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), createDefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@
 // bantay extension owns and serves at /ws.
 package heatmapexporter
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 
@@ -11,19 +13,18 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
-)
 
-// typeStr is the component type used in collector configs.
-var typeStr = component.MustNewType("heatmap")
+	"github.com/bantay-noc/bantay/exporters/heatmapexporter/internal/metadata"
+)
 
 // defaultExtension is the extension that owns the heatmap in Bantay's distribution.
 var defaultExtension = component.MustNewID("bantay")
 
 // NewFactory returns the factory of the "heatmap" exporter.
 func NewFactory() exporter.Factory {
-	return exporter.NewFactory(typeStr, createDefaultConfig,
-		exporter.WithMetrics(createMetrics, component.StabilityLevelAlpha),
-		exporter.WithLogs(createLogs, component.StabilityLevelAlpha))
+	return exporter.NewFactory(metadata.Type, createDefaultConfig,
+		exporter.WithMetrics(createMetrics, metadata.MetricsStability),
+		exporter.WithLogs(createLogs, metadata.LogsStability))
 }
 
 func createDefaultConfig() component.Config {

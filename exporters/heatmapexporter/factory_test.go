@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/exporters/heatmapexporter/internal/metadata"
 	"github.com/bantay-noc/bantay/heatmap"
 	"go.opentelemetry.io/collector/confmap"
 
@@ -14,7 +15,7 @@ import (
 
 func TestFactory(t *testing.T) {
 	f := NewFactory()
-	if f.Type() != typeStr || f.Type().String() != "heatmap" {
+	if f.Type() != metadata.Type || f.Type().String() != "heatmap" {
 		t.Fatalf("type %v", f.Type())
 	}
 	cfg := f.CreateDefaultConfig().(*Config)
@@ -24,7 +25,7 @@ func TestFactory(t *testing.T) {
 	if cfg.Extension.String() != "bantay" {
 		t.Fatalf("default extension %v, want bantay", cfg.Extension)
 	}
-	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(typeStr), cfg)
+	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/bantay-noc/bantay/exporters/heatmapexporter/internal/metadata"
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 )
@@ -40,7 +41,7 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hm.Close() })
-	exp, err := NewFactory().CreateLogs(context.Background(), exportertest.NewNopSettings(typeStr), createDefaultConfig())
+	exp, err := NewFactory().CreateLogs(context.Background(), exportertest.NewNopSettings(metadata.Type), createDefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,8 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/bantay-noc/bantay/exporters/lokiexporter/internal/metadata"
 )
 
 // received is one push as a Loki server sees it.
@@ -132,7 +134,7 @@ func startExporter(t *testing.T, cfg *Config, before ...func(*lokiExporter)) (ex
 	}
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
-	set := exportertest.NewNopSettings(Type)
+	set := exportertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tt.NewTelemetrySettings()
 	exp, err := NewFactory().CreateLogs(context.Background(), set, cfg)
 	if err != nil {
@@ -270,11 +272,11 @@ func TestTLS(t *testing.T) {
 
 	// Without the CA the server's certificate is not trusted.
 	untrusted := testConfig(sink.URL)
-	tel, err := newTelemetry(exportertest.NewNopSettings(Type))
+	tel, err := newTelemetry(exportertest.NewNopSettings(metadata.Type))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPusher(untrusted, exportertest.NewNopSettings(Type), tel)
+	p, err := newPusher(untrusted, exportertest.NewNopSettings(metadata.Type), tel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,11 +323,11 @@ func TestClassifyResponses(t *testing.T) {
 				_, _ = io.WriteString(w, "entry for stream has timestamp too old")
 			}
 			cfg := testConfig(sink.URL)
-			tel, err := newTelemetry(exportertest.NewNopSettings(Type))
+			tel, err := newTelemetry(exportertest.NewNopSettings(metadata.Type))
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := newPusher(cfg, exportertest.NewNopSettings(Type), tel)
+			p, err := newPusher(cfg, exportertest.NewNopSettings(metadata.Type), tel)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -353,8 +355,8 @@ func TestClassifyResponses(t *testing.T) {
 		sink := newSink(t)
 		sink.Close() // connection refused from now on
 		cfg := testConfig(sink.URL)
-		tel, _ := newTelemetry(exportertest.NewNopSettings(Type))
-		p, _ := newPusher(cfg, exportertest.NewNopSettings(Type), tel)
+		tel, _ := newTelemetry(exportertest.NewNopSettings(metadata.Type))
+		p, _ := newPusher(cfg, exportertest.NewNopSettings(metadata.Type), tel)
 		_ = p.start(context.Background(), componenttest.NewNopHost())
 		ld, lrs := newLogs()
 		event(lrs, t0, "probe_failure", "mnl-01", "Manila", "Globe", "x")
@@ -422,8 +424,8 @@ func TestTransientErrorsAreRetriedPermanentOnesAreNot(t *testing.T) {
 		if n := len(sink.requests(t)); n != 1 {
 			t.Errorf("%d attempts, want 1 (permanent errors are not retried)", n)
 		}
-		if n := counter(t, tt, metricRejected); n != 1 {
-			t.Errorf("%s = %d, want 1", metricRejected, n)
+		if n := counter(t, tt, "bantay_loki_rejected_pushes"); n != 1 {
+			t.Errorf("%s = %d, want 1", "bantay_loki_rejected_pushes", n)
 		}
 		if n := counter(t, tt, "otelcol_exporter_send_failed_log_records"); n != 1 {
 			t.Errorf("send_failed_log_records = %d, want 1", n)
@@ -476,8 +478,8 @@ func TestRateLimitSuppressesAndSummarises(t *testing.T) {
 	if _, entries := sink.entries(t); len(entries) != 7 {
 		t.Fatalf("%d entries delivered, want 5 + 1 + 1", len(entries))
 	}
-	if n := counter(t, tt, metricSuppressed); n != 15 {
-		t.Errorf("%s = %d, want 15", metricSuppressed, n)
+	if n := counter(t, tt, "bantay_loki_suppressed_events"); n != 15 {
+		t.Errorf("%s = %d, want 15", "bantay_loki_suppressed_events", n)
 	}
 
 	// Ten seconds later one token is back: the next event passes, right
@@ -587,7 +589,7 @@ func TestUnusableLabelValueIsCountedAndKept(t *testing.T) {
 	if m := metaMap(entries[0]); len(m["carrier"]) != 1500 {
 		t.Errorf("carrier not kept in structured metadata: %d bytes", len(m["carrier"]))
 	}
-	if n := counter(t, tt, metricInvalidLabel); n != 2 {
-		t.Errorf("%s = %d, want 2", metricInvalidLabel, n)
+	if n := counter(t, tt, "bantay_loki_invalid_label_values"); n != 2 {
+		t.Errorf("%s = %d, want 2", "bantay_loki_invalid_label_values", n)
 	}
 }

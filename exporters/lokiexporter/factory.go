@@ -6,6 +6,8 @@
 // bounded, non-blocking queue, which sits in front of retry with backoff.
 package lokiexporter
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 	"errors"
@@ -17,17 +19,14 @@ import (
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/bantay-noc/bantay/exporters/lokiexporter/internal/metadata"
 )
-
-const stability = component.StabilityLevelAlpha
-
-// Type is the component type, "loki".
-var Type = component.MustNewType("loki")
 
 // NewFactory returns the factory of the loki exporter.
 func NewFactory() exporter.Factory {
-	return exporter.NewFactory(Type, createDefaultConfig,
-		exporter.WithLogs(createLogs, stability))
+	return exporter.NewFactory(metadata.Type, createDefaultConfig,
+		exporter.WithLogs(createLogs, metadata.LogsStability))
 }
 
 func createDefaultConfig() component.Config {

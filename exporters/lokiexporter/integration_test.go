@@ -255,7 +255,7 @@ func TestVictoriaLogsOutage(t *testing.T) {
 	connCfg.ProbeInterval = time.Second
 	connTel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = connTel.Shutdown(context.Background()) })
-	connSet := connectortest.NewNopSettings(failureeventsconnector.Type)
+	connSet := connectortest.NewNopSettings(failureeventsconnector.NewFactory().Type())
 	connSet.TelemetrySettings = connTel.NewTelemetrySettings()
 	conn, err := failureeventsconnector.NewFactory().CreateMetricsToLogs(context.Background(), connSet, connCfg, pipeExp)
 	if err != nil {

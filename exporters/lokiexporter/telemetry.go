@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bantay-noc/bantay/exporters/lokiexporter/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/otel/attribute"
@@ -12,17 +13,9 @@ import (
 	"go.uber.org/zap"
 )
 
-const scopeName = "github.com/bantay-noc/bantay/exporters/lokiexporter"
-
-// Metric names (Prometheus adds _total to counters). exporterhelper's own
-// otelcol_exporter_* metrics cover sent, failed and dropped records.
-const (
-	metricSuppressed   = "bantay_loki_suppressed_events"
-	metricInvalidLabel = "bantay_loki_invalid_label_values"
-	metricRejected     = "bantay_loki_rejected_pushes"
-)
-
-// telemetry is the exporter's own metrics and its throttled warnings.
+// telemetry is the exporter's own metrics (metadata.yaml; exporterhelper's
+// otelcol_exporter_* cover sent, failed and dropped records) and its
+// throttled warnings.
 type telemetry struct {
 	attrs       metric.MeasurementOption
 	suppressedC metric.Int64Counter
@@ -32,27 +25,15 @@ type telemetry struct {
 }
 
 func newTelemetry(set exporter.Settings) (*telemetry, error) {
-	m := set.MeterProvider.Meter(scopeName)
 	t := &telemetry{
 		attrs:    metric.WithAttributes(attribute.String("exporter", set.ID.String())),
 		warnings: logthrottle.New(set.Logger, time.Minute),
 	}
-	var err error
-	if t.suppressedC, err = m.Int64Counter(metricSuppressed,
-		metric.WithDescription("Events refused by the per-source rate limit (each source's are summarised in one entry)."),
-		metric.WithUnit("{event}")); err != nil {
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
 		return nil, err
 	}
-	if t.invalidC, err = m.Int64Counter(metricInvalidLabel,
-		metric.WithDescription("Attribute values not usable as Loki label values (kept in structured metadata instead), by label and reason."),
-		metric.WithUnit("{value}")); err != nil {
-		return nil, err
-	}
-	if t.rejectedC, err = m.Int64Counter(metricRejected,
-		metric.WithDescription("Push requests Loki refused permanently (4xx other than 429), by status code; their events are dropped."),
-		metric.WithUnit("{request}")); err != nil {
-		return nil, err
-	}
+	t.suppressedC, t.invalidC, t.rejectedC = tel.LokiSuppressedEvents, tel.LokiInvalidLabelValues, tel.LokiRejectedPushes
 	return t, nil
 }
 

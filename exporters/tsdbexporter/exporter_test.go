@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/bantay-noc/bantay/exporters/tsdbexporter/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/store"
 )
 
@@ -24,7 +25,7 @@ func TestPushIsStoredBeforeItReturns(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	cfg := createDefaultConfig()
-	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(componentType), cfg)
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
 	require.NoError(t, exp.Start(context.Background(), hosttest.With(&hosttest.Provider{TSDB: s})))
 	defer exp.Shutdown(context.Background())
@@ -49,7 +50,7 @@ func TestPushIsStoredBeforeItReturns(t *testing.T) {
 }
 
 func TestStartNamesTheMissingExtension(t *testing.T) {
-	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(componentType), createDefaultConfig())
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), createDefaultConfig())
 	require.NoError(t, err)
 	err = exp.Start(context.Background(), hosttest.Host{})
 	assert.ErrorContains(t, err, `extension "bantay" is not configured`)

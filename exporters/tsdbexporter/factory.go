@@ -7,6 +7,8 @@
 // probe to retry (RESOURCE_EXHAUSTED / HTTP 429) instead of queueing in memory.
 package tsdbexporter
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 
@@ -14,17 +16,14 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/bantay-noc/bantay/exporters/tsdbexporter/internal/metadata"
 )
-
-// TypeStr is the exporter's name in collector configs.
-const TypeStr = "tsdb"
-
-var componentType = component.MustNewType(TypeStr)
 
 // NewFactory returns the tsdb exporter factory.
 func NewFactory() exporter.Factory {
-	return exporter.NewFactory(componentType, createDefaultConfig,
-		exporter.WithMetrics(createMetrics, component.StabilityLevelBeta))
+	return exporter.NewFactory(metadata.Type, createDefaultConfig,
+		exporter.WithMetrics(createMetrics, metadata.MetricsStability))
 }
 
 func createDefaultConfig() component.Config {

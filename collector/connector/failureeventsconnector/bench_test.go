@@ -9,13 +9,15 @@ import (
 	"go.opentelemetry.io/collector/connector/connectortest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector/internal/metadata"
 )
 
 // BenchmarkConsumeMetrics measures what the connector adds to the metrics
 // pipeline per export batch: 100 probes, each with its attempts series and
 // six failure series (one per reason), 1 of them failing.
 func BenchmarkConsumeMetrics(b *testing.B) {
-	c, err := NewFactory().CreateMetricsToLogs(context.Background(), connectortest.NewNopSettings(Type),
+	c, err := NewFactory().CreateMetricsToLogs(context.Background(), connectortest.NewNopSettings(metadata.Type),
 		createDefaultConfig(), &consumertest.LogsSink{})
 	if err != nil {
 		b.Fatal(err)

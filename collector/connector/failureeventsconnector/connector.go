@@ -13,18 +13,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
-)
-
-const scopeName = "github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
-
-// Metric names (Prometheus adds _total to counters).
-const (
-	metricPoints  = "bantay_failure_events_points"
-	metricEmitted = "bantay_failure_events_emitted"
-	metricDropped = "bantay_failure_events_dropped"
-	metricStreams = "bantay_failure_events_streams"
 )
 
 // Reasons an event is dropped (bantay_failure_events_dropped{reason}).
@@ -78,28 +69,12 @@ func newConnector(cfg *Config, set connector.Settings, next consumer.Logs) (*fai
 		attrs:    metric.WithAttributes(attribute.String("connector", set.ID.String())),
 		warnings: logthrottle.New(set.Logger, time.Minute),
 	}
-	m := set.MeterProvider.Meter(scopeName)
-	var err error
-	if c.pointsC, err = m.Int64Counter(metricPoints,
-		metric.WithDescription("bantay.probe.failures points seen, by result (accepted, baseline, reset, duplicate, out_of_order, invalid, stream_limit)."),
-		metric.WithUnit("{point}")); err != nil {
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
 		return nil, err
 	}
-	if c.emittedC, err = m.Int64Counter(metricEmitted,
-		metric.WithDescription("probe_failure events handed to the logs pipeline."),
-		metric.WithUnit("{event}")); err != nil {
-		return nil, err
-	}
-	if c.droppedC, err = m.Int64Counter(metricDropped,
-		metric.WithDescription("probe_failure events dropped, by reason (queue_full: the bounded queue to the logs pipeline was full; consumer_error: the logs pipeline refused them)."),
-		metric.WithUnit("{event}")); err != nil {
-		return nil, err
-	}
-	if c.streamsG, err = m.Int64Gauge(metricStreams,
-		metric.WithDescription("Failure streams tracked (bounded by max_streams)."),
-		metric.WithUnit("{stream}")); err != nil {
-		return nil, err
-	}
+	c.pointsC, c.emittedC = tel.FailureEventsPoints, tel.FailureEventsEmitted
+	c.droppedC, c.streamsG = tel.FailureEventsDropped, tel.FailureEventsStreams
 	c.pointCounts = map[string]int64{}
 	c.folder = newFolder(cfg, c.enqueue, c.countPoint)
 	return c, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/configtest"
 
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -61,7 +62,7 @@ func startConnector(t *testing.T, cfg *Config, next consumer.Logs) (connector.Me
 	t.Helper()
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
-	set := connectortest.NewNopSettings(Type)
+	set := connectortest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tt.NewTelemetrySettings()
 	c, err := NewFactory().CreateMetricsToLogs(context.Background(), set, cfg, next)
 	if err != nil {
@@ -120,10 +121,10 @@ func TestConnectorEmitsBurstAsLogRecord(t *testing.T) {
 	if !lr.Timestamp().AsTime().Equal(t0.Add(15*time.Second)) || lr.SeverityNumber() != plog.SeverityNumberWarn {
 		t.Errorf("timestamp %v severity %v", lr.Timestamp().AsTime(), lr.SeverityNumber())
 	}
-	if n := counterValue(t, tt, metricEmitted, "", ""); n != 1 {
+	if n := counterValue(t, tt, "bantay_failure_events_emitted", "", ""); n != 1 {
 		t.Errorf("emitted %d", n)
 	}
-	if n := counterValue(t, tt, metricPoints, "result", resAccepted); n != 4 {
+	if n := counterValue(t, tt, "bantay_failure_events_points", "result", resAccepted); n != 4 {
 		t.Errorf("accepted points %d, want 4 (the first one is the baseline)", n)
 	}
 }
@@ -183,7 +184,7 @@ func TestStuckLogsPipelineNeverBlocksMetrics(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("ConsumeMetrics blocked behind a stuck logs pipeline")
 	}
-	if n := counterValue(t, tt, metricDropped, "reason", dropQueueFull); n != 7 {
+	if n := counterValue(t, tt, "bantay_failure_events_dropped", "reason", dropQueueFull); n != 7 {
 		t.Errorf("dropped{queue_full} = %d, want 7", n)
 	}
 	unblock()
@@ -206,7 +207,7 @@ func TestConsumerErrorIsCountedNotRetried(t *testing.T) {
 		_ = c.ConsumeMetrics(context.Background(), md)
 	}
 	waitFor(t, "the refused event to be counted", func() bool {
-		return counterValue(t, tt, metricDropped, "reason", dropConsumerError) == 1
+		return counterValue(t, tt, "bantay_failure_events_dropped", "reason", dropConsumerError) == 1
 	})
 	if err := c.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -259,7 +260,7 @@ func TestShutdownHandsOnBatchedEvents(t *testing.T) {
 	if n := sink.LogRecordCount(); n != 1 {
 		t.Errorf("%d records after shutdown, want the batched burst", n)
 	}
-	if n := counterValue(t, tt, metricEmitted, "", ""); n != 1 {
+	if n := counterValue(t, tt, "bantay_failure_events_emitted", "", ""); n != 1 {
 		t.Errorf("emitted %d, want 1", n)
 	}
 }

@@ -8,6 +8,8 @@
 // bounded queue whose overflow is dropped and counted.
 package failureeventsconnector
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 	"errors"
@@ -15,17 +17,14 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/consumer"
+
+	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector/internal/metadata"
 )
-
-// Type is the component type, "failure_events".
-var Type = component.MustNewType("failure_events")
-
-const stability = component.StabilityLevelAlpha
 
 // NewFactory returns the factory of the failure_events connector.
 func NewFactory() connector.Factory {
-	return connector.NewFactory(Type, createDefaultConfig,
-		connector.WithMetricsToLogs(createMetricsToLogs, stability))
+	return connector.NewFactory(metadata.Type, createDefaultConfig,
+		connector.WithMetricsToLogs(createMetricsToLogs, metadata.MetricsToLogsStability))
 }
 
 func createMetricsToLogs(_ context.Context, set connector.Settings, c component.Config, next consumer.Logs) (connector.Metrics, error) {

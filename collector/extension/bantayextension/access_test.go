@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/bantay-noc/bantay/collector/extension/bantayextension/internal/metadata"
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
 	"github.com/bantay-noc/bantay/internal/harness/tlstest"
@@ -70,7 +71,7 @@ func newSecrets(t *testing.T) secrets {
 func startWithLogs(t *testing.T, cfg *Config) (*Server, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
-	set := extensiontest.NewNopSettings(componentType)
+	set := extensiontest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	ext, err := NewFactory().Create(context.Background(), set, cfg)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/bantay-noc/bantay/collector/extension/bantayextension/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
 
@@ -96,7 +97,7 @@ func TestServesEverythingOnOneListener(t *testing.T) {
 	base := "http://" + cfg.NetAddr.Endpoint
 
 	start := func() *Server {
-		ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(componentType), cfg)
+		ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
 		require.NoError(t, err)
 		require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 		return ext.(*Server)
@@ -153,7 +154,7 @@ func TestNotReadyWhileTheStoreCannotWrite(t *testing.T) {
 	cfg.Storage.Path = dir + "/data"
 	cfg.Storage.RecoveryInterval = 20 * time.Millisecond
 	base := "http://" + cfg.NetAddr.Endpoint
-	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(componentType), cfg)
+	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, ext.Shutdown(context.Background())) }()

@@ -5,6 +5,8 @@
 // (tsdb, heatmap) find it through the collector host and stay thin.
 package bantayextension
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 	"time"
@@ -13,19 +15,15 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/extension"
 
+	"github.com/bantay-noc/bantay/collector/extension/bantayextension/internal/metadata"
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/internal/store"
 	"github.com/bantay-noc/bantay/internal/webauth"
 )
 
-// TypeStr is the extension's name in collector configs.
-const TypeStr = "bantay"
-
-var componentType = component.MustNewType(TypeStr)
-
 // NewFactory returns the bantay extension factory.
 func NewFactory() extension.Factory {
-	return extension.NewFactory(componentType, createDefaultConfig, create, component.StabilityLevelBeta)
+	return extension.NewFactory(metadata.Type, createDefaultConfig, create, metadata.ExtensionStability)
 }
 
 func createDefaultConfig() component.Config {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/bantay-noc/bantay/collector/extension/bantayextension/internal/metadata"
 	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor"
 	"github.com/bantay-noc/bantay/exporters/heatmapexporter"
 	"github.com/bantay-noc/bantay/heatmap"
@@ -80,11 +81,11 @@ func TestOperatorCitiesReachTheHeatmap(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.NetAddr.Endpoint = testenv.FreeAddr(t)
 	cfg.Storage.Path = t.TempDir()
-	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(componentType), cfg)
+	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
 	require.NoError(t, ext.Start(ctx, componenttest.NewNopHost()))
 	defer func() { require.NoError(t, ext.Shutdown(ctx)) }()
-	host := hosttest.Host{component.NewID(componentType): ext}
+	host := hosttest.Host{component.NewID(metadata.Type): ext}
 
 	// A wall opened before the pipelines start.
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+cfg.NetAddr.Endpoint+hub.PathWS, nil)
@@ -157,7 +158,7 @@ func TestOperatorCitiesReachTheHeatmap(t *testing.T) {
 // their cities differ.
 func TestSeveralCitytagsTheLowestIDWins(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
-	set := extensiontest.NewNopSettings(componentType)
+	set := extensiontest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	s := newServer(set, createDefaultConfig().(*Config))
 	hm, err := heatmap.New(heatmap.Config{}, nil, nil)

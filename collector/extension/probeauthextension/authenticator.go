@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension/internal/metadata"
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 )
 
@@ -71,16 +72,13 @@ func newAuthenticator(set extension.Settings, cfg *Config) (*authenticator, erro
 		a.probes[[32]byte(b)] = probe
 		a.registered[probe] = struct{}{}
 	}
-	meter := set.MeterProvider.Meter("github.com/bantay-noc/bantay/collector/extension/probeauthextension")
-	var err error
-	a.failures, err = meter.Int64Counter("bantay_probeauth_failures",
-		metric.WithDescription("OTLP requests refused for a missing, malformed, unknown or wrong probe token, by reason."),
-		metric.WithUnit("{request}"))
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}
-	a.reporter, err = newReporter(set.Logger, meter)
-	return a, err
+	a.failures = tel.ProbeauthFailures
+	a.reporter = newReporter(set.Logger, tel.ProbeauthUnreportedFailures)
+	return a, nil
 }
 
 // Start finds the bantay extension named in the config, on whose event bus

@@ -4,11 +4,14 @@ import (
 	"context"
 	"testing"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/configtest"
+	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 )
@@ -20,6 +23,11 @@ func load(t *testing.T, name string) (*Config, error) {
 	t.Helper()
 	return configtest.Load[Config](t, NewFactory(), name)
 }
+
+// lifecycleHost is the host of mdatagen's generated lifecycle test
+// (metadata.yaml's tests.host): a stand-in for the bantay extension, which
+// probeauth finds at Start.
+func lifecycleHost() component.Host { return hosttest.With(&hosttest.Provider{}) }
 
 func TestConfig(t *testing.T) {
 	cfg, err := load(t, "")
@@ -33,7 +41,7 @@ func TestConfig(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(componentType),
+	ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(metadata.Type),
 		&Config{Tokens: map[string]string{"mnl-01": testHash}})
 	require.NoError(t, err)
 	auth := ext.(extensionauth.Server)

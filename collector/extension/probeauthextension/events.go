@@ -79,17 +79,14 @@ type reporter struct {
 	wg   sync.WaitGroup
 }
 
-func newReporter(logger *zap.Logger, meter metric.Meter) (*reporter, error) {
-	unreported, err := meter.Int64Counter("bantay_probeauth_unreported_failures",
-		metric.WithDescription("Refused OTLP requests that no probe_rejected event will count, by cause (rate_limit, sources_full, shutdown)."),
-		metric.WithUnit("{request}"))
+func newReporter(logger *zap.Logger, unreported metric.Int64Counter) *reporter {
 	return &reporter{
 		logger:     logger,
 		now:        time.Now,
 		unreported: unreported,
 		sources:    make(map[sourceKey]*sourceState),
 		budget:     rate.NewLimiter(rate.Every(reportRate), reportBurst),
-	}, err
+	}
 }
 
 // start finds the collector's event bus owner and starts reporting held

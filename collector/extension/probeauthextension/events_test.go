@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension/internal/metadata"
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
@@ -67,7 +68,7 @@ func newFixture(t *testing.T, capacity int) *fixture {
 	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	set := extensiontest.NewNopSettings(componentType)
+	set := extensiontest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	core, logs := observer.New(zap.InfoLevel)
 	set.Logger = zap.New(core)
@@ -288,13 +289,13 @@ func TestReceiverRefusalReachesTheBus(t *testing.T) {
 	require.NoError(t, confmap.NewFromStringMap(map[string]any{
 		"protocols": map[string]any{"http": map[string]any{
 			"endpoint": addr,
-			"auth":     map[string]any{"authenticator": TypeStr},
+			"auth":     map[string]any{"authenticator": metadata.Type.String()},
 		}},
 	}).Unmarshal(cfg))
 	sink := new(consumertest.MetricsSink)
 	rcv, err := rf.CreateMetrics(context.Background(), receivertest.NewNopSettings(rf.Type()), cfg, sink)
 	require.NoError(t, err)
-	host := hosttest.Host{component.MustNewID(TypeStr): f.auth}
+	host := hosttest.Host{component.NewID(metadata.Type): f.auth}
 	require.NoError(t, rcv.Start(context.Background(), host))
 	defer func() { require.NoError(t, rcv.Shutdown(context.Background())) }()
 

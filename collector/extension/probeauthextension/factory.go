@@ -6,17 +6,17 @@
 // `auth: {authenticator: probeauth}`.
 package probeauthextension
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension/internal/metadata"
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 )
-
-// TypeStr is the extension's name in collector configs.
-const TypeStr = "probeauth"
 
 // ProbeIDHeader is the request header (gRPC metadata) in which a probe
 // names itself. It is never trusted: the token decides who a request is
@@ -27,12 +27,10 @@ const ProbeIDHeader = "bantay-probe-id"
 // authenticated probe id.
 const ProbeIDAttribute = "bantay.probe.id"
 
-var componentType = component.MustNewType(TypeStr)
-
 // NewFactory returns the probeauth extension factory.
 func NewFactory() extension.Factory {
-	return extension.NewFactory(componentType, func() component.Config { return &Config{Extension: sharedstate.DefaultID} },
-		create, component.StabilityLevelBeta)
+	return extension.NewFactory(metadata.Type, func() component.Config { return &Config{Extension: sharedstate.DefaultID} },
+		create, metadata.ExtensionStability)
 }
 
 func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

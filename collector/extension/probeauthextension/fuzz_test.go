@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/configtest"
 )
 
@@ -39,7 +40,7 @@ func FuzzTokens(f *testing.F) {
 			}
 			return
 		}
-		ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(componentType), cfg)
+		ext, err := NewFactory().Create(context.Background(), extensiontest.NewNopSettings(metadata.Type), cfg)
 		if err != nil {
 			t.Fatalf("valid config %v refused: %v", cfg.Tokens, err)
 		}

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/bantay-noc/bantay/collector/extension/probeauthextension/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
 	"github.com/bantay-noc/bantay/internal/harness/tlstest"
@@ -57,20 +58,20 @@ func TestClientCertificateIdentifiesProbe(t *testing.T) {
 
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	set := extensiontest.NewNopSettings(componentType)
+	set := extensiontest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	ext, err := NewFactory().Create(context.Background(), set, &Config{
 		Tokens:      map[string]string{"mnl-01": testHash},
 		ClientCerts: map[string]string{"dvo-01": "dvo-01.probes.test"},
 	})
 	require.NoError(t, err)
-	host := hosttest.Host{component.MustNewID(TypeStr): ext}
+	host := hosttest.Host{component.NewID(metadata.Type): ext}
 	require.NoError(t, ext.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
 
 	grpcAddr, httpAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	tlsCfg := map[string]any{"cert_file": serverCert, "key_file": serverKey, "client_ca_file": ca.WriteCA(t, dir)}
-	auth := map[string]any{"authenticator": TypeStr}
+	auth := map[string]any{"authenticator": metadata.Type.String()}
 	rf := otlpreceiver.NewFactory()
 	cfg := rf.CreateDefaultConfig()
 	require.NoError(t, confmap.NewFromStringMap(map[string]any{"protocols": map[string]any{

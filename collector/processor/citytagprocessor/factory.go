@@ -7,6 +7,8 @@
 // rejected (refusal.go).
 package citytagprocessor
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 	"time"
@@ -16,18 +18,14 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 )
 
-// TypeStr is the processor's name in collector configs.
-const TypeStr = "citytag"
-
-var componentType = component.MustNewType(TypeStr)
-
 // NewFactory returns the citytag processor factory.
 func NewFactory() processor.Factory {
-	return processor.NewFactory(componentType, createDefaultConfig,
-		processor.WithMetrics(createMetrics, component.StabilityLevelBeta))
+	return processor.NewFactory(metadata.Type, createDefaultConfig,
+		processor.WithMetrics(createMetrics, metadata.MetricsStability))
 }
 
 func createDefaultConfig() component.Config {

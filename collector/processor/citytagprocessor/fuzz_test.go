@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/configtest"
 	"github.com/bantay-noc/bantay/internal/otlperror"
 )
@@ -89,7 +90,7 @@ func FuzzRegistry(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		proc, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
+		proc, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

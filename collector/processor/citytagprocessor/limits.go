@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 )
 
 // Per-probe limits, modelled on Prometheus's scrape limits (sample_limit,
@@ -72,7 +74,6 @@ type limiter struct {
 
 	stop    chan struct{}
 	stopped sync.WaitGroup
-	gauge   metric.Registration
 }
 
 // probeSeries is the series one probe has active.
@@ -115,25 +116,20 @@ func (l *limiter) sweepInterval() time.Duration {
 }
 
 // startSweeping starts the sweeper and the active-series gauge.
-func (l *limiter) startSweeping(meter metric.Meter) error {
+func (l *limiter) startSweeping(tel *metadata.TelemetryBuilder) error {
 	if l.probes == nil || l.stop != nil {
 		return nil
 	}
-	gauge, err := meter.Int64ObservableGauge("bantay_citytag_active_series",
-		metric.WithDescription("Series each probe has active in citytag's per-probe series limit (max_series_per_probe), counted as the store counts them."),
-		metric.WithUnit("{series}"))
-	if err != nil {
-		return err
-	}
-	l.gauge, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	// The builder's Shutdown (the tagger's) unregisters the callback.
+	err := tel.RegisterCitytagActiveSeriesCallback(func(_ context.Context, o metric.Int64Observer) error {
 		for id, ps := range l.probes {
 			ps.mu.Lock()
 			n := ps.active
 			ps.mu.Unlock()
-			o.ObserveInt64(gauge, int64(n), metric.WithAttributes(attribute.String(labelProbe, id)))
+			o.Observe(int64(n), metric.WithAttributes(attribute.String(labelProbe, id)))
 		}
 		return nil
-	}, gauge)
+	})
 	if err != nil {
 		return err
 	}
@@ -155,14 +151,13 @@ func (l *limiter) startSweeping(meter metric.Meter) error {
 	return nil
 }
 
-func (l *limiter) shutdown() error {
+func (l *limiter) shutdown() {
 	if l.stop == nil {
-		return nil
+		return
 	}
 	close(l.stop)
 	l.stopped.Wait()
 	l.stop = nil
-	return l.gauge.Unregister()
 }
 
 // sweep forgets the series no point has come for in series_idle.

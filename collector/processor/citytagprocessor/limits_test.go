@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
@@ -581,7 +582,7 @@ func TestKnownSeriesCostNoAllocation(t *testing.T) {
 	addProbeResource(in, mnlGlobe, 20)
 	addProbeResource(in, mnlPLDT, 20)
 	allocs := func(cfg *Config) float64 {
-		p, _, err := newProcessor(context.Background(), processortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
+		p, _, err := newProcessor(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
 		require.NoError(t, err)
 		return testing.AllocsPerRun(50, func() {
 			md := pmetric.NewMetrics()
@@ -617,7 +618,7 @@ func BenchmarkConsumeMetrics(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := testConfig()
 			cfg.Limits = bc.limits
-			p, _, err := newProcessor(context.Background(), processortest.NewNopSettings(componentType), cfg, consumertest.NewNop())
+			p, _, err := newProcessor(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
 			require.NoError(b, err)
 			copies := make([]pmetric.Metrics, 0, 64)
 			b.ReportAllocs()

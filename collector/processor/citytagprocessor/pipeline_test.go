@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/exporters/tsdbexporter"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 	"github.com/bantay-noc/bantay/internal/harness/otlpload"
@@ -51,7 +51,7 @@ func newPipeline(t *testing.T) *pipeline {
 	p.openStore()
 	next, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error { return p.exp.ConsumeMetrics(ctx, md) })
 	require.NoError(t, err)
-	proc, tagger, err := newProcessor(context.Background(), processortest.NewNopSettings(componentType), testConfig(), next)
+	proc, tagger, err := newProcessor(context.Background(), processortest.NewNopSettings(metadata.Type), testConfig(), next)
 	require.NoError(t, err)
 	require.NoError(t, proc.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 	t.Cleanup(func() { require.NoError(t, proc.Shutdown(context.Background())) })
@@ -65,7 +65,7 @@ func (p *pipeline) openStore() {
 	s, err := store.Open(store.DefaultConfig(p.dir), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(p.t, err)
 	exp, err := tsdbexporter.NewFactory().CreateMetrics(context.Background(),
-		exportertest.NewNopSettings(component.MustNewType(tsdbexporter.TypeStr)), tsdbexporter.NewFactory().CreateDefaultConfig())
+		exportertest.NewNopSettings(tsdbexporter.NewFactory().Type()), tsdbexporter.NewFactory().CreateDefaultConfig())
 	require.NoError(p.t, err)
 	require.NoError(p.t, exp.Start(context.Background(), hosttest.With(&hosttest.Provider{TSDB: s})))
 	p.store, p.exp = s, exp

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
@@ -87,7 +88,7 @@ type cityTagger struct {
 	logs         *logthrottle.Logger
 	bus          *events.Bus // nil without the bantay extension
 	limits       *limiter
-	meter        metric.Meter
+	telemetry    *metadata.TelemetryBuilder
 }
 
 func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
@@ -95,28 +96,7 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 	if err != nil {
 		return nil, err
 	}
-	meter := set.MeterProvider.Meter("github.com/bantay-noc/bantay/collector/processor/citytagprocessor")
-	rejected, err := meter.Int64Counter("bantay_citytag_rejected_points",
-		metric.WithDescription("Data points citytag refused to store, by reason."),
-		metric.WithUnit("{point}"))
-	if err != nil {
-		return nil, err
-	}
-	mismatch, err := meter.Int64Counter("bantay_citytag_declared_city_mismatches",
-		metric.WithDescription("Resources whose declared city differs from the registry's; tagged with the registry's city."),
-		metric.WithUnit("{resource}"))
-	if err != nil {
-		return nil, err
-	}
-	skew, err := meter.Float64Gauge("bantay_citytag_clock_skew_seconds",
-		metric.WithDescription("How far each registered probe's newest point was ahead of the collector's clock when it arrived (negative: behind)."),
-		metric.WithUnit("s"))
-	if err != nil {
-		return nil, err
-	}
-	late, err := meter.Int64Counter("bantay_citytag_late_points",
-		metric.WithDescription("Data points older than the newest point their probe uplink had already delivered: a store-and-forward backlog arriving."),
-		metric.WithUnit("{point}"))
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}
@@ -130,18 +110,18 @@ func newCityTagger(set processor.Settings, cfg *Config) (*cityTagger, error) {
 		maxAhead:     cfg.Timestamps.MaxAhead,
 		maxAge:       cfg.Timestamps.MaxAge,
 		now:          time.Now,
-		clockSkew:    skew,
-		latePoints:   late,
+		clockSkew:    tel.CitytagClockSkewSeconds,
+		latePoints:   tel.CitytagLatePoints,
 		newest:       map[uplinkOf]int64{},
 		gaz:          gaz,
 		probes:       probes,
 		maxLatency:   cfg.MaxLatencyMs,
 		requireAuth:  cfg.RequireAuthenticatedProbe,
-		rejected:     rejected,
-		cityMismatch: mismatch,
+		rejected:     tel.CitytagRejectedPoints,
+		cityMismatch: tel.CitytagDeclaredCityMismatches,
 		logs:         logthrottle.New(set.Logger, cfg.LogInterval),
 		limits:       newLimiter(cfg.Limits, probes),
-		meter:        meter,
+		telemetry:    tel,
 	}, nil
 }
 
@@ -499,10 +479,14 @@ func (t *cityTagger) reject(ctx context.Context, rej *rejections, reason string,
 // start starts forgetting idle series. (The event bus, if any, is found
 // by startFunc.)
 func (t *cityTagger) start(_ context.Context, _ component.Host) error {
-	return t.limits.startSweeping(t.meter)
+	return t.limits.startSweeping(t.telemetry)
 }
 
-func (t *cityTagger) shutdown(context.Context) error { return t.limits.shutdown() }
+func (t *cityTagger) shutdown(context.Context) error {
+	t.limits.shutdown()
+	t.telemetry.Shutdown()
+	return nil
+}
 
 // dstCache memoises dst_city lookups within one resource: a probe reports
 // many points for the same few destinations.

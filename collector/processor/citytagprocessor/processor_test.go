@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
@@ -60,7 +61,7 @@ func startHarness(t testing.TB, cfg *Config, prepare func(*cityTagger)) *harness
 	t.Helper()
 	tel := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	set := processortest.NewNopSettings(componentType)
+	set := processortest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	sink := new(consumertest.MetricsSink)
 	p, tagger, err := newProcessor(context.Background(), set, cfg, sink)
@@ -343,7 +344,7 @@ func startWithBus(t *testing.T) (processor.Metrics, <-chan events.Event) {
 	t.Cleanup(bus.Close)
 	sub, cancel := bus.Subscribe()
 	t.Cleanup(cancel)
-	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), new(consumertest.MetricsSink))
+	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(metadata.Type), testConfig(), new(consumertest.MetricsSink))
 	require.NoError(t, err)
 	require.NoError(t, p.Start(context.Background(), hosttest.WithBus(bus)))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
@@ -486,7 +487,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	cfg := testConfig()
 	cfg.LogInterval = time.Second
 	core, logs := observer.New(zap.InfoLevel)
-	set := processortest.NewNopSettings(componentType)
+	set := processortest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	tel := componenttest.NewTelemetry()
 	defer tel.Shutdown(context.Background())

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 	"github.com/bantay-noc/bantay/internal/harness/otlpload"
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
@@ -84,7 +85,7 @@ func TestDownstreamErrorsPassThroughUnchanged(t *testing.T) {
 	retryable := status.Error(codes.ResourceExhausted, "store overloaded")
 	permanent := consumererror.NewPermanent(status.Error(codes.InvalidArgument, "stored 0 samples"))
 	for _, downstream := range []error{retryable, permanent} {
-		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), consumertest.NewErr(downstream))
+		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(metadata.Type), testConfig(), consumertest.NewErr(downstream))
 		require.NoError(t, err)
 		require.NoError(t, p.Start(context.Background(), hosttest.With(&hosttest.Provider{})))
 		assert.Equal(t, downstream, p.ConsumeMetrics(context.Background(), mixedRequest()), "with rejections")
@@ -114,7 +115,7 @@ type ctxKey struct{}
 // info, deadline, values) and may keep it.
 func TestNextConsumerGetsTheCallersContext(t *testing.T) {
 	next := &contextKeeper{}
-	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), testConfig(), next)
+	p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(metadata.Type), testConfig(), next)
 	require.NoError(t, err)
 	ctx := context.WithValue(context.Background(), ctxKey{}, "caller")
 	assert.Equal(t, mixedRefusal, refusal(t, p.ConsumeMetrics(ctx, mixedRequest())))
@@ -127,7 +128,7 @@ func TestNextConsumerGetsTheCallersContext(t *testing.T) {
 // wrapper; the error is built only when something was rejected.
 func TestNothingRejectedCostsNoAllocation(t *testing.T) {
 	cfg := testConfig()
-	set := processortest.NewNopSettings(componentType)
+	set := processortest.NewNopSettings(metadata.Type)
 	tagger, err := newCityTagger(set, cfg)
 	require.NoError(t, err)
 	bare, err := processorhelper.NewMetrics(context.Background(), set, cfg, consumertest.NewNop(), tagger.processMetrics,

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 )
@@ -21,8 +22,8 @@ func TestStartHandsTheGazetteerToTheExtension(t *testing.T) {
 	tagum := gazetteer.City{Name: "Tagum", Region: "Davao Region", IslandGroup: gazetteer.Mindanao,
 		Latitude: 7.4478, Longitude: 125.8078, Aliases: []string{"Tagum City"}}
 	cfg.Cities = []gazetteer.City{tagum}
-	set := processortest.NewNopSettings(componentType)
-	set.ID = component.MustNewIDWithName(TypeStr, "edge")
+	set := processortest.NewNopSettings(metadata.Type)
+	set.ID = component.NewIDWithName(metadata.Type, "edge")
 	p, err := NewFactory().CreateMetrics(context.Background(), set, cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)
 	bantay := &hosttest.Provider{}
@@ -53,7 +54,7 @@ func TestStartErrorNamesTheMissingExtension(t *testing.T) {
 	} {
 		cfg := testConfig()
 		cfg.Extension = tc.ext
-		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(componentType), cfg, new(consumertest.MetricsSink))
+		p, err := NewFactory().CreateMetrics(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
 		require.NoError(t, err)
 		err = p.Start(context.Background(), tc.host)
 		if tc.want == "" {

@@ -6,6 +6,8 @@
 // on the bantay extension at Start (docs/events.md).
 package bantayeventsreceiver
 
+//go:generate mdatagen metadata.yaml
+
 import (
 	"context"
 	"errors"
@@ -13,17 +15,14 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver/internal/metadata"
 )
-
-// Type is the component type, "bantay_events".
-var Type = component.MustNewType("bantay_events")
-
-const stability = component.StabilityLevelAlpha
 
 // NewFactory returns the factory of the bantay_events receiver.
 func NewFactory() receiver.Factory {
-	return receiver.NewFactory(Type, createDefaultConfig,
-		receiver.WithLogs(createLogs, stability))
+	return receiver.NewFactory(metadata.Type, createDefaultConfig,
+		receiver.WithLogs(createLogs, metadata.LogsStability))
 }
 
 func createLogs(_ context.Context, set receiver.Settings, c component.Config, next consumer.Logs) (receiver.Logs, error) {

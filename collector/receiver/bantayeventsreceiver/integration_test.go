@@ -109,7 +109,7 @@ func TestVictoriaLogsEventSources(t *testing.T) {
 	// Keep the line as Loki stores it, so that labels, structured
 	// metadata and the JSON line can each be checked on their own.
 	expCfg.Headers.Set("VL-Loki-Disable-Message-Parsing", "true")
-	expSet := exportertest.NewNopSettings(lokiexporter.Type)
+	expSet := exportertest.NewNopSettings(lokiexporter.NewFactory().Type())
 	exp, err := lokiexporter.NewFactory().CreateLogs(ctx, expSet, expCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestVictoriaLogsEventSources(t *testing.T) {
 	// The connector, fed the metrics pipeline's failure counters.
 	connCfg := failureeventsconnector.NewFactory().CreateDefaultConfig().(*failureeventsconnector.Config)
 	conn, err := failureeventsconnector.NewFactory().CreateMetricsToLogs(ctx,
-		connectortest.NewNopSettings(failureeventsconnector.Type), connCfg, logs)
+		connectortest.NewNopSettings(failureeventsconnector.NewFactory().Type()), connCfg, logs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver/internal/metadata"
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
@@ -22,13 +23,8 @@ import (
 	"github.com/bantay-noc/bantay/internal/logthrottle"
 )
 
-const (
-	scopeName = "github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver"
-	// metricDropped counts heatmap events that did not fit the queue.
-	metricDropped = "bantay_events_receiver_dropped"
-	// format names the data in the receiver's obsreport spans.
-	format = "bantay_events"
-)
+// format names the data in the receiver's obsreport spans.
+const format = "bantay_events"
 
 type eventsReceiver struct {
 	cfg    *Config
@@ -79,11 +75,11 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Logs) (*event
 		attrs:    metric.WithAttributes(attribute.String("receiver", set.ID.String())),
 		warnings: logthrottle.New(set.Logger, time.Minute),
 	}
-	if r.droppedC, err = set.MeterProvider.Meter(scopeName).Int64Counter(metricDropped,
-		metric.WithDescription("Events the bantay_events receiver dropped before the logs pipeline, by source and reason (queue_full: its queue was full; unknown_kind: a heatmap event kind it does not know)."),
-		metric.WithUnit("{event}")); err != nil {
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
 		return nil, err
 	}
+	r.droppedC = tel.EventsReceiverDropped
 	return r, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver/internal/metadata"
 	"github.com/bantay-noc/bantay/heatmap"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/events"
@@ -48,7 +49,7 @@ func startReceiver(t *testing.T, cfg *Config, host component.Host, next consumer
 	t.Helper()
 	tt := componenttest.NewTelemetry()
 	t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
-	set := receivertest.NewNopSettings(Type)
+	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tt.NewTelemetrySettings()
 	r, err := NewFactory().CreateLogs(context.Background(), set, cfg, next)
 	if err != nil {
@@ -258,12 +259,12 @@ func TestStuckPipelineDropsHeatmapEvents(t *testing.T) {
 		newPath(hm, "dvo-01", cell, now.Add(-51*time.Second)).degrade(now)
 	}
 	startHeatmap(t, hm)
-	waitFor(t, "drops", func() bool { return counterSum(t, tt, metricDropped) >= 11 })
+	waitFor(t, "drops", func() bool { return counterSum(t, tt, "bantay_events_receiver_dropped") >= 11 })
 	unblock()
 	if err := r.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := counterSum(t, tt, metricDropped); n != 11 {
+	if n := counterSum(t, tt, "bantay_events_receiver_dropped"); n != 11 {
 		t.Errorf("dropped %d heatmap events, want 11 (12 degradations, 1 queue slot)", n)
 	}
 	if n := sink.LogRecordCount(); n != 2 {
