@@ -87,6 +87,9 @@ type Options struct {
 	// {"stale_after": 3, "events": map[string]any{"hold": "1s"}}.
 	// resolution and probe_interval default to ProbeInterval.
 	Heatmap map[string]any
+	// Histograms is the probes' recording.histograms (classic, exponential
+	// or both; empty: the probe's default, classic).
+	Histograms string
 }
 
 // Defaults are the demo's standard ports, as in the README.
@@ -550,7 +553,12 @@ func probeConfig(city string, opts Options, s *sites, tokenFiles map[string]stri
 	if err != nil {
 		return nil, err
 	}
-	return config.Parse("demo probe "+id, []byte(b.String()))
+	cfg, err := config.Parse("demo probe "+id, []byte(b.String()))
+	if err == nil && opts.Histograms != "" {
+		cfg.Recording.Histograms = opts.Histograms
+		err = cfg.Validate()
+	}
+	return cfg, err
 }
 
 // queueDir is where probe id keeps what the collector did not acknowledge:
