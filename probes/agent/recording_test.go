@@ -2,7 +2,9 @@ package agent
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -17,13 +19,14 @@ import (
 
 // runRecording runs the test config with recording set, until both uplinks
 // sent three rounds of each target, and returns the last export per
-// carrier and the agent's log.
-func runRecording(t *testing.T, rec config.Recording) (map[string]*metricspb.ResourceMetrics, *logRecorder) {
+// carrier, the agent's log and what its /metrics served then.
+func runRecording(t *testing.T, rec config.Recording) (map[string]*metricspb.ResourceMetrics, *logRecorder, string) {
 	t.Helper()
 	collector := testenv.FreeAddr(t)
 	recv := startReceiver(t, collector)
 	cfg := testConfig(t, collector, startReflector(t), testenv.FreeAddr(t))
 	cfg.Recording = rec
+	cfg.Metrics.Listen = testenv.FreeAddr(t)
 	logs := &logRecorder{}
 	stop := runAgent(t, cfg, slog.New(logs))
 	waitFor(t, "three runs of every target on both uplinks", 20*time.Second, func() bool {
@@ -39,16 +42,31 @@ func runRecording(t *testing.T, rec config.Recording) (map[string]*metricspb.Res
 		}
 		return true
 	})
+	resp, err := http.Get("http://" + cfg.Metrics.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: HTTP %d, %v", resp.StatusCode, err)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	return recv.latest(), logs
+	return recv.latest(), logs, string(body)
 }
 
 func validTrace(id []byte) bool { return len(id) == 16 && !bytes.Equal(id, make([]byte, 16)) }
 
 func TestRecordingBothHistogramsWithExemplars(t *testing.T) {
-	latest, logs := runRecording(t, config.Recording{Histograms: config.HistogramsBoth})
+	latest, logs, scraped := runRecording(t, config.Recording{Histograms: config.HistogramsBoth})
+	// The probe's own /metrics registry takes both forms side by side.
+	for _, want := range []string{"network_latency_milliseconds_bucket{", "network_latency_native_milliseconds_count{"} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	for carrier, rm := range latest {
 		m := metricsByName(rm)
 		classic, native := m[metricmodel.Latency], m[metricmodel.LatencyNative]
@@ -113,7 +131,7 @@ func TestRecordingBothHistogramsWithExemplars(t *testing.T) {
 
 func TestRecordingExponentialOnlyAndSlowThreshold(t *testing.T) {
 	// No answer on loopback takes 50 s: only failures are marked.
-	latest, _ := runRecording(t, config.Recording{Histograms: config.HistogramsExponential, Slow: 50 * time.Second})
+	latest, _, _ := runRecording(t, config.Recording{Histograms: config.HistogramsExponential, Slow: 50 * time.Second})
 	for carrier, rm := range latest {
 		m := metricsByName(rm)
 		if m[metricmodel.Latency] != nil {
@@ -135,7 +153,7 @@ func TestRecordingExponentialOnlyAndSlowThreshold(t *testing.T) {
 }
 
 func TestRecordingClassicByDefault(t *testing.T) {
-	latest, _ := runRecording(t, config.Recording{})
+	latest, _, _ := runRecording(t, config.Recording{})
 	for carrier, rm := range latest {
 		m := metricsByName(rm)
 		if m[metricmodel.LatencyNative] != nil || m[metricmodel.Latency].GetHistogram() == nil {
