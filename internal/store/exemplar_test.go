@@ -27,32 +27,25 @@ var slowTrace = pcommon.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 
 // sample measured at exTime. The SDK's reservoir keeps an exemplar until a
 // newer measurement replaces it, so cumulative points repeat it.
 func nativeBatch(ts, exTime time.Time, offset int32, counts []uint64, sum float64) pmetric.Metrics {
-	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().Attributes().PutStr("service.name", "bantay-probe")
-	rm.Resource().Attributes().PutStr("service.instance.id", "mnl-01")
-	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	// latencyBatch's resource and point, with the classic histogram
+	// replaced by the exponential one.
+	md := latencyBatch(ts, counts, sum)
+	m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+	classic := pmetric.NewHistogramDataPoint()
+	m.Histogram().DataPoints().At(0).CopyTo(classic)
 	m.SetName(metricmodel.LatencyNative)
-	m.SetUnit(metricmodel.LatencyUnit)
 	h := m.SetEmptyExponentialHistogram()
 	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 	dp := h.DataPoints().AppendEmpty()
-	dp.Attributes().PutStr("src_city", "Manila")
-	dp.Attributes().PutStr("dst_city", "Davao")
-	dp.Attributes().PutStr("carrier", "Globe")
-	dp.Attributes().PutStr("network_type", "5g")
+	classic.Attributes().CopyTo(dp.Attributes())
 	dp.Attributes().PutStr("target", "dvo-echo")
 	dp.SetScale(3)
 	dp.Positive().SetOffset(offset)
 	dp.Positive().BucketCounts().FromRaw(counts)
-	var n uint64
-	for _, c := range counts {
-		n += c
-	}
-	dp.SetCount(n)
-	dp.SetSum(sum)
-	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(ts.Add(-time.Hour)))
-	dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	dp.SetCount(classic.Count())
+	dp.SetSum(classic.Sum())
+	dp.SetStartTimestamp(classic.StartTimestamp())
+	dp.SetTimestamp(classic.Timestamp())
 	ex := dp.Exemplars().AppendEmpty()
 	ex.SetTimestamp(pcommon.NewTimestampFromTime(exTime))
 	ex.SetDoubleValue(180)
