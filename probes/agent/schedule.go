@@ -235,8 +235,8 @@ func (j *job) logState(r *prober.Round) {
 		reason, err := mainFailure(r)
 		j.consecutive++
 		if j.consecutive >= failLogAfter && reason != j.loggedReason {
-			// The trace id is also on the failure's exemplar and on the
-			// collector's probe_failure event for it.
+			// This round's failures carry the trace id as their exemplar,
+			// so the line leads to them in the store.
 			j.logger.Warn("probe failing", "reason", reason, "consecutive_failures", j.consecutive, "error", err, "trace_id", j.traces[reason].String())
 			j.loggedReason = reason
 		} else {
