@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,6 +164,11 @@ func (o Options) withDefaults() Options {
 // not nil, is called once the collector answers and the probes run.
 func Run(ctx context.Context, opts Options, ready func()) error {
 	opts = opts.withDefaults()
+	// Checked before anything starts; the probes' own validation would
+	// only say so once the collector runs.
+	if opts.Histograms != "" && !slices.Contains(config.HistogramModes, opts.Histograms) {
+		return fmt.Errorf("histograms: %q is not one of %s", opts.Histograms, strings.Join(config.HistogramModes, ", "))
+	}
 	// Every path the demo writes into a config is absolute, resolved
 	// against the directory the user ran it from (see files).
 	dataDir, err := filepath.Abs(opts.DataDir)
