@@ -187,7 +187,7 @@ export function drawDrill(canvas, d, theme) {
   ctx.fillText("loss", left - 8, sy + stripH / 2);
 
   drawLate(ctx, cols, x, colW, top, theme);
-  const marks = drawExemplars(ctx, d.exemplars || [], x, y, t0, tEnd, sy, stripH, theme);
+  const marks = drawExemplars(ctx, worstPerColumn(d.exemplars || [], res), x, y, t0, tEnd, sy, stripH, theme);
 
   if (!cols.some((c) => c.count > 0 || c.attempts > 0)) {
     ctx.fillStyle = theme.muted;
@@ -196,6 +196,23 @@ export function drawDrill(canvas, d, theme) {
     ctx.fillText(d.loading ? "Loading the last hour…" : "No measurements in the last hour", left + plotW / 2, top + plotH / 2);
   }
   return { left, plotW, t0, res, top, plotH, marks };
+}
+
+/**
+ * worstPerColumn keeps, per column, the slowest answer's exemplar and every
+ * failure's: with recording.slow at 0 every round's slowest answer has one,
+ * and an hour of rings would hide the smoke.
+ */
+export function worstPerColumn(exemplars, res) {
+  const slow = new Map();
+  const out = [];
+  for (const e of exemplars) {
+    if (e.kind === "failure") { out.push(e); continue; }
+    const slot = Math.floor(e.t / res) * res;
+    const cur = slow.get(slot);
+    if (!cur || e.value > cur.value) slow.set(slot, e);
+  }
+  return out.concat([...slow.values()]).sort((a, b) => a.t - b.t);
 }
 
 /**
