@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -28,6 +29,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/harness/pagetest"
+	"github.com/bantay-noc/bantay/internal/store"
 	"github.com/bantay-noc/bantay/web"
 )
 
@@ -422,6 +424,15 @@ func TestBrowserLiveHeatmap(t *testing.T) {
 		mux.Handle(p, &hmHandler)
 	}
 	mux.Handle("/", web.Handler())
+	// The Prometheus API beside the page, as on the collector's listener:
+	// the drill-down asks it for exemplars and the native median. This
+	// store is empty, so the drill-down draws the heatmap's columns alone.
+	st, err := store.Open(store.DefaultConfig(t.TempDir()), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", st.APIHandler(store.APIDeps{})))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

@@ -229,6 +229,9 @@ func feedEvent(lr plog.LogRecord) (wire.FeedEvent, bool) {
 		SrcCity: str(attrSrcCity), DstCity: str(attrDstCity), Carrier: str(attrCarrier),
 		NetworkType: str(attrNetworkType), Probe: str(attrProbe),
 	}
+	if id := lr.TraceID(); !id.IsEmpty() {
+		fe.TraceID = id.String()
+	}
 	switch {
 	case lr.Timestamp() != 0:
 		fe.Time = lr.Timestamp().AsTime()

@@ -30,6 +30,7 @@ type feedEntry struct {
 	Carrier     string `json:"carrier"`
 	NetworkType string `json:"network_type"`
 	Probe       string `json:"probe"`
+	TraceID     string `json:"trace_id"`
 }
 
 // TestLogsBecomeFeedEvents hands the exporter records in the format of
@@ -68,6 +69,7 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 	a.PutStr("network_type", "4g")
 	a.PutStr("probe", "davao-01")
 	a.PutInt("count", 12)
+	lr.SetTraceID(pcommon.TraceID{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
 
 	other := lrs.AppendEmpty() // not a Bantay event: no event.kind
 	other.Body().SetStr("some component log")
@@ -92,7 +94,8 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 	}
 	want := []feedEntry{
 		{Time: at.UnixMilli(), Kind: "probe_failure", Level: "warn", Body: "Davao → Manila via Smart 4g: 12 timeouts",
-			SrcCity: "Davao", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g", Probe: "davao-01"},
+			SrcCity: "Davao", DstCity: "Manila", Carrier: "Smart", NetworkType: "4g", Probe: "davao-01",
+			TraceID: "deadbeef0102030405060708090a0b0c"}, // the failure's, to find its exemplar
 		{Time: at.Add(time.Second).UnixMilli(), Kind: "rules_reloaded", Level: "info", Body: "rules reloaded: 3 groups"},
 	}
 	if len(s.Events) != len(want) {

@@ -22,6 +22,9 @@ type FeedEvent struct {
 	Carrier     string `json:"carrier,omitempty"`
 	NetworkType string `json:"network_type,omitempty"`
 	Probe       string `json:"probe,omitempty"`
+	// TraceID is the hex trace id of the sample the event is about (a
+	// failure burst's first failure), as on its exemplar in the store.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // wireFeedEvent is FeedEvent with its time in milliseconds.

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,9 @@ type Options struct {
 	// {"stale_after": 3, "events": map[string]any{"hold": "1s"}}.
 	// resolution and probe_interval default to ProbeInterval.
 	Heatmap map[string]any
+	// Histograms is the probes' recording.histograms (classic, exponential
+	// or both; empty: the probe's default, classic).
+	Histograms string
 }
 
 // Defaults are the demo's standard ports, as in the README.
@@ -160,6 +164,11 @@ func (o Options) withDefaults() Options {
 // not nil, is called once the collector answers and the probes run.
 func Run(ctx context.Context, opts Options, ready func()) error {
 	opts = opts.withDefaults()
+	// Checked before anything starts; the probes' own validation would
+	// only say so once the collector runs.
+	if opts.Histograms != "" && !slices.Contains(config.HistogramModes, opts.Histograms) {
+		return fmt.Errorf("histograms: %q is not one of %s", opts.Histograms, strings.Join(config.HistogramModes, ", "))
+	}
 	// Every path the demo writes into a config is absolute, resolved
 	// against the directory the user ran it from (see files).
 	dataDir, err := filepath.Abs(opts.DataDir)
@@ -550,7 +559,12 @@ func probeConfig(city string, opts Options, s *sites, tokenFiles map[string]stri
 	if err != nil {
 		return nil, err
 	}
-	return config.Parse("demo probe "+id, []byte(b.String()))
+	cfg, err := config.Parse("demo probe "+id, []byte(b.String()))
+	if err == nil && opts.Histograms != "" {
+		cfg.Recording.Histograms = opts.Histograms
+		err = cfg.Validate()
+	}
+	return cfg, err
 }
 
 // queueDir is where probe id keeps what the collector did not acknowledge:

@@ -8,6 +8,8 @@ package events
 
 import (
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // Kind is an event kind; it becomes the Loki label `kind` (attribute
@@ -91,6 +93,11 @@ type Event struct {
 	Target      string
 	Reason      string
 	Error       string
+	// TraceID is the trace id of the sample the event is about (a probe
+	// failure burst's first failure), the same id as on that sample's
+	// exemplar in the store: the record's trace id, so the Loki line and
+	// the page's feed carry it (zero: none).
+	TraceID pcommon.TraceID
 
 	// Attrs are further attributes by name, e.g. p95_before_ms, count.
 	// Values must be string, bool, int, int64, uint64, float64,

@@ -42,6 +42,9 @@ func AppendRecord(lrs plog.LogRecordSlice, e *Event, observed pcommon.Timestamp)
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(e.Time))
 	lr.SetObservedTimestamp(observed)
 	lr.Body().SetStr(e.Body)
+	if !e.TraceID.IsEmpty() {
+		lr.SetTraceID(e.TraceID)
+	}
 	switch e.Severity {
 	case SeverityInfo:
 		lr.SetSeverityNumber(plog.SeverityNumberInfo)

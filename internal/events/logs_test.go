@@ -19,6 +19,7 @@ func TestToLogsRecordFormat(t *testing.T) {
 		Kind: KindProbeFailure, Time: at, Severity: SeverityWarn, Body: "dvo-01: 5 timeouts",
 		SrcCity: "Davao", Carrier: "Globe", IslandGroup: "Mindanao",
 		Probe: "dvo-01", DstCity: "Manila", NetworkType: "5g", Target: "203.0.113.7:443", Reason: "timeout",
+		TraceID: pcommon.TraceID{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
 		Attrs: map[string]any{
 			AttrCount: 5, "nan": math.NaN(), "ratio": 0.25, "big": uint64(7), "ok": true,
 			"since": at, "for": 90 * time.Second,
@@ -60,6 +61,14 @@ func TestToLogsRecordFormat(t *testing.T) {
 	}
 	if v, _ := lr.Attributes().Get("count"); v.Type() != pcommon.ValueTypeInt {
 		t.Errorf("count has type %v, want int (a JSON number in the line)", v.Type())
+	}
+	// The failure's trace id is the record's, where the loki exporter
+	// takes it from for the line and the metadata.
+	if got := lr.TraceID().String(); got != "deadbeef0102030405060708090a0b0c" {
+		t.Errorf("trace id %q, want the event's", got)
+	}
+	if !sl.LogRecords().At(1).TraceID().IsEmpty() {
+		t.Error("an event without a trace id got one")
 	}
 	if v, ok := sl.LogRecords().At(1).Attributes().Get("src_city"); ok {
 		t.Errorf("empty src_city was set (%q): it would make an empty label", v.Str())

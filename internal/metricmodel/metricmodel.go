@@ -43,6 +43,23 @@ const (
 	BytesUnit    = "By"
 )
 
+// LatencyNative is the same measurements as Latency in a base-2
+// exponential histogram (probe setting histograms: exponential or both),
+// stored as the Prometheus native histogram network_latency_native_milliseconds.
+// It needs a name of its own: the OTel SDK folds two views of one name on
+// one instrument into one stream, and the probe's /metrics registry refuses
+// two histograms of one name (docs/decisions.md).
+const LatencyNative = "network.latency.native"
+
+// LatencyNativeMaxBuckets bounds the buckets of LatencyNative (the SDK's
+// MaxSize): 160 hold 0.1 ms to 60 s at scale 3 (each bucket 9% wide), and a
+// path whose latencies span less gets a finer scale.
+const LatencyNativeMaxBuckets = 160
+
+// IsLatency says whether an OTel metric name is path latency, in either
+// histogram form.
+func IsLatency(name string) bool { return name == Latency || name == LatencyNative }
+
 // LatenessBounds (s) of bantay.probe.schedule.lateness: a healthy probe
 // starts runs within a millisecond; tens of milliseconds mean a busy CPU,
 // a second or more a probe that cannot keep its schedule. Read-only.

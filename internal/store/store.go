@@ -60,6 +60,11 @@ type Config struct {
 	// RecoveryInterval is how often a store whose WAL write failed checks
 	// whether it can write again (free space) and, if so, reopens the TSDB.
 	RecoveryInterval time.Duration
+	// MaxExemplars is the size of the TSDB's in-memory exemplar ring, shared
+	// by all series, like Prometheus's --storage.tsdb.max-exemplars; 0
+	// turns exemplar storage off. Probes attach one to a slow or failed
+	// sample (its trace id), and /api/v1/query_exemplars serves them.
+	MaxExemplars int64
 }
 
 // RemoteReadConfig bounds /api/v1/read like Prometheus's
@@ -88,6 +93,7 @@ func DefaultConfig(dir string) Config {
 		RetryAfter:           5 * time.Second,
 		RemoteRead:           RemoteReadConfig{SampleLimit: 50_000_000, ConcurrencyLimit: 10, MaxBytesInFrame: 1 << 20},
 		RecoveryInterval:     5 * time.Second,
+		MaxExemplars:         100_000,
 	}
 }
 
@@ -120,6 +126,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("remote_read.max_bytes_in_frame: must be positive, got %d", c.RemoteRead.MaxBytesInFrame)
 	case c.RecoveryInterval <= 0:
 		return fmt.Errorf("recovery_interval: must be positive, got %v", c.RecoveryInterval)
+	case c.MaxExemplars < 0:
+		return fmt.Errorf("max_exemplars: must not be negative (0 turns exemplar storage off), got %d", c.MaxExemplars)
 	}
 	return nil
 }
@@ -170,6 +178,12 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 	// snapshot). Out-of-order samples are not in the snapshot but in the WBL,
 	// which is replayed in full either way (docs/RELIABILITY.md).
 	opts.EnableMemorySnapshotOnShutdown = true
+	// Exemplars (a slow or failed probe's trace id) are kept in memory only,
+	// as in Prometheus: the WAL holds them for a restart, blocks do not.
+	// Native histograms (the probes' exponential histograms) need no
+	// option: the TSDB of Prometheus 3 always stores them.
+	opts.EnableExemplarStorage = cfg.MaxExemplars > 0
+	opts.MaxExemplars = cfg.MaxExemplars
 	tsdbReg := &reopenRegisterer{Registerer: reg}
 	db, dbStats, err := openTSDB(cfg.Dir, opts, tsdbReg, logger)
 	if err != nil {

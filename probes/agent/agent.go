@@ -144,6 +144,7 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 			sdkmetric.WithInterval(a.cfg.Collector.ExportInterval),
 			sdkmetric.WithTimeout(a.cfg.Collector.Timeout))),
 	}
+	mpOpts = append(mpOpts, recordingOptions(a.cfg.Recording)...)
 	if a.registry != nil {
 		// A second reader on the same provider: /metrics shows exactly
 		// what is sent. The uplink's carrier and network type become
@@ -174,7 +175,9 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		return nil, err
 	}
 	for i, t := range a.cfg.Targets {
-		up.jobs = append(up.jobs, newJob(t, probers[i], inst, logger.With("target", t.Name)))
+		j := newJob(t, probers[i], inst, logger.With("target", t.Name))
+		j.slow = a.cfg.Recording.Slow
+		up.jobs = append(up.jobs, j)
 	}
 	return up, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 	"github.com/bantay-noc/bantay/probes/config"
@@ -48,6 +49,12 @@ type job struct {
 	// line, not one per interval.
 	consecutive  int
 	loggedReason prober.Reason
+
+	// Every failure carries an exemplar (recording.go), and so does a
+	// round's slowest answer when it is at least slow. traces are the
+	// trace ids of the last round's failures by reason, for the log.
+	slow   time.Duration
+	traces map[prober.Reason]trace.TraceID
 }
 
 func newJob(t config.Target, p prober.Prober, inst *instruments, logger *slog.Logger) *job {
@@ -161,11 +168,30 @@ func (j *job) record(r *prober.Round) {
 	// context; recording is local and never blocks.
 	rec := context.Background()
 	j.inst.attempts.Add(rec, int64(r.Sent), j.attrs)
+	clear(j.traces)
 	for reason, n := range r.Failures {
-		j.inst.failures.Add(rec, int64(n), j.failures[reason])
+		if n <= 0 {
+			continue
+		}
+		ctx, id := mark("probe failure")
+		if j.traces == nil {
+			j.traces = map[prober.Reason]trace.TraceID{}
+		}
+		j.traces[reason] = id
+		j.inst.failures.Add(ctx, int64(n), j.failures[reason])
 	}
-	for _, res := range r.Results {
-		j.inst.latency.Record(rec, ms(res.RTT), j.attrs)
+	slowest := -1
+	for i, res := range r.Results {
+		if res.RTT >= j.slow && (slowest < 0 || res.RTT > r.Results[slowest].RTT) {
+			slowest = i
+		}
+	}
+	for i, res := range r.Results {
+		ctx := rec
+		if i == slowest {
+			ctx, _ = mark("slow probe")
+		}
+		j.inst.latency.Record(ctx, ms(res.RTT), j.attrs)
 		for _, ph := range res.Phases {
 			j.inst.latency.Record(rec, ms(ph.Duration), j.phases[ph.Name])
 		}
@@ -209,7 +235,9 @@ func (j *job) logState(r *prober.Round) {
 		reason, err := mainFailure(r)
 		j.consecutive++
 		if j.consecutive >= failLogAfter && reason != j.loggedReason {
-			j.logger.Warn("probe failing", "reason", reason, "consecutive_failures", j.consecutive, "error", err)
+			// This round's failures carry the trace id as their exemplar,
+			// so the line leads to them in the store.
+			j.logger.Warn("probe failing", "reason", reason, "consecutive_failures", j.consecutive, "error", err, "trace_id", j.traces[reason].String())
 			j.loggedReason = reason
 		} else {
 			j.logger.Debug("probe failed", "reason", reason, "error", err)

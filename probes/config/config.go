@@ -83,6 +83,9 @@ type Config struct {
 	Queue Queue `yaml:"queue"`
 	// Metrics serves the probe's own metrics over HTTP.
 	Metrics Metrics `yaml:"metrics"`
+	// Recording chooses the latency histograms and which samples carry an
+	// exemplar (recording.go).
+	Recording Recording `yaml:"recording"`
 
 	// File is the path the config was read from (or the name given to Parse).
 	File string `yaml:"-"`

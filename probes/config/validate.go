@@ -57,6 +57,7 @@ func (c *Config) validate() []Problem {
 
 	c.Collector.validate(v)
 	c.Queue.validate(v)
+	c.Recording.validate(v)
 	if c.Metrics.Listen != "" {
 		if err := checkHostPort(c.Metrics.Listen); err != nil {
 			v.add("metrics.listen", "%q: %v (give 127.0.0.1:9464 for this host only)", c.Metrics.Listen, err)

@@ -6,7 +6,8 @@ import { Feed } from "./feed.js";
 import { Matrix, ntName, paintCell } from "./matrix.js";
 import { drawMap } from "./map.js";
 import { EventFeed } from "./events.js";
-import { drawDrill, mergeColumns, columnAt, drillSummary } from "./drill.js";
+import { drawDrill, mergeColumns, columnAt, drillSummary, exemplarAt, medianOf } from "./drill.js";
+import { fetchDrillExtras } from "./exemplars.js";
 import { initIncidentButton } from "./incident.js";
 import {
   SCALE_TICKS, scalePos, viridisAt, LOSS_STEPS, fmtMs, fmtLoss, fmtTime, fmtAgo, fmtDay,
@@ -346,6 +347,9 @@ function renderLegend() {
     it.append(b, document.createTextNode(st.label));
     dl.append(it);
   }
+  const ex = document.createElement("span");
+  ex.textContent = "○ a slow answer or a failure: point at it for its trace id and event";
+  dl.append(ex);
 }
 
 function canvasOf(w, h) {
@@ -364,9 +368,14 @@ function canvasOf(w, h) {
 
 const drillEl = $("drill");
 let drillGeo = null;
+// How often an open drill-down asks the Prometheus API again for its
+// exemplars and native median (the columns come live over the websocket).
+const EXTRAS_EVERY = 30 * 1000;
 
 function openDrill(id) {
-  state.drill = { id, columns: [], bounds: state.bounds, resolutionMs: state.resolutionMs, loading: true, updates: 0, ref: "" };
+  closeExtras();
+  state.drill = { id, columns: [], bounds: state.bounds, resolutionMs: state.resolutionMs, loading: true, updates: 0, ref: "",
+    native: null, exemplars: [] };
   const [src, dst, carrier, nt] = id.split("|");
   $("drill-title").textContent = `${src} → ${dst} · ${carrier} ${ntName(nt)} · last hour`;
   drillEl.hidden = false;
@@ -376,6 +385,7 @@ function openDrill(id) {
   state.hover = null;
   tip.hidden = true;
   sendDrill();
+  loadExtras(state.drill);
   // Focus the dialog itself, not its close button: the Enter that opened
   // it must not also press Close.
   drillEl.focus();
@@ -387,8 +397,41 @@ function sendDrill() {
   state.drill.ref = feed.send({ type: "drilldown", cell: state.drill.id });
 }
 
+// The drill-down's extras from the store (exemplars.js); a store without
+// exemplars or native histograms, or a credential that may not read the
+// API, leaves the drill-down as the columns alone draw it.
+let extras = { timer: 0, abort: null };
+
+function loadExtras(d) {
+  extras.abort = new AbortController();
+  const signal = extras.abort.signal;
+  fetchDrillExtras(d.id, d.resolutionMs, state.intervalMs, Date.now(), signal).then((x) => {
+    if (state.drill !== d) return;
+    d.native = x.native;
+    d.exemplars = x.exemplars;
+    drillEl.dataset.exemplars = String(x.exemplars.length);
+    drillEl.dataset.median = x.native.size ? "native" : "classic";
+    schedule();
+  }, (err) => {
+    if (signal.aborted) return;
+    drillEl.dataset.median = "classic";
+    console.warn("drill-down: exemplars and native median unavailable:", err.message);
+  }).finally(() => {
+    if (state.drill === d) extras.timer = setTimeout(() => loadExtras(d), EXTRAS_EVERY);
+  });
+}
+
+function closeExtras() {
+  clearTimeout(extras.timer);
+  if (extras.abort) extras.abort.abort();
+  extras = { timer: 0, abort: null };
+  delete drillEl.dataset.exemplars;
+  delete drillEl.dataset.median;
+}
+
 function closeDrill() {
   if (!state.drill) return;
+  closeExtras();
   const id = state.drill.id;
   state.drill = null;
   drillEl.hidden = true;
@@ -419,6 +462,12 @@ function renderDrill() {
   drillEl.dataset.columns = String(d.columns.length);
   drillEl.dataset.filled = String(d.columns.filter((c) => c.count > 0).length);
   drillEl.dataset.late = String(d.columns.filter((c) => c.late > 0).length);
+  // The newest exemplar's mark in page coordinates: what a test (or a
+  // screen reader's pointer) moves to for its trace id.
+  const marks = (drillGeo && drillGeo.marks) || [];
+  const m = marks[marks.length - 1];
+  const r = $("drill-canvas").getBoundingClientRect();
+  drillEl.dataset.mark = m ? `${Math.round(r.left + m.x)},${Math.round(r.top + m.y)}` : "";
 }
 
 $("drill-close").addEventListener("click", closeDrill);
@@ -426,6 +475,11 @@ $("drill-canvas").addEventListener("mousemove", (ev) => {
   const d = state.drill;
   if (!d) return;
   const r = ev.currentTarget.getBoundingClientRect();
+  const ex = exemplarAt(drillGeo, ev.clientX - r.left, ev.clientY - r.top);
+  if (ex) {
+    showExemplar(ex, ev);
+    return;
+  }
   const col = columnAt(drillGeo, d, ev.clientX - r.left);
   if (!col) {
     tip.hidden = true;
@@ -433,16 +487,37 @@ $("drill-canvas").addEventListener("mousemove", (ev) => {
   }
   state.hover = { id: d.id, el: ev.currentTarget, column: true };
   const rows = [
-    ["median", fmtMs(col.p50, true)], ["mean", fmtMs(col.mean, true)], ["samples", String(col.count)],
+    ["median", fmtMs(medianOf(d, col), true) + (d.native && d.native.has(col.t) ? " (native histogram)" : "")],
+    ["mean", fmtMs(col.mean, true)], ["samples", String(col.count)],
     ["loss", `${fmtLoss(col.loss)} (${fmtNum(col.failures)}/${fmtNum(col.attempts)})`],
     ["jitter", fmtMs(col.jitter, true)],
   ];
   if (col.late > 0) rows.push(["late", `${fmtNum(col.late)} points, delivered after newer data`]);
+  delete tip.dataset.trace;
   tip.innerHTML = `<h3>${fmtTime(col.t)} – ${fmtTime(col.t + d.resolutionMs)}</h3><div class="sub">Manila time</div>` +
     `<table>${rows.map(([k, v]) => `<tr><th>${k}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;
   tip.hidden = false;
   placeTip({ left: ev.clientX - 6, right: ev.clientX + 6, top: ev.clientY + 12 });
 });
+// showExemplar is the way from a red cell to the sample and its log: the
+// trace id the store's exemplar, the probe's log line and (for a failure)
+// the probe_failure event in the feed and in Loki all carry.
+function showExemplar(ex, ev) {
+  state.hover = { id: state.drill.id, el: ev.currentTarget, column: true };
+  const event = eventFeed.events.find((e) => e.trace_id === ex.traceId);
+  const rows = [
+    [ex.kind === "failure" ? "failure" : "slow answer", ex.kind === "failure" ? ex.reason : fmtMs(ex.value, true)],
+    ["probe", ex.probe], ["target", ex.target], ["trace id", ex.traceId],
+    ["event", event ? event.body : "–"],
+    ["in Loki", `{service="bantay"} | trace_id="${ex.traceId}"`],
+  ];
+  tip.innerHTML = `<h3>${fmtTime(ex.t)}</h3><div class="sub">Manila time</div>` +
+    `<table class="ex">${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;
+  tip.dataset.trace = ex.traceId;
+  tip.hidden = false;
+  placeTip({ left: ev.clientX - 6, right: ev.clientX + 6, top: ev.clientY + 12 });
+}
+
 $("drill-canvas").addEventListener("mouseleave", () => {
   state.hover = null;
   tip.hidden = true;

@@ -2,7 +2,11 @@
 // column shows the latency distribution as "smoke" (bucket density: the
 // darker, the more measurements fell there; a tall smear is jitter), the
 // median as a line coloured by that column's loss, and a loss strip under
-// the plot. Columns where every attempt failed are shaded in full.
+// the plot. Columns where every attempt failed are shaded in full. Where
+// the probes record the exponential histogram, the median comes from the
+// native series (d.native, finer than the buckets the smoke is counted in),
+// and the path's exemplars (d.exemplars: a slow answer's or a failure's
+// trace id) are marked, so a red cell leads to the sample and its event.
 import { lossColor, fmtHM, fmtMs } from "./scale.js";
 
 const HOUR = 3600 * 1000;
@@ -29,9 +33,16 @@ function upper(bounds, i) {
   return i < bounds.length ? bounds[i] : bounds[bounds.length - 1] * 1.5;
 }
 
+/** The median of column c: the native histogram's where there is one. */
+export function medianOf(d, c) {
+  const n = d.native && d.native.get(c.t);
+  return n != null ? n : c.p50;
+}
+
 /**
- * drawDrill paints d = {columns, bounds, resolutionMs} on the canvas and
- * returns the geometry for hit testing ({left, plotW, t0, res}).
+ * drawDrill paints d = {columns, bounds, resolutionMs, native, exemplars}
+ * on the canvas and returns the geometry for hit testing
+ * ({left, plotW, t0, res, marks}).
  */
 export function drawDrill(canvas, d, theme) {
   const dpr = window.devicePixelRatio || 1;
@@ -140,8 +151,9 @@ export function drawDrill(canvas, d, theme) {
   for (const pass of ["halo", "line"]) {
     let prev = null;
     for (const c of cols) {
-      if (c.p50 == null) { prev = null; continue; }
-      const xa = x(c.t), xb = xa + colW, yy = y(c.p50);
+      const p50 = medianOf(d, c);
+      if (p50 == null) { prev = null; continue; }
+      const xa = x(c.t), xb = xa + colW, yy = y(p50);
       ctx.beginPath();
       if (prev && Math.abs(prev.t + res - c.t) < 1) ctx.moveTo(xa, prev.y);
       else ctx.moveTo(xa, yy);
@@ -175,6 +187,7 @@ export function drawDrill(canvas, d, theme) {
   ctx.fillText("loss", left - 8, sy + stripH / 2);
 
   drawLate(ctx, cols, x, colW, top, theme);
+  const marks = drawExemplars(ctx, worstPerColumn(d.exemplars || [], res), x, y, t0, tEnd, sy, stripH, theme);
 
   if (!cols.some((c) => c.count > 0 || c.attempts > 0)) {
     ctx.fillStyle = theme.muted;
@@ -182,7 +195,58 @@ export function drawDrill(canvas, d, theme) {
     ctx.font = `500 ${fpx * 1.2}px ${theme.font}`;
     ctx.fillText(d.loading ? "Loading the last hour…" : "No measurements in the last hour", left + plotW / 2, top + plotH / 2);
   }
-  return { left, plotW, t0, res, top, plotH };
+  return { left, plotW, t0, res, top, plotH, marks };
+}
+
+/**
+ * worstPerColumn keeps, per column, the slowest answer's exemplar and every
+ * failure's: with recording.slow at 0 every round's slowest answer has one,
+ * and an hour of rings would hide the smoke.
+ */
+export function worstPerColumn(exemplars, res) {
+  const slow = new Map();
+  const out = [];
+  for (const e of exemplars) {
+    if (e.kind === "failure") { out.push(e); continue; }
+    const slot = Math.floor(e.t / res) * res;
+    const cur = slow.get(slot);
+    if (!cur || e.value > cur.value) slow.set(slot, e);
+  }
+  return out.concat([...slow.values()]).sort((a, b) => a.t - b.t);
+}
+
+/**
+ * drawExemplars marks each exemplar: a slow answer as a ring at its latency,
+ * a failure as a ring on the loss strip (the shape, not only the colour,
+ * tells them from the smoke). Returns the marks' centres for exemplarAt.
+ */
+function drawExemplars(ctx, exemplars, x, y, t0, tEnd, sy, stripH, theme) {
+  const marks = [];
+  ctx.save();
+  ctx.lineWidth = 2;
+  for (const e of exemplars) {
+    if (e.t < t0 || e.t > tEnd) continue;
+    const cx = x(e.t), cy = e.kind === "failure" ? sy + stripH / 2 : y(e.value);
+    ctx.beginPath();
+    ctx.arc(cx, cy, 4.5, 0, 2 * Math.PI);
+    ctx.fillStyle = theme.panel;
+    ctx.fill();
+    ctx.strokeStyle = theme.ink;
+    ctx.stroke();
+    marks.push({ x: cx, y: cy, e });
+  }
+  ctx.restore();
+  return marks;
+}
+
+/** The exemplar marked within 8 CSS pixels of (px, py), or null. */
+export function exemplarAt(geo, px, py) {
+  let best = null, bestD = 64;
+  for (const m of (geo && geo.marks) || []) {
+    const dd = (m.x - px) ** 2 + (m.y - py) ** 2;
+    if (dd <= bestD) { best = m.e; bestD = dd; }
+  }
+  return best;
 }
 
 /**

@@ -28,6 +28,7 @@ func main() {
 	flag.DurationVar(&o.ProbeInterval, "interval", o.ProbeInterval, "probe and export interval")
 	flag.StringVar(&o.LokiURL, "loki", "", "push events to this Loki (base URL, or a full push URL ending in /push)")
 	flag.StringVar(&o.AlertmanagerURL, "alertmanager", "", "send alerts from the shipped rules to this Alertmanager (http://host:port)")
+	flag.StringVar(&o.Histograms, "histograms", "", "the probes' recording.histograms: classic (default), exponential or both\n(both: the drill-down's median from native histograms, docs/probe.md)")
 	incident := flag.String("incident", "", "stage an incident on the simulated network, e.g. 'Davao/Globe: +80ms, 5% loss after 60s for 5m'\n(grammar: docs/demo-network.md); the page's \"Stage incident\" button stages it again")
 	flag.Parse()
 	if *incident != "" {

@@ -63,6 +63,9 @@ type burst struct {
 	count           float64
 	part            int // 1, or 2.. for a continuation of a burst cut at max_burst
 	quietPoints     int // consecutive points without a new failure
+	// traceID is the trace id of the burst's first failure: the exemplar
+	// the probe attached to it (the same one the store keeps).
+	traceID pcommon.TraceID
 }
 
 // folder derives failure deltas from cumulative points and folds them into
@@ -163,12 +166,12 @@ func (f *folder) failures(instance string, sum pmetric.Sum, now time.Time) {
 			f.count(resInvalid)
 			continue
 		}
-		f.point(instance, dp.Attributes(), int64(dp.StartTimestamp()), int64(dp.Timestamp()), v, delta, now)
+		f.point(instance, dp.Attributes(), int64(dp.StartTimestamp()), int64(dp.Timestamp()), v, delta, now, dp.Exemplars())
 	}
 }
 
 // point applies one failures point.
-func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, value float64, delta bool, now time.Time) {
+func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, value float64, delta bool, now time.Time, exemplars pmetric.ExemplarSlice) {
 	probe := probeOf(instance, attrs)
 	get := func(k string) string {
 		if v, ok := attrs.Get(k); ok {
@@ -216,11 +219,17 @@ func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, 
 	st.lastArrival = now
 
 	d, result := value, resAccepted
+	// The failures this point adds happened after sinceNs: the previous
+	// point, else the series' start.
+	sinceNs := startNs
 	if !delta {
 		var verdict cumulative.Verdict
 		var gap time.Duration
 		verdict, d, gap = st.counter.Next(startNs, tsNs, value, 2*f.interval(st))
 		st.interval.Learn(gap)
+		if gap > 0 {
+			sinceNs = tsNs - int64(gap)
+		}
 		switch verdict {
 		case cumulative.Duplicate:
 			f.count(resDuplicate)
@@ -245,7 +254,25 @@ func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, 
 		}
 	}
 	f.count(result)
-	f.fold(st, tsNs, d)
+	f.fold(st, tsNs, d, newTrace(exemplars, sinceNs, tsNs))
+}
+
+// newTrace is the trace id of the earliest exemplar of a failure between
+// sinceNs (exclusive) and tsNs: the probe's reservoir repeats older
+// exemplars until newer failures replace them, and those are not this
+// point's failures. Zero when the point has none (a probe that sends no
+// exemplars).
+func newTrace(exemplars pmetric.ExemplarSlice, sinceNs, tsNs int64) pcommon.TraceID {
+	var id pcommon.TraceID
+	var at int64
+	for i := 0; i < exemplars.Len(); i++ {
+		ex := exemplars.At(i)
+		t := int64(ex.Timestamp())
+		if !ex.TraceID().IsEmpty() && t > sinceNs && t <= tsNs && (id.IsEmpty() || t < at) {
+			id, at = ex.TraceID(), t
+		}
+	}
+	return id
 }
 
 // interval is the stream's learnt point spacing, or probe_interval.
@@ -253,8 +280,9 @@ func (f *folder) interval(st *stream) time.Duration {
 	return st.interval.Or(f.cfg.ProbeInterval)
 }
 
-// fold adds d new failures seen at tsNs to the stream's burst.
-func (f *folder) fold(st *stream, tsNs int64, d float64) {
+// fold adds d new failures seen at tsNs to the stream's burst; trace is
+// the trace id of one of them (newTrace).
+func (f *folder) fold(st *stream, tsNs int64, d float64, trace pcommon.TraceID) {
 	b := st.burst
 	if d <= 0 {
 		if b != nil {
@@ -266,7 +294,7 @@ func (f *folder) fold(st *stream, tsNs int64, d float64) {
 		return
 	}
 	if b == nil {
-		b = &burst{firstNs: tsNs, lastNs: tsNs, part: 1}
+		b = &burst{firstNs: tsNs, lastNs: tsNs, part: 1, traceID: trace}
 		// A burst that starts right after one cut at max_burst (no quiet
 		// period between them) continues it.
 		if st.prevPart > 0 && tsNs-st.prevLastNs <= int64(f.cfg.QuietIntervals)*int64(f.interval(st)) {
@@ -331,6 +359,7 @@ func (f *folder) close(st *stream, continued bool) {
 	e.Time = first
 	e.Severity = events.SeverityWarn
 	e.Error = reasonText(e.Reason)
+	e.TraceID = b.traceID
 	e.Attrs = map[string]any{
 		events.AttrCount: n,
 		attrFirstTime:    first,

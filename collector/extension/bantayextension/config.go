@@ -58,6 +58,10 @@ type StorageConfig struct {
 	// RecoveryInterval is how often a store whose WAL write failed (a full
 	// disk) checks for room to repair the WAL and accept appends again.
 	RecoveryInterval time.Duration `mapstructure:"recovery_interval"`
+	// MaxExemplars sizes the in-memory exemplar ring (the trace ids of slow
+	// and failed probes) like Prometheus's --storage.tsdb.max-exemplars; 0
+	// turns exemplar storage off.
+	MaxExemplars int64 `mapstructure:"max_exemplars"`
 }
 
 // QueryConfig configures the PromQL engine like Prometheus's --query.* flags.
@@ -87,6 +91,7 @@ func (cfg *Config) storeConfig() store.Config {
 		AppendWait:           cfg.Storage.AppendWait,
 		RetryAfter:           cfg.Storage.RetryAfter,
 		RecoveryInterval:     cfg.Storage.RecoveryInterval,
+		MaxExemplars:         cfg.Storage.MaxExemplars,
 		LookbackDelta:        cfg.Query.LookbackDelta,
 		QueryTimeout:         cfg.Query.Timeout,
 		MaxSamples:           cfg.Query.MaxSamples,

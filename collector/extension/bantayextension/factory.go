@@ -43,6 +43,7 @@ func createDefaultConfig() component.Config {
 			AppendWait:           def.AppendWait,
 			RetryAfter:           def.RetryAfter,
 			RecoveryInterval:     def.RecoveryInterval,
+			MaxExemplars:         def.MaxExemplars,
 		},
 		Query: QueryConfig{
 			LookbackDelta: def.LookbackDelta,

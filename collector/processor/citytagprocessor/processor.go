@@ -254,7 +254,7 @@ func (t *cityTagger) place(res pcommon.Map) (placement, string, string) {
 // A point is dropped for a time out of bounds (win), an impossible value,
 // for what cannot be placed, and then for the per-probe limits (sc).
 func (t *cityTagger) tagMetric(ctx context.Context, rej *rejections, pl placement, dst *dstCache, sc *seriesScope, win *timeWindow, m pmetric.Metric) int {
-	isLatency := m.Name() == metricmodel.Latency
+	isLatency := metricmodel.IsLatency(m.Name())
 	mkey, mreason, mdetail := sc.metricKey(m, pl)
 	check := func(ts pcommon.Timestamp, attrs pcommon.Map, valid bool, cost int) bool { // true: drop the point
 		if reason, detail := win.check(unixNanos(ts)); reason != "" {

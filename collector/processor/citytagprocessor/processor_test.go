@@ -531,3 +531,27 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	}
 	assert.Equal(t, int64(9), total, "every rejection is counted, logged or not")
 }
+
+// TestNativeLatencyHeldToTheSameRules: network.latency.native (the probe's
+// exponential histogram, issue 12) is latency too, so an absurd one is
+// refused like network.latency's.
+func TestNativeLatencyHeldToTheSameRules(t *testing.T) {
+	h := newHarness(t, testConfig())
+	md := pmetric.NewMetrics()
+	addResource(md, uplinkRes{"mnl-01", "Manila", "Globe", "5g"}, "Davao")
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	m := ms.AppendEmpty()
+	m.SetName("network.latency.native")
+	m.SetUnit("ms")
+	dp := m.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+	dp.Attributes().PutStr("dst_city", "Baguio")
+	dp.SetTimestamp(nowTS())
+	dp.SetScale(3)
+	dp.Positive().SetOffset(20)
+	dp.Positive().BucketCounts().FromRaw([]uint64{4})
+	dp.SetCount(4)
+	dp.SetSum(48)
+	dp.SetMax(1e9)
+	assert.Contains(t, refusal(t, h.proc.ConsumeMetrics(context.Background(), md)), `metric "network.latency.native" has an impossible value`)
+	assert.Equal(t, map[string]int64{reasonInvalidValue: 1}, h.rejected(t))
+}

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+
+	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/metricmodel"
+	"github.com/bantay-noc/bantay/probes/config"
+)
+
+// runRecording runs the test config with recording set, until both uplinks
+// sent three rounds of each target, and returns the last export per
+// carrier, the agent's log and what its /metrics served then.
+func runRecording(t *testing.T, rec config.Recording) (map[string]*metricspb.ResourceMetrics, *logRecorder, string) {
+	t.Helper()
+	collector := testenv.FreeAddr(t)
+	recv := startReceiver(t, collector)
+	cfg := testConfig(t, collector, startReflector(t), testenv.FreeAddr(t))
+	cfg.Recording = rec
+	cfg.Metrics.Listen = testenv.FreeAddr(t)
+	logs := &logRecorder{}
+	stop := runAgent(t, cfg, slog.New(logs))
+	waitFor(t, "three runs of every target on both uplinks", 20*time.Second, func() bool {
+		l := recv.latest()
+		for _, carrier := range []string{"Globe", "PLDT"} {
+			if l[carrier] == nil {
+				return false
+			}
+			m := metricsByName(l[carrier])
+			if sumFor(m[metricmodel.Attempts], "davao-reflector", "") < 3 || sumFor(m[metricmodel.Failures], "baguio-tcp", "refused") < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	resp, err := http.Get("http://" + cfg.Metrics.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: HTTP %d, %v", resp.StatusCode, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return recv.latest(), logs, string(body)
+}
+
+func validTrace(id []byte) bool { return len(id) == 16 && !bytes.Equal(id, make([]byte, 16)) }
+
+func TestRecordingBothHistogramsWithExemplars(t *testing.T) {
+	latest, logs, scraped := runRecording(t, config.Recording{Histograms: config.HistogramsBoth})
+	// The probe's own /metrics registry takes both forms side by side.
+	for _, want := range []string{"network_latency_milliseconds_bucket{", "network_latency_native_milliseconds_count{"} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for carrier, rm := range latest {
+		m := metricsByName(rm)
+		classic, native := m[metricmodel.Latency], m[metricmodel.LatencyNative]
+		if classic.GetHistogram() == nil || native.GetExponentialHistogram() == nil {
+			t.Fatalf("%s: network.latency %v and network.latency.native %v: want a classic and an exponential histogram", carrier, classic, native)
+		}
+		if native.Unit != metricmodel.LatencyUnit || native.GetExponentialHistogram().AggregationTemporality != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+			t.Errorf("%s: native unit %q temporality %v", carrier, native.Unit, native.GetExponentialHistogram().AggregationTemporality)
+		}
+		cdp, ndp := classic.GetHistogram().DataPoints[0], native.GetExponentialHistogram().DataPoints[0]
+		if !slices.Equal(cdp.ExplicitBounds, wantBuckets) {
+			t.Errorf("%s: classic bounds %v", carrier, cdp.ExplicitBounds)
+		}
+		// One instrument, two views: the same measurements in both forms.
+		if cdp.Count != ndp.Count || cdp.GetSum() != ndp.GetSum() {
+			t.Errorf("%s: classic count %d sum %v, native count %d sum %v", carrier, cdp.Count, cdp.GetSum(), ndp.Count, ndp.GetSum())
+		}
+		if ndp.Scale > nativeMaxScale || ndp.Scale < 0 {
+			t.Errorf("%s: native scale %d, want 0..%d (finest Prometheus stores)", carrier, ndp.Scale, nativeMaxScale)
+		}
+		// recording.slow 0: every round's slowest answer is marked.
+		for name, exs := range map[string][]*metricspb.Exemplar{"classic": cdp.Exemplars, "native": ndp.Exemplars} {
+			if len(exs) == 0 {
+				t.Errorf("%s: no exemplar on the %s latency histogram", carrier, name)
+			}
+			for _, ex := range exs {
+				if !validTrace(ex.TraceId) || len(ex.SpanId) != 8 || ex.GetAsDouble() <= 0 || ex.GetAsDouble() > cdp.GetMax() {
+					t.Errorf("%s: %s exemplar %v", carrier, name, ex)
+				}
+			}
+		}
+		for _, dp := range m[metricmodel.Failures].GetSum().GetDataPoints() {
+			a := attrs(dp.Attributes)
+			switch {
+			case a["target"] == "baguio-tcp" && a["reason"] == "refused":
+				if len(dp.Exemplars) == 0 || !validTrace(dp.Exemplars[0].TraceId) {
+					t.Errorf("%s: refused failures carry exemplars %v, want a trace id", carrier, dp.Exemplars)
+				}
+			case dp.GetAsInt() == 0 && len(dp.Exemplars) > 0:
+				t.Errorf("%s: %v at 0 carries exemplars %v", carrier, a, dp.Exemplars)
+			}
+		}
+		for _, dp := range m[metricmodel.Attempts].GetSum().GetDataPoints() {
+			if len(dp.Exemplars) > 0 {
+				t.Errorf("%s: attempts carry exemplars %v", carrier, dp.Exemplars)
+			}
+		}
+	}
+	var failing int
+	for _, l := range logs.lines() {
+		if l.msg == "probe failing" {
+			failing++
+			if id, _ := l.attrs["trace_id"].(string); len(id) != 32 || id == strings.Repeat("0", 32) {
+				t.Errorf("probe failing logged trace_id %v, want the failure's trace id", l.attrs["trace_id"])
+			}
+		}
+	}
+	if failing == 0 {
+		t.Error("no probe failing line for the closed port")
+	}
+}
+
+func TestRecordingExponentialOnlyAndSlowThreshold(t *testing.T) {
+	// No answer on loopback takes 50 s: only failures are marked.
+	latest, _, _ := runRecording(t, config.Recording{Histograms: config.HistogramsExponential, Slow: 50 * time.Second})
+	for carrier, rm := range latest {
+		m := metricsByName(rm)
+		if m[metricmodel.Latency] != nil {
+			t.Errorf("%s: exponential only, but the classic histogram is sent", carrier)
+		}
+		native := m[metricmodel.LatencyNative].GetExponentialHistogram()
+		if native == nil || native.DataPoints[0].Count == 0 {
+			t.Fatalf("%s: network.latency.native %v", carrier, native)
+		}
+		if exs := native.DataPoints[0].Exemplars; len(exs) > 0 {
+			t.Errorf("%s: no answer reached recording.slow, but exemplars %v", carrier, exs)
+		}
+		for _, dp := range m[metricmodel.Failures].GetSum().GetDataPoints() {
+			if a := attrs(dp.Attributes); a["target"] == "baguio-tcp" && a["reason"] == "refused" && len(dp.Exemplars) == 0 {
+				t.Errorf("%s: failures carry no exemplar", carrier)
+			}
+		}
+	}
+}
+
+func TestRecordingClassicByDefault(t *testing.T) {
+	latest, _, _ := runRecording(t, config.Recording{})
+	for carrier, rm := range latest {
+		m := metricsByName(rm)
+		if m[metricmodel.LatencyNative] != nil || m[metricmodel.Latency].GetHistogram() == nil {
+			t.Errorf("%s: default recording must send the classic histogram only: %v", carrier, m)
+		}
+	}
+}
