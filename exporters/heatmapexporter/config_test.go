@@ -23,6 +23,9 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(typeStr), want: component.MustNewID("bantay")},
 		{id: component.NewIDWithName(typeStr, "wall"), want: component.MustNewIDWithName("bantay", "wall")},
 		{id: component.NewIDWithName(typeStr, "empty"), wantErr: "extension"},
+		{id: component.NewIDWithName(typeStr, "blocking"), wantErr: "sending_queue::block_on_overflow"},
+		{id: component.NewIDWithName(typeStr, "parallel"), wantErr: "sending_queue::num_consumers"},
+		{id: component.NewIDWithName(typeStr, "noqueue"), wantErr: "sending_queue: must be enabled"},
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
@@ -59,7 +62,7 @@ func TestUnknownFieldRejected(t *testing.T) {
 }
 
 func TestValidateRequiresExtension(t *testing.T) {
-	if err := (&Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "extension: must name") {
+	if err := (&Config{QueueConfig: createDefaultConfig().(*Config).QueueConfig}).Validate(); err == nil || !strings.Contains(err.Error(), "extension: must name") {
 		t.Fatalf("zero config: %v", err)
 	}
 }
