@@ -251,6 +251,7 @@ func (c *client) flush() {
 	c.qmu.Lock()
 	c.slow = true
 	c.qmu.Unlock()
+	c.h.m.socketFull.Inc()
 	go c.writeSlow(iov, cl)
 }
 
