@@ -251,7 +251,7 @@ func (c *client) flush() {
 	c.qmu.Lock()
 	c.slow = true
 	c.qmu.Unlock()
-	c.h.m.socketFull.Inc()
+	c.h.m.blockingWrites.Inc()
 	go c.writeSlow(iov, cl)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -197,5 +198,34 @@ func TestControlFramesGoThroughTheWriter(t *testing.T) {
 	_ = last.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, _, err := last.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("at shutdown: %v, want 1001", err)
+	}
+}
+
+// TestTLSConnectionsAreWrittenTheBlockingWay: a TLS connection has no raw
+// socket to write to (each client's bytes are encrypted for it), so its
+// frames go the blocking way, and arrive like any others.
+func TestTLSConnectionsAreWrittenTheBlockingWay(t *testing.T) {
+	h := newTestHeatmap(t, nil)
+	f := newFeeder(h)
+	f.feed(globeMD, t0, 20, 3)
+	h.tick(t0.Add(time.Second))
+	srv := httptest.NewTLSServer(h.Handler())
+	defer srv.Close()
+	d := websocket.Dialer{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig, HandshakeTimeout: 30 * time.Second}
+	c, _, err := d.Dial("wss"+strings.TrimPrefix(srv.URL, "https")+PathWS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if fr := next(t, c); fr.Type != "snapshot" || len(fr.Cells) != 1 {
+		t.Fatalf("first frame %s with %d cells, want the snapshot with one", fr.Type, len(fr.Cells))
+	}
+	f.feed(globeMD, t0.Add(15*time.Second), 40, 3)
+	h.tick(t0.Add(16 * time.Second))
+	if fr := next(t, c); fr.Type != "delta" {
+		t.Fatalf("got %s, want a delta", fr.Type)
+	}
+	if n := testutil.ToFloat64(h.m.blockingWrites); n < 2 {
+		t.Errorf("bantay_heatmap_ws_blocking_writes_total = %g, want every write-out of the TLS connection (2) to go the blocking way", n)
 	}
 }

@@ -13,7 +13,7 @@ type metrics struct {
 	frameBytes     *prometheus.CounterVec
 	encoded        prometheus.Counter
 	coalesced      prometheus.Counter
-	socketFull     prometheus.Counter
+	blockingWrites prometheus.Counter
 	disconnects    *prometheus.CounterVec
 	broadcastDur   prometheus.Histogram
 	deliveryLag    prometheus.Histogram
@@ -69,9 +69,9 @@ func newMetrics() *metrics {
 			Name: "bantay_heatmap_ws_coalesced_total",
 			Help: "Times a slow client's queued deltas were replaced by a fresh snapshot.",
 		}),
-		socketFull: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "bantay_heatmap_ws_socket_full_total",
-			Help: "Times a connection's socket did not take its frames at once, so a goroutine of its own finished the write (bounded by write_timeout).",
+		blockingWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bantay_heatmap_ws_blocking_writes_total",
+			Help: "Write-outs that a connection's own goroutine finished the blocking way (bounded by write_timeout): its socket was full, or it is a TLS connection.",
 		}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bantay_heatmap_ws_disconnects_total",
@@ -102,7 +102,7 @@ func newMetrics() *metrics {
 // collectors are the metrics to register.
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connections, m.upgradesRefuse, m.invalid, m.frames, m.frameBytes, m.encoded,
-		m.coalesced, m.socketFull, m.disconnects, m.broadcastDur, m.deliveryLag, m.queueHighWater}
+		m.coalesced, m.blockingWrites, m.disconnects, m.broadcastDur, m.deliveryLag, m.queueHighWater}
 }
 
 // DeliveryLagBuckets are the bucket bounds (seconds) of
