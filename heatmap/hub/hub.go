@@ -43,7 +43,7 @@ type drill struct {
 }
 
 // Hub owns the last broadcast state of every cell and fans it out. Lock
-// order: hub.mu, then aggregator.mu, then client.qmu.
+// order: hub.mu, then aggregator.mu, then client.qmu, then writer.mu.
 type Hub struct {
 	cfg    Config
 	acfg   aggregate.Config // the aggregation's windows, resolution, bounds
