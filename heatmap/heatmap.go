@@ -77,6 +77,7 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Heatmap, 
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
+			hb.Close() // its writers are running
 			return nil, fmt.Errorf("heatmap metrics: %w", err)
 		}
 	}

@@ -25,6 +25,9 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(metadata.Type), want: component.MustNewID("bantay")},
 		{id: component.NewIDWithName(metadata.Type, "wall"), want: component.MustNewIDWithName("bantay", "wall")},
 		{id: component.NewIDWithName(metadata.Type, "empty"), wantErr: "extension"},
+		{id: component.NewIDWithName(metadata.Type, "blocking"), wantErr: "sending_queue::block_on_overflow"},
+		{id: component.NewIDWithName(metadata.Type, "parallel"), wantErr: "sending_queue::num_consumers"},
+		{id: component.NewIDWithName(metadata.Type, "noqueue"), wantErr: "sending_queue: must be enabled"},
 	} {
 		t.Run(tc.id.String(), func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
@@ -61,7 +64,7 @@ func TestUnknownFieldRejected(t *testing.T) {
 }
 
 func TestValidateRequiresExtension(t *testing.T) {
-	if err := (&Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "extension: must name") {
+	if err := (&Config{QueueConfig: createDefaultConfig().(*Config).QueueConfig}).Validate(); err == nil || !strings.Contains(err.Error(), "extension: must name") {
 		t.Fatalf("zero config: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -130,6 +131,15 @@ func startExporter(t *testing.T, hm *heatmap.Heatmap) exporter.Metrics {
 	return exp
 }
 
+// drain shuts the exporter down, which waits until its queue is empty:
+// everything it accepted is then in the heatmap.
+func drain(t *testing.T, exp component.Component) {
+	t.Helper()
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // exportCell feeds the batches through a started exporter into a fresh
 // heatmap, starts it (its first broadcast tick) and returns the
 // Manila→Davao Globe 5g cell of its snapshot.
@@ -146,6 +156,7 @@ func exportCell(t *testing.T, mds ...pmetric.Metrics) snapCell {
 			t.Fatal(err)
 		}
 	}
+	drain(t, exp)
 	if err := hm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +199,7 @@ func TestExportDeltaTemporality(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	drain(t, exp)
 	if err := hm.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

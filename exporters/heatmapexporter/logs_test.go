@@ -83,6 +83,7 @@ func TestLogsBecomeFeedEvents(t *testing.T) {
 	if err := exp.ConsumeLogs(context.Background(), ld); err != nil {
 		t.Fatal(err)
 	}
+	drain(t, exp)
 
 	rec := httptest.NewRecorder()
 	hm.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, hub.PathSnapshot, nil))

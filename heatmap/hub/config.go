@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -41,6 +42,10 @@ type Config struct {
 	// CompressMinBytes: frames at least this large are sent with
 	// permessage-deflate when the client negotiated it.
 	CompressMinBytes int `mapstructure:"compress_min_bytes"`
+	// Writers is the number of goroutines that write every connection's
+	// frames (non-blocking; a connection whose socket is full is finished
+	// by a goroutine of its own). Default: one per core (GOMAXPROCS).
+	Writers int `mapstructure:"writers"`
 	// AllowedOrigins lists extra browser origins (e.g. "https://noc.example")
 	// besides the same origin; "*" allows any.
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
@@ -63,6 +68,7 @@ func DefaultConfig() Config {
 		RequestBurst:      5,
 		RequestRate:       1,
 		CompressMinBytes:  512,
+		Writers:           runtime.GOMAXPROCS(0),
 	}
 }
 
@@ -104,6 +110,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CompressMinBytes == 0 {
 		c.CompressMinBytes = d.CompressMinBytes
+	}
+	if c.Writers == 0 {
+		c.Writers = d.Writers
 	}
 	return c
 }
@@ -150,6 +159,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestBurst < 1 {
 		bad("request_burst", "%d is below 1", c.RequestBurst)
+	}
+	if c.Writers < 1 || c.Writers > 256 {
+		bad("writers", "%d is outside 1..256", c.Writers)
 	}
 	if c.RequestRate <= 0 {
 		bad("request_rate", "%g is not positive", c.RequestRate)

@@ -14,26 +14,44 @@ import (
 )
 
 // client is one websocket connection: a reader goroutine (client messages,
-// pongs) and a writer goroutine that drains a bounded queue of shared,
-// pre-encoded frames. The broadcaster only ever appends to the queue under
-// a short lock, so a stalled client costs it nothing.
+// pongs) and a bounded queue of shared, pre-encoded frames that one of the
+// hub's few writers drains with non-blocking vectored writes straight to
+// the socket. Only when the socket is full does the client get a goroutine
+// of its own, which finishes the write the blocking way (bounded by
+// write_timeout) and hands the client back; so a stalled client never
+// holds up a writer, and a connection costs no goroutine to write.
+//
+// Exactly one party writes data at a time: the client's writer, or its
+// slow goroutine while slow is set. gorilla/websocket itself writes only a
+// close frame when the reader meets a protocol error or an oversized
+// message; that is one write(2) under the socket's lock, so it lands between
+// frames except after a half-written one, when the connection is ending
+// anyway.
 type client struct {
 	h        *Hub
 	conn     *websocket.Conn
+	nc       net.Conn
+	raw      rawWriter
+	hasRaw   bool
 	compress bool
+	w        *writer
 
 	// group and drill are guarded by hub.mu.
 	group *group
 	drill string
 
-	qmu    sync.Mutex
-	queue  []frame // len <= cfg.SendQueue
-	resync bool    // the queue overflowed: send a fresh snapshot next
-	wake   chan struct{}
-	// closeCode/closeText: a close frame to send once the queue is flushed
-	// (so an error frame is not overtaken by the close that follows it).
-	closeCode int
-	closeText string
+	qmu       sync.Mutex
+	queue     []*frame // len <= cfg.SendQueue
+	resync    bool     // the queue overflowed: send a fresh snapshot next
+	ping      bool     // a keepalive ping is due
+	closing   closeRequest
+	scheduled bool // on its writer's ready list
+	slow      bool // its own goroutine is writing: the socket was full
+	ended     bool // finished, or its close frame sent: nothing more is written
+
+	// out and iov are the batch being written, owned by whoever writes.
+	out []*frame
+	iov [][]byte
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -46,31 +64,49 @@ type client struct {
 	errBudget *rate.Limiter
 }
 
-func newClient(h *Hub, conn *websocket.Conn, compress bool) *client {
-	return &client{
-		h: h, conn: conn, compress: compress,
-		queue:    make([]frame, 0, h.cfg.SendQueue),
-		wake:     make(chan struct{}, 1),
+// closeRequest is a close frame to send and why the connection ends.
+type closeRequest struct {
+	set    bool
+	frame  *frame
+	reason string
+	// graceful: send the close frame after what is queued and leave the
+	// end to the reader, which waits for the peer's answer.
+	graceful bool
+}
+
+func newClient(h *Hub, conn *websocket.Conn, compress bool, w *writer) *client {
+	c := &client{
+		h: h, conn: conn, nc: conn.NetConn(), compress: compress, w: w,
+		queue:    make([]*frame, 0, h.cfg.SendQueue),
 		done:     make(chan struct{}),
 		requests: rate.NewLimiter(rate.Limit(h.cfg.RequestRate), h.cfg.RequestBurst),
 		// The max_errors-th error in a burst closes: the budget allows
 		// one fewer.
 		errBudget: rate.NewLimiter(rate.Every(time.Minute), h.cfg.MaxErrors-1),
 	}
-}
-
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.raw, c.hasRaw = newRawWriter(c.nc)
+	// Control frames the peer sends are answered through the queue, so
+	// that gorilla does not write beside the hub's writer.
+	conn.SetPingHandler(func(data string) error {
+		c.enqueue(controlFrame("", opPong, []byte(data)))
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		var echo []byte
+		if code != websocket.CloseNoStatusReceived {
+			echo = websocket.FormatCloseMessage(code, "")
+		}
+		c.requestClose(closeRequest{frame: controlFrame("", opClose, echo), reason: "client_closed"})
+		return nil
+	})
+	return c
 }
 
 // enqueue queues a frame without ever blocking. When the queue is full the
 // client is behind: its queued frames are dropped and the writer will send
 // the latest snapshot instead (coalescing), so memory stays bounded by
 // SendQueue frame references per connection.
-func (c *client) enqueue(f frame) {
+func (c *client) enqueue(f *frame) {
 	c.qmu.Lock()
 	switch {
 	case c.resync:
@@ -83,14 +119,34 @@ func (c *client) enqueue(f frame) {
 	default:
 		c.queue = append(c.queue, f)
 	}
+	c.scheduleLocked()
+}
+
+// scheduleLocked puts the client on its writer's list unless it is there,
+// being written by its slow goroutine (which looks at the queue after each
+// write) or done. It unlocks c.qmu.
+func (c *client) scheduleLocked() {
+	add := !c.scheduled && !c.slow && !c.ended
+	if add {
+		c.scheduled = true
+	}
 	c.qmu.Unlock()
-	c.signal()
+	if add {
+		c.w.add(c)
+	}
+}
+
+// pingDue asks for a keepalive ping with the next write.
+func (c *client) pingDue() {
+	c.qmu.Lock()
+	c.ping = true
+	c.scheduleLocked()
 }
 
 // replaceQueue drops the queued snapshots and deltas (they belonged to the
 // previous wire.Subscription; f, a snapshot, supersedes them) but keeps answers
 // such as error frames, and queues f.
-func (c *client) replaceQueue(f frame) {
+func (c *client) replaceQueue(f *frame) {
 	c.qmu.Lock()
 	kept := c.queue[:0]
 	for _, q := range c.queue {
@@ -101,8 +157,7 @@ func (c *client) replaceQueue(f frame) {
 	clear(c.queue[len(kept):])
 	c.queue = append(kept, f)
 	c.resync = false
-	c.qmu.Unlock()
-	c.signal()
+	c.scheduleLocked()
 }
 
 func (c *client) queueLen() int {
@@ -111,93 +166,179 @@ func (c *client) queueLen() int {
 	return len(c.queue)
 }
 
-// take moves the queued frames into dst and reports a pending resync and
-// a requested close.
-func (c *client) take(dst []frame) ([]frame, bool, int, string) {
+// requestClose has the writer send r's close frame (first request wins)
+// and then end the connection, or, when graceful, leave that to the reader.
+func (c *client) requestClose(r closeRequest) {
 	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	dst = append(dst[:0], c.queue...)
+	if !c.closing.set {
+		r.set = true
+		c.closing = r
+	}
+	c.scheduleLocked()
+}
+
+// take moves what is due into c.out and c.iov, in writing order: a ping,
+// the frames (after the resync frames when the queue overflowed, none when
+// closing at once), the close frame. It reports the close request due with
+// this batch. Caller holds c.qmu; the resync frames are fetched after.
+func (c *client) takeLocked() (resync bool, cl closeRequest) {
+	c.out = c.out[:0]
+	if c.ping {
+		c.out = append(c.out, pingFrame)
+		c.ping = false
+	}
+	cl = c.closing
+	if cl.set && !cl.graceful {
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.resync = false
+	}
+	c.out = append(c.out, c.queue...)
 	clear(c.queue)
 	c.queue = c.queue[:0]
-	resync := c.resync
-	c.resync = false
-	return dst, resync, c.closeCode, c.closeText
+	resync, c.resync = c.resync, false
+	if cl.set {
+		c.ended = true // nothing after the close frame
+	}
+	return resync, cl
 }
 
-// writeLoop is the connection's only data writer.
-func (c *client) writeLoop() {
-	ping := time.NewTicker(c.h.cfg.PingInterval)
-	defer ping.Stop()
-	batch := make([]frame, 0, c.h.cfg.SendQueue)
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
-				c.writeFailed(err)
-				return
-			}
-		case <-c.wake:
-			var resync bool
-			var closeCode int
-			var closeText string
-			batch, resync, closeCode, closeText = c.take(batch)
-			if resync {
-				batch = append(c.h.resyncFrames(c), batch...)
-			}
-			for i := range batch {
-				if err := c.write(batch[i]); err != nil {
-					c.writeFailed(err)
-					return
-				}
-				batch[i] = frame{}
-			}
-			if closeCode != 0 {
-				// The reader waits for the peer's answer and then ends the
-				// connection; nothing more is written.
-				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCode, closeText), time.Now().Add(c.h.cfg.WriteTimeout))
-				<-c.done
-				return
-			}
-		}
+// due reports whether anything waits to be written. Caller holds c.qmu.
+func (c *client) dueLocked() bool {
+	return !c.ended && (len(c.queue) > 0 || c.resync || c.ping || c.closing.set)
+}
+
+// prepare completes the batch taken: the resync frames first, the close
+// frame last, and the bytes of each frame as this client gets them.
+func (c *client) prepare(resync bool, cl closeRequest) {
+	if resync {
+		c.out = append(c.h.resyncFrames(c), c.out...)
+	}
+	if cl.set {
+		c.out = append(c.out, cl.frame)
+	}
+	c.iov = c.iov[:0]
+	for _, f := range c.out {
+		c.iov = append(c.iov, f.forClient(c.compress, c.h.cfg.CompressMinBytes))
 	}
 }
 
-func (c *client) write(f frame) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	// Compression is negotiated per connection but chosen per frame: small
-	// frames are not worth the CPU and the prepared frame caches both forms.
-	c.conn.EnableWriteCompression(c.compress && f.size >= c.h.cfg.CompressMinBytes)
-	if err := c.conn.WritePreparedMessage(f.pm); err != nil {
-		return err
-	}
-	c.h.m.sent(f.typ, f.size)
-	if f.born != 0 {
-		c.h.m.deliveryLag.Observe(float64(time.Now().UnixNano()-f.born) / 1e9)
-	}
-	return nil
-}
-
-func (c *client) writeFailed(err error) {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		c.closeWith(websocket.CloseTryAgainLater, "slow consumer", "slow_consumer")
+// flush is the writer's turn with this client: write what is due without
+// waiting; what the socket does not take now goes to a goroutine of the
+// client's own.
+func (c *client) flush() {
+	c.qmu.Lock()
+	c.scheduled = false
+	if c.slow || !c.dueLocked() {
+		c.qmu.Unlock()
 		return
 	}
-	c.closeWith(0, "", "write_error")
+	resync, cl := c.takeLocked()
+	c.qmu.Unlock()
+	c.prepare(resync, cl)
+	iov := c.iov
+	if c.hasRaw {
+		n, err := c.raw.tryWrite(iov)
+		if err != nil {
+			c.finish("write_error")
+			return
+		}
+		if iov = consumed(iov, n); len(iov) == 0 {
+			c.written(cl)
+			return
+		}
+	}
+	c.qmu.Lock()
+	c.slow = true
+	c.qmu.Unlock()
+	c.h.m.blockingWrites.Inc()
+	go c.writeSlow(iov, cl)
 }
 
-// closeWith ends the connection once, sending a close frame with code and
-// text first when code is non-zero (best effort: a stalled peer may never
-// read it), and counts the reason.
-func (c *client) closeWith(code int, text, reason string) {
-	c.closeOnce.Do(func() {
-		if code != 0 {
-			_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+// writeSlow finishes a write the socket did not take at once, then writes
+// whatever was queued meanwhile, and hands the client back to its writer
+// when the queue is empty. A write that takes longer than write_timeout
+// ends the connection as a slow consumer (no close frame: one is half
+// written).
+func (c *client) writeSlow(iov [][]byte, cl closeRequest) {
+	for {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+		bufs := net.Buffers(iov)
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.finish("slow_consumer")
+			} else {
+				c.finish("write_error")
+			}
+			return
 		}
+		c.written(cl)
+		c.qmu.Lock()
+		if !c.dueLocked() {
+			c.slow = false
+			c.qmu.Unlock()
+			return
+		}
+		var resync bool
+		resync, cl = c.takeLocked()
+		c.qmu.Unlock()
+		c.prepare(resync, cl)
+		iov = c.iov
+	}
+}
+
+// written counts the batch in c.out, now in the socket, and carries out
+// its close request.
+func (c *client) written(cl closeRequest) {
+	now := time.Now().UnixNano()
+	for i, f := range c.out {
+		if f.typ != "" {
+			c.h.m.sent(f.typ, f.size)
+		}
+		if f.born != 0 {
+			c.h.m.deliveryLag.Observe(float64(now-f.born) / 1e9)
+		}
+		c.out[i] = nil
+	}
+	clear(c.iov)
+	if cl.set && !cl.graceful {
+		c.finish(cl.reason)
+	}
+}
+
+// consumed drops the first n bytes from bufs.
+func consumed(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
+// closeWith ends the connection, sending a close frame with code and text
+// first when code is non-zero (best effort: a stalled peer may never read
+// it; the writer sends it, and Close does not wait for it long), and
+// counts the reason.
+func (c *client) closeWith(code int, text, reason string) {
+	if code == 0 {
+		c.finish(reason)
+		return
+	}
+	c.requestClose(closeRequest{frame: controlFrame("", opClose, websocket.FormatCloseMessage(code, text)), reason: reason})
+}
+
+// finish ends the connection once and counts the reason.
+func (c *client) finish(reason string) {
+	c.closeOnce.Do(func() {
+		c.qmu.Lock()
+		c.ended = true
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.qmu.Unlock()
 		close(c.done)
 		_ = c.conn.Close()
 		c.h.unregister(c)
@@ -225,17 +366,14 @@ func (c *client) reject(e *wire.Error) bool {
 // passes), so the peer sees the reason rather than a TCP reset caused by
 // unread input. Called from the reader goroutine.
 func (c *client) closeGracefully(code int, text, reason string) {
-	c.qmu.Lock()
-	c.closeCode, c.closeText = code, text
-	c.qmu.Unlock()
-	c.signal()
+	c.requestClose(closeRequest{frame: controlFrame("", opClose, websocket.FormatCloseMessage(code, text)), reason: reason, graceful: true})
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.h.cfg.WriteTimeout + time.Second))
 	for {
 		if _, _, err := c.conn.NextReader(); err != nil {
 			break
 		}
 	}
-	c.closeWith(0, "", reason)
+	c.finish(reason)
 }
 
 // readLoop reads and answers client messages until the connection ends.
@@ -315,7 +453,8 @@ func (c *client) readFailed(err error) {
 		c.h.m.invalid.WithLabelValues(wire.CodeTooLarge).Inc()
 		c.closeWith(0, "", "message_too_big")
 	case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived):
-		c.closeWith(0, "", "client_closed")
+		// The close handler queued the echo; the writer ends the
+		// connection once it is sent.
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {

@@ -59,7 +59,7 @@ func (h *Hub) PublishEvents(items []wire.FeedEvent) {
 	}
 	// Cached snapshots no longer carry the whole ring.
 	for _, g := range h.groups {
-		g.snap = frame{}
+		g.snap = nil
 	}
 	h.m.encoded.Inc()
 	for c := range h.clients {

@@ -19,23 +19,27 @@ const (
 	PathDrilldown = "/api/heatmap/drilldown"
 )
 
-// writePool shares write buffers between connections: prepared frames are
-// written without them, so an idle connection holds none (this is what
-// keeps a connection in the low kilobytes).
+// writePool shares write buffers between connections: the hub writes its
+// frames to the socket itself, and gorilla only needs a buffer for a
+// message it writes, which it never does, so a connection holds none
+// (this is what keeps a connection in the low kilobytes).
 type writePool struct{ p sync.Pool }
 
 func (w *writePool) Get() interface{}  { return w.p.Get() }
 func (w *writePool) Put(v interface{}) { w.p.Put(v) }
 
 type server struct {
-	h        *Hub
-	upgrader websocket.Upgrader
-	mux      *http.ServeMux
+	h *Hub
+	// upgraders[true] negotiates permessage-deflate, [false] does not: the
+	// hub writes compressed frames itself, so it must know which
+	// connections have it, which gorilla does not say (offersDeflate).
+	upgraders map[bool]*websocket.Upgrader
+	mux       *http.ServeMux
 }
 
 func newServer(h *Hub) *server {
-	s := &server{h: h, mux: http.NewServeMux()}
-	s.upgrader = websocket.Upgrader{
+	s := &server{h: h, mux: http.NewServeMux(), upgraders: map[bool]*websocket.Upgrader{}}
+	u := websocket.Upgrader{
 		ReadBufferSize:    1024,
 		WriteBufferSize:   1024,
 		WriteBufferPool:   &writePool{},
@@ -48,6 +52,9 @@ func newServer(h *Hub) *server {
 			http.Error(w, "websocket handshake failed: "+reason.Error(), status)
 		},
 	}
+	plain := u
+	plain.EnableCompression = false
+	s.upgraders[true], s.upgraders[false] = &u, &plain
 	s.mux.HandleFunc(PathWS, s.serveWS)
 	s.mux.HandleFunc(PathSnapshot, s.serveSnapshot)
 	s.mux.HandleFunc(PathDrilldown, s.serveDrilldown)
@@ -116,19 +123,19 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, "too_many_connections", http.StatusServiceUnavailable, "too many websocket connections")
 		return
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	compress := offersDeflate(r.Header)
+	conn, err := s.upgraders[compress].Upgrade(w, r, nil)
 	if err != nil {
 		s.h.slots.Add(-1)
 		return // Upgrader.Error answered and counted
 	}
-	c := newClient(s.h, conn, true)
+	c := newClient(s.h, conn, compress, s.h.nextWriter())
 	if !s.h.register(c, sub) {
 		s.h.slots.Add(-1)
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
 		_ = conn.Close()
 		return
 	}
-	go c.writeLoop()
 	go c.readLoop()
 }
 

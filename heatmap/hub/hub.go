@@ -25,43 +25,25 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// frame is one encoded message, shared by every client it is queued for.
-type frame struct {
-	pm   *websocket.PreparedMessage
-	typ  string
-	size int
-	born int64 // UnixNano when the tick that made it began (deltas only)
-}
-
-func newFrame(typ string, data []byte) frame {
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
-	if err != nil {
-		// Preparing an uncompressed text frame only copies bytes; it cannot
-		// fail, so this is a programming error worth crashing on in tests.
-		panic("heatmap: prepare frame: " + err.Error())
-	}
-	return frame{pm: pm, typ: typ, size: len(data)}
-}
-
 // group is the set of clients with one wire.Subscription. Its frames are encoded
 // once per tick and shared.
 type group struct {
 	key     string
 	sub     wire.Subscription
 	clients map[*client]struct{}
-	snap    frame // the snapshot at snapSeq, built lazily
+	snap    *frame // the snapshot at snapSeq, built lazily
 	snapSeq uint64
 }
 
 // drill is the set of clients watching one cell's drill-down.
 type drill struct {
 	watchers map[*client]struct{}
-	full     frame // the full drill-down at fullSeq, for resyncs
+	full     *frame // the full drill-down at fullSeq, for resyncs
 	fullSeq  uint64
 }
 
 // Hub owns the last broadcast state of every cell and fans it out. Lock
-// order: hub.mu, then aggregator.mu, then client.qmu.
+// order: hub.mu, then aggregator.mu, then client.qmu, then writer.mu.
 type Hub struct {
 	cfg    Config
 	acfg   aggregate.Config // the aggregation's windows, resolution, bounds
@@ -76,6 +58,13 @@ type Hub struct {
 	// slots counts connections, taken before the upgrade so the limit holds
 	// even while handshakes are in flight.
 	slots atomic.Int64
+
+	// writers write every connection's frames (writer.go); assigned
+	// spreads connections over them. stop ends them and the pinger.
+	writers  []*writer
+	assigned atomic.Uint64
+	stop     chan struct{}
+	loops    sync.WaitGroup
 
 	mu       sync.Mutex
 	seq      uint64
@@ -129,6 +118,7 @@ func New(cfg Config, agg *aggregate.Aggregator, gaz *gazetteer.Gazetteer, log *s
 	h.parser = wire.NewParser(windows, defWin, gaz)
 	h.useGazetteer(gaz)
 	h.srv = newServer(h)
+	h.startWriters()
 	return h, nil
 }
 
@@ -172,7 +162,7 @@ func (h *Hub) SetGazetteer(g *gazetteer.Gazetteer) {
 	h.useGazetteer(g)
 	h.metaDue = true
 	for _, gr := range h.groups {
-		gr.snap = frame{} // cached snapshots carry the old meta
+		gr.snap = nil // cached snapshots carry the old meta
 	}
 }
 
@@ -477,8 +467,8 @@ func (h *Hub) snapshot(b []byte, sub wire.Subscription, ref string) []byte {
 }
 
 // groupSnapshot returns the group's shared snapshot for the current seq.
-func (h *Hub) groupSnapshot(g *group) frame {
-	if g.snap.pm == nil || g.snapSeq != h.seq {
+func (h *Hub) groupSnapshot(g *group) *frame {
+	if g.snap == nil || g.snapSeq != h.seq {
 		g.snap = newFrame("snapshot", h.snapshot(nil, g.sub, ""))
 		g.snapSeq = h.seq
 		h.m.encoded.Inc()
@@ -625,46 +615,57 @@ func (h *Hub) startDrill(c *client, id, ref string) bool {
 // resyncFrames is what a client that fell behind gets instead of the
 // deltas it missed: the current snapshot of its group and, if it has a
 // drill-down open, the current full drill-down.
-func (h *Hub) resyncFrames(c *client) []frame {
+func (h *Hub) resyncFrames(c *client) []*frame {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.group == nil {
 		return nil
 	}
-	out := []frame{h.groupSnapshot(c.group)}
+	out := []*frame{h.groupSnapshot(c.group)}
 	if d, ok := h.drills[c.drill]; ok {
-		if d.full.pm == nil || d.fullSeq != h.seq {
+		if d.full == nil || d.fullSeq != h.seq {
 			if data, ok := h.fullDrill(c.drill, ""); ok {
 				d.full = newFrame("drilldown", data)
 				d.fullSeq = h.seq
 				h.m.encoded.Inc()
 			}
 		}
-		if d.full.pm != nil {
+		if d.full != nil {
 			out = append(out, d.full)
 		}
 	}
 	return out
 }
 
-// Close disconnects every client with 1001 and refuses new ones.
+// Close disconnects every client with 1001 and refuses new ones. The
+// writers send the close frames; a client that has not taken its frame
+// within a second (a stalled one) is disconnected without it.
 func (h *Hub) Close() {
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
 	h.closed = true
-	clients := make([]*client, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
 	h.mu.Unlock()
-	// In parallel: a stalled client can hold its close frame for up to a
-	// second, and there may be thousands.
-	var wg sync.WaitGroup
+	clients := h.clientList()
 	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.closeWith(websocket.CloseGoingAway, "server shutting down", "server_shutdown")
-		}()
+		c.closeWith(websocket.CloseGoingAway, "server shutting down", "server_shutdown")
 	}
-	wg.Wait()
+	grace := time.NewTimer(time.Second)
+	defer grace.Stop()
+	expired := false
+	for _, c := range clients {
+		if !expired {
+			select {
+			case <-c.done:
+				continue
+			case <-grace.C:
+				expired = true
+			}
+		}
+		c.finish("server_shutdown")
+	}
+	close(h.stop)
+	h.loops.Wait()
 }

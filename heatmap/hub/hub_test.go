@@ -626,6 +626,9 @@ func TestManyClientsAndAStalledOne(t *testing.T) {
 	if slow() == 0 {
 		t.Fatal("the stalled client was never coalesced nor closed")
 	}
+	if testutil.ToFloat64(h.m.blockingWrites) == 0 {
+		t.Error("the stalled client's full socket was not counted")
+	}
 	if got := testutil.ToFloat64(h.m.encoded); got > 3*float64(testutil.ToFloat64(h.m.frames.WithLabelValues("delta")))/clients+50 {
 		t.Errorf("%g frames encoded for %g deltas sent: frames are not shared", got, testutil.ToFloat64(h.m.frames.WithLabelValues("delta")))
 	}

@@ -13,6 +13,7 @@ type metrics struct {
 	frameBytes     *prometheus.CounterVec
 	encoded        prometheus.Counter
 	coalesced      prometheus.Counter
+	blockingWrites prometheus.Counter
 	disconnects    *prometheus.CounterVec
 	broadcastDur   prometheus.Histogram
 	deliveryLag    prometheus.Histogram
@@ -68,6 +69,10 @@ func newMetrics() *metrics {
 			Name: "bantay_heatmap_ws_coalesced_total",
 			Help: "Times a slow client's queued deltas were replaced by a fresh snapshot.",
 		}),
+		blockingWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bantay_heatmap_ws_blocking_writes_total",
+			Help: "Write-outs that a connection's own goroutine finished the blocking way (bounded by write_timeout): its socket was full, or it is a TLS connection.",
+		}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bantay_heatmap_ws_disconnects_total",
 			Help: "Websocket connections ended, by reason.",
@@ -97,7 +102,7 @@ func newMetrics() *metrics {
 // collectors are the metrics to register.
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.connections, m.upgradesRefuse, m.invalid, m.frames, m.frameBytes, m.encoded,
-		m.coalesced, m.disconnects, m.broadcastDur, m.deliveryLag, m.queueHighWater}
+		m.coalesced, m.blockingWrites, m.disconnects, m.broadcastDur, m.deliveryLag, m.queueHighWater}
 }
 
 // DeliveryLagBuckets are the bucket bounds (seconds) of
