@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/tunnet"
 )
 
 // pingLoopback takes a round of 5 to p's host and insists on exactly 5 answers,
@@ -86,15 +87,9 @@ func TestInNetns(t *testing.T) {
 		icmpNotPermitted(t)
 		return
 	}
-	if os.Getenv(netnsChild) == "1" {
+	if tunnet.InNetns(t, "TestInNetns", netnsChild) {
 		inNetns(t)
-		return
 	}
-	if os.Geteuid() != 0 {
-		testenv.Unavailable(t, "a network namespace needs root")
-	}
-	unshare := testenv.Binary(t, "unshare", "")
-	runChild(t, exec.Command(unshare, "--net", "--", os.Args[0], "-test.run=^TestInNetns$", "-test.v", "-test.count=1"), netnsChild)
 }
 
 // runChild runs cmd (this test binary, one test) with env=1 and fails
@@ -117,9 +112,6 @@ func writeSysctl(t *testing.T, path, value string) {
 }
 
 func inNetns(t *testing.T) {
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("ip link set lo up: %v %s", err, out)
-	}
 	// Root may open raw sockets whatever the sysctl says, so the ping
 	// socket must win where the range allows it.
 	for _, m := range []struct{ groups, mode, dev, prefix string }{
@@ -211,7 +203,7 @@ func pingThroughTUN(t *testing.T, dev, prefix, mode string) {
 func connectThroughDelayLine(t *testing.T) {
 	t.Helper()
 	const delay = 50 * time.Millisecond
-	dev := openTUN(t, "bantay2", "198.18.2.1/23")
+	dev := tunnet.OpenTUN(t, "bantay2", "198.18.2.1/23")
 	delayLine{delay: delay, local: [4]byte{198, 18, 2, 1}, remote: [4]byte{198, 18, 2, 2}, peer: [4]byte{198, 18, 3, 2}}.start(t, dev)
 	_, port, _ := net.SplitHostPort(closingListener(t, "198.18.2.1:0"))
 	r, _ := TakeRound(context.Background(), NewTCP("198.18.2.2:"+port, Options{}), RoundSpec{Count: 5, Interval: 20 * time.Millisecond, Timeout: 2 * time.Second})

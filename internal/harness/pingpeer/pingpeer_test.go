@@ -84,13 +84,15 @@ func TestAgainstGroundTruth(t *testing.T) {
 		}})
 	}
 
-	var table strings.Builder
+	var table, excess strings.Builder
+	excess.WriteString("| path | wire − nominal delay | request on the wire → responder's read | read → write − nominal (the timer) | write → reply on the wire |\n|---|---|---|---|---|\n")
 	table.WriteString("| path | tool | lost (wire) | wire p50 / p90 / p99 | error p50 | error p90 | error p99 |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range paths {
 		timeout := p.delay(0) + 500*time.Millisecond
 		for i := range count {
 			timeout = max(timeout, p.delay(i)+500*time.Millisecond)
 		}
+		var parts [4][]time.Duration
 		for _, tl := range tools {
 			if _, err := capture.Drain(); err != nil {
 				t.Fatal(err)
@@ -106,7 +108,15 @@ func TestAgainstGroundTruth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wire, wireLost := tunnet.RTTs(tunnet.Trips(echoes))
+			trips := tunnet.Trips(echoes)
+			wire, wireLost := tunnet.RTTs(trips)
+			for _, tr := range trips {
+				if h, ok := resp.Hold(tr.ID, tr.Seq); ok && !tr.Replied.IsZero() {
+					for k, d := range []time.Duration{tr.Replied.Sub(tr.Sent) - h.Nominal, h.Read.Sub(tr.Sent), h.Writing.Sub(h.Read) - h.Nominal, tr.Replied.Sub(h.Writing)} {
+						parts[k] = append(parts[k], d)
+					}
+				}
+			}
 			row, errs := compare(m, wire)
 			fmt.Fprintf(&table, "| %s | %s | %d (%d) | %s |\n", p.name, tl.name, m.Lost, wireLost, row)
 			if !tl.checked {
@@ -122,10 +132,17 @@ func TestAgainstGroundTruth(t *testing.T) {
 				}
 			}
 		}
+		fmt.Fprintf(&excess, "| %s |", p.name)
+		for _, d := range parts {
+			q, _ := percentiles(d)
+			fmt.Fprintf(&excess, " %s / %s ms |", ms(q[0]), ms(q[2]))
+		}
+		excess.WriteString("\n")
 	}
 	t.Logf("%d packets per tool and path, one every %v, every tenth dropped; error = tool's percentile − the wire's:\n%s", count, period, table.String())
+	t.Logf("the responder's hold beyond the nominal delay, p50 / p99 over every tool's answered packets, and its parts:\n%s", excess.String())
 	if dir := os.Getenv("BANTAY_ARTIFACTS"); dir != "" {
-		os.WriteFile(dir+"/pingpeer.md", []byte(table.String()), 0o644)
+		os.WriteFile(dir+"/pingpeer.md", []byte(table.String()+"\n"+excess.String()), 0o644)
 	}
 }
 

@@ -6,10 +6,13 @@
 // user-space ICMP echo responder behind it that delays and drops what it is
 // told to (netem is not available on the test machines), and a packet
 // capture on the device that timestamps every request and reply in the
-// kernel. The capture, not the responder's intent, is the ground truth: a
-// Go timer fires up to about a millisecond after it is due (the runtime's
-// netpoller sleeps in whole milliseconds), so a responder told to hold a
-// reply 50 ms holds it 50.0–51 ms, and only the wire can say which.
+// kernel. The capture, not the responder's intent, is the ground truth:
+// the responder's user-space timer fires late (measured: 0.1 ms at 1 ms,
+// about 1 ms at 50 ms at p50, tens of milliseconds at p99 on a loaded
+// machine), so a responder told to hold a reply 50 ms holds it 50–51 ms or
+// more, and only the wire can say how long. The responder also records when
+// it read each request and began to write its reply, to say where a hold's
+// excess came from.
 package tunnet
 
 import (
@@ -88,8 +91,9 @@ func OpenTUN(t testing.TB, name, cidr string) *os.File {
 
 // Serve hands every packet read from dev to handle (a copy it may keep)
 // and writes what it returns back to dev, copies times, after wait, until
-// the test ends.
-func Serve(t testing.TB, dev *os.File, handle func(pkt []byte) (out []byte, wait time.Duration, copies int)) {
+// the test ends. writing, when not nil, is told each reply just before it
+// is written.
+func Serve(t testing.TB, dev *os.File, handle func(pkt []byte) (out []byte, wait time.Duration, copies int), writing func(out []byte)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		dev.Close()
@@ -112,6 +116,9 @@ func Serve(t testing.TB, dev *os.File, handle func(pkt []byte) (out []byte, wait
 			wg.Add(1)
 			time.AfterFunc(wait, func() {
 				defer wg.Done()
+				if writing != nil {
+					writing(out)
+				}
 				for range copies {
 					dev.Write(out)
 				}
@@ -152,42 +159,68 @@ type Path struct {
 }
 
 // Responder answers the IPv4 echo requests routed into its TUN device as
-// its current Path says.
+// its current Path says, and records when it read each request and began
+// to write its reply.
 type Responder struct {
-	mu   sync.Mutex
-	path Path
-	n    int // requests seen under path
+	mu    sync.Mutex
+	path  Path
+	n     int // requests seen under path
+	holds map[echoKey]*Hold
 }
+
+// Hold is the responder's own account of one answered request: when its
+// read returned, the delay it was told to add, and when it began writing
+// the reply (wall clock, as the capture's timestamps).
+type Hold struct {
+	Read     time.Time
+	Nominal  time.Duration
+	Writing  time.Time
+	Answered bool
+}
+
+type echoKey struct{ id, seq uint16 }
 
 // NewResponder creates the TUN device name with local/24 (the rest of the
 // /24 is reachable through it, so local+1 is a remote host that answers
 // pings) and serves until the test ends. It answers nothing until Set.
 func NewResponder(t testing.TB, name, local string) (*Responder, *os.File) {
 	t.Helper()
-	r := &Responder{path: Path{Delay: func(int) time.Duration { return 0 }, Drop: func(int) bool { return true }}}
+	r := &Responder{path: Path{Delay: func(int) time.Duration { return 0 }, Drop: func(int) bool { return true }}, holds: map[echoKey]*Hold{}}
 	dev := OpenTUN(t, name, local+"/24")
 	Serve(t, dev, func(pkt []byte) ([]byte, time.Duration, int) {
+		read := time.Now()
 		reply, ok := EchoReply(pkt)
 		if !ok {
 			return nil, 0, 0 // router solicitations and the like
 		}
+		e, _ := parseEcho(pkt)
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		i, p := r.n, r.path
 		r.n++
-		r.mu.Unlock()
 		if p.Drop != nil && p.Drop(i) {
 			return nil, 0, 0
 		}
+		r.holds[echoKey{e.ID, e.Seq}] = &Hold{Read: read, Nominal: p.Delay(i)}
 		return reply, p.Delay(i), 1
+	}, func(out []byte) {
+		now := time.Now()
+		e, _ := parseEcho(out)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if h := r.holds[echoKey{e.ID, e.Seq}]; h != nil {
+			h.Writing, h.Answered = now, true
+		}
 	})
 	return r, dev
 }
 
-// Set makes p the path for the requests from now on, counted from 0.
+// Set makes p the path for the requests from now on, counted from 0, and
+// forgets the holds of the last one.
 func (r *Responder) Set(p Path) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.path, r.n = p, 0
+	r.path, r.n, r.holds = p, 0, map[echoKey]*Hold{}
 }
 
 // Seen is the number of echo requests the responder read under the
@@ -196,6 +229,18 @@ func (r *Responder) Seen() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
+}
+
+// Hold is the responder's account of the request with this identifier and
+// sequence number under the current path.
+func (r *Responder) Hold(id, seq uint16) (Hold, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.holds[echoKey{id, seq}]
+	if h == nil || !h.Answered {
+		return Hold{}, false
+	}
+	return *h, true
 }
 
 // InterfaceIndex is the index of the device dev, for Listen.
