@@ -12,9 +12,11 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -48,9 +50,10 @@ type ICMP struct {
 	// startErr is why none could be opened then.
 	mode     string
 	startErr error
-	// timestamps: the socket gives kernel receive timestamps.
-	timestamps bool
-	seq        atomic.Uint32
+	// timestamps: the socket gives kernel receive timestamps;
+	// sendTimestamps: and kernel send timestamps.
+	timestamps, sendTimestamps bool
+	seq                        atomic.Uint32
 }
 
 // NewICMP returns a prober for host (a name or an IP address). It opens a
@@ -72,7 +75,7 @@ func NewICMP(host string, opts Options) (*ICMP, error) {
 	if s, err := openICMP(v6, opts.BindAddress); err != nil {
 		p.startErr = fmt.Errorf("icmp to %s: %w", host, err)
 	} else {
-		p.mode, p.timestamps = s.mode, s.timestamps
+		p.mode, p.timestamps, p.sendTimestamps = s.mode, s.timestamps, s.sendTimestamps
 		s.close()
 	}
 	var b [4]byte
@@ -95,6 +98,11 @@ func (p *ICMP) StartError() error { return p.startErr }
 // KernelTimestamps reports whether RTTs use the kernel's receive
 // timestamps (SO_TIMESTAMPNS) rather than the monotonic clock alone.
 func (p *ICMP) KernelTimestamps() bool { return p.timestamps }
+
+// KernelSendTimestamps reports whether RTTs also start from the kernel's
+// software transmit timestamps (SO_TIMESTAMPING), taken as the driver is
+// handed the request, rather than from the clock read before the send.
+func (p *ICMP) KernelSendTimestamps() bool { return p.sendTimestamps }
 
 // Probe implements Prober.
 func (p *ICMP) Probe(ctx context.Context) (Result, error) { return probeSequenced(ctx, p) }
@@ -130,11 +138,11 @@ func (e *UnreachableError) Error() string {
 
 // icmpSocket is one open ICMP socket.
 type icmpSocket struct {
-	pc         net.PacketConn
-	raw        syscall.RawConn
-	mode       string
-	v6         bool
-	timestamps bool
+	pc                         net.PacketConn
+	raw                        syscall.RawConn
+	mode                       string
+	v6                         bool
+	timestamps, sendTimestamps bool
 }
 
 func (s *icmpSocket) close() error { return s.pc.Close() }
@@ -190,6 +198,13 @@ func wrapICMP(fd int, v6 bool, bind netip.Addr) (*icmpSocket, error) {
 	}
 	// Without kernel timestamps RTTs fall back to the monotonic clock.
 	ts := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) == nil
+	// Software transmit timestamps, numbered per socket by the kernel
+	// (OPT_ID) and without the packet (OPT_TSONLY), come back on the
+	// socket's error queue: the send half of a kernel-to-kernel RTT, which
+	// leaves the probe's own scheduling and send path out of it (tens of
+	// microseconds on a busy box, measured in internal/harness/pingpeer).
+	sendTS := ts && unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING,
+		unix.SOF_TIMESTAMPING_TX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE|unix.SOF_TIMESTAMPING_OPT_TSONLY|unix.SOF_TIMESTAMPING_OPT_ID) == nil
 	f := os.NewFile(uintptr(fd), "icmp")
 	pc, err := net.FilePacketConn(f)
 	f.Close() // FilePacketConn holds its own duplicate
@@ -206,7 +221,7 @@ func wrapICMP(fd int, v6 bool, bind netip.Addr) (*icmpSocket, error) {
 		pc.Close()
 		return nil, err
 	}
-	return &icmpSocket{pc: pc, raw: raw, v6: v6, timestamps: ts}, nil
+	return &icmpSocket{pc: pc, raw: raw, v6: v6, timestamps: ts, sendTimestamps: sendTS}, nil
 }
 
 func (p *ICMP) openRound(ctx context.Context, count int) (roundConn, error) {
@@ -218,7 +233,8 @@ func (p *ICMP) openRound(ctx context.Context, count int) (roundConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("icmp to %s: %w", p.host, err)
 	}
-	r := &icmpRound{icmpSocket: s, dst: ip, count: count, buf: make([]byte, 1500), oob: make([]byte, 128)}
+	r := &icmpRound{icmpSocket: s, dst: ip, count: count, buf: make([]byte, 1500), oob: make([]byte, 128),
+		errOOB: make([]byte, 256), sentAt: make([]time.Time, count)}
 	r.first = uint16(p.seq.Add(uint32(count)) - uint32(count) + 1)
 	var b [10]byte
 	_, _ = rand.Read(b[:])
@@ -258,6 +274,16 @@ type icmpRound struct {
 	cookie [8]byte
 	buf    []byte
 	oob    []byte
+	errOOB []byte
+	// mu guards what send and recv, in two goroutines, share about the
+	// kernel's send timestamps: order[k] is the probe of the socket's k-th
+	// send (the timestamp's OPT_ID key), sentAt the timestamps read, and
+	// noSendTS is set when a send failed, after which keys may not match
+	// probes and the round uses the clock read before each send.
+	mu       sync.Mutex
+	order    []int
+	sentAt   []time.Time
+	noSendTS bool
 }
 
 func (r *icmpRound) proto() int {
@@ -280,16 +306,29 @@ func (r *icmpRound) send(i int) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.pc.WriteTo(b, r.to)
+	r.mu.Lock()
+	r.order = append(r.order, i)
+	r.mu.Unlock()
+	if _, err = r.pc.WriteTo(b, r.to); err != nil {
+		r.mu.Lock()
+		r.noSendTS = true
+		r.mu.Unlock()
+	}
 	return err
 }
 
-func (r *icmpRound) recv() (int, time.Time, time.Time, error) {
+func (r *icmpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 	for {
 		var n, oobn int
 		var from unix.Sockaddr
 		var rerr error
 		err := r.raw.Read(func(fd uintptr) bool {
+			// A send timestamp wakes the reader (EPOLLERR) and is queued
+			// before the reply to its request can arrive, so it is read
+			// first.
+			if r.sendTimestamps {
+				r.readSendTimestamps(int(fd))
+			}
 			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), r.buf, r.oob, 0)
 			return rerr != unix.EAGAIN
 		})
@@ -298,16 +337,58 @@ func (r *icmpRound) recv() (int, time.Time, time.Time, error) {
 			err = rerr
 		}
 		if err != nil {
-			return -1, mono, time.Time{}, err
+			return -1, mono, time.Time{}, time.Time{}, err
 		}
 		i, ok, uerr := r.match(r.buf[:n], from)
 		if !ok {
 			continue
 		}
 		if uerr != nil {
-			return i, mono, time.Time{}, uerr
+			return i, mono, time.Time{}, time.Time{}, uerr
 		}
-		return i, mono, kernelTime(r.oob[:oobn]), nil
+		r.mu.Lock()
+		sent := r.sentAt[i]
+		if r.noSendTS {
+			sent = time.Time{}
+		}
+		r.mu.Unlock()
+		return i, mono, sent, kernelTime(r.oob[:oobn]), nil
+	}
+}
+
+// readSendTimestamps reads the kernel's send timestamps queued on the
+// socket's error queue (SCM_TIMESTAMPING, keyed by a sock_extended_err
+// whose data is the send's number on this socket) into sentAt.
+func (r *icmpRound) readSendTimestamps(fd int) {
+	for range r.count + 1 { // bounded: one timestamp per send
+		_, oobn, _, _, err := unix.Recvmsg(fd, nil, r.errOOB, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+		if err != nil {
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(r.errOOB[:oobn])
+		if err != nil {
+			continue
+		}
+		var at time.Time
+		key := -1
+		for _, m := range msgs {
+			switch {
+			case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPING && len(m.Data) >= int(unsafe.Sizeof(unix.ScmTimestamping{})):
+				ts := (*unix.ScmTimestamping)(unsafe.Pointer(&m.Data[0]))
+				at = time.Unix(ts.Ts[0].Unix())
+			case (m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR || m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR) &&
+				len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
+				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+				if ee.Errno == uint32(unix.ENOMSG) && ee.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING {
+					key = int(ee.Data)
+				}
+			}
+		}
+		r.mu.Lock()
+		if key >= 0 && key < len(r.order) && !at.IsZero() {
+			r.sentAt[r.order[key]] = at
+		}
+		r.mu.Unlock()
 	}
 }
 

@@ -92,12 +92,12 @@ func (u *udpRound) send(i int) error {
 	return err
 }
 
-func (u *udpRound) recv() (int, time.Time, time.Time, error) {
+func (u *udpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 	for {
 		n, err := u.conn.Read(u.buf)
 		mono := time.Now()
 		if err != nil {
-			return -1, mono, time.Time{}, err
+			return -1, mono, time.Time{}, time.Time{}, err
 		}
 		got, err := echo.Decode(u.buf[:n])
 		if err != nil || got.Kind != echo.KindReply || got.ProbeID != u.probeID ||
@@ -109,7 +109,7 @@ func (u *udpRound) recv() (int, time.Time, time.Time, error) {
 		ok := u.sentAt[i] == got.SentUnixNano
 		u.mu.Unlock()
 		if ok {
-			return i, mono, time.Time{}, nil
+			return i, mono, time.Time{}, time.Time{}, nil
 		}
 	}
 }

@@ -21,8 +21,13 @@ const (
 	// dropped by the responder, so each measurement must count 10 lost.
 	count  = 100
 	period = 10 * time.Millisecond
-	// tolerance is the issue's bound on the probe's error at p50, p90, p99.
-	tolerance = 100 * time.Microsecond
+	// tolerance bounds the prober's error at p50, p90 and p99. The issue
+	// asks for 0.1 ms; with kernel send and receive timestamps the
+	// prober's RTT is taken where the capture's is, within the few
+	// microseconds between the capture's tap and the driver, so the test
+	// holds it to 25 µs. With the clock read before the send instead, the
+	// error was 20–60 µs here, the probe's own send path.
+	tolerance = 25 * time.Microsecond
 	target    = "198.18.0.2"
 )
 
@@ -59,8 +64,8 @@ type tool struct {
 // prober (ping socket and raw socket), fping and blackbox_exporter, all in
 // one run against one responder, and holds every tool's RTTs against the
 // capture on the TUN device: the time each request left and its reply came
-// back, stamped by the kernel. Bantay's p50, p90 and p99 must be within 0.1
-// ms of the wire's and its loss exact; the peers' errors are logged as a
+// back, stamped by the kernel. Bantay's p50, p90 and p99 must be within 25
+// µs of the wire's (the issue asks for 0.1 ms) and its loss exact; the peers' errors are logged as a
 // table (docs/BENCHMARKS.md has a run's).
 func TestAgainstGroundTruth(t *testing.T) {
 	testenv.LongTest(t, "the 25 measurements of TestAgainstGroundTruth")
@@ -164,8 +169,9 @@ func bantay(t *testing.T, mode string) tool {
 		if err != nil {
 			return Measured{}, err
 		}
-		if p.Mode() != mode {
-			return Measured{}, fmt.Errorf("icmp over a %q, want a %s", p.Mode(), mode)
+		if p.Mode() != mode || !p.KernelTimestamps() || !p.KernelSendTimestamps() {
+			return Measured{}, fmt.Errorf("icmp over a %q, kernel receive timestamps %v, send timestamps %v; want a %s with both",
+				p.Mode(), p.KernelTimestamps(), p.KernelSendTimestamps(), mode)
 		}
 		r, err := prober.TakeRound(ctx, p, prober.RoundSpec{Count: count, Interval: period, Timeout: timeout})
 		if err != nil {

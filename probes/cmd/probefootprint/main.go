@@ -58,6 +58,7 @@ type options struct {
 	interval         time.Duration
 	timeout          time.Duration
 	warmup, duration time.Duration
+	log              string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "each probe's timeout")
 	fs.DurationVar(&o.warmup, "warmup", 30*time.Second, "time before the measured window (every target's first run starts within one interval)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "the measured window; at most 30m")
+	fs.StringVar(&o.log, "log", "", "keep the probe's log (stderr) in this file; by default it is removed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,7 +113,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := os.WriteFile(cfg, []byte(config(o, s.addr)), 0o644); err != nil {
 		return err
 	}
-	logPath := filepath.Join(dir, "probe.log")
+	logPath := o.log
+	if logPath == "" {
+		logPath = filepath.Join(dir, "probe.log")
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
