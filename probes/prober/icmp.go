@@ -323,9 +323,10 @@ func (r *icmpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 		var from unix.Sockaddr
 		var rerr error
 		err := r.raw.Read(func(fd uintptr) bool {
-			// A send timestamp wakes the reader (EPOLLERR) and is queued
-			// before the reply to its request can arrive, so it is read
-			// first.
+			// A send timestamp wakes the reader (EPOLLERR, with EPOLLOUT
+			// while the socket is writable, so Go's poller does not take
+			// it for a polling error) and is queued before the reply to
+			// its request can arrive, so it is read first.
 			if r.sendTimestamps {
 				r.readSendTimestamps(int(fd))
 			}
