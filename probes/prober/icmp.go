@@ -12,11 +12,9 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -196,15 +194,7 @@ func wrapICMP(fd int, v6 bool, bind netip.Addr) (*icmpSocket, error) {
 			return fail(fmt.Errorf("bind icmp socket to %s: %w", bind, err))
 		}
 	}
-	// Without kernel timestamps RTTs fall back to the monotonic clock.
-	ts := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) == nil
-	// Software transmit timestamps, numbered per socket by the kernel
-	// (OPT_ID) and without the packet (OPT_TSONLY), come back on the
-	// socket's error queue: the send half of a kernel-to-kernel RTT, which
-	// leaves the probe's own scheduling and send path out of it (tens of
-	// microseconds on a busy box, measured in internal/harness/pingpeer).
-	sendTS := ts && unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING,
-		unix.SOF_TIMESTAMPING_TX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE|unix.SOF_TIMESTAMPING_OPT_TSONLY|unix.SOF_TIMESTAMPING_OPT_ID) == nil
+	ts, sendTS := enableTimestamps(fd)
 	f := os.NewFile(uintptr(fd), "icmp")
 	pc, err := net.FilePacketConn(f)
 	f.Close() // FilePacketConn holds its own duplicate
@@ -233,8 +223,10 @@ func (p *ICMP) openRound(ctx context.Context, count int) (roundConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("icmp to %s: %w", p.host, err)
 	}
-	r := &icmpRound{icmpSocket: s, dst: ip, count: count, buf: make([]byte, 1500), oob: make([]byte, 128),
-		errOOB: make([]byte, 256), sentAt: make([]time.Time, count)}
+	r := &icmpRound{icmpSocket: s, dst: ip, count: count, buf: make([]byte, 1500), oob: make([]byte, 128)}
+	if s.sendTimestamps {
+		r.stamps = newSendStamps(count)
+	}
 	r.first = uint16(p.seq.Add(uint32(count)) - uint32(count) + 1)
 	var b [10]byte
 	_, _ = rand.Read(b[:])
@@ -274,16 +266,7 @@ type icmpRound struct {
 	cookie [8]byte
 	buf    []byte
 	oob    []byte
-	errOOB []byte
-	// mu guards what send and recv, in two goroutines, share about the
-	// kernel's send timestamps: order[k] is the probe of the socket's k-th
-	// send (the timestamp's OPT_ID key), sentAt the timestamps read, and
-	// noSendTS is set when a send failed, after which keys may not match
-	// probes and the round uses the clock read before each send.
-	mu       sync.Mutex
-	order    []int
-	sentAt   []time.Time
-	noSendTS bool
+	stamps *sendStamps // nil without kernel send timestamps
 }
 
 func (r *icmpRound) proto() int {
@@ -306,37 +289,16 @@ func (r *icmpRound) send(i int) error {
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.order = append(r.order, i)
-	r.mu.Unlock()
+	r.stamps.sending(i)
 	if _, err = r.pc.WriteTo(b, r.to); err != nil {
-		r.mu.Lock()
-		r.noSendTS = true
-		r.mu.Unlock()
+		r.stamps.failed()
 	}
 	return err
 }
 
 func (r *icmpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 	for {
-		var n, oobn int
-		var from unix.Sockaddr
-		var rerr error
-		err := r.raw.Read(func(fd uintptr) bool {
-			// A send timestamp wakes the reader (EPOLLERR, with EPOLLOUT
-			// while the socket is writable, so Go's poller does not take
-			// it for a polling error) and is queued before the reply to
-			// its request can arrive, so it is read first.
-			if r.sendTimestamps {
-				r.readSendTimestamps(int(fd))
-			}
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), r.buf, r.oob, 0)
-			return rerr != unix.EAGAIN
-		})
-		mono := time.Now()
-		if err == nil {
-			err = rerr
-		}
+		n, oobn, from, mono, err := recvmsg(r.raw, r.stamps, r.buf, r.oob)
 		if err != nil {
 			return -1, mono, time.Time{}, time.Time{}, err
 		}
@@ -347,49 +309,7 @@ func (r *icmpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 		if uerr != nil {
 			return i, mono, time.Time{}, time.Time{}, uerr
 		}
-		r.mu.Lock()
-		sent := r.sentAt[i]
-		if r.noSendTS {
-			sent = time.Time{}
-		}
-		r.mu.Unlock()
-		return i, mono, sent, kernelTime(r.oob[:oobn]), nil
-	}
-}
-
-// readSendTimestamps reads the kernel's send timestamps queued on the
-// socket's error queue (SCM_TIMESTAMPING, keyed by a sock_extended_err
-// whose data is the send's number on this socket) into sentAt.
-func (r *icmpRound) readSendTimestamps(fd int) {
-	for range r.count + 1 { // bounded: one timestamp per send
-		_, oobn, _, _, err := unix.Recvmsg(fd, nil, r.errOOB, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
-		if err != nil {
-			return
-		}
-		msgs, err := unix.ParseSocketControlMessage(r.errOOB[:oobn])
-		if err != nil {
-			continue
-		}
-		var at time.Time
-		key := -1
-		for _, m := range msgs {
-			switch {
-			case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPING && len(m.Data) >= int(unsafe.Sizeof(unix.ScmTimestamping{})):
-				ts := (*unix.ScmTimestamping)(unsafe.Pointer(&m.Data[0]))
-				at = time.Unix(ts.Ts[0].Unix())
-			case (m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR || m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR) &&
-				len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
-				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
-				if ee.Errno == uint32(unix.ENOMSG) && ee.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING {
-					key = int(ee.Data)
-				}
-			}
-		}
-		r.mu.Lock()
-		if key >= 0 && key < len(r.order) && !at.IsZero() {
-			r.sentAt[r.order[key]] = at
-		}
-		r.mu.Unlock()
+		return i, mono, r.stamps.of(i), kernelTime(r.oob[:oobn]), nil
 	}
 }
 
@@ -467,20 +387,4 @@ func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
 		return netip.AddrFrom16(a.Addr).Unmap()
 	}
 	return netip.Addr{}
-}
-
-// kernelTime finds the SCM_TIMESTAMPNS control message; zero if absent.
-func kernelTime(oob []byte) time.Time {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return time.Time{}
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
-			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-			return time.Unix(sec, nsec)
-		}
-	}
-	return time.Time{}
 }

@@ -75,7 +75,7 @@ func TestAgainstGroundTruth(t *testing.T) {
 	resp, dev := tunnet.NewResponder(t, "pp0", "198.18.0.1")
 	capture := tunnet.Listen(t, tunnet.InterfaceIndex(t, dev))
 
-	tools := []tool{bantay(t, prober.ICMPPingSocket), bantay(t, prober.ICMPRawSocket)}
+	tools := []tool{bantay(t, prober.ICMPPingSocket), bantay(t, prober.ICMPRawSocket), bantayUDP()}
 	if fping, ok := peer(t, "fping"); ok {
 		tools = append(tools, tool{name: "fping 5.1 (-C, -t raised)", measure: func(ctx context.Context, timeout time.Duration) (Measured, error) {
 			return Fping(ctx, fping, target, count, period, timeout)
@@ -114,7 +114,7 @@ func TestAgainstGroundTruth(t *testing.T) {
 				t.Fatal(err)
 			}
 			trips := tunnet.Trips(echoes)
-			wire, wireLost := tunnet.RTTs(trips)
+			wire, wireLost := tunnet.RTTs(trips, timeout)
 			for _, tr := range trips {
 				if h, ok := resp.Hold(tr.ID, tr.Seq); ok && !tr.Replied.IsZero() {
 					for k, d := range []time.Duration{tr.Replied.Sub(tr.Sent) - h.Nominal, h.Read.Sub(tr.Sent), h.Writing.Sub(h.Read) - h.Nominal, tr.Replied.Sub(h.Writing)} {
@@ -127,9 +127,11 @@ func TestAgainstGroundTruth(t *testing.T) {
 			if !tl.checked {
 				continue
 			}
-			if len(wire) != count-count/10 || wireLost != count/10 || m.Lost != wireLost || len(m.RTTs) != len(wire) {
-				t.Errorf("%s, %s: measured %d answered and %d lost, the wire %d and %d (responder saw %d requests); want %d lost, exactly",
-					p.name, tl.name, len(m.RTTs), m.Lost, len(wire), wireLost, resp.Seen(), count/10)
+			// The responder drops every tenth; a reply its timer held
+			// beyond the timeout (a loaded machine) is lost too.
+			if wireLost < count/10 || m.Lost != wireLost || len(m.RTTs) != len(wire) || resp.Seen() != count {
+				t.Errorf("%s, %s: measured %d answered and %d lost, the wire %d and %d within %v (responder saw %d requests, dropped %d); want the wire's loss, exactly",
+					p.name, tl.name, len(m.RTTs), m.Lost, len(wire), wireLost, timeout, resp.Seen(), count/10)
 			}
 			for k, e := range errs {
 				if e.Abs() > tolerance {
@@ -173,12 +175,29 @@ func bantay(t *testing.T, mode string) tool {
 			return Measured{}, fmt.Errorf("icmp over a %q, kernel receive timestamps %v, send timestamps %v; want a %s with both",
 				p.Mode(), p.KernelTimestamps(), p.KernelSendTimestamps(), mode)
 		}
-		r, err := prober.TakeRound(ctx, p, prober.RoundSpec{Count: count, Interval: period, Timeout: timeout})
+		return round(ctx, p, timeout)
+	}}
+}
+
+// bantayUDP is the udp prober to a reflector at target:7001 (the
+// responder answers as one), taking a round as the icmp prober does.
+func bantayUDP() tool {
+	return tool{name: "bantay-probe, udp echo", checked: true, measure: func(ctx context.Context, timeout time.Duration) (Measured, error) {
+		p, err := prober.NewUDP(target+":7001", prober.Options{ProbeID: "pingpeer"})
 		if err != nil {
 			return Measured{}, err
 		}
-		return Measured{RTTs: r.RTTs(), Lost: r.Sent - r.Received()}, nil
+		return round(ctx, p, timeout)
 	}}
+}
+
+// round takes one round of count probes of p, one every period.
+func round(ctx context.Context, p prober.Prober, timeout time.Duration) (Measured, error) {
+	r, err := prober.TakeRound(ctx, p, prober.RoundSpec{Count: count, Interval: period, Timeout: timeout})
+	if err != nil {
+		return Measured{}, err
+	}
+	return Measured{RTTs: r.RTTs(), Lost: r.Sent - r.Received()}, nil
 }
 
 // peer finds a peer tool; without it the test goes on with the others on a

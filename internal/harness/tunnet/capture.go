@@ -13,9 +13,11 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/bantay-noc/bantay/probes/echo"
 )
 
-// Capture timestamps the ICMP echo requests and replies that cross one
+// Capture timestamps the ICMP and UDP echo requests and replies that cross one
 // network device, as a tap on a link would: an AF_PACKET socket bound to
 // the device, with the kernel's receive timestamps (SO_TIMESTAMPNS). An
 // outgoing packet is stamped as the device is handed it, an incoming one
@@ -117,11 +119,12 @@ func Trips(echoes []Echo) []Trip {
 	return trips
 }
 
-// RTTs are the answered trips' times on the wire, in send order, and the
-// number of trips not answered.
-func RTTs(trips []Trip) (rtts []time.Duration, lost int) {
+// RTTs are the times on the wire of the trips answered within timeout, in
+// send order, and the number of the others: what a prober that waits
+// timeout for each reply must count as lost.
+func RTTs(trips []Trip, timeout time.Duration) (rtts []time.Duration, lost int) {
 	for _, tr := range trips {
-		if d, ok := tr.RTT(); ok {
+		if d, ok := tr.RTT(); ok && d <= timeout {
 			rtts = append(rtts, d)
 		} else {
 			lost++
@@ -130,17 +133,30 @@ func RTTs(trips []Trip) (rtts []time.Duration, lost int) {
 	return rtts, lost
 }
 
-// parseEcho reads an IPv4 ICMP echo request or reply (types 8 and 0).
+// parseEcho reads an IPv4 ICMP echo request or reply (types 8 and 0), or
+// a UDP datagram carrying a Bantay echo request or reply, whose ID is then
+// the two ports XORed (the same for a request and its reply) and Seq the
+// low 16 bits of its sequence number.
 func parseEcho(pkt []byte) (Echo, bool) {
 	h, err := ipv4.ParseHeader(pkt)
-	if err != nil || h.Protocol != 1 || len(pkt) < h.Len+8 {
+	if err != nil || len(pkt) < h.Len+8 {
 		return Echo{}, false
 	}
 	m := pkt[h.Len:]
-	if m[0] != byte(ipv4.ICMPTypeEcho) && m[0] != byte(ipv4.ICMPTypeEchoReply) {
-		return Echo{}, false
+	switch h.Protocol {
+	case 1:
+		if m[0] != byte(ipv4.ICMPTypeEcho) && m[0] != byte(ipv4.ICMPTypeEchoReply) {
+			return Echo{}, false
+		}
+		return Echo{ID: binary.BigEndian.Uint16(m[4:6]), Seq: binary.BigEndian.Uint16(m[6:8])}, true
+	case 17:
+		p, err := echo.Decode(m[8:])
+		if err != nil {
+			return Echo{}, false
+		}
+		return Echo{ID: binary.BigEndian.Uint16(m[0:2]) ^ binary.BigEndian.Uint16(m[2:4]), Seq: uint16(p.Sequence)}, true
 	}
-	return Echo{ID: binary.BigEndian.Uint16(m[4:6]), Seq: binary.BigEndian.Uint16(m[6:8])}, true
+	return Echo{}, false
 }
 
 // stamp is the SCM_TIMESTAMPNS of a received packet.

@@ -22,10 +22,14 @@ func TestTrips(t *testing.T) {
 		{At: at(13), ID: 7, Seq: 2}, // duplicate
 		{At: at(14), ID: 8, Seq: 1},
 	}
-	rtts, lost := RTTs(Trips(echoes))
+	rtts, lost := RTTs(Trips(echoes), time.Second)
 	want := []time.Duration{10 * time.Millisecond, 11 * time.Millisecond}
 	if lost != 1 || len(rtts) != 2 || rtts[0] != want[0] || rtts[1] != want[1] {
 		t.Errorf("RTTs %v, %d lost; want %v and 1 lost", rtts, lost, want)
+	}
+	// A reply after the timeout is a loss to the prober that waited.
+	if rtts, lost := RTTs(Trips(echoes), 10*time.Millisecond); lost != 2 || len(rtts) != 1 {
+		t.Errorf("with a 10 ms timeout: RTTs %v, %d lost; want one answered and 2 lost", rtts, lost)
 	}
 }
 

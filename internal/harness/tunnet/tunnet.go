@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/probes/echo"
 )
 
 // InNetns reports whether this process is the copy of the test binary
@@ -149,6 +150,25 @@ func EchoReply(pkt []byte) ([]byte, bool) {
 	return append(out, body...), true
 }
 
+// UDPEchoReply turns an IPv4 datagram carrying a Bantay UDP echo request
+// (probes/echo) into the reflector's reply: addresses and ports swapped,
+// the packet made a reply in place by echo.MakeReply, checksums redone.
+func UDPEchoReply(pkt []byte) ([]byte, bool) {
+	h, err := ipv4.ParseHeader(pkt)
+	if err != nil || h.Protocol != 17 || len(pkt) < h.Len+8 {
+		return nil, false
+	}
+	out := append([]byte(nil), pkt...)
+	if echo.MakeReply(out[h.Len+8:]) != nil {
+		return nil, false
+	}
+	copy(out[12:16], pkt[16:20])
+	copy(out[16:20], pkt[12:16])
+	copy(out[h.Len:h.Len+2], pkt[h.Len+2:h.Len+4])
+	copy(out[h.Len+2:h.Len+4], pkt[h.Len:h.Len+2])
+	return out, FixChecksums(out)
+}
+
 // Path is what the responder does to the echo requests of one
 // measurement, by their index from 0 in the order they reach it.
 type Path struct {
@@ -158,7 +178,8 @@ type Path struct {
 	Drop func(i int) bool
 }
 
-// Responder answers the IPv4 echo requests routed into its TUN device as
+// Responder answers the IPv4 echo requests routed into its TUN device —
+// ICMP echo, and Bantay's UDP echo on any port, as a reflector would — as
 // its current Path says, and records when it read each request and began
 // to write its reply.
 type Responder struct {
@@ -190,6 +211,9 @@ func NewResponder(t testing.TB, name, local string) (*Responder, *os.File) {
 	Serve(t, dev, func(pkt []byte) ([]byte, time.Duration, int) {
 		read := time.Now()
 		reply, ok := EchoReply(pkt)
+		if !ok {
+			reply, ok = UDPEchoReply(pkt)
+		}
 		if !ok {
 			return nil, 0, 0 // router solicitations and the like
 		}
