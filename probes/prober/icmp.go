@@ -48,9 +48,10 @@ type ICMP struct {
 	// startErr is why none could be opened then.
 	mode     string
 	startErr error
-	// timestamps: the socket gives kernel receive timestamps.
-	timestamps bool
-	seq        atomic.Uint32
+	// timestamps: the socket gives kernel receive timestamps;
+	// sendTimestamps: and kernel send timestamps.
+	timestamps, sendTimestamps bool
+	seq                        atomic.Uint32
 }
 
 // NewICMP returns a prober for host (a name or an IP address). It opens a
@@ -72,7 +73,7 @@ func NewICMP(host string, opts Options) (*ICMP, error) {
 	if s, err := openICMP(v6, opts.BindAddress); err != nil {
 		p.startErr = fmt.Errorf("icmp to %s: %w", host, err)
 	} else {
-		p.mode, p.timestamps = s.mode, s.timestamps
+		p.mode, p.timestamps, p.sendTimestamps = s.mode, s.timestamps, s.sendTimestamps
 		s.close()
 	}
 	var b [4]byte
@@ -95,6 +96,11 @@ func (p *ICMP) StartError() error { return p.startErr }
 // KernelTimestamps reports whether RTTs use the kernel's receive
 // timestamps (SO_TIMESTAMPNS) rather than the monotonic clock alone.
 func (p *ICMP) KernelTimestamps() bool { return p.timestamps }
+
+// KernelSendTimestamps reports whether RTTs also start from the kernel's
+// software transmit timestamps (SO_TIMESTAMPING), taken as the driver is
+// handed the request, rather than from the clock read before the send.
+func (p *ICMP) KernelSendTimestamps() bool { return p.sendTimestamps }
 
 // Probe implements Prober.
 func (p *ICMP) Probe(ctx context.Context) (Result, error) { return probeSequenced(ctx, p) }
@@ -130,11 +136,11 @@ func (e *UnreachableError) Error() string {
 
 // icmpSocket is one open ICMP socket.
 type icmpSocket struct {
-	pc         net.PacketConn
-	raw        syscall.RawConn
-	mode       string
-	v6         bool
-	timestamps bool
+	pc                         net.PacketConn
+	raw                        syscall.RawConn
+	mode                       string
+	v6                         bool
+	timestamps, sendTimestamps bool
 }
 
 func (s *icmpSocket) close() error { return s.pc.Close() }
@@ -188,8 +194,7 @@ func wrapICMP(fd int, v6 bool, bind netip.Addr) (*icmpSocket, error) {
 			return fail(fmt.Errorf("bind icmp socket to %s: %w", bind, err))
 		}
 	}
-	// Without kernel timestamps RTTs fall back to the monotonic clock.
-	ts := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) == nil
+	ts, sendTS := enableTimestamps(fd)
 	f := os.NewFile(uintptr(fd), "icmp")
 	pc, err := net.FilePacketConn(f)
 	f.Close() // FilePacketConn holds its own duplicate
@@ -206,7 +211,7 @@ func wrapICMP(fd int, v6 bool, bind netip.Addr) (*icmpSocket, error) {
 		pc.Close()
 		return nil, err
 	}
-	return &icmpSocket{pc: pc, raw: raw, v6: v6, timestamps: ts}, nil
+	return &icmpSocket{pc: pc, raw: raw, v6: v6, timestamps: ts, sendTimestamps: sendTS}, nil
 }
 
 func (p *ICMP) openRound(ctx context.Context, count int) (roundConn, error) {
@@ -219,6 +224,9 @@ func (p *ICMP) openRound(ctx context.Context, count int) (roundConn, error) {
 		return nil, fmt.Errorf("icmp to %s: %w", p.host, err)
 	}
 	r := &icmpRound{icmpSocket: s, dst: ip, count: count, buf: make([]byte, 1500), oob: make([]byte, 128)}
+	if s.sendTimestamps {
+		r.stamps = newSendStamps(count)
+	}
 	r.first = uint16(p.seq.Add(uint32(count)) - uint32(count) + 1)
 	var b [10]byte
 	_, _ = rand.Read(b[:])
@@ -258,6 +266,7 @@ type icmpRound struct {
 	cookie [8]byte
 	buf    []byte
 	oob    []byte
+	stamps *sendStamps // nil without kernel send timestamps
 }
 
 func (r *icmpRound) proto() int {
@@ -280,34 +289,27 @@ func (r *icmpRound) send(i int) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.pc.WriteTo(b, r.to)
+	r.stamps.sending(i)
+	if _, err = r.pc.WriteTo(b, r.to); err != nil {
+		r.stamps.failed()
+	}
 	return err
 }
 
-func (r *icmpRound) recv() (int, time.Time, time.Time, error) {
+func (r *icmpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 	for {
-		var n, oobn int
-		var from unix.Sockaddr
-		var rerr error
-		err := r.raw.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), r.buf, r.oob, 0)
-			return rerr != unix.EAGAIN
-		})
-		mono := time.Now()
-		if err == nil {
-			err = rerr
-		}
+		n, oobn, from, mono, err := recvmsg(r.raw, r.stamps, r.buf, r.oob)
 		if err != nil {
-			return -1, mono, time.Time{}, err
+			return -1, mono, time.Time{}, time.Time{}, err
 		}
 		i, ok, uerr := r.match(r.buf[:n], from)
 		if !ok {
 			continue
 		}
 		if uerr != nil {
-			return i, mono, time.Time{}, uerr
+			return i, mono, time.Time{}, time.Time{}, uerr
 		}
-		return i, mono, kernelTime(r.oob[:oobn]), nil
+		return i, mono, r.stamps.of(i), kernelTime(r.oob[:oobn]), nil
 	}
 }
 
@@ -385,20 +387,4 @@ func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
 		return netip.AddrFrom16(a.Addr).Unmap()
 	}
 	return netip.Addr{}
-}
-
-// kernelTime finds the SCM_TIMESTAMPNS control message; zero if absent.
-func kernelTime(oob []byte) time.Time {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return time.Time{}
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
-			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-			return time.Unix(sec, nsec)
-		}
-	}
-	return time.Time{}
 }

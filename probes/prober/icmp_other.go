@@ -29,5 +29,8 @@ func (*ICMP) StartError() error { return errICMPLinuxOnly }
 // KernelTimestamps is false: no socket is ever opened.
 func (*ICMP) KernelTimestamps() bool { return false }
 
+// KernelSendTimestamps is false: no socket is ever opened.
+func (*ICMP) KernelSendTimestamps() bool { return false }
+
 // Probe implements Prober.
 func (*ICMP) Probe(context.Context) (Result, error) { return Result{}, errICMPLinuxOnly }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
+	"github.com/bantay-noc/bantay/internal/harness/tunnet"
 )
 
 // pingLoopback takes a round of 5 to p's host and insists on exactly 5 answers,
@@ -51,9 +52,9 @@ func TestICMPLoopback(t *testing.T) {
 	if err := p.StartError(); err != nil {
 		testenv.Unavailable(t, "%v", err)
 	}
-	t.Logf("icmp over a %s, kernel timestamps %v", p.Mode(), p.KernelTimestamps())
-	if !p.KernelTimestamps() {
-		t.Error("no SO_TIMESTAMPNS on a Linux ICMP socket")
+	t.Logf("icmp over a %s, kernel receive timestamps %v, send timestamps %v", p.Mode(), p.KernelTimestamps(), p.KernelSendTimestamps())
+	if !p.KernelTimestamps() || !p.KernelSendTimestamps() {
+		t.Errorf("kernel receive timestamps %v, send timestamps %v on a Linux ICMP socket; want both", p.KernelTimestamps(), p.KernelSendTimestamps())
 	}
 	pingLoopback(t, p)
 
@@ -86,15 +87,9 @@ func TestInNetns(t *testing.T) {
 		icmpNotPermitted(t)
 		return
 	}
-	if os.Getenv(netnsChild) == "1" {
+	if tunnet.InNetns(t, "TestInNetns", netnsChild) {
 		inNetns(t)
-		return
 	}
-	if os.Geteuid() != 0 {
-		testenv.Unavailable(t, "a network namespace needs root")
-	}
-	unshare := testenv.Binary(t, "unshare", "")
-	runChild(t, exec.Command(unshare, "--net", "--", os.Args[0], "-test.run=^TestInNetns$", "-test.v", "-test.count=1"), netnsChild)
 }
 
 // runChild runs cmd (this test binary, one test) with env=1 and fails
@@ -117,9 +112,6 @@ func writeSysctl(t *testing.T, path, value string) {
 }
 
 func inNetns(t *testing.T) {
-	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("ip link set lo up: %v %s", err, out)
-	}
 	// Root may open raw sockets whatever the sysctl says, so the ping
 	// socket must win where the range allows it.
 	for _, m := range []struct{ groups, mode, dev, prefix string }{
@@ -132,10 +124,11 @@ func inNetns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Mode() != m.mode {
-				t.Fatalf("%s: mode %q with ping_group_range %q, want %q", host, p.Mode(), m.groups, m.mode)
+			if p.Mode() != m.mode || !p.KernelSendTimestamps() {
+				t.Fatalf("%s: mode %q, send timestamps %v with ping_group_range %q; want %q with send timestamps", host, p.Mode(), p.KernelSendTimestamps(), m.groups, m.mode)
 			}
 			pingLoopback(t, p)
+			checkSendTimestamp(t, p)
 		}
 		pingThroughTUN(t, m.dev, m.prefix, m.mode)
 	}
@@ -211,7 +204,7 @@ func pingThroughTUN(t *testing.T, dev, prefix, mode string) {
 func connectThroughDelayLine(t *testing.T) {
 	t.Helper()
 	const delay = 50 * time.Millisecond
-	dev := openTUN(t, "bantay2", "198.18.2.1/23")
+	dev := tunnet.OpenTUN(t, "bantay2", "198.18.2.1/23")
 	delayLine{delay: delay, local: [4]byte{198, 18, 2, 1}, remote: [4]byte{198, 18, 2, 2}, peer: [4]byte{198, 18, 3, 2}}.start(t, dev)
 	_, port, _ := net.SplitHostPort(closingListener(t, "198.18.2.1:0"))
 	r, _ := TakeRound(context.Background(), NewTCP("198.18.2.2:"+port, Options{}), RoundSpec{Count: 5, Interval: 20 * time.Millisecond, Timeout: 2 * time.Second})
@@ -263,5 +256,45 @@ func icmpNotPermitted(t *testing.T) {
 	r, _ := TakeRound(context.Background(), p, RoundSpec{Count: 3, Interval: time.Millisecond, Timeout: time.Second})
 	if r.Sent != 3 || r.Failures[ReasonOther] != 3 || !errors.As(r.Errors[ReasonOther], &perm) {
 		t.Errorf("round without permission: %+v, want 3 failures (other) naming the permission", r)
+	}
+}
+
+// TestICMPSendTimestamps: a reply comes with the kernel's transmit time of
+// its request, over IPv4 and IPv6 alike (here with whatever socket this
+// process may open; TestInNetns checks both kinds).
+func TestICMPSendTimestamps(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		p, err := NewICMP(host, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.StartError(); err != nil {
+			testenv.Unavailable(t, "%v", err)
+		}
+		checkSendTimestamp(t, p)
+	}
+}
+
+// checkSendTimestamp sends one echo request with p and wants its reply's
+// kernel send time between the clock read before the send and the
+// reply's receive time.
+func checkSendTimestamp(t *testing.T, p *ICMP) {
+	t.Helper()
+	conn, err := p.openRound(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.close()
+	before := time.Now().Round(0)
+	if err := conn.send(0); err != nil {
+		t.Fatal(err)
+	}
+	i, _, kernelSent, kernel, err := conn.recv()
+	if err != nil || i != 0 {
+		t.Fatalf("%s: reply %d, %v", p.host, i, err)
+	}
+	if kernelSent.Before(before) || kernel.Before(kernelSent) {
+		t.Errorf("%s over a %s: clock before the send %v, kernel send time %v, receive time %v; want them in that order",
+			p.host, p.Mode(), before, kernelSent, kernel)
 	}
 }

@@ -253,27 +253,33 @@ type roundConn interface {
 	send(i int) error
 	// recv blocks for the next reply that belongs to this round and
 	// returns its probe's index and when it arrived: the monotonic clock
-	// at once after the read, and the kernel's receive timestamp where the
-	// socket gives one (zero otherwise). Anything that is not a reply of
+	// at once after the read, and the kernel's send timestamp of the
+	// request and receive timestamp of the reply where the socket gives
+	// them (zero otherwise). Anything that is not a reply of
 	// this round is skipped inside recv. After close it returns
 	// net.ErrClosed. Other errors are about the path and recv may be
 	// called again: with i ≥ 0 an answer that failed that probe (an ICMP
 	// destination unreachable quoting it), with i < 0 one the socket
 	// cannot tie to a probe (a UDP socket's ECONNREFUSED).
-	recv() (i int, mono, kernel time.Time, err error)
+	recv() (i int, mono, kernelSent, kernel time.Time, err error)
 	close() error
 }
 
-// rttOf is a reply's RTT. The kernel timestamp (wall clock) leaves out the
-// time the reply waited for this goroutine to be scheduled, which on a
-// busy probe box can be more than a LAN's RTT; it is used only when it is
-// consistent with the monotonic measurement (positive and no larger), so
-// a wall-clock step between send and receive falls back to the monotonic
-// clock instead of producing a negative or inflated RTT.
-func rttOf(sent, mono, kernel time.Time) time.Duration {
+// rttOf is a reply's RTT. The kernel's receive timestamp (wall clock)
+// leaves out the time the reply waited for this goroutine to be scheduled,
+// which on a busy probe box can be more than a LAN's RTT, and its send
+// timestamp the time between reading the clock and the request reaching
+// the driver; each is used only when the result is consistent with the
+// monotonic measurement (positive and no larger), so a wall-clock step
+// between send and receive falls back to the monotonic clock instead of
+// producing a negative or inflated RTT.
+func rttOf(sent, mono, kernelSent, kernel time.Time) time.Duration {
 	rtt := mono.Sub(sent)
-	if !kernel.IsZero() {
-		if k := kernel.Sub(sent.Round(0)); k > 0 && k <= rtt {
+	if kernel.IsZero() {
+		return rtt
+	}
+	for _, from := range []time.Time{kernelSent, sent.Round(0)} {
+		if k := kernel.Sub(from); !from.IsZero() && k > 0 && k <= rtt {
 			return k
 		}
 	}
@@ -294,14 +300,14 @@ func probeSequenced(ctx context.Context, s sequenced) (Result, error) {
 	if err := conn.send(0); err != nil {
 		return Result{}, err
 	}
-	_, mono, kernel, err := conn.recv()
+	_, mono, kernelSent, kernel, err := conn.recv()
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
 		return Result{}, err
 	}
-	return Result{RTT: rttOf(sent, mono, kernel)}, nil
+	return Result{RTT: rttOf(sent, mono, kernelSent, kernel)}, nil
 }
 
 func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
@@ -334,7 +340,7 @@ func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 	go func() {
 		defer close(recvDone)
 		for {
-			i, mono, kernel, err := conn.recv()
+			i, mono, kernelSent, kernel, err := conn.recv()
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -355,7 +361,7 @@ func sequencedRound(ctx context.Context, s sequenced, spec RoundSpec) *Round {
 					r.Reordered++
 				}
 				highest = max(highest, i)
-				if rtt := rttOf(sentAt[i], mono, kernel); rtt <= spec.Timeout {
+				if rtt := rttOf(sentAt[i], mono, kernelSent, kernel); rtt <= spec.Timeout {
 					rtts[i], inTime[i] = rtt, true
 				}
 				if remaining--; remaining == 0 {

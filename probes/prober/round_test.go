@@ -249,22 +249,26 @@ func TestProbeRoundRunsOnSchedule(t *testing.T) {
 
 // TestRTTOfKernelTimestamp: the kernel's receive time is used when it is
 // consistent with the monotonic clock, and ignored when a wall-clock step
-// makes it negative or larger than the monotonic RTT.
+// makes it negative or larger than the monotonic RTT; the kernel's send
+// time, likewise, only with a receive time and when it is consistent.
 func TestRTTOfKernelTimestamp(t *testing.T) {
 	sent := time.Now()
 	mono := sent.Add(10 * time.Millisecond)
 	wall := sent.Round(0)
 	for _, tc := range []struct {
-		name   string
-		kernel time.Time
-		want   time.Duration
+		name               string
+		kernelSent, kernel time.Time
+		want               time.Duration
 	}{
-		{"no timestamp", time.Time{}, 10 * time.Millisecond},
-		{"kernel saw it earlier", wall.Add(9 * time.Millisecond), 9 * time.Millisecond},
-		{"clock stepped back", wall.Add(-time.Second), 10 * time.Millisecond},
-		{"clock stepped forward", wall.Add(time.Second), 10 * time.Millisecond},
+		{"no timestamp", time.Time{}, time.Time{}, 10 * time.Millisecond},
+		{"kernel saw it earlier", time.Time{}, wall.Add(9 * time.Millisecond), 9 * time.Millisecond},
+		{"clock stepped back", time.Time{}, wall.Add(-time.Second), 10 * time.Millisecond},
+		{"clock stepped forward", time.Time{}, wall.Add(time.Second), 10 * time.Millisecond},
+		{"kernel sent it later", wall.Add(time.Millisecond), wall.Add(9 * time.Millisecond), 8 * time.Millisecond},
+		{"send time without a receive time", wall.Add(time.Millisecond), time.Time{}, 10 * time.Millisecond},
+		{"send time after the receive time", wall.Add(9500 * time.Microsecond), wall.Add(9 * time.Millisecond), 9 * time.Millisecond},
 	} {
-		if got := rttOf(sent, mono, tc.kernel); got != tc.want {
+		if got := rttOf(sent, mono, tc.kernelSent, tc.kernel); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}

@@ -4,16 +4,14 @@ package prober
 
 import (
 	"encoding/binary"
-	"errors"
 	"os"
-	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
+
+	"github.com/bantay-noc/bantay/internal/harness/tunnet"
 )
 
 // tunResponder answers IPv4 ICMP echo requests routed into a TUN device:
@@ -33,8 +31,8 @@ type tunResponder struct {
 func (r tunResponder) start(t *testing.T, name, local string) {
 	t.Helper()
 	n := 0 // echo requests seen; only the serving goroutine touches it
-	serveTUN(t, openTUN(t, name, local+"/24"), func(pkt []byte) ([]byte, time.Duration, int) {
-		reply, ok := echoReply(pkt)
+	tunnet.Serve(t, tunnet.OpenTUN(t, name, local+"/24"), func(pkt []byte) ([]byte, time.Duration, int) {
+		reply, ok := tunnet.EchoReply(pkt)
 		if !ok {
 			return nil, 0, 0 // router solicitations and the like
 		}
@@ -49,71 +47,7 @@ func (r tunResponder) start(t *testing.T, name, local string) {
 			return hostUnreachable(pkt), r.delay, 1
 		}
 		return reply, r.delay, 1
-	})
-}
-
-// serveTUN hands every packet read from dev to handle (a copy it may
-// keep) and writes what it returns back to dev, copies times, after wait,
-// until the test ends.
-func serveTUN(t *testing.T, dev *os.File, handle func(pkt []byte) (out []byte, wait time.Duration, copies int)) {
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		dev.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		buf := make([]byte, 65535)
-		for {
-			k, err := dev.Read(buf)
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if err != nil {
-				continue
-			}
-			out, wait, copies := handle(append([]byte(nil), buf[:k]...))
-			if copies == 0 {
-				continue
-			}
-			wg.Add(1)
-			time.AfterFunc(wait, func() {
-				defer wg.Done()
-				for range copies {
-					dev.Write(out)
-				}
-			})
-		}
-	})
-}
-
-// openTUN creates a TUN device with the address cidr, up, closed when the
-// test ends.
-func openTUN(t *testing.T, name, cidr string) *os.File {
-	t.Helper()
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("open /dev/net/tun: %v", err)
-	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		t.Fatalf("TUNSETIFF: %v", err)
-	}
-	// Non-blocking, so that the os.File is in Go's poller and Close ends a
-	// pending Read.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		t.Fatal(err)
-	}
-	dev := os.NewFile(uintptr(fd), name)
-	for _, args := range [][]string{{"addr", "add", cidr, "dev", name}, {"link", "set", name, "up"}} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v %s", args, err, out)
-		}
-	}
-	return dev
+	}, nil)
 }
 
 // delayLine makes a remote host out of this one for TCP and UDP: the
@@ -130,7 +64,7 @@ type delayLine struct {
 
 func (d delayLine) start(t *testing.T, dev *os.File) {
 	t.Helper()
-	serveTUN(t, dev, func(pkt []byte) ([]byte, time.Duration, int) {
+	tunnet.Serve(t, dev, func(pkt []byte) ([]byte, time.Duration, int) {
 		if len(pkt) < 20 || pkt[0]>>4 != 4 || [4]byte(pkt[12:16]) != d.local {
 			return nil, 0, 0
 		}
@@ -145,64 +79,11 @@ func (d delayLine) start(t *testing.T, dev *os.File) {
 			return nil, 0, 0
 		}
 		copy(pkt[16:20], d.local[:])
-		if !fixChecksums(pkt) {
+		if !tunnet.FixChecksums(pkt) {
 			return nil, 0, 0
 		}
 		return pkt, wait, 1
-	})
-}
-
-// fixChecksums recomputes the IPv4 header checksum and the TCP or UDP
-// checksum (RFC 1071, over the pseudo-header) after an address rewrite.
-func fixChecksums(pkt []byte) bool {
-	hl := int(pkt[0]&0x0f) * 4
-	if len(pkt) < hl {
-		return false
-	}
-	pkt[10], pkt[11] = 0, 0
-	binary.BigEndian.PutUint16(pkt[10:12], checksum(0, pkt[:hl]))
-	seg := pkt[hl:]
-	var off int
-	switch pkt[9] {
-	case 6:
-		off = 16
-	case 17:
-		off = 6
-	default:
-		return false
-	}
-	if len(seg) < off+2 {
-		return false
-	}
-	seg[off], seg[off+1] = 0, 0
-	var pseudo [12]byte
-	copy(pseudo[0:8], pkt[12:20])
-	pseudo[9] = pkt[9]
-	binary.BigEndian.PutUint16(pseudo[10:12], uint16(len(seg)))
-	c := checksum(sum(0, pseudo[:]), seg)
-	if c == 0 && pkt[9] == 17 {
-		c = 0xffff // UDP's 0 means "no checksum"
-	}
-	binary.BigEndian.PutUint16(seg[off:off+2], c)
-	return true
-}
-
-func sum(acc uint32, b []byte) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		acc += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		acc += uint32(b[len(b)-1]) << 8
-	}
-	return acc
-}
-
-func checksum(acc uint32, b []byte) uint16 {
-	acc = sum(acc, b)
-	for acc>>16 != 0 {
-		acc = acc&0xffff + acc>>16
-	}
-	return ^uint16(acc)
+	}, nil)
 }
 
 // hostUnreachable is the ICMP destination unreachable (code 1, host) a
@@ -216,28 +97,6 @@ func hostUnreachable(pkt []byte) []byte {
 	copy(out[16:20], pkt[12:16])
 	binary.BigEndian.PutUint16(out[2:4], uint16(hl+len(body)))
 	out[10], out[11] = 0, 0
-	binary.BigEndian.PutUint16(out[10:12], checksum(0, out))
+	binary.BigEndian.PutUint16(out[10:12], tunnet.Checksum(out))
 	return append(out, body...)
-}
-
-// echoReply turns an IPv4 echo request into its reply: the addresses
-// swapped (which leaves the IP checksum as it was) and the ICMP message
-// rebuilt by x/net with type echo reply.
-func echoReply(pkt []byte) ([]byte, bool) {
-	h, err := ipv4.ParseHeader(pkt)
-	if err != nil || h.Protocol != 1 || len(pkt) < h.Len {
-		return nil, false
-	}
-	m, err := icmp.ParseMessage(1, pkt[h.Len:])
-	if err != nil || m.Type != ipv4.ICMPTypeEcho {
-		return nil, false
-	}
-	body, err := (&icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: m.Body}).Marshal(nil)
-	if err != nil {
-		return nil, false
-	}
-	out := append([]byte(nil), pkt[:h.Len]...)
-	copy(out[12:16], pkt[16:20])
-	copy(out[16:20], pkt[12:16])
-	return append(out, body...), true
 }

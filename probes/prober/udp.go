@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bantay-noc/bantay/probes/config"
@@ -59,13 +60,15 @@ func (p *UDP) openRound(ctx context.Context, count int) (roundConn, error) {
 		return nil, err
 	}
 	last := p.seq.Add(uint64(count))
-	return &udpRound{
+	r := &udpRound{
 		conn:    conn,
 		probeID: p.opts.ProbeID,
 		first:   last - uint64(count) + 1,
 		sentAt:  make([]int64, count),
 		buf:     make([]byte, echo.MaxLen+1),
-	}, nil
+	}
+	r.timestamps(count)
+	return r, nil
 }
 
 type udpRound struct {
@@ -75,6 +78,12 @@ type udpRound struct {
 	mu      sync.Mutex
 	sentAt  []int64 // each probe's SentUnixNano, to match its reply
 	buf     []byte
+	// raw, oob and stamps read kernel timestamps where the platform has
+	// them (udp_linux.go); raw is nil elsewhere, stamps nil without send
+	// timestamps.
+	raw    syscall.RawConn
+	oob    []byte
+	stamps *sendStamps
 }
 
 func (u *udpRound) send(i int) error {
@@ -88,16 +97,18 @@ func (u *udpRound) send(i int) error {
 	if err != nil {
 		return err
 	}
-	_, err = u.conn.Write(out)
+	u.stamps.sending(i)
+	if _, err = u.conn.Write(out); err != nil {
+		u.stamps.failed()
+	}
 	return err
 }
 
-func (u *udpRound) recv() (int, time.Time, time.Time, error) {
+func (u *udpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 	for {
-		n, err := u.conn.Read(u.buf)
-		mono := time.Now()
+		n, mono, kernel, err := u.read()
 		if err != nil {
-			return -1, mono, time.Time{}, err
+			return -1, mono, time.Time{}, time.Time{}, err
 		}
 		got, err := echo.Decode(u.buf[:n])
 		if err != nil || got.Kind != echo.KindReply || got.ProbeID != u.probeID ||
@@ -109,7 +120,7 @@ func (u *udpRound) recv() (int, time.Time, time.Time, error) {
 		ok := u.sentAt[i] == got.SentUnixNano
 		u.mu.Unlock()
 		if ok {
-			return i, mono, time.Time{}, nil
+			return i, mono, u.stamps.of(i), kernel, nil
 		}
 	}
 }

@@ -156,7 +156,10 @@ func reportICMP(w io.Writer, p *prober.ICMP, first bool) {
 	}
 	if first {
 		clock := "monotonic clock"
-		if p.KernelTimestamps() {
+		switch {
+		case p.KernelSendTimestamps():
+			clock = "kernel send and receive timestamps"
+		case p.KernelTimestamps():
 			clock = "kernel receive timestamps"
 		}
 		fmt.Fprintf(w, "bantay-probe measure: icmp over a %s, RTTs from %s\n", p.Mode(), clock)
