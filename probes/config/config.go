@@ -83,6 +83,10 @@ type Config struct {
 	Queue Queue `yaml:"queue"`
 	// Metrics serves the probe's own metrics over HTTP.
 	Metrics Metrics `yaml:"metrics"`
+	// Mesh takes targets from the collector's mesh registry (mesh.go).
+	Mesh Mesh `yaml:"mesh"`
+	// Reflector answers other sites' echo probes.
+	Reflector Reflector `yaml:"reflector"`
 
 	// File is the path the config was read from (or the name given to Parse).
 	File string `yaml:"-"`
