@@ -551,8 +551,8 @@ func probeConfig(city string, opts Options, s *sites, tokenFiles map[string]stri
 	err := probeTemplate.Execute(&b, map[string]any{
 		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "TokenFile": tokenFiles[id], "Interval": opts.ProbeInterval,
 		"QueueDir": queueDir(opts.DataDir, id), "Listener": "http://" + opts.HTTPAddr, "MeshRefresh": opts.MeshRefresh,
-		"Timeout":  min(2*time.Second, opts.ProbeInterval*8/10),
-		"Uplinks":  uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
+		"Timeout": min(2*time.Second, opts.ProbeInterval*8/10),
+		"Uplinks": uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
 	})
 	if err != nil {
 		return nil, err
