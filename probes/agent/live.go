@@ -59,7 +59,8 @@ func onlyLive(rm *metricdata.ResourceMetrics, live map[string]struct{}) *metricd
 }
 
 // filterData keeps the points of a whose attributes pass keep; it returns
-// how many points there were and how many are kept.
+// how many points there were and how many are kept. One case per
+// aggregation the SDK makes: metricdata has no interface over their points.
 func filterData(a metricdata.Aggregation, keep func(attribute.Set) bool) (metricdata.Aggregation, int, int) {
 	var n, k int
 	switch d := a.(type) {

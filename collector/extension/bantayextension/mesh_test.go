@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,17 +31,11 @@ func hashOf(token string) string {
 // meshGet asks the mesh registry with a bearer token ("" sends none).
 func meshGet(t *testing.T, base, token string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+meshreg.Path, nil)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
+	return getWith(t, base+meshreg.Path, func(r *http.Request) {
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+	})
 }
 
 // TestMeshRegistryEndpoint runs the extension with a real probeauth and a
