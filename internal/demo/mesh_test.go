@@ -59,7 +59,7 @@ func TestDemoMeshFollowsTheRegistry(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	waitUntil(t, "every ordered pair of cities answered over mesh targets", 90*time.Second, func() bool {
+	waitFor(t, d, "every ordered pair of cities answered over mesh targets", 90*time.Second, func() bool {
 		return slices.Equal(pairs(`count by (src_city, dst_city) (network_latency_milliseconds_count{method="udp", target=~"mesh-.*"} > 0)`), want)
 	})
 	for _, p := range pairs(`count by (src_city, dst_city) (bantay_probe_attempts_total{method="udp", target!~"mesh-.*"})`) {
@@ -103,13 +103,27 @@ func TestDemoMeshFollowsTheRegistry(t *testing.T) {
 		return int(vec[0].Value)
 	}
 	reload(t, registry, added)
-	waitUntil(t, "every probe uplink measuring the added site", 90*time.Second, func() bool { return fresh() == uplinks })
-	waitUntil(t, "the added site answering", 30*time.Second, func() bool {
+	waitFor(t, d, "every probe uplink measuring the added site", 90*time.Second, func() bool { return fresh() == uplinks })
+	waitFor(t, d, "the added site answering", 30*time.Second, func() bool {
 		return len(pairs(`count by (src_city, dst_city) (network_latency_milliseconds_count{target="mesh-ceb-01-udp"} > 0)`)) == len(netsim.DemoCities())
 	})
 
 	reload(t, registry, original)
-	waitUntil(t, "no probe measuring the removed site", 90*time.Second, func() bool { return fresh() == 0 })
+	waitFor(t, d, "no probe measuring the removed site", 90*time.Second, func() bool { return fresh() == 0 })
+	// No ghost cells: nothing feeds the removed site's cells, so the
+	// heatmap shows them stale (until they expire).
+	waitSnapshot(t, d, "http://"+opts.HTTPAddr, "the removed site's heatmap cells stale", func(s snapshot) bool {
+		n := 0
+		for _, c := range s.Cells {
+			if c.DstCity == "Cebu" {
+				if c.State != "stale" {
+					return false
+				}
+				n++
+			}
+		}
+		return n == uplinks
+	})
 	// Samples of the last few seconds: an instant query still finds the
 	// removed site's last samples for the lookback (5m), as Prometheus
 	// does for any OTLP series that stops, but no new ones arrive.
@@ -130,15 +144,5 @@ func reload(t *testing.T, registry string, data []byte) {
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitUntil polls cond every half second until it holds or limit passes.
-func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(500 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
 	}
 }

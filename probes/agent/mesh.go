@@ -1,13 +1,17 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +76,12 @@ type mesh struct {
 	failing      int
 	lastProblems map[string]bool
 
+	// cache is where the last good answer is kept (empty without
+	// queue.dir), so that a probe restarted while the collector is
+	// unreachable measures the sites it last knew; saved is what it holds.
+	cache string
+	saved []byte
+
 	failures [4]atomic.Int64 // by meshCauses index
 	targets  atomic.Int64
 }
@@ -100,8 +110,61 @@ func newMesh(a *Agent) (*mesh, error) {
 		client:  &http.Client{Timeout: a.cfg.Collector.Timeout, Transport: tr},
 		running: map[string]*meshTarget{},
 	}
+	if a.cfg.Queue.Dir != "" {
+		m.cache = filepath.Join(a.cfg.Queue.Dir, meshCacheFile)
+	}
 	m.setLive()
 	return m, nil
+}
+
+// meshCacheFile is the last good registry answer, in queue.dir.
+const meshCacheFile = "mesh.json"
+
+// restore applies the answer kept by an earlier run, if any: the probe
+// measures the sites it last knew until the collector answers.
+func (m *mesh) restore(ctx context.Context) {
+	if m.cache == "" {
+		return
+	}
+	data, err := os.ReadFile(m.cache)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var ans meshreg.Answer
+	if err == nil {
+		err = json.Unmarshal(data, &ans)
+	}
+	if err == nil && ans.Probe != m.a.cfg.Probe.ID {
+		err = fmt.Errorf("it is probe %q's", ans.Probe)
+	}
+	if err != nil {
+		m.logger.Warn("last mesh registry answer not used", "file", m.cache, "error", err)
+		return
+	}
+	m.saved = data
+	m.logger.Info("measuring the sites of the last mesh registry answer until the collector answers", "file", m.cache)
+	m.use(ctx, ans)
+}
+
+// save keeps ans for the next start (written aside and renamed, so a crash
+// leaves the old answer or the new one). A failure costs only that.
+func (m *mesh) save(ans meshreg.Answer) {
+	if m.cache == "" {
+		return
+	}
+	data, err := json.Marshal(ans)
+	if err != nil || bytes.Equal(data, m.saved) {
+		return
+	}
+	tmp := m.cache + ".tmp"
+	if err = os.WriteFile(tmp, data, 0o600); err == nil {
+		err = os.Rename(tmp, m.cache)
+	}
+	if err != nil {
+		m.logger.Warn("mesh registry answer not kept for the next start", "file", m.cache, "error", err)
+		return
+	}
+	m.saved = data
 }
 
 // setLive makes the file's targets and the running mesh targets live.
@@ -123,6 +186,7 @@ func (m *mesh) run(ctx context.Context) {
 	rng := newRand()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	m.restore(ctx)
 	known := false
 	for {
 		select {
@@ -167,6 +231,13 @@ func (m *mesh) refresh(ctx context.Context) bool {
 		m.logger.Info("mesh registry fetched again", "after_failures", m.failing)
 		m.failing = 0
 	}
+	m.use(ctx, ans)
+	m.save(ans)
+	return true
+}
+
+// use measures the targets of ans.
+func (m *mesh) use(ctx context.Context, ans meshreg.Answer) {
 	targets, problems := m.a.cfg.MeshTargets(ans)
 	seen := make(map[string]bool, len(problems))
 	for _, p := range problems {
@@ -177,7 +248,6 @@ func (m *mesh) refresh(ctx context.Context) bool {
 	}
 	m.lastProblems = seen
 	m.apply(ctx, targets)
-	return true
 }
 
 // fetch GETs the registry with the probe's token.

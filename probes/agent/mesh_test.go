@@ -175,3 +175,48 @@ func hasLatency(m *metricspb.Metric, target string) bool {
 	}
 	return false
 }
+
+// TestMeshRestartWhileCollectorDown: with queue.dir the last good answer
+// is kept, so a probe restarted while the registry cannot be fetched
+// measures the sites it last knew instead of nothing.
+func TestMeshRestartWhileCollectorDown(t *testing.T) {
+	collector := testenv.FreeAddr(t)
+	recv := startReceiver(t, collector)
+	reg := &registry{}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	own := freeUDPAddr(t)
+	reg.set(http.StatusOK, meshreg.Site{Probe: "dvo-01", City: "Davao", Methods: []string{"udp"},
+		Reflectors: []meshreg.Reflector{{Address: own}}})
+	cfg := meshConfig(t, collector, srv.URL, own)
+	cfg.Queue.Dir = t.TempDir()
+	stop := runAgent(t, cfg, slog.New(&logRecorder{}))
+	waitFor(t, "the site measured", 20*time.Second, func() bool {
+		return slices.Equal(exportedTargets(recv), []string{"Globe/mesh-dvo-01-udp", "PLDT/mesh-dvo-01-udp"})
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	reg.set(http.StatusServiceUnavailable)
+	asked := reg.requests()
+	second := testenv.FreeAddr(t)
+	recv = startReceiver(t, second)
+	dir := cfg.Queue.Dir
+	cfg = meshConfig(t, second, srv.URL, own)
+	cfg.Queue.Dir = dir
+	logs := &logRecorder{}
+	stop = runAgent(t, cfg, slog.New(logs))
+	waitFor(t, "the last known site measured after the restart", 20*time.Second, func() bool {
+		return slices.Equal(exportedTargets(recv), []string{"Globe/mesh-dvo-01-udp", "PLDT/mesh-dvo-01-udp"})
+	})
+	if reg.requests() == asked {
+		t.Error("the restarted probe did not ask the registry")
+	}
+	if logs.count("measuring the sites of the last mesh registry answer") != 1 {
+		t.Error("the restarted probe did not say it uses the last answer")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
