@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension/extensionauth"
+	"go.opentelemetry.io/collector/extension/extensioncapabilities"
 
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
 	"github.com/bantay-noc/bantay/internal/meshreg"
@@ -38,6 +39,17 @@ type meshEndpoint struct {
 	auth     extensionauth.Server
 	s        *Server
 	requests *prometheus.CounterVec
+}
+
+var _ extensioncapabilities.Dependent = (*Server)(nil)
+
+// Dependencies makes the collector start the mesh authenticator before the
+// listener serves probes with it, whatever the order of service.extensions.
+func (s *Server) Dependencies() []component.ID {
+	if id := s.cfg.Mesh.Authenticator; id != (component.ID{}) {
+		return []component.ID{id}
+	}
+	return nil
 }
 
 // newMeshEndpoint finds the authenticator named in the config; nil when

@@ -125,8 +125,9 @@ func TestMeshRegistryEndpoint(t *testing.T) {
 	}
 }
 
-// TestMeshAuthenticatorMustExist: a mesh endpoint naming no configured
-// authenticator fails the start, naming the field.
+// TestMeshAuthenticatorMustExist: the extension depends on the mesh
+// authenticator, and one that is not configured fails the start, naming
+// the field.
 func TestMeshAuthenticatorMustExist(t *testing.T) {
 	ctx := context.Background()
 	cfg := createDefaultConfig().(*Config)
@@ -135,6 +136,7 @@ func TestMeshAuthenticatorMustExist(t *testing.T) {
 	cfg.Mesh.Authenticator = component.MustNewID(probeauthextension.TypeStr)
 	ext, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(componentType), cfg)
 	require.NoError(t, err)
+	assert.Equal(t, []component.ID{cfg.Mesh.Authenticator}, ext.(*Server).Dependencies(), "the collector starts the authenticator first")
 	err = ext.Start(ctx, hosttest.Host{})
 	require.ErrorContains(t, err, `mesh::authenticator: extension "probeauth" is not configured`)
 	_ = ext.Shutdown(ctx)
