@@ -87,24 +87,34 @@ reflector: {listen: %q}
 	return cfg
 }
 
+// site is a registry entry with one site-wide udp reflector.
+func site(id, city, addr string) meshreg.Site {
+	return meshreg.Site{Probe: id, City: city, Methods: []string{"udp"}, Reflectors: []meshreg.Reflector{{Address: addr}}}
+}
+
+// meshSetup starts an OTLP receiver and a registry listing dvo-01 with its
+// reflector at own, the address cfg's probe runs its own reflector on.
+func meshSetup(t *testing.T) (recv *receiver, reg *registry, cfg *config.Config, own string) {
+	t.Helper()
+	collector := testenv.FreeAddr(t)
+	recv = startReceiver(t, collector)
+	reg = &registry{}
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	own = freeUDPAddr(t)
+	reg.set(http.StatusOK, site("dvo-01", "Davao", own))
+	return recv, reg, meshConfig(t, collector, srv.URL, own), own
+}
+
 // TestMeshTargetsFollowTheRegistry: a mesh probe measures the sites the
 // registry lists on every uplink (here its own reflector, registered as a
 // site), picks up a new one and drops a removed one within a refresh — a
 // removed target's series stop being exported, no ghost — and keeps the
 // last good set, counted and logged once, while the registry fails.
 func TestMeshTargetsFollowTheRegistry(t *testing.T) {
-	collector := testenv.FreeAddr(t)
-	recv := startReceiver(t, collector)
-	reg := &registry{}
-	srv := httptest.NewServer(reg)
-	defer srv.Close()
-	own := freeUDPAddr(t)
-	site := func(id, city, addr string) meshreg.Site {
-		return meshreg.Site{Probe: id, City: city, Methods: []string{"udp"}, Reflectors: []meshreg.Reflector{{Address: addr}}}
-	}
-	reg.set(http.StatusOK, site("dvo-01", "Davao", own))
+	recv, reg, cfg, own := meshSetup(t)
 	logs := &logRecorder{}
-	stop := runAgent(t, meshConfig(t, collector, srv.URL, own), slog.New(logs))
+	stop := runAgent(t, cfg, slog.New(logs))
 
 	answered := func(target string) func() bool {
 		return func() bool {
@@ -180,15 +190,7 @@ func hasLatency(m *metricspb.Metric, target string) bool {
 // is kept, so a probe restarted while the registry cannot be fetched
 // measures the sites it last knew instead of nothing.
 func TestMeshRestartWhileCollectorDown(t *testing.T) {
-	collector := testenv.FreeAddr(t)
-	recv := startReceiver(t, collector)
-	reg := &registry{}
-	srv := httptest.NewServer(reg)
-	defer srv.Close()
-	own := freeUDPAddr(t)
-	reg.set(http.StatusOK, meshreg.Site{Probe: "dvo-01", City: "Davao", Methods: []string{"udp"},
-		Reflectors: []meshreg.Reflector{{Address: own}}})
-	cfg := meshConfig(t, collector, srv.URL, own)
+	recv, reg, cfg, own := meshSetup(t)
 	cfg.Queue.Dir = t.TempDir()
 	stop := runAgent(t, cfg, slog.New(&logRecorder{}))
 	waitFor(t, "the site measured", 20*time.Second, func() bool {
@@ -203,7 +205,7 @@ func TestMeshRestartWhileCollectorDown(t *testing.T) {
 	second := testenv.FreeAddr(t)
 	recv = startReceiver(t, second)
 	dir := cfg.Queue.Dir
-	cfg = meshConfig(t, second, srv.URL, own)
+	cfg = meshConfig(t, second, cfg.Mesh.Collector, own)
 	cfg.Queue.Dir = dir
 	logs := &logRecorder{}
 	stop = runAgent(t, cfg, slog.New(logs))
