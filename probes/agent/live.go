@@ -24,16 +24,21 @@ func (e liveExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics
 	return e.Exporter.Export(ctx, onlyLive(rm, *e.live.Load()))
 }
 
+// liveKey names a target's series: a registry entry whose city changes
+// keeps its target name, and the series of the old city must go stale.
+func liveKey(target, dstCity string) string { return target + "\x00" + dstCity }
+
 // onlyLive is rm without the points of targets not in live: rm itself when
 // it has none, else a copy (the reader reuses rm and its points' slices
 // for the next collection, so they are not changed in place).
 func onlyLive(rm *metricdata.ResourceMetrics, live map[string]struct{}) *metricdata.ResourceMetrics {
 	keep := func(s attribute.Set) bool {
-		v, ok := s.Value(metricmodel.AttrTarget)
+		target, ok := s.Value(metricmodel.AttrTarget)
 		if !ok {
 			return true
 		}
-		_, ok = live[v.AsString()]
+		dst, _ := s.Value(metricmodel.AttrDstCity)
+		_, ok = live[liveKey(target.AsString(), dst.AsString())]
 		return ok
 	}
 	dropped := false

@@ -63,8 +63,8 @@ type mesh struct {
 	client *http.Client
 	logger *slog.Logger
 
-	// live are the names of the targets whose points are exported: the
-	// file's and the running mesh targets.
+	// live are the targets whose points are exported, the file's and the
+	// running mesh targets, by liveKey.
 	live atomic.Pointer[map[string]struct{}]
 
 	// running mesh targets, by name; only the refresh loop touches it.
@@ -171,10 +171,10 @@ func (m *mesh) save(ans meshreg.Answer) {
 func (m *mesh) setLive() {
 	live := make(map[string]struct{}, len(m.a.cfg.Targets)+len(m.running))
 	for _, t := range m.a.cfg.Targets {
-		live[t.Name] = struct{}{}
+		live[liveKey(t.Name, t.DstCity)] = struct{}{}
 	}
-	for name := range m.running {
-		live[name] = struct{}{}
+	for _, t := range m.running {
+		live[liveKey(t.target.Name, t.target.DstCity)] = struct{}{}
 	}
 	m.live.Store(&live)
 }
