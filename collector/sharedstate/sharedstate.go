@@ -22,6 +22,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/wire"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/meshreg"
 )
 
 // DefaultID is the extension every component looks for unless its
@@ -55,6 +56,11 @@ type Provider interface {
 	// ShareGazetteer hands the gazetteer a citytag processor (from) tags
 	// with to the heatmap, so a city the operator added there is placed.
 	ShareGazetteer(from component.ID, g *gazetteer.Gazetteer)
+	// ShareMesh hands the mesh registry a citytag processor (from) built
+	// from its probe registry to the listener's mesh endpoint, so probes
+	// in mesh mode learn the sites to measure from the same registry that
+	// places their points.
+	ShareMesh(from component.ID, sites []meshreg.Site)
 }
 
 // Find returns the Provider with id among host's extensions. The error

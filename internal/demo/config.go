@@ -39,7 +39,7 @@ type files struct {
 // the listeners, paths, probe registry and tokens replaced (and the loki
 // exporter and Alertmanager left out when the demo has none), the shipped
 // rule files, and a fresh bearer token per simulated probe.
-func writeConfigs(o Options) (files, error) {
+func writeConfigs(o Options, s *sites) (files, error) {
 	dir := o.DataDir
 	f := files{
 		Collector:  filepath.Join(dir, "collector.yaml"),
@@ -51,7 +51,7 @@ func writeConfigs(o Options) (files, error) {
 	if !filepath.IsAbs(dir) {
 		return f, fmt.Errorf("demo: data dir %q is not absolute", dir)
 	}
-	if err := writeRegistry(f.Registry); err != nil {
+	if err := writeRegistry(f.Registry, s); err != nil {
 		return f, err
 	}
 	if err := writeTokens(f, filepath.Join(dir, "tokens")); err != nil {
@@ -179,25 +179,31 @@ func writePrometheusConfig(path string, o Options) error {
 	return writeEdited(path, "collector/config/prometheus.yml", shipped.Prometheus, edits)
 }
 
-// writeRegistry writes citytag's registry for the simulated probes, in the
-// shape of collector/config/probes.yaml.
-func writeRegistry(path string) error {
-	type uplink struct {
-		Carrier     string `yaml:"carrier"`
-		NetworkType string `yaml:"network_type"`
-	}
-	type probe struct {
-		City    string   `yaml:"city"`
-		Uplinks []uplink `yaml:"uplinks"`
-	}
-	reg := map[string]*probe{}
+// registryProbe is one probe of citytag's registry, in the shape of
+// collector/config/probes.yaml.
+type registryProbe struct {
+	City      string           `yaml:"city"`
+	Reflector string           `yaml:"reflector,omitempty"`
+	Uplinks   []registryUplink `yaml:"uplinks"`
+}
+
+type registryUplink struct {
+	Carrier     string `yaml:"carrier"`
+	NetworkType string `yaml:"network_type"`
+}
+
+// writeRegistry writes citytag's registry for the simulated probes. Each
+// site's reflector is the impairing proxy in front of it, which is how the
+// mesh registry sends every probe through the simulated network.
+func writeRegistry(path string, s *sites) error {
+	reg := map[string]*registryProbe{}
 	for _, u := range netsim.DemoUplinks() {
 		p := reg[u.Probe]
 		if p == nil {
-			p = &probe{City: u.City}
+			p = &registryProbe{City: u.City, Reflector: s.byCity[u.City].ReflectorAddr}
 			reg[u.Probe] = p
 		}
-		p.Uplinks = append(p.Uplinks, uplink{u.Carrier, u.NetworkType})
+		p.Uplinks = append(p.Uplinks, registryUplink{u.Carrier, u.NetworkType})
 	}
 	data, err := yaml.Marshal(reg)
 	if err != nil {

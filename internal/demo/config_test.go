@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	shipped "github.com/bantay-noc/bantay/collector/config"
+	"github.com/bantay-noc/bantay/internal/demo/netsim"
 )
 
 // The generated prometheus.yml is one Prometheus itself accepts, with the
@@ -71,12 +73,17 @@ func TestPrometheusConfigRemoteWriteAndRuleFiles(t *testing.T) {
 
 // The demo's collector configuration is the shipped one: the same
 // pipelines, processors and extensions (probeauth on both OTLP protocols,
-// citytag requiring an authenticated probe), with a token hash for every
-// simulated probe, and the collector accepts it.
+// citytag requiring an authenticated probe, the mesh registry), with a token
+// hash for every simulated probe and each site's reflector in the registry,
+// and the collector accepts it.
 func TestCollectorConfigIsTheShippedPipeline(t *testing.T) {
 	opts := testOptions(t).withDefaults()
 	opts.LokiURL = "http://127.0.0.1:9/insert/loki/api/v1/push"
-	f, err := writeConfigs(opts)
+	s := &sites{byCity: map[string]site{}}
+	for i, city := range netsim.DemoCities() {
+		s.byCity[city] = site{ReflectorAddr: fmt.Sprintf("127.0.0.1:%d", 7001+i)}
+	}
+	f, err := writeConfigs(opts, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +96,7 @@ func TestCollectorConfigIsTheShippedPipeline(t *testing.T) {
 		"receivers::otlp::protocols::grpc::auth", "receivers::otlp::protocols::http::auth",
 		"processors::memory_limiter", "processors::citytag::require_authenticated_probe", "processors::citytag::limits",
 		"processors::delta_to_cumulative", "extensions::bantay::storage::retention", "extensions::bantay::query",
+		"extensions::bantay::mesh",
 	} {
 		if g, w := at(gen, path), at(want, path); !equalYAML(t, g, w) || w == nil {
 			t.Errorf("%s = %v, shipped %v", path, g, w)
@@ -97,6 +105,12 @@ func TestCollectorConfigIsTheShippedPipeline(t *testing.T) {
 
 	if g, w := at(gen, "service::extensions"), append(at(want, "service::extensions").([]any), controlType.String()); !equalYAML(t, g, w) {
 		t.Errorf("service::extensions = %v, want the shipped ones and the demo's control endpoint: %v", g, w)
+	}
+
+	for _, u := range netsim.DemoUplinks() {
+		if got, want := at(readYAML(t, f.Registry), u.Probe+"::reflector"), s.byCity[u.City].ReflectorAddr; got != want {
+			t.Errorf("registry: %s's reflector %v, want its site's %s", u.Probe, got, want)
+		}
 	}
 
 	hashes := readYAML(t, f.Tokens)

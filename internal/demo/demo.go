@@ -50,6 +50,9 @@ type Options struct {
 	// probes export. The demo uses 5 s so the wall fills within seconds;
 	// production probes default to 15 s.
 	ProbeInterval time.Duration
+	// MeshRefresh is how often the probes fetch the mesh registry, which
+	// gives them the other cities' reflectors (production default 1 m).
+	MeshRefresh time.Duration
 	// AlertmanagerURL, if set (http://host:port), receives the alerts the
 	// shipped rules fire.
 	AlertmanagerURL string
@@ -103,6 +106,7 @@ func Defaults() Options {
 		TelemetryPort: 8888,
 		HealthAddr:    "127.0.0.1:13133",
 		ProbeInterval: 5 * time.Second,
+		MeshRefresh:   10 * time.Second,
 	}
 }
 
@@ -153,6 +157,9 @@ func (o Options) withDefaults() Options {
 	if o.ProbeInterval == 0 {
 		o.ProbeInterval = d.ProbeInterval
 	}
+	if o.MeshRefresh == 0 {
+		o.MeshRefresh = d.MeshRefresh
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -201,7 +208,7 @@ func Run(ctx context.Context, opts Options, ready func()) error {
 	defer endIncidents()
 	staged := newIncidents(incCtx, tables, *inc, opts.Logger)
 
-	cfg, err := writeConfigs(opts)
+	cfg, err := writeConfigs(opts, sites)
 	if err != nil {
 		return err
 	}
@@ -552,9 +559,9 @@ func probeConfig(city string, opts Options, s *sites, tokenFiles map[string]stri
 	}
 	err := probeTemplate.Execute(&b, map[string]any{
 		"ID": id, "City": city, "Endpoint": opts.GRPCAddr, "TokenFile": tokenFiles[id], "Interval": opts.ProbeInterval,
-		"QueueDir": queueDir(opts.DataDir, id),
-		"Timeout":  min(2*time.Second, opts.ProbeInterval*8/10),
-		"Uplinks":  uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
+		"QueueDir": queueDir(opts.DataDir, id), "Listener": "http://" + opts.HTTPAddr, "MeshRefresh": opts.MeshRefresh,
+		"Timeout": min(2*time.Second, opts.ProbeInterval*8/10),
+		"Uplinks": uplinks, "Sites": s.byCity, "Cities": netsim.DemoCities(),
 	})
 	if err != nil {
 		return nil, err
@@ -591,9 +598,13 @@ uplinks:
 {{- end}}
 queue: {dir: {{printf "%q" .QueueDir}}}
 defaults: {interval: {{.Interval}}, timeout: {{.Timeout}}}
+# The other cities' reflectors come from the collector's mesh registry.
+mesh: {collector: {{printf "%q" .Listener}}, refresh: {{.MeshRefresh}}, methods: [udp]}
 targets:
+{{- with index $.Sites $.City}}
+  - {name: reflector-{{$.City}}, dst_city: {{$.City}}, method: udp, address: {{.ReflectorAddr}}}
+{{- end}}
 {{- range $city := .Cities}}{{with index $.Sites $city}}
-  - {name: reflector-{{$city | printf "%s"}}, dst_city: {{$city}}, method: udp, address: {{.ReflectorAddr}}}
   - {name: web-{{$city | printf "%s"}}, dst_city: {{$city}}, method: http, address: {{.WebURL}}, expect_status: 200}
 {{- end}}{{end}}
 `))

@@ -28,6 +28,7 @@ import (
 	"github.com/bantay-noc/bantay/probes/config"
 	"github.com/bantay-noc/bantay/probes/prober"
 	"github.com/bantay-noc/bantay/probes/queue"
+	"github.com/bantay-noc/bantay/probes/reflector"
 )
 
 // Agent runs a probe configuration.
@@ -40,6 +41,10 @@ type Agent struct {
 	metrics  *http.Server
 	listener net.Listener
 	registry *prometheus.Registry
+	// mesh takes targets from the collector (nil without mesh mode), and
+	// reflector answers other sites (nil without reflector.listen).
+	mesh      *mesh
+	reflector *reflector.Reflector
 
 	runOnce sync.Once
 }
@@ -47,9 +52,13 @@ type Agent struct {
 // uplink is one MeterProvider with its instruments and jobs.
 type uplink struct {
 	name     string
+	logger   *slog.Logger
+	opts     prober.Options
 	provider *sdkmetric.MeterProvider
 	exporter *outageExporter
-	jobs     []*job
+	inst     *instruments
+	// jobs are the file's targets'; mesh targets' jobs are the mesh's.
+	jobs []*job
 }
 
 // New builds an agent: the probers, one exporter and MeterProvider per
@@ -76,6 +85,20 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 	}
+	if cfg.Mesh.Enabled {
+		var err error
+		if a.mesh, err = newMesh(a); err != nil {
+			a.discard()
+			return nil, fmt.Errorf("mesh: %w", err)
+		}
+	}
+	if cfg.Reflector.Listen != "" {
+		var err error
+		if a.reflector, err = reflector.Listen(cfg.Reflector.Listen, a.logger.With("reflector", cfg.Reflector.Listen)); err != nil {
+			a.discard()
+			return nil, fmt.Errorf("reflector.listen: %w", err)
+		}
+	}
 	for _, u := range cfg.Uplinks {
 		up, err := a.newUplink(u)
 		if err != nil {
@@ -97,20 +120,12 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 			return nil, fmt.Errorf("bind_address: %w", err)
 		}
 	}
+	up := &uplink{name: u.Name, logger: logger, opts: opts}
 	probers := make([]prober.Prober, len(a.cfg.Targets))
 	for i, t := range a.cfg.Targets {
-		p, err := prober.New(t, opts)
+		p, err := up.newProber(t)
 		if err != nil {
 			return nil, err
-		}
-		if ic, ok := p.(*prober.ICMP); ok {
-			// Reported once at start; the probes of a target this host may
-			// not ping fail (reason other) and the other targets go on.
-			if err := ic.StartError(); err != nil {
-				logger.Error("icmp target cannot be probed until this is fixed", "target", t.Name, "error", err)
-			} else {
-				logger.Info("icmp target", "target", t.Name, "socket", ic.Mode(), "kernel_timestamps", ic.KernelTimestamps())
-			}
 		}
 		probers[i] = p
 	}
@@ -138,9 +153,13 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		attribute.String(metricmodel.ResourceCarrier, u.Carrier),
 		attribute.String(metricmodel.ResourceNetworkType, u.NetworkType),
 	)
+	var export sdkmetric.Exporter = wrapped
+	if a.mesh != nil {
+		export = liveExporter{Exporter: wrapped, live: &a.mesh.live}
+	}
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(wrapped,
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(export,
 			sdkmetric.WithInterval(a.cfg.Collector.ExportInterval),
 			sdkmetric.WithTimeout(a.cfg.Collector.Timeout))),
 	}
@@ -158,9 +177,8 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 		}
 		mpOpts = append(mpOpts, sdkmetric.WithReader(prom))
 	}
-	provider := sdkmetric.NewMeterProvider(mpOpts...)
-	up := &uplink{name: u.Name, provider: provider, exporter: wrapped}
-	meter := provider.Meter(metricmodel.ScopeName)
+	up.provider, up.exporter = sdkmetric.NewMeterProvider(mpOpts...), wrapped
+	meter := up.provider.Meter(metricmodel.ScopeName)
 	inst, err := newInstruments(meter, a.cfg.Probe.City)
 	if err == nil {
 		err = registerSelfMetrics(meter, wrapped, a.cfg.Probe.City)
@@ -168,18 +186,41 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	if err == nil && len(a.uplink) == 0 {
 		// The process is one for all uplinks: its CPU and memory go on
 		// the first uplink only, so a sum over uplinks is not a multiple.
+		// So does the mesh's refresh, which is the probe's.
 		err = registerProcessMetrics(meter, a.cfg.Probe.City)
+		if err == nil && a.mesh != nil {
+			err = registerMeshMetrics(meter, a.mesh, a.cfg.Probe.City)
+		}
 	}
 	if err != nil {
 		up.discard()
 		return nil, err
 	}
+	up.inst = inst
 	for i, t := range a.cfg.Targets {
 		j := newJob(t, probers[i], inst, logger.With("target", t.Name))
 		j.slow = a.cfg.Recording.Slow
 		up.jobs = append(up.jobs, j)
 	}
 	return up, nil
+}
+
+// newProber makes t's prober for this uplink. An icmp target's socket is
+// reported once, when the target is set up: the probes of a target this
+// host may not ping fail (reason other) and the other targets go on.
+func (u *uplink) newProber(t config.Target) (prober.Prober, error) {
+	p, err := prober.New(t, u.opts)
+	if err != nil {
+		return nil, err
+	}
+	if ic, ok := p.(*prober.ICMP); ok {
+		if err := ic.StartError(); err != nil {
+			u.logger.Error("icmp target cannot be probed until this is fixed", "target", t.Name, "error", err)
+		} else {
+			u.logger.Info("icmp target", "target", t.Name, "socket", ic.Mode(), "kernel_timestamps", ic.KernelTimestamps())
+		}
+	}
+	return p, nil
 }
 
 // discard releases what a New that failed built so far, without exporting
@@ -190,6 +231,9 @@ func (a *Agent) discard() {
 	}
 	if a.listener != nil {
 		a.listener.Close()
+	}
+	if a.reflector != nil {
+		a.reflector.Close()
 	}
 }
 
@@ -305,7 +349,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.logger.Info("probe running", "city", a.cfg.Probe.City,
 		"uplinks", len(a.uplink), "targets", len(a.cfg.Targets), "schedules", jobs,
 		"collector", a.cfg.Collector.Endpoint, "protocol", a.cfg.Collector.Protocol,
-		"queue", a.cfg.Queue.Dir, "metrics", a.cfg.Metrics.Listen)
+		"queue", a.cfg.Queue.Dir, "metrics", a.cfg.Metrics.Listen, "mesh", a.cfg.Mesh.Collector)
 	for _, u := range a.uplink {
 		if q := u.exporter.queue; q != nil {
 			if s := q.Stats(); s.Requests > 0 {
@@ -331,6 +375,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		for _, j := range u.jobs {
 			wg.Go(func() { j.run(ctx, newRand()) })
 		}
+	}
+	if a.mesh != nil {
+		wg.Go(func() { a.mesh.run(ctx) })
+	}
+	if a.reflector != nil {
+		a.logger.Info("reflector listening", "address", a.reflector.Addr().String())
+		wg.Go(func() {
+			if err := a.reflector.Serve(ctx); err != nil {
+				a.logger.Error("reflector stopped", "error", err)
+			}
+		})
 	}
 	<-ctx.Done()
 	wg.Wait()

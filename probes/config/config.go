@@ -86,6 +86,10 @@ type Config struct {
 	// Recording chooses the latency histograms and which samples carry an
 	// exemplar (recording.go).
 	Recording Recording `yaml:"recording"`
+	// Mesh takes targets from the collector's mesh registry (mesh.go).
+	Mesh Mesh `yaml:"mesh"`
+	// Reflector answers other sites' echo probes.
+	Reflector Reflector `yaml:"reflector"`
 
 	// File is the path the config was read from (or the name given to Parse).
 	File string `yaml:"-"`

@@ -30,9 +30,7 @@ func (v *validator) add(path, format string, args ...any) {
 // canonical gazetteer spelling.
 func (c *Config) validate() []Problem {
 	v := &validator{}
-	if len(c.Gazetteer.Cities)+len(c.Gazetteer.Carriers)+len(c.Gazetteer.NetworkTypes) == 0 {
-		v.gaz = gazetteer.Default()
-	} else if g, err := gazetteer.Extend(c.Gazetteer.Cities, c.Gazetteer.Carriers, c.Gazetteer.NetworkTypes); err != nil {
+	if g, err := c.gazetteer(); err != nil {
 		v.add("gazetteer", "%v", err)
 		v.gaz = gazetteer.Default() // to check the rest against
 	} else {
@@ -56,11 +54,17 @@ func (c *Config) validate() []Problem {
 	}
 
 	c.Collector.validate(v)
+	c.Mesh.validate(v, c.Collector)
 	c.Queue.validate(v)
 	c.Recording.validate(v)
 	if c.Metrics.Listen != "" {
 		if err := checkHostPort(c.Metrics.Listen); err != nil {
 			v.add("metrics.listen", "%q: %v (give 127.0.0.1:9464 for this host only)", c.Metrics.Listen, err)
+		}
+	}
+	if c.Reflector.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Reflector.Listen); err != nil || checkPort(port) != nil {
+			v.add("reflector.listen", "%q is not host:port (give 0.0.0.0:7001 for every address)", c.Reflector.Listen)
 		}
 	}
 
@@ -115,14 +119,22 @@ func (c *Config) validate() []Problem {
 	}
 	checkSchedule(v, "defaults", c.Defaults.Interval, c.Defaults.Timeout)
 
-	if len(c.Targets) == 0 {
-		v.add("targets", "at least one target is required")
+	if len(c.Targets) == 0 && !c.Mesh.Enabled {
+		v.add("targets", "at least one target is required (or mesh mode, which takes them from the collector)")
 	}
 	targetNames := map[string]bool{}
 	for i := range c.Targets {
 		c.Targets[i].validate(v, fmt.Sprintf("targets[%d]", i), c.Defaults, targetNames)
 	}
 	return v.probs
+}
+
+// gazetteer is the shipped gazetteer with the config's additions.
+func (c *Config) gazetteer() (*gazetteer.Gazetteer, error) {
+	if len(c.Gazetteer.Cities)+len(c.Gazetteer.Carriers)+len(c.Gazetteer.NetworkTypes) == 0 {
+		return gazetteer.Default(), nil
+	}
+	return gazetteer.Extend(c.Gazetteer.Cities, c.Gazetteer.Carriers, c.Gazetteer.NetworkTypes)
 }
 
 func (c *Collector) validate(v *validator) {
@@ -296,6 +308,10 @@ func checkHostPort(s string) error {
 	if host == "" {
 		return fmt.Errorf("host is empty")
 	}
+	return checkPort(port)
+}
+
+func checkPort(port string) error {
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("port %q is not a number from 1 to 65535", port)

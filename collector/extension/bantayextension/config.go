@@ -41,6 +41,9 @@ type Config struct {
 	// Without credentials everything is open, and a warning says so.
 	Access webauth.Config `mapstructure:"access"`
 
+	// Mesh serves the mesh registry to probes in mesh mode (mesh.go).
+	Mesh MeshConfig `mapstructure:"mesh"`
+
 	// EventsBuffer bounds the collector's event bus (path state changes,
 	// rejected probes, rule reloads) per subscriber; beyond it events are
 	// dropped and counted, never waited for.

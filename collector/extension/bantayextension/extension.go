@@ -31,6 +31,7 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/hub"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/meshreg"
 	"github.com/bantay-noc/bantay/internal/store"
 	"github.com/bantay-noc/bantay/internal/webauth"
 	"github.com/bantay-noc/bantay/web"
@@ -57,6 +58,10 @@ type Server struct {
 	// by processor id.
 	gmu        sync.Mutex
 	gazetteers map[component.ID]*gazetteer.Gazetteer
+	// mesh are the mesh registries citytag processors shared (ShareMesh).
+	mesh map[component.ID][]meshreg.Site
+	// meshAPI serves meshreg.Path; nil when mesh.authenticator is unset.
+	meshAPI *meshEndpoint
 
 	// ready is set by the collector (PipelineWatcher) once every pipeline and
 	// receiver has started, and cleared before receivers stop. Extensions start
@@ -200,6 +205,10 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 		_ = ln.Close()
 		return err
 	}
+	if s.meshAPI, err = s.newMeshEndpoint(host); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	s.publishRulesLoaded(nil)
 	s.stop = make(chan struct{})
 	s.wg.Go(s.reloadOnSIGHUP)
@@ -311,6 +320,11 @@ func (s *Server) routes(extURL *url.URL) http.Handler {
 	mux.Handle("/", acc.Require(webauth.Page, web.Handler()))
 	mux.Handle("/metrics", acc.Require(webauth.Read, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	acc.Register(mux)
+	if s.meshAPI != nil {
+		// The probe's own token, not a reader's: the route is outside the
+		// access policy and is authenticated by the probe authenticator.
+		mux.Handle("GET "+meshreg.Path, s.meshAPI)
+	}
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("Bantay is Healthy.\n"))
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -34,6 +35,7 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, 8, cfg.Storage.MaxConcurrentAppends)
 	assert.Equal(t, 5*time.Minute, cfg.Query.LookbackDelta, "defaults survive a partial query block")
 	assert.Equal(t, "/etc/bantay/prometheus.yml", cfg.PrometheusConfig)
+	assert.Equal(t, component.MustNewIDWithName("probeauth", "edge"), cfg.Mesh.Authenticator)
 
 	_, err = load(t, "bad_retention")
 	assert.ErrorContains(t, err, "retention: 5m0s is shorter than the 1h minimum")

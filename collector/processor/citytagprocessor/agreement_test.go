@@ -57,7 +57,7 @@ func probeAccepts(id, uplink, target string) bool {
 func TestProbeAndRegistryAgreeOnProbeIDs(t *testing.T) {
 	for _, id := range candidateIDs {
 		cfg := createDefaultConfig().(*Config)
-		cfg.Probes = map[string]ProbeEntry{id: {City: "Manila", Uplinks: []Uplink{{"Globe", "5g"}}}}
+		cfg.Probes = map[string]ProbeEntry{id: {City: "Manila", Uplinks: []Uplink{{Carrier: "Globe", NetworkType: "5g"}}}}
 		citytag := cfg.Validate() == nil
 		probe := probeAccepts(id, "globe-5g", "a")
 		if citytag != probe {

@@ -97,12 +97,23 @@ type LimitsConfig struct {
 type ProbeEntry struct {
 	City    string   `mapstructure:"city"`
 	Uplinks []Uplink `mapstructure:"uplinks"`
+	// Reflector is host:port at which other sites reach this probe's
+	// reflector, for mesh mode (mesh.go); an uplink's own reflector takes
+	// its place for that uplink. Without any, the probe measures but is
+	// not measured by the mesh.
+	Reflector string `mapstructure:"reflector"`
+	// ReflectorMethods are the methods the reflector addresses answer
+	// (udp, icmp); default udp, the reflector itself.
+	ReflectorMethods []string `mapstructure:"reflector_methods"`
 }
 
 // Uplink is a (carrier, network type) pair a probe is allowed to report on.
 type Uplink struct {
 	Carrier     string `mapstructure:"carrier"`
 	NetworkType string `mapstructure:"network_type"`
+	// Reflector is host:port of the probe's reflector as reached over
+	// this uplink (its SIM's or line's own public address).
+	Reflector string `mapstructure:"reflector"`
 }
 
 // Validate checks the registry against the (extended) gazetteer so that a
@@ -160,6 +171,9 @@ func (cfg *Config) build() (*gazetteer.Gazetteer, map[string]registeredProbe, er
 				return nil, nil, fmt.Errorf("%s::uplinks[%d]::network_type: unknown network type %q", field, i, u.NetworkType)
 			}
 			rp.uplinks[uplinkKey{carrier, nt}] = struct{}{}
+		}
+		if rp.mesh, err = meshSite(field, id, city.Name, p, gaz); err != nil {
+			return nil, nil, err
 		}
 		reg[id] = rp
 	}

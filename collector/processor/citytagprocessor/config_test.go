@@ -40,12 +40,16 @@ func TestLoadConfig(t *testing.T) {
 
 func TestConfigErrorsNameTheField(t *testing.T) {
 	for name, want := range map[string]string{
-		"bad_city":       `probes::x-01::city: unknown city "Atlantis"`,
-		"bad_carrier":    `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
-		"no_uplinks":     `probes::x-01::uplinks: at least one uplink`,
-		"empty":          `probes: the registry is empty`,
-		"bad_limits":     fmt.Sprintf("limits::max_series_per_probe: must be 0 (no limit) or at least %d", metricmodel.SeriesPerTarget),
-		"bad_timestamps": `timestamps::max_ahead: must be positive`,
+		"bad_city":                  `probes::x-01::city: unknown city "Atlantis"`,
+		"bad_carrier":               `probes::x-01::uplinks[0]::carrier: unknown carrier "Verizon"`,
+		"no_uplinks":                `probes::x-01::uplinks: at least one uplink`,
+		"empty":                     `probes: the registry is empty`,
+		"bad_limits":                fmt.Sprintf("limits::max_series_per_probe: must be 0 (no limit) or at least %d", metricmodel.SeriesPerTarget),
+		"bad_timestamps":            `timestamps::max_ahead: must be positive`,
+		"bad_reflector":             `probes::x-01::uplinks[0]::reflector: "203.0.113.5" is not host:port`,
+		"bad_site_reflector":        `probes::x-01::reflector: "203.0.113.5:99999": port "99999" is not a number from 1 to 65535`,
+		"bad_reflector_method":      `probes::x-01::reflector_methods[1]: "http" is not one of [udp icmp]`,
+		"methods_without_reflector": `probes::x-01::reflector_methods: set, but the probe has no reflector address`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(t, name)
@@ -57,7 +61,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 
 func TestConfigRejectsBadLimits(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
-	cfg.Probes = map[string]ProbeEntry{"p1": {City: "Manila", Uplinks: []Uplink{{"Globe", "4g"}}}}
+	cfg.Probes = map[string]ProbeEntry{"p1": {City: "Manila", Uplinks: []Uplink{{Carrier: "Globe", NetworkType: "4g"}}}}
 	require.NoError(t, cfg.Validate())
 	cfg.MaxLatencyMs = 0
 	assert.ErrorContains(t, cfg.Validate(), "max_latency_ms")
@@ -68,7 +72,7 @@ func TestConfigRejectsBadLimits(t *testing.T) {
 
 func TestConfigRejectsAmbiguousAlias(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
-	cfg.Probes = map[string]ProbeEntry{"p1": {City: "Manila", Uplinks: []Uplink{{"Globe", "4g"}}}}
+	cfg.Probes = map[string]ProbeEntry{"p1": {City: "Manila", Uplinks: []Uplink{{Carrier: "Globe", NetworkType: "4g"}}}}
 	// "Davao City" already means Davao; a new city may not claim it.
 	cfg.Cities = append(cfg.Cities, cityFixture("Tagum", "Davao City"))
 	assert.ErrorContains(t, cfg.Validate(), `name "Davao City" is already used by city "Davao"`)

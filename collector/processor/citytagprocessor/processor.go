@@ -23,6 +23,7 @@ import (
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
+	"github.com/bantay-noc/bantay/internal/meshreg"
 	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
@@ -65,6 +66,8 @@ type registeredProbe struct {
 	id      string
 	city    gazetteer.City
 	uplinks map[uplinkKey]struct{}
+	// mesh is what the mesh registry says of the probe (nil: no reflector).
+	mesh *meshreg.Site
 }
 
 // cityTagger places every data point on the map, or rejects it with a reason.

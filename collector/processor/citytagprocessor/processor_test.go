@@ -37,9 +37,9 @@ func cityFixture(name string, aliases ...string) gazetteer.City {
 func testConfig() *Config {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Probes = map[string]ProbeEntry{
-		"mnl-01": {City: "Manila", Uplinks: []Uplink{{"Globe", "5g"}, {"PLDT", "fiber"}}},
-		"dvo-01": {City: "Davao", Uplinks: []Uplink{{"DITO", "4g"}, {"Smart", "5g"}}},
-		"bag-01": {City: "Baguio", Uplinks: []Uplink{{"Converge", "fiber"}}},
+		"mnl-01": {City: "Manila", Uplinks: []Uplink{{Carrier: "Globe", NetworkType: "5g"}, {Carrier: "PLDT", NetworkType: "fiber"}}},
+		"dvo-01": {City: "Davao", Uplinks: []Uplink{{Carrier: "DITO", NetworkType: "4g"}, {Carrier: "Smart", NetworkType: "5g"}}},
+		"bag-01": {City: "Baguio", Uplinks: []Uplink{{Carrier: "Converge", NetworkType: "fiber"}}},
 	}
 	return cfg
 }

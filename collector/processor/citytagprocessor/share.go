@@ -11,7 +11,9 @@ import (
 // startFunc finds the bantay extension named in the config, hands it the
 // effective gazetteer (the shipped one extended by citytag's cities,
 // carriers and network types, so the heatmap places a city the operator
-// added here) and its event bus to the tagger, then starts the tagger.
+// added here) and the mesh registry (mesh.go), gives its event bus to the
+// tagger, then starts the tagger. A reload of the registry rebuilds the
+// processor, whose Start shares the new one.
 // Extensions start before processors, so the extension is up; the
 // receivers (including bantay_events, which reads the heatmap's gazetteer
 // at its own start) start after every processor.
@@ -23,6 +25,7 @@ func (t *cityTagger) startFunc(id component.ID, ext component.ID) component.Star
 				return err
 			}
 			p.ShareGazetteer(id, t.gaz)
+			p.ShareMesh(id, meshSites(t.probes))
 			t.bus = p.Events()
 		}
 		return t.start(ctx, host)

@@ -159,7 +159,7 @@ func TestDemoEventsReachLoki(t *testing.T) {
 	w.waitFor("path_back for each of Baguio's paths", `_stream:{kind="path_back",src_city="Baguio"}`, func(evs []event) bool {
 		return len(cellsAfter(evs, restartAt)) == len(baguioCells)
 	})
-	w.waitFor("the timeout burst of mnl-01 to reflector-Davao", `_stream:{kind="probe_failure",src_city="Manila"}`, func(evs []event) bool {
+	w.waitFor("the timeout burst of mnl-01 to mesh-dvo-01-udp", `_stream:{kind="probe_failure",src_city="Manila"}`, func(evs []event) bool {
 		return len(timeoutBursts(evs)) > 0
 	})
 
@@ -324,7 +324,7 @@ func checkTimeoutBurst(t *testing.T, all []event, outageAt time.Time) {
 	t.Helper()
 	bursts := timeoutBursts(all)
 	if len(bursts) != 1 {
-		t.Errorf("%d probe_failure events for mnl-01 over PLDT fiber → reflector-Davao, want one burst: %v", len(bursts), bursts)
+		t.Errorf("%d probe_failure events for mnl-01 over PLDT fiber → mesh-dvo-01-udp, want one burst: %v", len(bursts), bursts)
 		if len(bursts) == 0 {
 			return
 		}
@@ -334,7 +334,7 @@ func checkTimeoutBurst(t *testing.T, all []event, outageAt time.Time) {
 		t.Errorf("timeout burst stream %s, want %s", got, want)
 	}
 	for k, want := range map[string]string{
-		"probe": "mnl-01", "dst_city": "Davao", "network_type": "fiber", "target": "reflector-Davao",
+		"probe": "mnl-01", "dst_city": "Davao", "network_type": "fiber", "target": "mesh-dvo-01-udp",
 		"method": "udp", "reason": "timeout", "error": "no answer within the probe timeout", "level": "warn",
 	} {
 		if got := b.str(k); got != want {
@@ -554,13 +554,13 @@ func checkDegradedPair(t *testing.T, all []event, c cell, slowAt time.Time) {
 
 // timeoutBursts are the probe_failure events of the staged storm.
 // timeoutBursts are the failure events of the staged storm's uplink (mnl-01
-// over PLDT fiber → reflector-Davao). The same probe's other uplink to
+// over PLDT fiber → mesh-dvo-01-udp). The same probe's other uplink to
 // Davao has the demo's own occasional loss, and with rounds of five probes
 // it reports a stray timeout now and then: that is not the storm.
 func timeoutBursts(evs []event) []event {
 	var out []event
 	for _, e := range evs {
-		if e.str("kind") == "probe_failure" && e.str("probe") == "mnl-01" && e.str("target") == "reflector-Davao" &&
+		if e.str("kind") == "probe_failure" && e.str("probe") == "mnl-01" && e.str("target") == "mesh-dvo-01-udp" &&
 			e.str("carrier") == "PLDT" && e.str("network_type") == "fiber" {
 			out = append(out, e)
 		}

@@ -11,10 +11,11 @@ import (
 	"github.com/bantay-noc/bantay/collector/sharedstate"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
+	"github.com/bantay-noc/bantay/internal/meshreg"
 )
 
 // Provider stands in for the bantay extension: each part is what the test
-// sets (nil: that part is off). It records the gazetteers shared with it.
+// sets (nil: that part is off). It records the gazetteers and mesh registries shared with it.
 type Provider struct {
 	component.StartFunc
 	component.ShutdownFunc
@@ -24,6 +25,7 @@ type Provider struct {
 
 	mu     sync.Mutex
 	shared map[component.ID]*gazetteer.Gazetteer
+	mesh   map[component.ID][]meshreg.Site
 }
 
 var _ sharedstate.Provider = (*Provider)(nil)
@@ -45,6 +47,23 @@ func (p *Provider) ShareGazetteer(from component.ID, g *gazetteer.Gazetteer) {
 		p.shared = map[component.ID]*gazetteer.Gazetteer{}
 	}
 	p.shared[from] = g
+}
+
+// ShareMesh records sites as shared by from.
+func (p *Provider) ShareMesh(from component.ID, sites []meshreg.Site) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mesh == nil {
+		p.mesh = map[component.ID][]meshreg.Site{}
+	}
+	p.mesh[from] = sites
+}
+
+// SharedMesh returns the mesh registry from shared, or nil.
+func (p *Provider) SharedMesh(from component.ID) []meshreg.Site {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mesh[from]
 }
 
 // Shared returns the gazetteer from shared, or nil.

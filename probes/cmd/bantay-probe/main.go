@@ -106,8 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if cmd == "validate" {
-			fmt.Fprintf(stdout, "%s: ok (probe %s in %s, %d uplinks, %d targets)\n",
-				*configPath, cfg.Probe.ID, cfg.Probe.City, len(cfg.Uplinks), len(cfg.Targets))
+			mesh := ""
+			if cfg.Mesh.Enabled {
+				mesh = ", and the other sites from " + cfg.Mesh.Collector
+			}
+			fmt.Fprintf(stdout, "%s: ok (probe %s in %s, %d uplinks, %d targets%s)\n",
+				*configPath, cfg.Probe.ID, cfg.Probe.City, len(cfg.Uplinks), len(cfg.Targets), mesh)
 			return 0
 		}
 		// The SDK reports internal errors through a process-wide handler

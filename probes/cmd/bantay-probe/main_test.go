@@ -28,6 +28,14 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("valid config: code %d, stdout %q, stderr %q", code, out, errs)
 	}
 
+	mesh := filepath.Join(t.TempDir(), "mesh.yaml")
+	os.WriteFile(mesh, []byte("probe: {id: mnl-01, city: Manila}\ncollector: {endpoint: \"10.0.0.5:4317\", tls: {insecure: true}}\n"+
+		"uplinks: [{name: globe-5g, carrier: Globe, network_type: 5g}]\nmesh: true\n"), 0o600)
+	code, out, errs = runCmd(context.Background(), "validate", "--config", mesh)
+	if code != 0 || !strings.Contains(out, "ok (probe mnl-01 in Manila, 1 uplinks, 0 targets, and the other sites from http://10.0.0.5:8080)") {
+		t.Fatalf("mesh config: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("probe: {id: x, city: Gotham}\n"), 0o600)
 	code, _, errs = runCmd(context.Background(), "validate", "--config", bad)
