@@ -58,6 +58,10 @@ type StorageConfig struct {
 	// RecoveryInterval is how often a store whose WAL write failed (a full
 	// disk) checks for room to repair the WAL and accept appends again.
 	RecoveryInterval time.Duration `mapstructure:"recovery_interval"`
+	// BlockDuration is the span of the TSDB's blocks (Prometheus's hidden
+	// --storage.tsdb.min-block-duration, 2h): leave it, except to see head
+	// compactions within a short soak.
+	BlockDuration time.Duration `mapstructure:"block_duration"`
 }
 
 // QueryConfig configures the PromQL engine like Prometheus's --query.* flags.
@@ -87,6 +91,7 @@ func (cfg *Config) storeConfig() store.Config {
 		AppendWait:           cfg.Storage.AppendWait,
 		RetryAfter:           cfg.Storage.RetryAfter,
 		RecoveryInterval:     cfg.Storage.RecoveryInterval,
+		BlockDuration:        cfg.Storage.BlockDuration,
 		LookbackDelta:        cfg.Query.LookbackDelta,
 		QueryTimeout:         cfg.Query.Timeout,
 		MaxSamples:           cfg.Query.MaxSamples,

@@ -45,6 +45,7 @@ func createDefaultConfig() component.Config {
 			AppendWait:           def.AppendWait,
 			RetryAfter:           def.RetryAfter,
 			RecoveryInterval:     def.RecoveryInterval,
+			BlockDuration:        def.BlockDuration,
 		},
 		Query: QueryConfig{
 			LookbackDelta: def.LookbackDelta,
