@@ -36,7 +36,7 @@ type bantaySide struct {
 }
 
 // bantayConfig is the shipped production pipeline (collector/config/bantay.yaml):
-// probeauth, memory_limiter → citytag (registry, require_authenticated_probe,
+// probeauth, refusals, memory_limiter → citytag (registry, require_authenticated_probe,
 // default limits) → delta_to_cumulative → tsdb + heatmap + failure_events,
 // events to the heatmap, the access policy on the listener. Left out: the
 // loki exporter (no Loki runs in the benchmark) and the prometheus.yml's
@@ -44,6 +44,7 @@ type bantaySide struct {
 const bantayConfig = `extensions:
   probeauth:
     tokens: ${file:%[1]s/probe-tokens.yaml}
+  refusals: {}
   bantay:
     endpoint: %[2]s
     access:
@@ -59,8 +60,8 @@ const bantayConfig = `extensions:
 receivers:
   otlp:
     protocols:
-      grpc: {endpoint: %[4]s, auth: {authenticator: probeauth}}
-      http: {endpoint: %[5]s, auth: {authenticator: probeauth}}
+      grpc: {endpoint: %[4]s, auth: {authenticator: probeauth}, middlewares: [{id: refusals}]}
+      http: {endpoint: %[5]s, auth: {authenticator: probeauth}, middlewares: [{id: refusals}]}
   bantay_events: {}
 connectors:
   failure_events: {}
@@ -74,7 +75,7 @@ exporters:
   tsdb: {}
   heatmap: {}
 service:
-  extensions: [probeauth, bantay]
+  extensions: [probeauth, refusals, bantay]
   pipelines:
     metrics:
       receivers: [otlp]
