@@ -36,16 +36,20 @@ var (
 	// errUnknownCert: a verified client certificate whose names are no
 	// probe's (or more than one probe's).
 	errUnknownCert = errors.New("client certificate belongs to no registered probe")
+	// errCertMismatch: a token and a verified client certificate of two
+	// different registered probes; either could be stolen, so neither counts.
+	errCertMismatch = errors.New("bearer token and client certificate belong to different probes")
 )
 
 // Reasons a request is refused: the `reason` of bantay_probeauth_failures
 // and of the probe_rejected event.
 const (
-	reasonMissing   = "missing"             // no authorization header
-	reasonMalformed = "malformed"           // not "Bearer <token>"
-	reasonUnknown   = "unknown_token"       // the token is no probe's (and no registered probe is claimed)
-	reasonWrong     = "wrong_token"         // the request claims a registered probe, the token is not its
-	reasonCert      = "unknown_certificate" // no token, and the verified client certificate names no one probe
+	reasonMissing   = "missing"              // no authorization header
+	reasonMalformed = "malformed"            // not "Bearer <token>"
+	reasonUnknown   = "unknown_token"        // the token is no probe's (and no registered probe is claimed)
+	reasonWrong     = "wrong_token"          // the request claims a registered probe, the token is not its
+	reasonCert      = "unknown_certificate"  // no token, and the verified client certificate names no one probe
+	reasonMismatch  = "certificate_mismatch" // the token is one probe's, the verified certificate another's
 )
 
 type authenticator struct {
@@ -197,6 +201,13 @@ func (a *authenticator) identify(leaf *x509.Certificate, sources map[string][]st
 			return "", claimed, reasonWrong, errUnknown
 		}
 		return "", claimed, reasonUnknown, errUnknown
+	}
+	// A certificate adds to the token: when it names a registered probe, it
+	// must be the token's.
+	if leaf != nil {
+		if other, ok := a.certProbe(leaf); ok && other != probe {
+			return "", claimed, reasonMismatch, errCertMismatch
+		}
 	}
 	return probe, claimed, "", nil
 }

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -104,13 +105,14 @@ func TestClientCertificateIdentifiesProbe(t *testing.T) {
 		require.NoError(t, err)
 		return &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{c}}
 	}
-	export := func(certFile, keyFile string) error {
+	exportWith := func(ctx context.Context, certFile, keyFile string) error {
 		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS(certFile, keyFile))))
 		require.NoError(t, err)
 		defer conn.Close()
-		_, err = pmetricotlp.NewGRPCClient(conn).Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md))
+		_, err = pmetricotlp.NewGRPCClient(conn).Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md))
 		return err
 	}
+	export := func(certFile, keyFile string) error { return exportWith(context.Background(), certFile, keyFile) }
 
 	require.NoError(t, export(dvoCert, dvoKey))
 	mu.Lock()
@@ -121,6 +123,19 @@ func TestClientCertificateIdentifiesProbe(t *testing.T) {
 	assert.Equal(t, codes.Unauthenticated, status.Code(err))
 	assert.Contains(t, status.Convert(err).Message(), errUnknownCert.Error())
 	assert.Equal(t, map[string]int64{reasonCert: 1}, (&fixture{tel: tel}).counter(t, "bantay_probeauth_failures", "reason"))
+
+	// A certificate adds to a token: mnl-01's token ("test") with dvo-01's
+	// certificate is refused; with one that names no probe the token decides.
+	withToken := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer test")
+	err = exportWith(withToken, dvoCert, dvoKey)
+	assert.Equal(t, codes.Unauthenticated, status.Code(err))
+	assert.Contains(t, status.Convert(err).Message(), errCertMismatch.Error())
+	require.NoError(t, exportWith(withToken, strayCert, strayKey))
+	mu.Lock()
+	assert.Equal(t, []any{"dvo-01", "mnl-01"}, probes)
+	probes = probes[:1]
+	mu.Unlock()
+	assert.Equal(t, map[string]int64{reasonCert: 1, reasonMismatch: 1}, (&fixture{tel: tel}).counter(t, "bantay_probeauth_failures", "reason"))
 
 	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	require.NoError(t, err)
@@ -142,7 +157,7 @@ func TestClientCertificateIdentifiesProbe(t *testing.T) {
 	code, msg := post(httpAddr, strayCert, strayKey)
 	assert.Equal(t, http.StatusUnauthorized, code)
 	assert.Equal(t, errUnknownCert.Error(), msg, "the refusal is a google.rpc.Status, as the receiver's own")
-	assert.Equal(t, map[string]int64{reasonCert: 2}, (&fixture{tel: tel}).counter(t, "bantay_probeauth_failures", "reason"))
+	assert.Equal(t, map[string]int64{reasonCert: 2, reasonMismatch: 1}, (&fixture{tel: tel}).counter(t, "bantay_probeauth_failures", "reason"))
 
 	code, _ = post(httpAuthAddr, dvoCert, dvoKey)
 	assert.Equal(t, http.StatusUnauthorized, code, "as auth: on OTLP/HTTP probeauth sees no certificate")
