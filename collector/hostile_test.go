@@ -217,20 +217,10 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 	defer cancel()
 
 	corpus := hostileCorpus()
-	// The load gives every point its own series (to look each up after),
-	// so it is kept small: its head series would otherwise hide what the
-	// hostile inputs cost in the collector's memory.
-	load := hostileProbe
-	load.Endpoint, load.Workers, load.PointsPerRequest, load.MaxRequests, load.Duration = in.grpcAddr, 1, 2, 3000, time.Hour
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan otlpload.Result, 1)
-	go func() {
-		res, err := otlpload.Run(loadCtx, load)
-		if err != nil {
-			t.Error(err)
-		}
-		loadDone <- res
-	}()
+	// A well-behaved probe sends throughout; its load is small, since its
+	// head series would otherwise hide what the hostile inputs cost in the
+	// collector's memory.
+	stopLoad := background(t, in, 0)
 
 	conn, err := grpc.NewClient(in.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -289,7 +279,6 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 		wantRefused["grpc/"+tc.refused]++
 	}
 	stopLoad()
-	res := <-loadDone
 
 	counted := scrapeCounter(t, in.selfAddr, "bantay_citytag_rejected_points", "reason")
 	for reason, n := range wantCounted {
@@ -307,22 +296,6 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 	} else {
 		t.Logf("collector peak RSS %d MiB", hwm>>20)
 	}
-
-	if len(res.Acked) == 0 {
-		t.Fatalf("the well-behaved probe got nothing acknowledged (refusals %v)", res.Refused)
-	}
-	for code, n := range res.Refused {
-		if code != codes.DeadlineExceeded && code != codes.Canceled {
-			t.Errorf("the well-behaved probe was refused %d times with %v", n, code)
-		}
-	}
-	stored := in.storedTargets(ctx)
-	for _, target := range res.Acked {
-		if !stored[target] {
-			t.Fatalf("acknowledged point %s of the well-behaved probe is not stored", target)
-		}
-	}
-	t.Logf("well-behaved probe: %d points acknowledged in %d requests, all stored", len(res.Acked), res.Requests)
 }
 
 // scrapeCounter reads a counter or gauge from the collector's telemetry
