@@ -62,13 +62,16 @@ extensions:
     storage:
       path: %s
 %s
+  refusals: {}
 receivers:
   otlp:
     protocols:
       grpc:
         endpoint: %s
+        middlewares: [{id: refusals}]
       http:
         endpoint: %s
+        middlewares: [{id: refusals}]
 processors:
   citytag:
     probes:
@@ -82,7 +85,7 @@ processors:
 exporters:
   tsdb: {}
 service:
-  extensions: [bantay]
+  extensions: [bantay, refusals]
   pipelines:
     metrics:
       receivers: [otlp]

@@ -26,6 +26,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector"
 	"github.com/bantay-noc/bantay/collector/extension/bantayextension"
 	"github.com/bantay-noc/bantay/collector/extension/probeauthextension"
+	"github.com/bantay-noc/bantay/collector/extension/refusalsextension"
 	"github.com/bantay-noc/bantay/collector/processor/citytagprocessor"
 	"github.com/bantay-noc/bantay/collector/receiver/bantayeventsreceiver"
 	"github.com/bantay-noc/bantay/exporters/heatmapexporter"
@@ -93,6 +94,7 @@ func Components() (otelcol.Factories, error) {
 	if f.Extensions, f.ExtensionModules, err = factories(
 		bantayextension.NewFactory,
 		probeauthextension.NewFactory,
+		refusalsextension.NewFactory,
 		healthcheckextension.NewFactory,
 	); err != nil {
 		return f, err

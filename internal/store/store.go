@@ -65,6 +65,11 @@ type Config struct {
 	// turns exemplar storage off. Probes attach one to a slow or failed
 	// sample (its trace id), and /api/v1/query_exemplars serves them.
 	MaxExemplars int64
+	// BlockDuration is the span of the head's blocks, Prometheus's hidden
+	// --storage.tsdb.min-block-duration: the head is cut into a block once
+	// it spans 1.5× this. Only a soak shortens it, to see compactions in
+	// minutes instead of hours (docs/RELIABILITY.md, "Soak").
+	BlockDuration time.Duration
 }
 
 // RemoteReadConfig bounds /api/v1/read like Prometheus's
@@ -94,6 +99,7 @@ func DefaultConfig(dir string) Config {
 		RemoteRead:           RemoteReadConfig{SampleLimit: 50_000_000, ConcurrencyLimit: 10, MaxBytesInFrame: 1 << 20},
 		RecoveryInterval:     5 * time.Second,
 		MaxExemplars:         100_000,
+		BlockDuration:        time.Duration(tsdb.DefaultBlockDuration) * time.Millisecond,
 	}
 }
 
@@ -128,6 +134,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("recovery_interval: must be positive, got %v", c.RecoveryInterval)
 	case c.MaxExemplars < 0:
 		return fmt.Errorf("max_exemplars: must not be negative (0 turns exemplar storage off), got %d", c.MaxExemplars)
+	case c.BlockDuration < time.Minute || c.BlockDuration%time.Minute != 0:
+		// The TSDB cuts blocks at multiples of the range in milliseconds;
+		// whole minutes keep block boundaries readable.
+		return fmt.Errorf("block_duration: want whole minutes, at least 1m, got %v", c.BlockDuration)
 	}
 	return nil
 }
@@ -173,6 +183,7 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
+	opts.MinBlockDuration = cfg.BlockDuration.Milliseconds()
 	// A clean shutdown writes the head's chunks out, and the next start
 	// loads them instead of replaying the whole WAL (only what follows the
 	// snapshot). Out-of-order samples are not in the snapshot but in the WBL,

@@ -262,6 +262,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		"max_concurrent_appends": func(c *Config) { c.MaxConcurrentAppends = 0 },
 		"lookback_delta":         func(c *Config) { c.LookbackDelta = 0 },
 		"recovery_interval":      func(c *Config) { c.RecoveryInterval = 0 },
+		"block_duration":         func(c *Config) { c.BlockDuration = 90 * time.Second },
 		// 0 would build Prometheus's read gate with no capacity: every read waits forever.
 		"remote_read.concurrency_limit":  func(c *Config) { c.RemoteRead.ConcurrencyLimit = 0 },
 		"remote_read.sample_limit":       func(c *Config) { c.RemoteRead.SampleLimit = -1 },

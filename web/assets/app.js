@@ -674,11 +674,36 @@ function wsURL() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${q ? "?" + q : ""}`;
 }
 
+// checkSession runs when the websocket could not open. If the page itself
+// now needs a login (the session expired, or the collector restarted with a
+// new session key), /ws is refused for the same reason on every retry: send
+// the user to the login form, which brings them back here. A collector that
+// is down answers nothing, and the feed keeps retrying.
+let leaving = false;
+async function checkSession() {
+  if (leaving) return;
+  const here = location.pathname + location.search;
+  let r;
+  try {
+    r = await fetch(here, { method: "HEAD", redirect: "manual", cache: "no-store", credentials: "same-origin" });
+  } catch {
+    return;
+  }
+  // The policy redirects a browser without a session to /login (an opaque
+  // redirect here) and answers 401 to anything else without one.
+  if (r.type === "opaqueredirect" || r.status === 401) {
+    leaving = true;
+    feed.stop();
+    location.assign(`/login?next=${encodeURIComponent(here)}`);
+  }
+}
+
 let connects = 0;
 const feed = new Feed({
   url: wsURL,
   onFrame,
   onState,
+  onHandshakeFailed: checkSession,
   onOpen: () => {
     $("app").dataset.connects = String(++connects);
     // The server forgets a drill-down with the connection: ask again.

@@ -20,6 +20,9 @@ const SILENCE_MS = 40000; // nothing at all for this long: reconnect
  * opts.onState({state, attempt, retryAt, reason}): connection state
  *   changes; state is "connecting", "live", "reconnecting" or "offline".
  * opts.onOpen(): the socket opened (resend drill-down requests here).
+ * opts.onHandshakeFailed(): a socket closed without ever opening. A browser
+ *   does not say why (a 401 and a down server look the same), so the page
+ *   checks its session here; the retry is scheduled either way.
  */
 export class Feed {
   constructor(opts) {
@@ -74,7 +77,9 @@ export class Feed {
       return;
     }
     this.ws = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.lastRx = Date.now();
       clearInterval(this.hbTimer);
       this.hbTimer = setInterval(() => this.heartbeat(), 5000);
@@ -101,6 +106,7 @@ export class Feed {
       if (this.stopped) return;
       const reason = ev.reason ? `${ev.code} ${ev.reason}` : `code ${ev.code}`;
       this.scheduleRetry(reason);
+      if (!opened && this.opts.onHandshakeFailed) this.opts.onHandshakeFailed();
     };
     ws.onerror = () => {
       // onclose follows and schedules the retry.

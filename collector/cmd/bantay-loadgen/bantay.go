@@ -36,7 +36,7 @@ type bantaySide struct {
 }
 
 // bantayConfig is the shipped production pipeline (collector/config/bantay.yaml):
-// probeauth, memory_limiter → citytag (registry, require_authenticated_probe,
+// probeauth, refusals, memory_limiter → citytag (registry, require_authenticated_probe,
 // default limits) → delta_to_cumulative → tsdb + heatmap + failure_events,
 // events to the heatmap, the access policy on the listener. Left out: the
 // loki exporter (no Loki runs in the benchmark) and the prometheus.yml's
@@ -44,6 +44,7 @@ type bantaySide struct {
 const bantayConfig = `extensions:
   probeauth:
     tokens: ${file:%[1]s/probe-tokens.yaml}
+  refusals: {}
   bantay:
     endpoint: %[2]s
     access:
@@ -55,11 +56,12 @@ const bantayConfig = `extensions:
       retention: 360h
       out_of_order_window: 30m
       max_concurrent_appends: 4
+      block_duration: %[7]v
 receivers:
   otlp:
     protocols:
-      grpc: {endpoint: %[4]s, auth: {authenticator: probeauth}}
-      http: {endpoint: %[5]s, auth: {authenticator: probeauth}}
+      grpc: {endpoint: %[4]s, auth: {authenticator: probeauth}, middlewares: [{id: refusals}]}
+      http: {endpoint: %[5]s, auth: {authenticator: probeauth}, middlewares: [{id: refusals}]}
   bantay_events: {}
 connectors:
   failure_events: {}
@@ -73,7 +75,7 @@ exporters:
   tsdb: {}
   heatmap: {}
 service:
-  extensions: [probeauth, bantay]
+  extensions: [probeauth, refusals, bantay]
   pipelines:
     metrics:
       receivers: [otlp]
@@ -89,10 +91,13 @@ service:
         - pull: {exporter: {prometheus: {host: 127.0.0.1, port: %[6]d}}}
 `
 
+// defaultBlockDuration is the store's (and Prometheus's) 2h block span.
+const defaultBlockDuration = 2 * time.Hour
+
 // startBantay writes the fleet's registry and tokens and the collector's
-// configuration into dir, starts bin (with args before its --config) and
-// waits until it is ready.
-func startBantay(ctx context.Context, dir string, fleet []otlpload.Probe, bin string, args ...string) (*bantaySide, error) {
+// configuration (with the store's block span) into dir, starts bin (with
+// args before its --config) and waits until it is ready.
+func startBantay(ctx context.Context, dir string, fleet []otlpload.Probe, blocks time.Duration, bin string, args ...string) (*bantaySide, error) {
 	if err := writeFleet(dir, fleet); err != nil {
 		return nil, err
 	}
@@ -107,7 +112,7 @@ func startBantay(ctx context.Context, dir string, fleet []otlpload.Probe, bin st
 	_, port, _ := net.SplitHostPort(addrs[3])
 	fmt.Sscan(port, &b.telemetry)
 	sum := sha256.Sum256([]byte(b.readerToken))
-	cfg := fmt.Sprintf(bantayConfig, dir, b.web, hex.EncodeToString(sum[:]), b.grpc, b.otlpHTTP, b.telemetry)
+	cfg := fmt.Sprintf(bantayConfig, dir, b.web, hex.EncodeToString(sum[:]), b.grpc, b.otlpHTTP, b.telemetry, blocks)
 	cfgPath := filepath.Join(dir, "collector.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

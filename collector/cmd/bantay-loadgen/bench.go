@@ -300,7 +300,7 @@ func (b *benchFlags) start(ctx context.Context, name, dir string, log io.Writer)
 	} else if bin, err = buildCollector(ctx, dir); err != nil {
 		return nil, err
 	}
-	bs, err := startBantay(ctx, dir, fleet, bin, args...)
+	bs, err := startBantay(ctx, dir, fleet, defaultBlockDuration, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,13 @@
 //	bantay-loadgen run -probes 25 -targets 5 -uplinks 1 -token-dir fleet/tokens -rate 10000 -duration 30s \
 //	    -query-url http://127.0.0.1:8080 -query-token "$(cat reader.token)" -ws-url ws://127.0.0.1:8080/ws
 //	bantay-loadgen bench -rates 5000,10000,20000,flat -step 20s
+//	bantay-loadgen soak -rate 5000 -duration 30m -every 30s -json soak.json
 //
 // setup writes the registry, token hashes and tokens a collector needs for
 // the fleet; run sends its load; bench starts Bantay's collector and the
-// upstream peer and runs the same steps against each. collector runs
+// upstream peer and runs the same steps against each; soak starts Bantay's
+// collector and runs one long load, sampling its RSS, goroutines, open
+// files and store every -every. collector runs
 // Bantay's collector in this process with a CPU profile (bench -cpuprofile).
 package main
 
@@ -37,7 +40,7 @@ func main() {
 	}
 }
 
-const usageText = `usage: bantay-loadgen setup|run|bench|collector [flags]; bantay-loadgen <command> -h for its flags`
+const usageText = `usage: bantay-loadgen setup|run|bench|soak|collector [flags]; bantay-loadgen <command> -h for its flags`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return soakCmd(ctx, args[1:], stdout, stderr)
 	case "collector":
 		return collectorCmd(ctx, args[1:], stderr)
 	}

@@ -88,7 +88,7 @@ func TestRunAgainstBantay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := startBantay(ctx, dir, fleet, bin)
+	b, err := startBantay(ctx, dir, fleet, defaultBlockDuration, bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +144,62 @@ func TestBenchFlagsValidated(t *testing.T) {
 		err := run(context.Background(), append([]string{"bench"}, tc.args...), &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("bench %q: error %v, want one naming %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestSoakSamples runs a short soak against the real collector binary: every
+// sample has the collector's RSS, goroutines and open files, and everything
+// acknowledged is queryable.
+func TestSoakSamples(t *testing.T) {
+	testenv.LongTest(t, "builds and runs the collector binary")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "soak.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"soak", "-probes", "4", "-targets", "2", "-rate", "500", "-duration", "6s", "-every", "2s", "-block-duration", "1m",
+		"-dir", filepath.Join(dir, "work"), "-json", out}
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	t.Logf("%s", stdout.String())
+	var res soakResult
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Samples) < 3 {
+		t.Fatalf("%d samples over 6 s every 2 s", len(res.Samples))
+	}
+	for _, s := range res.Samples {
+		if s.RSSBytes == 0 || s.Goroutines == 0 || s.OpenFDs == 0 || s.Threads == 0 {
+			t.Fatalf("sample without figures: %+v", s)
+		}
+	}
+	if last := res.Samples[len(res.Samples)-1]; last.HeadSeries == 0 || last.AppendedSamples == 0 {
+		t.Fatalf("the store took nothing: %+v", last)
+	}
+	if q := res.Queryable; res.AckedPoints == 0 || q == nil || q.StoredPoints != res.AckedPoints {
+		t.Fatalf("acked %d, queryable %+v", res.AckedPoints, res.Queryable)
+	}
+}
+
+// TestSoakFlagsValidated: soak refuses bad flags before building anything.
+func TestSoakFlagsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-every", "0s"}, "-every"},
+		{[]string{"-duration", "10s", "-every", "30s"}, "-duration"},
+		{[]string{"-rate", "0"}, "-rate"},
+		{[]string{"-probes", "0"}, "-probes"},
+	} {
+		err := run(context.Background(), append([]string{"soak"}, tc.args...), &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("soak %q: error %v, want one naming %q", tc.args, err, tc.want)
 		}
 	}
 }

@@ -65,6 +65,10 @@ type StorageConfig struct {
 	// and failed probes) like Prometheus's --storage.tsdb.max-exemplars; 0
 	// turns exemplar storage off.
 	MaxExemplars int64 `mapstructure:"max_exemplars"`
+	// BlockDuration is the span of the TSDB's blocks (Prometheus's hidden
+	// --storage.tsdb.min-block-duration, 2h): leave it, except to see head
+	// compactions within a short soak.
+	BlockDuration time.Duration `mapstructure:"block_duration"`
 }
 
 // QueryConfig configures the PromQL engine like Prometheus's --query.* flags.
@@ -95,6 +99,7 @@ func (cfg *Config) storeConfig() store.Config {
 		RetryAfter:           cfg.Storage.RetryAfter,
 		RecoveryInterval:     cfg.Storage.RecoveryInterval,
 		MaxExemplars:         cfg.Storage.MaxExemplars,
+		BlockDuration:        cfg.Storage.BlockDuration,
 		LookbackDelta:        cfg.Query.LookbackDelta,
 		QueryTimeout:         cfg.Query.Timeout,
 		MaxSamples:           cfg.Query.MaxSamples,

@@ -44,6 +44,7 @@ func createDefaultConfig() component.Config {
 			RetryAfter:           def.RetryAfter,
 			RecoveryInterval:     def.RecoveryInterval,
 			MaxExemplars:         def.MaxExemplars,
+			BlockDuration:        def.BlockDuration,
 		},
 		Query: QueryConfig{
 			LookbackDelta: def.LookbackDelta,

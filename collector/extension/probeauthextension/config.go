@@ -27,11 +27,12 @@ type Config struct {
 
 	// ClientCerts maps probe id → the name its client certificate carries
 	// (a DNS or URI subject alternative name, or the subject's common name),
-	// for probes that authenticate with mTLS instead of a token: on OTLP/gRPC
-	// with the receiver's tls.client_ca_file set, a request without an
-	// authorization header is that probe's if its verified certificate
-	// carries the name. (OTLP/HTTP does not give authenticators the TLS
-	// connection, so there probes need a token.)
+	// for probes that authenticate with mTLS instead of a token: with the
+	// receiver's tls.client_ca_file set, a request without an authorization
+	// header is that probe's if its verified certificate carries the name.
+	// On OTLP/gRPC that is `auth: {authenticator: probeauth}`; on OTLP/HTTP
+	// `middlewares: [{id: probeauth}]` in its place (confighttp gives an
+	// authenticator the headers only, a middleware the TLS state too).
 	ClientCerts map[string]string `mapstructure:"client_certs"`
 }
 

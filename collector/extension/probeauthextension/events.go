@@ -232,6 +232,8 @@ func (k sourceKey) detail() string {
 		return "bearer token is not the one registered for probe " + k.claimed
 	case reasonCert:
 		return "no bearer token, and the client certificate's names are no one registered probe's"
+	case reasonMismatch:
+		return "bearer token and client certificate belong to different registered probes"
 	default:
 		return "bearer token belongs to no registered probe"
 	}

@@ -1,9 +1,10 @@
 // Package probeauthextension implements the `probeauth` server
-// authenticator: it checks a probe's bearer token (or, on OTLP/gRPC with
-// mTLS, its verified client certificate) and records which probe it
-// belongs to, so that the citytag processor can refuse a probe that
-// reports under another probe's id. Attach it to the OTLP receiver with
-// `auth: {authenticator: probeauth}`.
+// authenticator: it checks a probe's bearer token (or, with mTLS, its
+// verified client certificate) and records which probe it belongs to, so
+// that the citytag processor can refuse a probe that reports under another
+// probe's id. Attach it to the OTLP receiver's gRPC server with
+// `auth: {authenticator: probeauth}` and to its HTTP server with that or,
+// for client certificates there, `middlewares: [{id: probeauth}]`.
 package probeauthextension
 
 //go:generate mdatagen metadata.yaml

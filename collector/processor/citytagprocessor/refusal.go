@@ -154,6 +154,9 @@ type refusingProcessor struct {
 }
 
 func (p refusingProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	// From here on a refusal is citytag's (counted by point), not the
+	// receiver's (counted by the refusals middleware).
+	otlperror.MarkDecoded(ctx)
 	c := callCtxs.Get().(*callCtx)
 	c.Context = ctx
 	err := p.Metrics.ConsumeMetrics(c, md)

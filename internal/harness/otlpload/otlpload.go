@@ -39,6 +39,10 @@ type Options struct {
 	Duration    time.Duration
 	// Timeout bounds each request.
 	Timeout time.Duration
+	// Pause is how long each worker waits after an answer before its next
+	// request (0: none), so that a load running through a whole fault test
+	// stays light and its head series few.
+	Pause time.Duration
 }
 
 // Result is what a run sent and what the collector said.
@@ -116,6 +120,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 						time.Sleep(10 * time.Millisecond)
 					default:
 						return
+					}
+				}
+				if o.Pause > 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(o.Pause):
 					}
 				}
 			}

@@ -27,6 +27,8 @@ type Alertmanager struct {
 	// used; nil with a caller-supplied --config.file.
 	Webhook *WebhookSink
 	proc    *process
+	bin     string
+	args    []string // the command line, for Restart on the same port
 }
 
 // alertmanagerConfig routes every alert, ungrouped and without delay, to one
@@ -64,7 +66,7 @@ func StartAlertmanager(t testing.TB, args ...string) *Alertmanager {
 		}
 		args = append([]string{"--config.file=" + am.ConfigFile}, args...)
 	}
-	am.proc = startServer(t, "alertmanager", bin, func(addr string) []string {
+	argv := func(addr string) []string {
 		return append([]string{
 			"--web.listen-address=" + addr,
 			"--storage.path=" + filepath.Join(dir, "data"),
@@ -73,9 +75,34 @@ func StartAlertmanager(t testing.TB, args ...string) *Alertmanager {
 			"--cluster.listen-address=",
 			"--log.level=warn",
 		}, args...)
-	})
+	}
+	am.proc = startServer(t, "alertmanager", bin, argv)
 	am.Addr, am.URL = am.proc.addr, "http://"+am.proc.addr
+	am.bin, am.args = bin, argv(am.Addr)
 	return am
+}
+
+// Stop stops Alertmanager, keeping its port and storage for Restart:
+// notifications fail with connection refused meanwhile, as in an outage.
+func (am *Alertmanager) Stop(t testing.TB) {
+	t.Helper()
+	am.proc.stop(t)
+}
+
+// Restart starts the stopped Alertmanager again on the same port and
+// storage and waits until it is ready.
+func (am *Alertmanager) Restart(t testing.TB) {
+	t.Helper()
+	proc, err := startProcess(t, "alertmanager", am.bin, am.args)
+	if err != nil {
+		t.Fatalf("restart alertmanager: %v", err)
+	}
+	proc.addr = am.Addr
+	t.Cleanup(func() { proc.stop(t) })
+	if err := waitReady(proc, am.URL+"/-/ready", 60*time.Second); err != nil {
+		t.Fatalf("restarted alertmanager: %v", err)
+	}
+	am.proc = proc
 }
 
 // PostableAlert is an alert in the form Alertmanager's v2 API accepts
