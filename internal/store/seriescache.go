@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -480,7 +481,7 @@ func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []reco
 				dp := numberPoints(m).At(x)
 				ts = dp.Timestamp()
 				rs = take(1)
-				if rs == nil || rs[0].ls.Get(labels.MetricName) != rs[0].opts.MetricFamilyName {
+				if rs == nil || rs[0].ls.Get(model.MetricNameLabel) != rs[0].opts.MetricFamilyName {
 					return false
 				}
 			}
@@ -558,7 +559,7 @@ func histogramNames(rs []record, hasSum bool) bool {
 		case hasSum && i == 1, !hasSum && i == 0:
 			suffix = "_count"
 		}
-		name, ok := strings.CutPrefix(r.ls.Get(labels.MetricName), family)
+		name, ok := strings.CutPrefix(r.ls.Get(model.MetricNameLabel), family)
 		if r.opts.MetricFamilyName != family || !ok || name != suffix {
 			return false
 		}

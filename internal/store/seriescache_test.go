@@ -12,12 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -27,12 +28,12 @@ import (
 // appendCall is one append exactly as the TSDB receives it (the float as
 // bits, so that NaN and stale markers compare).
 type appendCall struct {
-	ls     string
-	st, t  int64
-	v      uint64
-	h      *histogram.Histogram
-	fh     *histogram.FloatHistogram
-	opts   storage.AppendV2Options
+	ls    string
+	st, t int64
+	v     uint64
+	h     *histogram.Histogram
+	fh    *histogram.FloatHistogram
+	opts  storage.AppendV2Options
 }
 
 // callRecorder is an appender that stores nothing and records every call.
@@ -101,7 +102,7 @@ type cacheCase struct {
 	// cached: from the second request on, every stream is cached;
 	// cachedUTF8: only so when the translator keeps UTF-8 names.
 	cached, cachedUTF8 bool
-	md     func(ts time.Time) pmetric.Metrics
+	md                 func(ts time.Time) pmetric.Metrics
 }
 
 // seriesCacheCorpus is the probes' shapes, the translator's corners and the
@@ -316,7 +317,7 @@ func dumpStore(t *testing.T, s *Store) string {
 	q, err := s.DB().Querier(math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
 	defer q.Close()
-	set := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	set := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	var b strings.Builder
 	for set.Next() {
 		fmt.Fprintln(&b, set.At().Labels())
