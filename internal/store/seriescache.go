@@ -423,7 +423,6 @@ func (r *recorder) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []record, gen uint64) {
 	type learned struct {
 		re     *resourceEntry
-		known  bool // already cached
 		points []*pointEntry
 	}
 	rms := md.ResourceMetrics()
@@ -434,6 +433,7 @@ func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []reco
 		key = appendMap(key[:0], rms.At(i).Resource().Attributes())
 		c.mu.RLock()
 		re, _, found := c.resources.get(key)
+		found = found && gen == c.gen // an entry of another TSDB has a void target_info reference
 		c.mu.RUnlock()
 		if !found {
 			if re = probed[string(key)]; re == nil {
@@ -447,7 +447,7 @@ func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []reco
 				probed[re.key] = re
 			}
 		}
-		out[i] = learned{re: re, known: found}
+		out[i] = learned{re: re}
 	}
 
 	var seen map[targetInfoKey]struct{}
@@ -532,14 +532,12 @@ func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []reco
 		c.points.reset()
 	}
 	for _, l := range out {
-		if !l.known {
-			if cur, found := c.resources.getString(l.re.key); found {
-				if cur != l.re { // learnt meanwhile by another request, under another id
-					continue
-				}
-			} else if !c.resources.put(l.re.key, l.re) {
+		if cur, found := c.resources.getString(l.re.key); found {
+			if cur != l.re { // learnt meanwhile by another request, under another id
 				continue
 			}
+		} else if !c.resources.put(l.re.key, l.re) {
+			continue
 		}
 		for _, pe := range l.points {
 			c.points.put(pe.key, pe)
