@@ -399,11 +399,32 @@ type record struct {
 	opts storage.AppendV2Options
 }
 
-// recorder records the translator's appends, passing them on to next when
-// it is set.
+// recorder records the translator's appends, passing them on to the
+// embedded appender when it is set.
 type recorder struct {
 	storage.AppenderV2
 	recs []record
+}
+
+// recorders keeps the records' memory from one translated request to the
+// next (a request of 100 probe histograms records 3,100 appends).
+var recorders = sync.Pool{New: func() any { return new(recorder) }}
+
+func getRecorder(next storage.AppenderV2) *recorder {
+	r := recorders.Get().(*recorder)
+	r.AppenderV2 = next
+	return r
+}
+
+// putRecorder returns r to the pool, unless it grew beyond what a large
+// request needs.
+func putRecorder(r *recorder) {
+	if cap(r.recs) > 1<<16 {
+		return
+	}
+	clear(r.recs) // the labels are the head's; do not keep them alive
+	*r = recorder{recs: r.recs[:0]}
+	recorders.Put(r)
 }
 
 func (r *recorder) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
@@ -424,6 +445,12 @@ func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []reco
 	type learned struct {
 		re     *resourceEntry
 		points []*pointEntry
+	}
+	c.mu.RLock()
+	useless := gen < c.gen || gen == c.gen && c.points.len() >= seriesCacheMaxEntries
+	c.mu.RUnlock()
+	if useless { // nothing learnt could be kept
+		return
 	}
 	rms := md.ResourceMetrics()
 	out := make([]learned, rms.Len())

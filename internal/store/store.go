@@ -349,7 +349,8 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 		convErr = s.series.appendCached(ctx, app, md, req)
 	} else {
 		s.appendPaths.WithLabelValues(pathTranslated).Inc()
-		rec = &recorder{AppenderV2: app}
+		rec = getRecorder(app)
+		defer putRecorder(rec)
 		conv := s.converters.Get().(*otlptranslator.PrometheusConverter)
 		conv.Reset(rec)
 		annots, convErr = conv.FromMetrics(ctx, md, s.settings)
