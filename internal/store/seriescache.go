@@ -134,10 +134,7 @@ func (c *seriesCache) lookup(md pmetric.Metrics, gen uint64) (*cachedRequest, bo
 				stale = append(stale, re.key)
 			}
 			req.resources = append(req.resources, re)
-			ok := walkStreams(rm, re.id, key[:0], func(m pmetric.Metric, _ int, k []byte) bool {
-				if m.Type() == pmetric.MetricTypeHistogram && c.settings.ConvertHistogramsToNHCB {
-					return false
-				}
+			ok := walkStreams(rm, re.id, key[:0], c.settings.ConvertHistogramsToNHCB, func(_ pmetric.Metric, _ int, k []byte) bool {
 				pe, old, found := c.points.get(k)
 				if !found {
 					return false
@@ -163,9 +160,9 @@ func (c *seriesCache) lookup(md pmetric.Metrics, gen uint64) (*cachedRequest, bo
 // walkStreams calls f with the key of every point of rm, in request order,
 // and stops at the first false. It is false without calling f for anything
 // the cache does not cover: a metric without points, a type other than
-// gauge, sum and histogram, a point with exemplars where the translator
-// would store them.
-func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, f func(m pmetric.Metric, point int, key []byte) bool) bool {
+// gauge, sum and histogram (or a histogram the translator makes an NHCB
+// of), a point with exemplars where the translator would store them.
+func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, nhcb bool, f func(m pmetric.Metric, point int, key []byte) bool) bool {
 	// One buffer for every key: each level appends to the prefix of the
 	// one above it.
 	buf = binary.LittleEndian.AppendUint64(buf[:0], resourceID)
@@ -199,7 +196,7 @@ func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, f fu
 				}
 			case pmetric.MetricTypeHistogram:
 				dps := m.Histogram().DataPoints()
-				if dps.Len() == 0 {
+				if dps.Len() == 0 || nhcb {
 					return false
 				}
 				for k := range dps.Len() {
@@ -491,13 +488,10 @@ func (c *seriesCache) learn(ctx context.Context, md pmetric.Metrics, recs []reco
 		rm := rms.At(i)
 		l := &out[i]
 		earliest, latest := pcommon.Timestamp(math.MaxUint64), pcommon.Timestamp(0)
-		ok := walkStreams(rm, l.re.id, key[:0], func(m pmetric.Metric, x int, k []byte) bool {
+		ok := walkStreams(rm, l.re.id, key[:0], c.settings.ConvertHistogramsToNHCB, func(m pmetric.Metric, x int, k []byte) bool {
 			var rs []record
 			var ts pcommon.Timestamp
 			if m.Type() == pmetric.MetricTypeHistogram {
-				if c.settings.ConvertHistogramsToNHCB {
-					return false
-				}
 				dp := m.Histogram().DataPoints().At(x)
 				ts = dp.Timestamp()
 				rs = take(histogramSeries(dp))

@@ -553,3 +553,21 @@ type nopAppender struct{ storage.AppenderV2 }
 func (nopAppender) Append(ref storage.SeriesRef, _ labels.Labels, _, _ int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
 	return ref, nil
 }
+
+// TestNHCBHistogramsAreLeftToTheTranslator: with histograms converted to
+// native histograms with custom buckets, the cache leaves requests holding
+// a histogram to the translator and still caches gauges and sums.
+func TestNHCBHistogramsAreLeftToTheTranslator(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	s.settings.ConvertHistogramsToNHCB = true
+	s.series.settings = s.settings
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	for i := range 3 {
+		ts := start.Add(time.Duration(i) * time.Second)
+		require.NoError(t, s.AppendMetrics(context.Background(), latencyBatch(ts, []uint64{1, 0, 0, 0}, 5)))
+		require.NoError(t, s.AppendMetrics(context.Background(), gaugeSamples("up", []time.Time{ts})))
+	}
+	assert.Equal(t, 2.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)), "the gauge's requests")
+	assert.Equal(t, 4.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathTranslated)))
+}
