@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -96,6 +97,10 @@ func Components() (otelcol.Factories, error) {
 		probeauthextension.NewFactory,
 		refusalsextension.NewFactory,
 		healthcheckextension.NewFactory,
+		// Go's profiles of the running collector (the hot paths of
+		// docs/BENCHMARKS.md); it starts only when a config names it under
+		// service.extensions, and has no authentication: keep it on loopback.
+		pprofextension.NewFactory,
 	); err != nil {
 		return f, err
 	}

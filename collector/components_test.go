@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
@@ -64,6 +65,45 @@ func TestComponentsNameTheirModules(t *testing.T) {
 	}
 	if m := modules["receivers otlp"]; !strings.HasPrefix(m, "go.opentelemetry.io/collector/receiver/otlpreceiver v0.") {
 		t.Errorf("the otlp receiver's module is %q", m)
+	}
+	if m := modules["extensions pprof"]; !strings.HasPrefix(m, "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension v0.") {
+		t.Errorf("pprof's module is %q, want the contrib pprofextension", m)
+	}
+}
+
+// TestPprofIsOffAndLoopback: the distribution includes the contrib pprof
+// extension, the shipped configuration does not start it, and its default
+// endpoint is loopback only.
+func TestPprofIsOffAndLoopback(t *testing.T) {
+	f, err := collector.Components()
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory, ok := f.Extensions[component.MustNewType("pprof")]
+	if !ok {
+		t.Fatal("no pprof extension in the distribution")
+	}
+	if cfg := factory.CreateDefaultConfig().(*pprofextension.Config); cfg.TCPAddr.Endpoint != "localhost:1777" {
+		t.Errorf("pprof's default endpoint is %q, want loopback", cfg.TCPAddr.Endpoint)
+	}
+	shipped, err := os.ReadFile("config/bantay.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Extensions map[string]any `yaml:"extensions"`
+		Service    struct {
+			Extensions []string `yaml:"extensions"`
+		} `yaml:"service"`
+	}
+	if err := yaml.Unmarshal(shipped, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, on := cfg.Extensions["pprof"]; on || slices.Contains(cfg.Service.Extensions, "pprof") {
+		t.Error("the shipped configuration turns pprof on; it must stay off by default")
+	}
+	if !strings.Contains(string(shipped), "#   endpoint: 127.0.0.1:1777") {
+		t.Error("the shipped configuration does not show how to turn pprof on, on loopback")
 	}
 }
 

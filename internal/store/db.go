@@ -87,11 +87,16 @@ func (d *DB) Appender(ctx context.Context) storage.Appender {
 
 // AppenderV2 implements storage.AppendableV2 (the store's own, the rules
 // manager's and the API's).
-func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 {
+func (d *DB) AppenderV2(ctx context.Context) storage.AppenderV2 { return d.appenderV2(ctx) }
+
+// appenderV2 is AppenderV2 with the generation of the TSDB it appends to,
+// which the series cache's references belong to.
+func (d *DB) appenderV2(ctx context.Context) *gatedAppenderV2 {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	app := d.db.AppenderV2(ctx)
-	return &gatedAppenderV2{AppenderV2: app, commit: d.store.gate(d.gen.Load(), app)}
+	gen := d.gen.Load()
+	return &gatedAppenderV2{AppenderV2: app, gen: gen, commit: d.store.gate(gen, app)}
 }
 
 // withTSDB runs f on the open TSDB (status endpoints, head statistics).
@@ -137,6 +142,7 @@ func (a *gatedAppender) Commit() error { return a.commit() }
 
 type gatedAppenderV2 struct {
 	storage.AppenderV2
+	gen    uint64
 	commit func() error
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -164,6 +165,7 @@ type Store struct {
 	converters sync.Pool
 	metadata   metadataIndex
 	settings   otlptranslator.Settings
+	series     *seriesCache
 
 	appendedSamples prometheus.Counter
 	rejectedSamples *prometheus.CounterVec
@@ -172,6 +174,7 @@ type Store struct {
 	writableGauge   prometheus.Gauge
 	commitFailures  *prometheus.CounterVec
 	reopens         *prometheus.CounterVec
+	appendPaths     *prometheus.CounterVec
 }
 
 // Open opens (or creates) the TSDB in cfg.Dir, replaying its WAL, and
@@ -249,6 +252,10 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 			Name: "bantay_store_reopens_total",
 			Help: "Reopens of the TSDB (WAL repair) after a failed write, by result.",
 		}, []string{"result"}),
+		appendPaths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bantay_store_append_requests_total",
+			Help: "OTLP requests by append path: cached (every stream known, appended by series reference) or translated (by Prometheus's OTLP translator).",
+		}, []string{"path"}),
 	}
 	s.db = &DB{db: db, stats: dbStats, store: s}
 	s.writable.Store(true)
@@ -261,9 +268,17 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 	for _, result := range []string{"success", "failure"} {
 		s.reopens.WithLabelValues(result)
 	}
+	for _, path := range []string{pathCached, pathTranslated} {
+		s.appendPaths.WithLabelValues(path)
+	}
 	s.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	s.series = newSeriesCache(s.settings, &s.converters)
+	cachedStreams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bantay_store_series_cache_streams",
+		Help: "OTLP streams (resource, scope, metric and point attributes) whose series labels and references the store has cached.",
+	}, func() float64 { return float64(s.series.entries()) })
 	for _, c := range []prometheus.Collector{s.appendedSamples, s.rejectedSamples, s.refusedRequests, s.warnings,
-		s.writableGauge, s.commitFailures, s.reopens} {
+		s.writableGauge, s.commitFailures, s.reopens, s.appendPaths, cachedStreams} {
 		if err := reg.Register(c); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("register store metrics: %w", err)
@@ -319,14 +334,21 @@ func (s *Store) Parser() parser.Parser { return s.parser }
 // LookbackDelta is the engine's lookback delta.
 func (s *Store) LookbackDelta() time.Duration { return s.cfg.LookbackDelta }
 
+// The append paths bantay_store_append_requests_total counts.
+const (
+	pathCached     = "cached"
+	pathTranslated = "translated"
+)
+
 // ErrOverloaded is wrapped by refusals for overload. The error returned
 // carries gRPC status RESOURCE_EXHAUSTED with a RetryInfo, which the OTLP
 // receiver turns into a retryable answer (gRPC RESOURCE_EXHAUSTED, HTTP 429
 // with Retry-After): the client keeps the data and sends it again.
 var ErrOverloaded = errors.New("store overloaded")
 
-// AppendMetrics converts md with Prometheus's OTLP translator and commits it
-// to the TSDB. It returns only after the samples are in the WAL: a nil error
+// AppendMetrics converts md with Prometheus's OTLP translator, or appends
+// it by reference when every stream in it is cached (seriescache.go), and
+// commits it to the TSDB. It returns only after the samples are in the WAL: a nil error
 // means stored. Samples the TSDB refuses one by one (out of order beyond the
 // window, conflicting duplicates) do not stop the rest of the request; they
 // are counted and reported in a permanent error after the others commit.
@@ -340,12 +362,26 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 	}
 	defer func() { <-s.slots }()
 
-	app := &tolerantAppender{AppenderV2: s.db.AppenderV2(ctx), metadata: &s.metadata}
-	conv := s.converters.Get().(*otlptranslator.PrometheusConverter)
-	conv.Reset(app)
-	annots, convErr := conv.FromMetrics(ctx, md, s.settings)
-	conv.Reset(nil)
-	s.converters.Put(conv)
+	gated := s.db.appenderV2(ctx)
+	app := &tolerantAppender{AppenderV2: gated, metadata: &s.metadata}
+	var (
+		annots  annotations.Annotations
+		convErr error
+		rec     *recorder // the translator's appends, to learn the streams from
+	)
+	if req, ok := s.series.lookup(md, gated.gen); ok {
+		s.appendPaths.WithLabelValues(pathCached).Inc()
+		convErr = s.series.appendCached(ctx, app, md, req)
+	} else {
+		s.appendPaths.WithLabelValues(pathTranslated).Inc()
+		rec = getRecorder(app)
+		defer putRecorder(rec)
+		conv := s.converters.Get().(*otlptranslator.PrometheusConverter)
+		conv.Reset(rec)
+		annots, convErr = conv.FromMetrics(ctx, md, s.settings)
+		conv.Reset(nil)
+		s.converters.Put(conv)
+	}
 
 	for category, n := range otlptranslator.CountWarningsByCategory(annots) {
 		s.warnings.WithLabelValues(string(category)).Add(float64(n))
@@ -357,6 +393,9 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 	if err := app.Commit(); err != nil {
 		s.refusedRequests.WithLabelValues("commit_failed").Inc()
 		return s.retryable(codes.Unavailable, "commit to TSDB: "+err.Error())
+	}
+	if rec != nil && convErr == nil && len(annots) == 0 {
+		s.series.learn(ctx, md, rec.recs, gated.gen)
 	}
 	s.appendedSamples.Add(float64(app.appended))
 	for reason, n := range app.rejected {
@@ -419,8 +458,7 @@ type tolerantAppender struct {
 
 func (a *tolerantAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	r, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
-	var partial *storage.AppendPartialError
-	if err == nil || errors.As(err, &partial) { // partial: the sample is written, an exemplar is not
+	if err == nil || isPartial(err) { // partial: the sample is written, an exemplar is not
 		a.appended++
 		if opts.MetricFamilyName != a.lastFamily {
 			a.lastFamily = opts.MetricFamilyName
@@ -440,6 +478,13 @@ func (a *tolerantAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t
 		a.firstErr = fmt.Errorf("series %s: %w", ls.String(), err)
 	}
 	return r, nil
+}
+
+// isPartial is in a function of its own because errors.As moves its target
+// to the heap: declared in Append, that cost one allocation per sample.
+func isPartial(err error) bool {
+	var partial *storage.AppendPartialError
+	return errors.As(err, &partial)
 }
 
 func (a *tolerantAppender) rejectedTotal() int {
