@@ -191,10 +191,10 @@ type historyMeta struct {
 	Start, End               time.Time
 	Series                   int
 	Samples                  int64
-	LabelsS                  float64 `json:"labels_s"`   // capturing the label sets from a live collector
-	WriteS                   float64 `json:"write_s"`    // writing the 2 h blocks
-	CompactS                 float64 `json:"compact_s"`  // compacting a copy as Prometheus would
-	Blocks2h                 int     `json:"blocks_2h"`  // blocks as written
+	LabelsS                  float64 `json:"labels_s"`  // capturing the label sets from a live collector
+	WriteS                   float64 `json:"write_s"`   // writing the 2 h blocks
+	CompactS                 float64 `json:"compact_s"` // compacting a copy as Prometheus would
+	Blocks2h                 int     `json:"blocks_2h"` // blocks as written
 	BlocksCompacted          int     `json:"blocks_compacted"`
 	Bytes2h                  int64   `json:"bytes_2h"`
 }
