@@ -43,18 +43,35 @@ type queryFlags struct {
 	workers      int
 	prometheus   string
 	bantayBlocks string
+	bantayBin    string
+	ranges       string
 	jsonPath     string
+}
+
+type queryRange struct {
+	name      string
+	rng, step time.Duration
 }
 
 // queryRanges are the dashboards' time ranges with the step Grafana uses
 // for each at a panel's usual width.
-var queryRanges = []struct {
-	name      string
-	rng, step time.Duration
-}{
+var queryRanges = []queryRange{
 	{"1h", time.Hour, 15 * time.Second},
 	{"24h", 24 * time.Hour, 5 * time.Minute},
 	{"7d", 7 * 24 * time.Hour, 30 * time.Minute},
+}
+
+// parseQueryRanges reads -ranges.
+func parseQueryRanges(s string) ([]queryRange, error) {
+	var out []queryRange
+	for name := range strings.SplitSeq(s, ",") {
+		i := slices.IndexFunc(queryRanges, func(r queryRange) bool { return r.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("-ranges: %q is not 1h, 24h or 7d", name)
+		}
+		out = append(out, queryRanges[i])
+	}
+	return out, nil
 }
 
 // prometheusMaxBlock is the largest block Prometheus compacts to with its
@@ -73,8 +90,14 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&q.workers, "workers", 2, "goroutines writing the history")
 	fs.StringVar(&q.prometheus, "prometheus", "/usr/bin/prometheus", "the Prometheus to compare with (Debian's 2.42)")
 	fs.StringVar(&q.bantayBlocks, "bantay-blocks", "compacted", "the block layout Bantay opens: compacted (Prometheus's, up to 36h blocks) or 2h (every head block kept as written)")
+	fs.StringVar(&q.bantayBin, "bantay-bin", "", "a bantay-collector binary to run instead of building this tree's (to measure another version)")
+	fs.StringVar(&q.ranges, "ranges", "1h,24h,7d", "the ranges to query, in this order: 1h (15 s step), 24h (5 m), 7d (30 m)")
 	fs.StringVar(&q.jsonPath, "json", "", "write every measurement to this file")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ranges, err := parseQueryRanges(q.ranges)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -109,9 +132,11 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := linkTree(filepath.Join(q.dir, "history", q.bantayBlocks), filepath.Join(bantayDir, "data")); err != nil {
 		return err
 	}
-	bin, err := buildCollector(ctx, bantayDir)
-	if err != nil {
-		return err
+	bin := q.bantayBin
+	if bin == "" {
+		if bin, err = buildCollector(ctx, bantayDir); err != nil {
+			return err
+		}
 	}
 	launched := time.Now()
 	b, err := launchBantay(bantayDir, fleet, bin)
@@ -145,7 +170,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	end := meta.End
-	for _, r := range queryRanges {
+	for _, r := range ranges {
 		if r.rng > q.span {
 			continue
 		}
@@ -156,8 +181,14 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			for range q.reps {
 				for _, side := range []*queryTarget{bantay, prom} {
 					d, n, err := side.timeRange(ctx, expr, start, stop, r.step)
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
 					if err != nil {
-						return fmt.Errorf("%s: %s over %s: %w", side.name, e.source, r.name, err)
+						// A timeout is a result: counted, named, and left out of the times.
+						m.Errors = append(m.Errors, fmt.Sprintf("%s: %v", side.name, err))
+						fmt.Fprintf(stderr, "%s: %s over %s: %v\n", side.name, e.source, r.name, err)
+						continue
 					}
 					if side == bantay {
 						m.BantayS, m.BantaySeries = append(m.BantayS, d.Seconds()), n
@@ -548,18 +579,27 @@ type queryMeasure struct {
 	PrometheusS      []float64 `json:"prometheus_s"`
 	BantaySeries     int       `json:"bantay_series"`
 	PrometheusSeries int       `json:"prometheus_series"`
+	// Errors are the queries that failed (a timeout: the engine's 2 m).
+	Errors []string `json:"errors,omitempty"`
 
 	BantayMedianS, PrometheusMedianS float64
 	BantayP99S, PrometheusP99S       float64
-	// Ratio is Bantay's median ÷ Prometheus's (below 1: Bantay faster).
+	// Ratio is Bantay's median ÷ Prometheus's (below 1: Bantay faster); 0
+	// when one side never answered.
 	Ratio float64
 }
 
 func (m *queryMeasure) summarise() {
+	if !m.compared() {
+		return
+	}
 	m.BantayMedianS, m.BantayP99S = quantile(m.BantayS, 0.5), quantile(m.BantayS, 0.99)
 	m.PrometheusMedianS, m.PrometheusP99S = quantile(m.PrometheusS, 0.5), quantile(m.PrometheusS, 0.99)
 	m.Ratio = m.BantayMedianS / m.PrometheusMedianS
 }
+
+// compared is whether both sides answered at least once.
+func (m *queryMeasure) compared() bool { return len(m.BantayS) > 0 && len(m.PrometheusS) > 0 }
 
 // quantile is the nearest-rank quantile of xs.
 func quantile(xs []float64, q float64) float64 {
@@ -583,8 +623,9 @@ type queryResult struct {
 
 type rangeSummary struct {
 	Range string `json:"range"`
-	// Exprs answered with data on both sides; Empty answered with none.
-	Exprs, Empty int
+	// Exprs answered with data on both sides; Empty answered with none;
+	// Failed had at least one query fail (its times are those that did not).
+	Exprs, Empty, Failed int
 	// MedianRatio is the median over the expressions of their ratios;
 	// WorstRatio the highest, with its expression.
 	MedianRatio, WorstRatio float64
@@ -599,6 +640,12 @@ func (r *queryResult) summarise() {
 		var ratios []float64
 		for _, m := range r.Queries {
 			if m.Range != qr.name {
+				continue
+			}
+			if len(m.Errors) > 0 {
+				s.Failed++
+			}
+			if !m.compared() {
 				continue
 			}
 			if m.BantaySeries == 0 && m.PrometheusSeries == 0 {
@@ -627,17 +674,17 @@ func (r *queryResult) print(w io.Writer) {
 	fmt.Fprintf(w, "cold start (ready / first query): bantay %.2f / %.2f s, prometheus %.2f / %.2f s\n",
 		r.ColdStart.Bantay.ReadyS, r.ColdStart.Bantay.FirstQueryS, r.ColdStart.Prometheus.ReadyS, r.ColdStart.Prometheus.FirstQueryS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "range\tstep\tbantay p50\tp99\tprometheus p50\tp99\tratio\tseries b/p\texpression")
+	fmt.Fprintln(tw, "range\tstep\tbantay p50\tp99\tprometheus p50\tp99\tratio\tseries b/p\texpression\terrors")
 	qs := slices.Clone(r.Queries)
-	sort.SliceStable(qs, func(i, j int) bool { return qs[i].Ratio > qs[j].Ratio })
+	sort.SliceStable(qs, func(i, j int) bool { return !qs[i].compared() && qs[j].compared() || qs[i].Ratio > qs[j].Ratio })
 	for _, m := range qs {
-		fmt.Fprintf(tw, "%s\t%gs\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d/%d\t%s\n", m.Range, m.StepS, m.BantayMedianS, m.BantayP99S,
-			m.PrometheusMedianS, m.PrometheusP99S, m.Ratio, m.BantaySeries, m.PrometheusSeries, m.Source)
+		fmt.Fprintf(tw, "%s\t%gs\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d/%d\t%s\t%s\n", m.Range, m.StepS, m.BantayMedianS, m.BantayP99S,
+			m.PrometheusMedianS, m.PrometheusP99S, m.Ratio, m.BantaySeries, m.PrometheusSeries, m.Source, strings.Join(m.Errors, "; "))
 	}
 	tw.Flush()
 	for _, s := range r.ByRange {
-		fmt.Fprintf(w, "%s: %d expressions with data (%d empty on both), median ratio %.2f, worst %.2f (%s), sum of medians %.2f s vs %.2f s\n",
-			s.Range, s.Exprs, s.Empty, s.MedianRatio, s.WorstRatio, s.Worst, s.BantaySumS, s.PrometheusSumS)
+		fmt.Fprintf(w, "%s: %d expressions with data (%d empty on both, %d with failed queries), median ratio %.2f, worst %.2f (%s), sum of medians %.2f s vs %.2f s\n",
+			s.Range, s.Exprs, s.Empty, s.Failed, s.MedianRatio, s.WorstRatio, s.Worst, s.BantaySumS, s.PrometheusSumS)
 	}
 }
 
