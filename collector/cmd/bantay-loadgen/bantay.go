@@ -55,6 +55,7 @@ const bantayConfig = `extensions:
       retention: 360h
       out_of_order_window: 30m
       max_concurrent_appends: 4
+    query: {timeout: 10m} # as bantay-loadgen query gives Prometheus (benchQueryTimeout)
 receivers:
   otlp:
     protocols:

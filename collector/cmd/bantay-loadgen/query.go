@@ -144,7 +144,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer b.stop()
-	bantay := &queryTarget{name: "bantay", base: "http://" + b.web, token: b.readerToken, log: b.logPath}
+	bantay := &queryTarget{name: "bantay", base: "http://" + b.web, token: b.readerToken, log: b.logPath, pid: b.cmd.Process.Pid}
 	if res.ColdStart.Bantay, err = bantay.coldStart(ctx, launched, meta.End); err != nil {
 		return err
 	}
@@ -191,14 +191,15 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 						continue
 					}
 					if side == bantay {
-						m.BantayS, m.BantaySeries = append(m.BantayS, d.Seconds()), n
+						m.BantayS, m.BantayCPUS, m.BantaySeries = append(m.BantayS, d.wall), append(m.BantayCPUS, d.cpu), n
 					} else {
-						m.PrometheusS, m.PrometheusSeries = append(m.PrometheusS, d.Seconds()), n
+						m.PrometheusS, m.PrometheusCPUS, m.PrometheusSeries = append(m.PrometheusS, d.wall), append(m.PrometheusCPUS, d.cpu), n
 					}
 				}
 			}
 			m.summarise()
-			fmt.Fprintf(stderr, "%-4s %6.3f s / %6.3f s = %5.2f  %s\n", r.name, m.BantayMedianS, m.PrometheusMedianS, m.Ratio, e.source)
+			fmt.Fprintf(stderr, "%-4s %6.3f s / %6.3f s = %5.2f  CPU %6.2f s / %6.2f s  %s\n", r.name, m.BantayMedianS, m.PrometheusMedianS, m.Ratio,
+				m.BantayCPUMedianS, m.PrometheusCPUMedianS, e.source)
 			res.Queries = append(res.Queries, m)
 		}
 	}
@@ -353,16 +354,21 @@ func labelMap(ls model.LabelSet) map[string]string {
 // queryTarget is one side's Prometheus API.
 type queryTarget struct {
 	name, base, token, log string
+	pid                    int
 }
 
 func (t *queryTarget) client() *promtest.Client {
 	c := promtest.NewClient(t.base)
-	c.HTTP.Timeout = 5 * time.Minute
+	c.HTTP.Timeout = benchQueryTimeout + time.Minute
 	if t.token != "" {
 		c.HTTP.Transport = config.NewAuthorizationCredentialsRoundTripper("Bearer", config.NewInlineSecret(t.token), http.DefaultTransport)
 	}
 	return c
 }
+
+// benchQueryTimeout is both engines' query timeout: their default of 2 m
+// is shorter than a 7-day query takes on a busy shared machine.
+const benchQueryTimeout = 10 * time.Minute
 
 // coldStartProbe is the query a NOC's first dashboard asks (probe-health's
 // attempts per second); "answered" means it returned data.
@@ -425,16 +431,27 @@ func pollReady(ctx context.Context, url string, launched time.Time) (time.Durati
 	return 0, fmt.Errorf("%s not ready after 10 minutes: %v", url, last)
 }
 
-// timeRange runs one range query and returns its wall time (request to
-// decoded answer) and the number of series in the answer.
-func (t *queryTarget) timeRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (time.Duration, int, error) {
+// timing is one query's cost: wall time from the request to the decoded
+// answer, and the server process's CPU time meanwhile (on a shared machine
+// the wall time is mostly the wait for a core; the CPU time is not).
+type timing struct{ wall, cpu float64 }
+
+// timeRange runs one range query and returns its cost and the number of
+// series in the answer.
+func (t *queryTarget) timeRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (timing, int, error) {
 	c := t.client()
+	cpu0, _, err := usage([]int{t.pid})
+	if err != nil {
+		return timing{}, 0, err
+	}
 	began := time.Now()
 	r, err := c.QueryRange(ctx, expr, start, end, step)
 	if err != nil {
-		return 0, 0, err
+		return timing{}, 0, err
 	}
-	return time.Since(began), r.Len(), nil
+	wall := time.Since(began).Seconds()
+	cpu1, _, err := usage([]int{t.pid})
+	return timing{wall, cpu1 - cpu0}, r.Len(), err
 }
 
 // launchPrometheus starts Prometheus on dir/data with no scrape targets and
@@ -455,7 +472,7 @@ func launchPrometheus(bin, dir string) (*queryTarget, func(), error) {
 	}
 	defer log.Close()
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--storage.tsdb.retention.time=15d", "--web.listen-address="+addrs[0])
+		"--storage.tsdb.retention.time=15d", "--web.listen-address="+addrs[0], "--query.timeout="+benchQueryTimeout.String())
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start prometheus: %w", err)
@@ -471,7 +488,7 @@ func launchPrometheus(bin, dir string) (*queryTarget, func(), error) {
 			<-done
 		}
 	}
-	return &queryTarget{name: "prometheus", base: "http://" + addrs[0], log: logPath}, stop, nil
+	return &queryTarget{name: "prometheus", base: "http://" + addrs[0], log: logPath, pid: cmd.Process.Pid}, stop, nil
 }
 
 // benchExpr is one expression of a dashboard panel or a shipped rule, with
@@ -577,6 +594,8 @@ type queryMeasure struct {
 	StepS            float64   `json:"step_s"`
 	BantayS          []float64 `json:"bantay_s"`
 	PrometheusS      []float64 `json:"prometheus_s"`
+	BantayCPUS       []float64 `json:"bantay_cpu_s"`
+	PrometheusCPUS   []float64 `json:"prometheus_cpu_s"`
 	BantaySeries     int       `json:"bantay_series"`
 	PrometheusSeries int       `json:"prometheus_series"`
 	// Errors are the queries that failed (a timeout: the engine's 2 m).
@@ -584,9 +603,11 @@ type queryMeasure struct {
 
 	BantayMedianS, PrometheusMedianS float64
 	BantayP99S, PrometheusP99S       float64
+	BantayCPUMedianS, PrometheusCPUMedianS float64
 	// Ratio is Bantay's median ÷ Prometheus's (below 1: Bantay faster); 0
-	// when one side never answered.
-	Ratio float64
+	// when one side never answered. CPURatio is the same of the CPU times
+	// (/proc ticks: 10 ms resolution, so only meaningful for heavy queries).
+	Ratio, CPURatio float64
 }
 
 func (m *queryMeasure) summarise() {
@@ -596,6 +617,10 @@ func (m *queryMeasure) summarise() {
 	m.BantayMedianS, m.BantayP99S = quantile(m.BantayS, 0.5), quantile(m.BantayS, 0.99)
 	m.PrometheusMedianS, m.PrometheusP99S = quantile(m.PrometheusS, 0.5), quantile(m.PrometheusS, 0.99)
 	m.Ratio = m.BantayMedianS / m.PrometheusMedianS
+	m.BantayCPUMedianS, m.PrometheusCPUMedianS = quantile(m.BantayCPUS, 0.5), quantile(m.PrometheusCPUS, 0.5)
+	if m.PrometheusCPUMedianS > 0 {
+		m.CPURatio = m.BantayCPUMedianS / m.PrometheusCPUMedianS
+	}
 }
 
 // compared is whether both sides answered at least once.
@@ -631,7 +656,8 @@ type rangeSummary struct {
 	MedianRatio, WorstRatio float64
 	Worst                   string
 	// Sums of the expressions' medians: a dashboard's whole load.
-	BantaySumS, PrometheusSumS float64
+	BantaySumS, PrometheusSumS       float64
+	BantayCPUSumS, PrometheusCPUSumS float64
 }
 
 func (r *queryResult) summarise() {
@@ -656,6 +682,8 @@ func (r *queryResult) summarise() {
 			ratios = append(ratios, m.Ratio)
 			s.BantaySumS += m.BantayMedianS
 			s.PrometheusSumS += m.PrometheusMedianS
+			s.BantayCPUSumS += m.BantayCPUMedianS
+			s.PrometheusCPUSumS += m.PrometheusCPUMedianS
 			if m.Ratio > s.WorstRatio {
 				s.WorstRatio, s.Worst = m.Ratio, m.Source
 			}
@@ -674,17 +702,17 @@ func (r *queryResult) print(w io.Writer) {
 	fmt.Fprintf(w, "cold start (ready / first query): bantay %.2f / %.2f s, prometheus %.2f / %.2f s\n",
 		r.ColdStart.Bantay.ReadyS, r.ColdStart.Bantay.FirstQueryS, r.ColdStart.Prometheus.ReadyS, r.ColdStart.Prometheus.FirstQueryS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "range\tstep\tbantay p50\tp99\tprometheus p50\tp99\tratio\tseries b/p\texpression\terrors")
+	fmt.Fprintln(tw, "range\tstep\tbantay p50\tp99\tprometheus p50\tp99\tratio\tCPU b/p\tseries b/p\texpression\terrors")
 	qs := slices.Clone(r.Queries)
 	sort.SliceStable(qs, func(i, j int) bool { return !qs[i].compared() && qs[j].compared() || qs[i].Ratio > qs[j].Ratio })
 	for _, m := range qs {
-		fmt.Fprintf(tw, "%s\t%gs\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d/%d\t%s\t%s\n", m.Range, m.StepS, m.BantayMedianS, m.BantayP99S,
-			m.PrometheusMedianS, m.PrometheusP99S, m.Ratio, m.BantaySeries, m.PrometheusSeries, m.Source, strings.Join(m.Errors, "; "))
+		fmt.Fprintf(tw, "%s\t%gs\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f/%.2f\t%d/%d\t%s\t%s\n", m.Range, m.StepS, m.BantayMedianS, m.BantayP99S,
+			m.PrometheusMedianS, m.PrometheusP99S, m.Ratio, m.BantayCPUMedianS, m.PrometheusCPUMedianS, m.BantaySeries, m.PrometheusSeries, m.Source, strings.Join(m.Errors, "; "))
 	}
 	tw.Flush()
 	for _, s := range r.ByRange {
-		fmt.Fprintf(w, "%s: %d expressions with data (%d empty on both, %d with failed queries), median ratio %.2f, worst %.2f (%s), sum of medians %.2f s vs %.2f s\n",
-			s.Range, s.Exprs, s.Empty, s.Failed, s.MedianRatio, s.WorstRatio, s.Worst, s.BantaySumS, s.PrometheusSumS)
+		fmt.Fprintf(w, "%s: %d expressions with data (%d empty on both, %d with failed queries), median ratio %.2f, worst %.2f (%s), sum of medians %.2f s vs %.2f s, of CPU medians %.2f s vs %.2f s\n",
+			s.Range, s.Exprs, s.Empty, s.Failed, s.MedianRatio, s.WorstRatio, s.Worst, s.BantaySumS, s.PrometheusSumS, s.BantayCPUSumS, s.PrometheusCPUSumS)
 	}
 }
 
