@@ -176,11 +176,11 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		for _, e := range exprs {
 			expr := e.expand(r.step, r.rng)
-			m := queryMeasure{Source: e.source, Expr: expr, Range: r.name, StepS: r.step.Seconds()}
+			m := queryMeasure{Source: e.source, Expr: expr, Range: r.name, StepS: r.step.Seconds(), Instant: e.instant}
 			start, stop := promtest.AlignToStep(end.Add(-r.rng), r.step), promtest.AlignToStep(end, r.step)
 			for range q.reps {
 				for _, side := range []*queryTarget{bantay, prom} {
-					d, n, err := side.timeRange(ctx, expr, start, stop, r.step)
+					d, n, err := side.timeQuery(ctx, expr, e.instant, start, stop, r.step)
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
@@ -436,16 +436,21 @@ func pollReady(ctx context.Context, url string, launched time.Time) (time.Durati
 // the wall time is mostly the wait for a core; the CPU time is not).
 type timing struct{ wall, cpu float64 }
 
-// timeRange runs one range query and returns its cost and the number of
-// series in the answer.
-func (t *queryTarget) timeRange(ctx context.Context, expr string, start, end time.Time, step time.Duration) (timing, int, error) {
+// timeQuery runs one range query (an instant one at end when instant) and
+// returns its cost and the number of series in the answer.
+func (t *queryTarget) timeQuery(ctx context.Context, expr string, instant bool, start, end time.Time, step time.Duration) (timing, int, error) {
 	c := t.client()
 	cpu0, _, err := usage([]int{t.pid})
 	if err != nil {
 		return timing{}, 0, err
 	}
 	began := time.Now()
-	r, err := c.QueryRange(ctx, expr, start, end, step)
+	var r promtest.Result
+	if instant {
+		r, err = c.Query(ctx, expr, end)
+	} else {
+		r, err = c.QueryRange(ctx, expr, start, end, step)
+	}
 	if err != nil {
 		return timing{}, 0, err
 	}
@@ -497,6 +502,9 @@ func launchPrometheus(bin, dir string) (*queryTarget, func(), error) {
 type benchExpr struct {
 	source string
 	expr   string
+	// instant: a table panel's target, which Grafana sends as one instant
+	// query at the range's end (its $__range is the whole range).
+	instant bool
 }
 
 // expand puts in Grafana's built-in intervals for the step and range.
@@ -518,10 +526,10 @@ func benchExpressions(ctx context.Context, c *promtest.Client) ([]benchExpr, err
 	}
 	var out []benchExpr
 	seen := map[string]bool{}
-	add := func(source, expr string) {
+	add := func(source, expr string, instant bool) {
 		if !seen[expr] {
 			seen[expr] = true
-			out = append(out, benchExpr{source: source, expr: expr})
+			out = append(out, benchExpr{source: source, expr: expr, instant: instant})
 		}
 	}
 	for _, f := range files {
@@ -563,7 +571,7 @@ func benchExpressions(ctx context.Context, c *promtest.Client) ([]benchExpr, err
 		}
 		for _, q := range qs {
 			if q.DatasourceType == "prometheus" {
-				add(fmt.Sprintf("%s / %s [%s]", q.Dashboard, q.Panel, q.RefID), promtest.ExpandDashboardVars(q.Expr, vars, defs))
+				add(fmt.Sprintf("%s / %s [%s]", q.Dashboard, q.Panel, q.RefID), promtest.ExpandDashboardVars(q.Expr, vars, defs), q.Instant)
 			}
 		}
 	}
@@ -579,7 +587,7 @@ func benchExpressions(ctx context.Context, c *promtest.Client) ([]benchExpr, err
 		}
 		for _, g := range groups.Groups {
 			for _, r := range g.Rules {
-				add(fmt.Sprintf("%s %s%s", filepath.Base(name), r.Record, r.Alert), strings.TrimSpace(r.Expr))
+				add(fmt.Sprintf("%s %s%s", filepath.Base(name), r.Record, r.Alert), strings.TrimSpace(r.Expr), false)
 			}
 		}
 	}
@@ -592,6 +600,7 @@ type queryMeasure struct {
 	Expr             string    `json:"expr"`
 	Range            string    `json:"range"`
 	StepS            float64   `json:"step_s"`
+	Instant          bool      `json:"instant"`
 	BantayS          []float64 `json:"bantay_s"`
 	PrometheusS      []float64 `json:"prometheus_s"`
 	BantayCPUS       []float64 `json:"bantay_cpu_s"`
