@@ -125,9 +125,12 @@ func (r *restartFlags) sendLoad(ctx context.Context, endpoint, tokenDir string, 
 	if err != nil {
 		return err
 	}
-	if sum.AckedPoints == 0 || len(sum.RefusedPoints) > 0 {
-		return fmt.Errorf("load: %d points acknowledged, refused %v (%v)", sum.AckedPoints, sum.RefusedPoints, sum.RefusalExamples)
+	if sum.AckedPoints == 0 {
+		return fmt.Errorf("load: nothing acknowledged, refused %v (%v)", sum.RefusedPoints, sum.RefusalExamples)
 	}
+	// Overload refusals are retryable and the next export of the uplink
+	// carries the same series: what counts is the head's series, measured after.
+	fmt.Fprintf(log, "load: %d points acknowledged, refused %v\n", sum.AckedPoints, sum.RefusedPoints)
 	return nil
 }
 
