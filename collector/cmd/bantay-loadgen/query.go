@@ -610,8 +610,8 @@ type queryMeasure struct {
 	// Errors are the queries that failed (a timeout: the engine's 2 m).
 	Errors []string `json:"errors,omitempty"`
 
-	BantayMedianS, PrometheusMedianS float64
-	BantayP99S, PrometheusP99S       float64
+	BantayMedianS, PrometheusMedianS       float64
+	BantayP99S, PrometheusP99S             float64
 	BantayCPUMedianS, PrometheusCPUMedianS float64
 	// Ratio is Bantay's median ÷ Prometheus's (below 1: Bantay faster); 0
 	// when one side never answered. CPURatio is the same of the CPU times
