@@ -607,7 +607,7 @@ type queryMeasure struct {
 	PrometheusCPUS   []float64 `json:"prometheus_cpu_s"`
 	BantaySeries     int       `json:"bantay_series"`
 	PrometheusSeries int       `json:"prometheus_series"`
-	// Errors are the queries that failed (a timeout: the engine's 2 m).
+	// Errors are the queries that failed (a timeout: benchQueryTimeout).
 	Errors []string `json:"errors,omitempty"`
 
 	BantayMedianS, PrometheusMedianS       float64

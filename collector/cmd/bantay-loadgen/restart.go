@@ -236,6 +236,12 @@ func (r *restartFlags) peer(ctx context.Context, dir string, fleet []otlpload.Pr
 	_ = p.Collector.Process.Kill() // nothing more to send; Prometheus alone restarts
 	data := filepath.Join(dir, "prometheus-data")
 	proc := p.Prometheus.Process
+	// The Prometheus running when this returns is one this function started
+	// (p.Stop knows only the first): end it on every way out.
+	defer func() {
+		_ = proc.Kill()
+		_, _ = proc.Wait()
+	}()
 	for _, step := range []struct {
 		how      string
 		kill     bool
@@ -284,7 +290,6 @@ func (r *restartFlags) peer(ctx context.Context, dir string, fleet []otlpload.Pr
 		fmt.Fprintf(log, "prometheus: %s: ready after %.2f s\n", step.how, rs.ReadyS)
 		res.Restarts = append(res.Restarts, rs)
 	}
-	_ = stopProcess(proc)
 	return res, nil
 }
 
