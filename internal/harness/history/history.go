@@ -89,13 +89,13 @@ type target struct {
 
 	count, attempts, timeouts, pairs uint64
 	sum, jitter, last                float64
-	buckets                          []uint64 // per bound of bucketBounds, non-cumulative
+	buckets                          []uint64 // per bound of metricmodel.LatencyBounds and +Inf, non-cumulative
 }
 
 type series struct {
 	lset   labels.Labels
 	role   role
-	bucket int // index into bucketBounds for roleBucket
+	bucket int // index into metricmodel.LatencyBounds (its length: +Inf) for roleBucket
 	ref    storage.SeriesRef
 }
 
@@ -193,7 +193,7 @@ func appendTargets(appender func() storage.Appender, targets []*target, worker, 
 		tg := targets[i]
 		app := appender()
 		for ts := from; ts < to; ts += step {
-			tg.measure()
+			tg.measure(ts)
 			for j := range tg.series {
 				s := &tg.series[j]
 				ref, err := app.Append(s.ref, s.lset, ts, tg.value(s))
@@ -215,16 +215,17 @@ func appendTargets(appender func() storage.Appender, targets []*target, worker, 
 // lossRate is the share of probes that time out (the load tool's too).
 const lossRate = 0.005
 
-// measure takes one probe of the target: a timeout, or a log-normal
-// round-trip time around the path's base, on a daily cycle (busier paths
-// in the evening), so that 24 h and 7 d graphs have a shape.
-func (t *target) measure() {
+// measure takes the target's probe at ts (ms): a timeout, or a log-normal
+// round-trip time around the path's base, ±30 % over each UTC day, so that
+// 24 h and 7 d graphs have a shape.
+func (t *target) measure(ts int64) {
 	t.attempts++
 	if t.rng.Float64() < lossRate {
 		t.timeouts++
 		return
 	}
-	v := t.baseMs * (1 + 0.3*math.Sin(float64(t.attempts)*2*math.Pi/5760)) * math.Exp(0.25*t.rng.NormFloat64())
+	day := float64(24 * time.Hour / time.Millisecond)
+	v := t.baseMs * (1 + 0.3*math.Sin(2*math.Pi*float64(ts)/day)) * math.Exp(0.25*t.rng.NormFloat64())
 	if t.count > 0 {
 		t.jitter += math.Abs(v - t.last)
 		t.pairs++
