@@ -187,6 +187,9 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
 	opts.MinBlockDuration = cfg.BlockDuration.Milliseconds()
+	// tsdb.DefaultOptions keeps every 2 h block as the head cut it, so a
+	// 7-day query opened and merged 84 blocks; compact like Prometheus.
+	opts.MaxBlockDuration = maxBlockDuration(cfg.Retention).Milliseconds()
 	// A clean shutdown writes the head's chunks out, and the next start
 	// loads them instead of replaying the whole WAL (only what follows the
 	// snapshot). Out-of-order samples are not in the snapshot but in the WBL,
@@ -507,4 +510,11 @@ func sampleErrorReason(err error) string {
 	default:
 		return ""
 	}
+}
+
+// maxBlockDuration is the largest block the TSDB compacts to: a tenth of
+// the retention, at most 31 days, as Prometheus sets it (cmd/prometheus);
+// the TSDB raises anything below its 2 h minimum to it.
+func maxBlockDuration(retention time.Duration) time.Duration {
+	return max(min(retention/10, 31*24*time.Hour), 2*time.Hour)
 }
