@@ -3,6 +3,7 @@ package citytagprocessor
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -584,13 +585,20 @@ func TestKnownSeriesCostNoAllocation(t *testing.T) {
 	allocs := func(cfg *Config) float64 {
 		p, _, err := newProcessor(context.Background(), processortest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
 		require.NoError(t, err)
-		return testing.AllocsPerRun(50, func() {
-			md := pmetric.NewMetrics()
-			in.CopyTo(md)
-			if err := p.ConsumeMetrics(context.Background(), md); err != nil {
-				t.Fatal(err)
-			}
-		})
+		// AllocsPerRun counts every goroutine's allocations, so a
+		// background one (a timer, the runtime) can add to a run; the
+		// fewest of three runs is the request's own count.
+		fewest := math.Inf(1)
+		for range 3 {
+			fewest = min(fewest, testing.AllocsPerRun(50, func() {
+				md := pmetric.NewMetrics()
+				in.CopyTo(md)
+				if err := p.ConsumeMetrics(context.Background(), md); err != nil {
+					t.Fatal(err)
+				}
+			}))
+		}
+		return fewest
 	}
 	off := testConfig()
 	off.Limits = LimitsConfig{}
