@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -86,11 +85,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printTable(stdout, results)
 	if b.jsonPath != "" {
-		data, err := json.MarshalIndent(results, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(b.jsonPath, append(data, '\n'), 0o644)
+		return writeJSONFile(b.jsonPath, results)
 	}
 	return nil
 }

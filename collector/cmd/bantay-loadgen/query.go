@@ -206,11 +206,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res.summarise()
 	res.print(stdout)
 	if q.jsonPath != "" {
-		data, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(q.jsonPath, append(data, '\n'), 0o644)
+		return writeJSONFile(q.jsonPath, res)
 	}
 	return nil
 }
@@ -278,11 +274,7 @@ func (q *queryFlags) history(ctx context.Context, fleet []otlpload.Probe, log io
 			return meta, err
 		}
 	}
-	data, err := json.MarshalIndent(meta, "", "  ")
-	if err != nil {
-		return meta, err
-	}
-	return meta, os.WriteFile(metaPath, append(data, '\n'), 0o644)
+	return meta, writeJSONFile(metaPath, meta)
 }
 
 // roundCounterNames are the store's names of the round counters

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -108,11 +107,7 @@ func restartCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	if r.jsonPath != "" {
-		data, err := json.MarshalIndent(results, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(r.jsonPath, append(data, '\n'), 0o644)
+		return writeJSONFile(r.jsonPath, results)
 	}
 	return nil
 }

@@ -162,16 +162,25 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func writeSummary(path string, sum Summary, stdout io.Writer) error {
+	if path != "" && path != "-" {
+		return writeJSONFile(path, sum)
+	}
 	data, err := json.MarshalIndent(sum, "", "  ")
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
-	if path == "" || path == "-" {
-		_, err = stdout.Write(data)
+	_, err = stdout.Write(append(data, '\n'))
+	return err
+}
+
+// writeJSONFile writes v to path as indented JSON, the form every
+// command's -json file has.
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, data, 0o644)
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
 // execute runs the load with its measurements and summarises it.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -89,11 +88,7 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if s.jsonPath == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(s.jsonPath, append(data, '\n'), 0o644)
+	return writeJSONFile(s.jsonPath, res)
 }
 
 // soakResult is a soak's load summary and its samples of the collector.
