@@ -1,6 +1,6 @@
 // Command probefootprint measures what one bantay-probe costs the box it
 // runs on: it starts the real probe binary with N targets on loopback
-// addresses (udp: a Bantay reflector on each of 127.77.x.y:7001 in this
+// addresses (udp: a Bantay reflector on each of 127.<net>.x.y:7001 (-net, 77 by default) in this
 // process; icmp: the kernel answers every address of 127.0.0.0/8), an
 // OTLP/gRPC sink that acknowledges every export, and reports the probe
 // process's CPU share, resident memory and scheduling lateness over the
@@ -59,6 +59,7 @@ type options struct {
 	timeout          time.Duration
 	warmup, duration time.Duration
 	log              string
+	net              int
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -73,12 +74,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.warmup, "warmup", 30*time.Second, "time before the measured window (every target's first run starts within one interval)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Minute, "the measured window; at most 30m")
 	fs.StringVar(&o.log, "log", "", "keep the probe's log (stderr) in this file; by default it is removed")
+	fs.IntVar(&o.net, "net", 77, "the second octet of the targets' loopback addresses (127.<net>.x.y), so two runs on one machine need not share them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
 	case o.targets < 1 || o.targets > 250*250:
 		return fmt.Errorf("-targets %d: want 1..62500 (one loopback address each)", o.targets)
+	case o.net < 1 || o.net > 254:
+		return fmt.Errorf("-net %d: want 1..254 (targets are 127.<net>.x.y)", o.net)
 	case o.method != "udp" && o.method != "icmp":
 		return fmt.Errorf("-method %q: want udp or icmp", o.method)
 	case o.duration <= 0 || o.duration > 30*time.Minute:
@@ -100,7 +104,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if o.method == "udp" {
-		if err := startReflectors(ctx, o.targets); err != nil {
+		if err := startReflectors(ctx, o); err != nil {
 			return err
 		}
 	}
@@ -214,7 +218,7 @@ func cpu(p procfs.Proc) (float64, error) {
 }
 
 // address is target i's loopback address.
-func address(i int) string { return fmt.Sprintf("127.77.%d.%d", i/250, i%250+1) }
+func (o options) address(i int) string { return fmt.Sprintf("127.%d.%d.%d", o.net, i/250, i%250+1) }
 
 func config(o options, sink string) string {
 	var b strings.Builder
@@ -225,7 +229,7 @@ defaults: {interval: %s, timeout: %s}
 targets:
 `, sink, o.interval, o.interval, o.timeout)
 	for i := range o.targets {
-		addr := address(i)
+		addr := o.address(i)
 		if o.method == "udp" {
 			addr += ":7001"
 		}
@@ -234,9 +238,9 @@ targets:
 	return b.String()
 }
 
-func startReflectors(ctx context.Context, n int) error {
-	for i := range n {
-		r, err := reflector.Listen(address(i)+":7001", nil)
+func startReflectors(ctx context.Context, o options) error {
+	for i := range o.targets {
+		r, err := reflector.Listen(o.address(i)+":7001", nil)
 		if err != nil {
 			return fmt.Errorf("reflector %d: %w", i, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,8 +20,11 @@ func TestFootprint(t *testing.T) {
 	testenv.LongTest(t, "a 20-second footprint run")
 	probe := testenv.Command(t, "github.com/bantay-noc/bantay/probes/cmd/bantay-probe")
 	var out bytes.Buffer
+	// A net of its own, so a footprint run elsewhere on the machine (on the
+	// default 127.77.x.y) cannot hold the reflectors' addresses.
+	net := strconv.Itoa(100 + rand.IntN(100))
 	err := run(context.Background(), []string{"-probe", probe, "-targets", "5", "-interval", "2s", "-timeout", "1s",
-		"-warmup", "2s", "-duration", "5s"}, &out)
+		"-warmup", "2s", "-duration", "5s", "-net", net}, &out)
 	t.Logf("probefootprint:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +53,8 @@ func TestFlags(t *testing.T) {
 		{"-method tcp", "-method"},
 		{"-targets 0", "-targets"},
 		{"-targets 70000", "-targets"},
+		{"-net 0", "-net"},
+		{"-net 255", "-net"},
 		{"-duration 0s", "-duration"},
 		{"-interval 15s -duration 10s", "-duration"},
 		{"-warmup 1s", "-warmup"},
