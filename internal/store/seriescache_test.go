@@ -680,3 +680,45 @@ func TestNHCBHistogramsAreLeftToTheTranslator(t *testing.T) {
 	assert.Equal(t, 2.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)), "the gauge's requests")
 	assert.Equal(t, 4.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathTranslated)))
 }
+
+// TestExemplarWithoutAValueIsLeftToTheTranslator: the translator refuses a
+// point with an exemplar of neither int nor double, so a cached stream
+// whose point carries one is translated (and refused), not appended with
+// an exemplar of value 0.
+func TestExemplarWithoutAValueIsLeftToTheTranslator(t *testing.T) {
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	for name, md := range map[string]func(ts time.Time, valued bool) pmetric.Metrics{
+		"histogram": func(ts time.Time, valued bool) pmetric.Metrics {
+			md := pmetric.NewMetrics()
+			ex := histogramPoint(newMetric(md, "network.latency"), ts, "t-1").Exemplars().AppendEmpty()
+			if valued {
+				ex.SetDoubleValue(11)
+			}
+			return md
+		},
+		"sum": func(ts time.Time, valued bool) pmetric.Metrics {
+			md := pmetric.NewMetrics()
+			s := newMetric(md, "bantay.probe.failed").SetEmptySum()
+			s.SetIsMonotonic(true)
+			s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			ex := numberPoint(s.DataPoints(), ts, 1).Exemplars().AppendEmpty()
+			if valued {
+				ex.SetIntValue(1)
+			}
+			return md
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, t.TempDir())
+			defer s.Close()
+			for i := range 2 {
+				require.NoError(t, s.AppendMetrics(context.Background(), md(start.Add(time.Duration(i)*time.Second), true)))
+			}
+			require.Equal(t, 1.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)))
+			err := s.AppendMetrics(context.Background(), md(start.Add(2*time.Second), false))
+			require.ErrorContains(t, err, "unsupported exemplar value type")
+			assert.Equal(t, 1.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)), "translated")
+			assert.Equal(t, 2.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathTranslated)))
+		})
+	}
+}
