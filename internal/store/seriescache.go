@@ -404,6 +404,8 @@ func (e *pointEntry) appendHistogram(app storage.AppenderV2, dp pmetric.Histogra
 	for b := 0; b < bounds.Len() && b < counts.Len(); b++ {
 		cumulative += counts.At(b)
 		first := next
+		// Negated as the translator's "ex.Value > bound: stop" is, so
+		// that a NaN exemplar stays in the first bucket as there.
 		for next < len(exs) && !(exs[next].Value > bounds.At(b)) {
 			next++
 		}
