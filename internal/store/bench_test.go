@@ -22,7 +22,9 @@ import (
 
 // benchRequest is one probe export: series latency histograms (28 bounds,
 // as the probes send) on one resource, encoded as the OTLP wire bytes.
-func benchRequest(b *testing.B, series int, ts time.Time) []byte {
+// With exemplars, every point carries one as the probes' OpenTelemetry SDK
+// writes it for a round's slowest answer: trace and span id, no attributes.
+func benchRequest(b *testing.B, series int, ts time.Time, exemplars bool) []byte {
 	b.Helper()
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
@@ -48,6 +50,13 @@ func benchRequest(b *testing.B, series int, ts time.Time) []byte {
 		dp.SetSum(90)
 		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(ts.Add(-time.Hour)))
 		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		if exemplars {
+			ex := dp.Exemplars().AppendEmpty()
+			ex.SetDoubleValue(23.5)
+			ex.SetTimestamp(dp.Timestamp())
+			ex.SetTraceID(pcommon.TraceID{0: byte(i), 1: byte(i >> 8), 15: 1})
+			ex.SetSpanID(pcommon.SpanID{0: byte(i), 7: 1})
+		}
 	}
 	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	if err != nil {
@@ -63,32 +72,38 @@ func benchRequest(b *testing.B, series int, ts time.Time) []byte {
 // (3,100 samples) with a new timestamp. "bantay" is the store as it runs
 // (from the second request on, every stream is in the series cache);
 // "bantay-translator" is the same store with the cache never answering, so
-// every request goes through Prometheus's translator. See docs/BENCHMARKS.md.
+// every request goes through Prometheus's translator; "-exemplars" is the
+// same with one exemplar on every point, as the probes send in production.
+// See docs/BENCHMARKS.md.
 func BenchmarkIngest(b *testing.B) {
 	const series = 100
 	start := time.Now().Add(-time.Hour)
-	bodies := func(b *testing.B) [][]byte {
+	bodies := func(b *testing.B, exemplars bool) [][]byte {
 		out := make([][]byte, b.N)
 		for i := range out {
-			out[i] = benchRequest(b, series, start.Add(time.Duration(i)*time.Millisecond))
+			out[i] = benchRequest(b, series, start.Add(time.Duration(i)*time.Millisecond), exemplars)
 		}
 		return out
 	}
-	for _, cached := range []bool{true, false} {
-		name := "bantay"
-		if !cached {
-			name = "bantay-translator"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name              string
+		cached, exemplars bool
+	}{
+		{"bantay", true, false},
+		{"bantay-translator", false, false},
+		{"bantay-exemplars", true, true},
+		{"bantay-translator-exemplars", false, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			s, err := Open(DefaultConfig(b.TempDir()), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			if !cached {
+			if !bc.cached {
 				s.series.gen = math.MaxUint64 // no DB has this generation: nothing is cached
 			}
-			reqs := bodies(b)
+			reqs := bodies(b, bc.exemplars)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
@@ -111,7 +126,7 @@ func BenchmarkIngest(b *testing.B) {
 		defer s.Close()
 		h := remote.NewOTLPWriteHandler(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), s.DB(),
 			func() config.Config { return config.DefaultConfig }, remote.OTLPOptions{LookbackDelta: 5 * time.Minute})
-		reqs := bodies(b)
+		reqs := bodies(b, false)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -142,7 +157,7 @@ func BenchmarkRestart(b *testing.B) {
 	start := time.Now().Add(-30 * time.Minute)
 	for i := range requests {
 		req := pmetricotlp.NewExportRequest()
-		if err := req.UnmarshalProto(benchRequest(b, series, start.Add(time.Duration(i)*15*time.Second))); err != nil {
+		if err := req.UnmarshalProto(benchRequest(b, series, start.Add(time.Duration(i)*15*time.Second), false)); err != nil {
 			b.Fatal(err)
 		}
 		if err := s.AppendMetrics(context.Background(), req.Metrics()); err != nil {

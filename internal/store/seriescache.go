@@ -3,16 +3,21 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
@@ -34,9 +39,10 @@ import (
 // never split, so the samples reach the head in the translator's order.
 //
 // What the cache covers: gauges, cumulative sums and classic (non-NHCB)
-// histograms without exemplars: the shapes whose values are read straight
-// from the point. Exponential histograms, summaries, NHCB and exemplars
-// stay with the translator.
+// histograms, with their exemplars: the shapes whose values are read
+// straight from the point (an exemplar's labels depend on the exemplar
+// alone, so they are converted for every request, as the translator does).
+// Exponential histograms, summaries and NHCB stay with the translator.
 //
 // Correctness rests on three facts of the head (tsdb/head_append*.go): an
 // append with a reference the head no longer has (the series was garbage
@@ -161,7 +167,7 @@ func (c *seriesCache) lookup(md pmetric.Metrics, gen uint64) (*cachedRequest, bo
 // and stops at the first false. It is false without calling f for anything
 // the cache does not cover: a metric without points, a type other than
 // gauge, sum and histogram (or a histogram the translator makes an NHCB
-// of), a point with exemplars where the translator would store them.
+// of), an exemplar without a value, which the translator refuses.
 func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, nhcb bool, f func(m pmetric.Metric, point int, key []byte) bool) bool {
 	// One buffer for every key: each level appends to the prefix of the
 	// one above it.
@@ -185,8 +191,8 @@ func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, nhcb
 				}
 				for k := range dps.Len() {
 					dp := dps.At(k)
-					// The translator stores a sum's exemplars, and ignores a gauge's.
-					if m.Type() == pmetric.MetricTypeSum && dp.Exemplars().Len() > 0 {
+					// The translator converts a sum's exemplars, and ignores a gauge's.
+					if m.Type() == pmetric.MetricTypeSum && !exemplarsValued(dp.Exemplars()) {
 						return false
 					}
 					buf = appendMap(buf[:metric], dp.Attributes())
@@ -201,7 +207,7 @@ func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, nhcb
 				}
 				for k := range dps.Len() {
 					dp := dps.At(k)
-					if dp.Exemplars().Len() > 0 {
+					if !exemplarsValued(dp.Exemplars()) {
 						return false
 					}
 					buf = appendHistogramLayout(appendMap(buf[:metric], dp.Attributes()), dp)
@@ -212,6 +218,17 @@ func walkStreams(rm pmetric.ResourceMetrics, resourceID uint64, buf []byte, nhcb
 			default:
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// exemplarsValued reports whether every exemplar has a value: the
+// translator fails a point with an exemplar of neither int nor double.
+func exemplarsValued(exs pmetric.ExemplarSlice) bool {
+	for i := range exs.Len() {
+		if exs.At(i).ValueType() == pmetric.ExemplarValueTypeEmpty {
+			return false
 		}
 	}
 	return true
@@ -232,6 +249,7 @@ func numberPoints(m pmetric.Metric) pmetric.NumberDataPointSlice {
 func (c *seriesCache) appendCached(ctx context.Context, app storage.AppenderV2, md pmetric.Metrics, req *cachedRequest) error {
 	var errs error
 	var seen map[targetInfoKey]struct{}
+	ex := exemplarConverter{builder: labels.NewScratchBuilder(0)}
 	next := 0
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
@@ -255,7 +273,12 @@ func (c *seriesCache) appendCached(ctx context.Context, app storage.AppenderV2, 
 						pe := req.points[next]
 						next++
 						if err == nil {
-							err = pe.append(app, 0, dp.StartTimestamp(), dp.Timestamp(), numberValue(dp))
+							var exs []exemplar.Exemplar
+							if m.Type() == pmetric.MetricTypeSum {
+								exs = ex.convert(dp.Exemplars())
+								slices.SortFunc(exs, exemplar.Compare)
+							}
+							err = pe.append(app, 0, dp.StartTimestamp(), dp.Timestamp(), numberValue(dp), exs)
 						}
 					}
 				case pmetric.MetricTypeHistogram:
@@ -266,7 +289,7 @@ func (c *seriesCache) appendCached(ctx context.Context, app storage.AppenderV2, 
 						pe := req.points[next]
 						next++
 						if err == nil {
-							err = pe.appendHistogram(app, dp)
+							err = pe.appendHistogram(app, dp, ex.convert(dp.Exemplars()))
 						}
 					}
 				}
@@ -338,45 +361,134 @@ func staleIf(stale bool, v float64) float64 {
 	return v
 }
 
-// append appends one sample to the entry's i-th series by reference and
-// remembers the reference the head answers with (a new one when the series
-// was garbage collected and created again).
-func (e *pointEntry) append(app storage.AppenderV2, i int, st, t pcommon.Timestamp, v float64) error {
+// append appends one sample with its exemplars to the entry's i-th series
+// by reference and remembers the reference the head answers with (a new
+// one when the series was garbage collected and created again).
+func (e *pointEntry) append(app storage.AppenderV2, i int, st, t pcommon.Timestamp, v float64, exs []exemplar.Exemplar) error {
 	ref := storage.SeriesRef(e.refs[i].Load())
-	r, err := app.Append(ref, e.labels[i], int64(st)/1e6, int64(t)/1e6, v, nil, nil, e.opts)
+	opts := e.opts
+	opts.Exemplars = exs
+	r, err := app.Append(ref, e.labels[i], int64(st)/1e6, int64(t)/1e6, v, nil, nil, opts)
 	if r != 0 && r != ref {
 		e.refs[i].Store(uint64(r))
 	}
 	return err
 }
 
-// appendHistogram writes a classic histogram point as the translator does:
-// _sum (if set), _count, the cumulative buckets, le="+Inf" from the count.
-func (e *pointEntry) appendHistogram(app storage.AppenderV2, dp pmetric.HistogramDataPoint) error {
+// appendHistogram writes a classic histogram point and its exemplars (in
+// the point's order) as addHistogramDataPoints does: _sum (if set) and
+// _count without exemplars, the cumulative buckets, le="+Inf" from the
+// count. Each bucket takes the exemplars from the next one on up to the
+// first above its bound (the translator assumes them sorted by value and
+// does not sort them, so neither does this), le="+Inf" takes the rest;
+// each bucket's are then sorted by exemplar.Compare. A bucket's exemplars
+// are sorted in place: the ranges are disjoint, and the head copies them.
+func (e *pointEntry) appendHistogram(app storage.AppenderV2, dp pmetric.HistogramDataPoint, exs []exemplar.Exemplar) error {
 	stale := dp.Flags().NoRecordedValue()
 	st, t := dp.StartTimestamp(), dp.Timestamp()
 	i := 0
 	if dp.HasSum() {
-		if err := e.append(app, i, st, t, staleIf(stale, dp.Sum())); err != nil {
+		if err := e.append(app, i, st, t, staleIf(stale, dp.Sum()), nil); err != nil {
 			return err
 		}
 		i++
 	}
 	count := staleIf(stale, float64(dp.Count()))
-	if err := e.append(app, i, st, t, count); err != nil {
+	if err := e.append(app, i, st, t, count, nil); err != nil {
 		return err
 	}
 	i++
 	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
 	var cumulative uint64
+	next := 0
 	for b := 0; b < bounds.Len() && b < counts.Len(); b++ {
 		cumulative += counts.At(b)
-		if err := e.append(app, i, st, t, staleIf(stale, float64(cumulative))); err != nil {
+		first := next
+		// Negated as the translator's "ex.Value > bound: stop" is, so
+		// that a NaN exemplar stays in the first bucket as there.
+		for next < len(exs) && !(exs[next].Value > bounds.At(b)) {
+			next++
+		}
+		bucket := exs[first:next]
+		slices.SortFunc(bucket, exemplar.Compare)
+		if err := e.append(app, i, st, t, staleIf(stale, float64(cumulative)), bucket); err != nil {
 			return err
 		}
 		i++
 	}
-	return e.append(app, i, st, t, count)
+	rest := exs[next:]
+	slices.SortFunc(rest, exemplar.Compare)
+	return e.append(app, i, st, t, count, rest)
+}
+
+// exemplarConverter converts exemplars as getPromExemplars in Prometheus's
+// prometheusremotewrite (helper.go) does, into one buffer per request.
+type exemplarConverter struct {
+	builder labels.ScratchBuilder
+	buf     []exemplar.Exemplar
+}
+
+const (
+	// maxExemplarRunes and the trace keys are the translator's (helper.go).
+	maxExemplarRunes = 128
+	traceIDKey       = "trace_id"
+	spanIDKey        = "span_id"
+)
+
+// convert returns exs converted, in their order, or nil if there are none.
+// The result lives until the next convert. Labels: trace_id and span_id
+// (hex) when set, then the filtered attributes unless they would take the
+// labels beyond maxExemplarRunes; an attribute named like a trace label
+// that is set gives way to it.
+func (c *exemplarConverter) convert(exs pmetric.ExemplarSlice) []exemplar.Exemplar {
+	if exs.Len() == 0 {
+		return nil
+	}
+	out := c.buf[:0]
+	for i := range exs.Len() {
+		ex := exs.At(i)
+		ts := timestamp.FromTime(ex.Timestamp().AsTime())
+		e := exemplar.Exemplar{Ts: ts, HasTs: ts != 0}
+		switch ex.ValueType() {
+		case pmetric.ExemplarValueTypeInt:
+			e.Value = float64(ex.IntValue())
+		case pmetric.ExemplarValueTypeDouble:
+			e.Value = ex.DoubleValue()
+		}
+		c.builder.Reset()
+		runes := 0
+		traceID, spanID := ex.TraceID(), ex.SpanID()
+		hasTrace, hasSpan := !traceID.IsEmpty(), !spanID.IsEmpty()
+		if hasTrace {
+			v := hex.EncodeToString(traceID[:])
+			runes += utf8.RuneCountInString(traceIDKey) + utf8.RuneCountInString(v)
+			c.builder.Add(traceIDKey, v)
+		}
+		if hasSpan {
+			v := hex.EncodeToString(spanID[:])
+			runes += utf8.RuneCountInString(spanIDKey) + utf8.RuneCountInString(v)
+			c.builder.Add(spanIDKey, v)
+		}
+		overridden := func(k string) bool { return hasTrace && k == traceIDKey || hasSpan && k == spanIDKey }
+		attrs := ex.FilteredAttributes()
+		for k, v := range attrs.All() {
+			if !overridden(k) {
+				runes += utf8.RuneCountInString(k) + utf8.RuneCountInString(v.AsString())
+			}
+		}
+		if runes <= maxExemplarRunes {
+			for k, v := range attrs.All() {
+				if !overridden(k) {
+					c.builder.Add(k, v.AsString())
+				}
+			}
+		}
+		c.builder.Sort()
+		e.Labels = c.builder.Labels()
+		out = append(out, e)
+	}
+	c.buf = out
+	return out
 }
 
 // histogramSeries is how many series the translator writes for a classic

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -26,15 +28,24 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// appendCall is one append exactly as the TSDB receives it (the float as
-// bits, so that NaN and stale markers compare).
+// appendCall is one append exactly as the TSDB receives it (the floats as
+// bits, so that NaN and stale markers compare), its exemplars apart from
+// its options.
 type appendCall struct {
+	ls        string
+	st, t     int64
+	v         uint64
+	h         *histogram.Histogram
+	fh        *histogram.FloatHistogram
+	opts      storage.AppendV2Options
+	exemplars []appendedExemplar
+}
+
+type appendedExemplar struct {
 	ls    string
-	st, t int64
 	v     uint64
-	h     *histogram.Histogram
-	fh    *histogram.FloatHistogram
-	opts  storage.AppendV2Options
+	ts    int64
+	hasTs bool
 }
 
 // callRecorder is an appender that stores nothing and records every call.
@@ -43,8 +54,17 @@ type callRecorder struct {
 	calls []appendCall
 }
 
+// Append copies the exemplars, as the head does: the translator reuses one
+// slice for a histogram point's buckets. No exemplars are recorded as nil,
+// whether nil or empty (the translator passes either; the head only ranges
+// over them).
 func (r *callRecorder) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	r.calls = append(r.calls, appendCall{ls: ls.String(), st: st, t: t, v: math.Float64bits(v), h: h, fh: fh, opts: opts})
+	var exs []appendedExemplar
+	for _, e := range opts.Exemplars {
+		exs = append(exs, appendedExemplar{ls: e.Labels.String(), v: math.Float64bits(e.Value), ts: e.Ts, hasTs: e.HasTs})
+	}
+	opts.Exemplars = nil
+	r.calls = append(r.calls, appendCall{ls: ls.String(), st: st, t: t, v: math.Float64bits(v), h: h, fh: fh, opts: opts, exemplars: exs})
 	return 0, nil
 }
 
@@ -79,6 +99,24 @@ func histogramPoint(m pmetric.Metric, ts time.Time, target string) pmetric.Histo
 	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(ts.Add(-time.Hour)))
 	dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 	return dp
+}
+
+// addExemplar adds an exemplar of value v (int if it is whole) at ts to
+// exs, with a trace and span id unless trace is false.
+func addExemplar(exs pmetric.ExemplarSlice, ts time.Time, v float64, trace bool) pmetric.Exemplar {
+	ex := exs.AppendEmpty()
+	if v == math.Trunc(v) && !math.IsInf(v, 0) {
+		ex.SetIntValue(int64(v))
+	} else {
+		ex.SetDoubleValue(v)
+	}
+	ex.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	if trace {
+		id := byte(exs.Len())
+		ex.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, id})
+		ex.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, id})
+	}
+	return ex
 }
 
 func numberPoint(dps pmetric.NumberDataPointSlice, ts time.Time, v float64) pmetric.NumberDataPoint {
@@ -261,6 +299,68 @@ func seriesCacheCorpus() []cacheCase {
 			probeResource(rm, "empty-01")
 			return md
 		}},
+		{name: "histogram exemplars: several buckets, two in one, above the last bound, on a bound, out of time order", cached: true, md: withHistogram(func(dp pmetric.HistogramDataPoint) {
+			ts := dp.Timestamp().AsTime()
+			exs := dp.Exemplars()
+			addExemplar(exs, ts, 0.25, true)
+			addExemplar(exs, ts.Add(-2*time.Second), 12.5, true) // on the bound: in le="12.5"
+			addExemplar(exs, ts.Add(-3*time.Second), 11.75, true)
+			addExemplar(exs, ts.Add(-time.Second), 11.5, false)
+			addExemplar(exs, ts, 60, true)
+			addExemplar(exs, ts.Add(-time.Second), 6000, true) // above 5000: in le="+Inf"
+			addExemplar(exs, ts.Add(-2*time.Second), 9000.5, false)
+		})},
+		{name: "histogram exemplars not sorted by value, NaN, at timestamp 0, on a stale point", cached: true, md: func(ts time.Time) pmetric.Metrics {
+			md := pmetric.NewMetrics()
+			m := newMetric(md, "network.latency")
+			// The translator takes them in order: 20 stops nothing below
+			// le="20", so 3 lands there too.
+			exs := histogramPoint(m, ts, "t-1").Exemplars()
+			addExemplar(exs, ts, 20, true)
+			addExemplar(exs, ts, 3, true)
+			addExemplar(exs, ts, math.NaN(), true)
+			addExemplar(exs, ts, 1, false).SetTimestamp(0)
+			dp := histogramPoint(m, ts, "t-2")
+			dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+			addExemplar(dp.Exemplars(), ts, 7, true)
+			histogramPoint(m, ts, "t-3") // none
+			return md
+		}},
+		{name: "exemplar attributes: short, over the rune limit, named like the trace labels", cached: true, md: withHistogram(func(dp pmetric.HistogramDataPoint) {
+			ts := dp.Timestamp().AsTime()
+			exs := dp.Exemplars()
+			a := addExemplar(exs, ts, 0.25, true).FilteredAttributes()
+			a.PutStr("reflector", "dvo-r1 🌴")
+			a.PutInt("attempt", 2)
+			a.PutStr("trace_id", "overridden by the trace id")
+			a = addExemplar(exs, ts, 1, true).FilteredAttributes()
+			a.PutStr("error", strings.Repeat("timeout ", 10)) // 63 runes of ids + 85: over 128
+			a = addExemplar(exs, ts, 2, false).FilteredAttributes()
+			a.PutStr("trace_id", "kept: no trace id")
+			a.PutStr("span_id", "kept: no span id")
+			a.PutStr("error", strings.Repeat("é", 75)) // 25 + 23 + 80: 128 runes, kept
+			a = addExemplar(exs, ts, 3, false).FilteredAttributes()
+			a.PutStr("error", strings.Repeat("é", 124)) // 5 + 124: 129 runes, dropped
+		})},
+		{name: "sums with exemplars: int and double, monotonic and not, out of time order, none", cached: true, md: func(ts time.Time) pmetric.Metrics {
+			md := pmetric.NewMetrics()
+			m := newMetric(md, "bantay.probe.failed")
+			s := m.SetEmptySum()
+			s.SetIsMonotonic(true)
+			s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dp := numberPoint(s.DataPoints(), ts, 4)
+			dp.Attributes().PutStr("reason", "timeout")
+			addExemplar(dp.Exemplars(), ts, 1, true)
+			addExemplar(dp.Exemplars(), ts.Add(-time.Second), 1000.5, true).FilteredAttributes().PutStr("target", "t-1")
+			addExemplar(dp.Exemplars(), ts.Add(-time.Second), 2, false)
+			numberPoint(s.DataPoints(), ts, 9).Attributes().PutStr("reason", "refused")
+			sm := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+			sm.SetName("bantay.probe.inflight")
+			ns := sm.SetEmptySum()
+			ns.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			addExemplar(numberPoint(ns.DataPoints(), ts, -1).Exemplars(), ts, 0.5, true)
+			return md
+		}},
 		// Not cached: what the translator warns about or refuses, and the
 		// shapes the cache leaves to it.
 		{name: "attribute names that collide after sanitising", cachedUTF8: true, md: withHistogram(func(dp pmetric.HistogramDataPoint) {
@@ -271,10 +371,8 @@ func seriesCacheCorpus() []cacheCase {
 			dp.ExplicitBounds().FromRaw([]float64{10, math.Inf(1)})
 			dp.BucketCounts().FromRaw([]uint64{1, 0, 3})
 		})},
-		{name: "histogram with exemplars", md: withHistogram(func(dp pmetric.HistogramDataPoint) {
-			ex := dp.Exemplars().AppendEmpty()
-			ex.SetDoubleValue(11)
-			ex.SetTimestamp(dp.Timestamp())
+		{name: "exemplar without a value", md: withHistogram(func(dp pmetric.HistogramDataPoint) {
+			dp.Exemplars().AppendEmpty().SetTimestamp(dp.Timestamp())
 		})},
 		{name: "empty metric next to a good one", md: func(ts time.Time) pmetric.Metrics {
 			md := withHistogram(func(pmetric.HistogramDataPoint) {})(ts)
@@ -340,6 +438,17 @@ func dumpStore(t *testing.T, s *Store) string {
 		b.WriteByte('\n')
 	}
 	require.NoError(t, set.Err())
+	eq, err := s.DB().ExemplarQuerier(context.Background())
+	require.NoError(t, err)
+	exs, err := eq.Select(math.MinInt64, math.MaxInt64, []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")})
+	require.NoError(t, err)
+	slices.SortFunc(exs, func(a, b exemplar.QueryResult) int { return labels.Compare(a.SeriesLabels, b.SeriesLabels) })
+	for _, r := range exs {
+		fmt.Fprintln(&b, "exemplars of", r.SeriesLabels)
+		for _, e := range r.Exemplars {
+			fmt.Fprintf(&b, " %d %x %s\n", e.Ts, math.Float64bits(e.Value), e.Labels)
+		}
+	}
 	return b.String()
 }
 
@@ -570,4 +679,46 @@ func TestNHCBHistogramsAreLeftToTheTranslator(t *testing.T) {
 	}
 	assert.Equal(t, 2.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)), "the gauge's requests")
 	assert.Equal(t, 4.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathTranslated)))
+}
+
+// TestExemplarWithoutAValueIsLeftToTheTranslator: the translator refuses a
+// point with an exemplar of neither int nor double, so a cached stream
+// whose point carries one is translated (and refused), not appended with
+// an exemplar of value 0.
+func TestExemplarWithoutAValueIsLeftToTheTranslator(t *testing.T) {
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	for name, md := range map[string]func(ts time.Time, valued bool) pmetric.Metrics{
+		"histogram": func(ts time.Time, valued bool) pmetric.Metrics {
+			md := pmetric.NewMetrics()
+			ex := histogramPoint(newMetric(md, "network.latency"), ts, "t-1").Exemplars().AppendEmpty()
+			if valued {
+				ex.SetDoubleValue(11)
+			}
+			return md
+		},
+		"sum": func(ts time.Time, valued bool) pmetric.Metrics {
+			md := pmetric.NewMetrics()
+			s := newMetric(md, "bantay.probe.failed").SetEmptySum()
+			s.SetIsMonotonic(true)
+			s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			ex := numberPoint(s.DataPoints(), ts, 1).Exemplars().AppendEmpty()
+			if valued {
+				ex.SetIntValue(1)
+			}
+			return md
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, t.TempDir())
+			defer s.Close()
+			for i := range 2 {
+				require.NoError(t, s.AppendMetrics(context.Background(), md(start.Add(time.Duration(i)*time.Second), true)))
+			}
+			require.Equal(t, 1.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)))
+			err := s.AppendMetrics(context.Background(), md(start.Add(2*time.Second), false))
+			require.ErrorContains(t, err, "unsupported exemplar value type")
+			assert.Equal(t, 1.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathCached)), "translated")
+			assert.Equal(t, 2.0, testutil.ToFloat64(s.appendPaths.WithLabelValues(pathTranslated)))
+		})
+	}
 }
