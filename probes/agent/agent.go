@@ -55,7 +55,6 @@ type uplink struct {
 	logger   *slog.Logger
 	opts     prober.Options
 	provider *sdkmetric.MeterProvider
-	loop     *exportLoop
 	exporter *outageExporter
 	inst     *instruments
 	// jobs are the file's targets'; mesh targets' jobs are the mesh's.
@@ -158,8 +157,12 @@ func (a *Agent) newUplink(u config.Uplink) (*uplink, error) {
 	if a.mesh != nil {
 		export = liveExporter{Exporter: wrapped, live: &a.mesh.live}
 	}
-	up.loop = newExportLoop(export, a.cfg.Collector.ExportInterval, a.cfg.Collector.Timeout)
-	mpOpts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(up.loop.reader)}
+	mpOpts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(export,
+			sdkmetric.WithInterval(a.cfg.Collector.ExportInterval),
+			sdkmetric.WithTimeout(a.cfg.Collector.Timeout))),
+	}
 	mpOpts = append(mpOpts, recordingOptions(a.cfg.Recording)...)
 	if a.registry != nil {
 		// A second reader on the same provider: /metrics shows exactly
@@ -237,7 +240,6 @@ func (a *Agent) discard() {
 func (u *uplink) discard() {
 	u.exporter.silent.Store(true)
 	u.provider.Shutdown(canceled())
-	u.exporter.Shutdown(canceled())
 	u.exporter.close()
 }
 
@@ -370,7 +372,6 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	for _, u := range a.uplink {
-		wg.Go(func() { u.loop.run(ctx) })
 		for _, j := range u.jobs {
 			wg.Go(func() { j.run(ctx, newRand()) })
 		}
@@ -402,7 +403,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// shutdownProviders exports once more (exportLoop.flush) and closes every
+// shutdownProviders exports once more (Shutdown flushes) and closes every
 // uplink's provider and queue, reporting uplinks whose data could not be
 // delivered nor queued, and saying what stays queued for the next start.
 // The uplinks shut down at once: each final export may wait up to the
@@ -421,7 +422,7 @@ func (a *Agent) shutdownProviders(ctx context.Context) error {
 // shutdown is shutdownProviders for one uplink.
 func (u *uplink) shutdown(ctx context.Context) error {
 	var errs []error
-	if err := errors.Join(u.loop.flush(ctx), u.provider.Shutdown(ctx)); err != nil {
+	if err := u.provider.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("uplink %q: shut down meter: %w", u.name, err))
 	}
 	if err := u.exporter.undelivered(); err != nil {
