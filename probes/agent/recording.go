@@ -74,8 +74,8 @@ func (emptyReservoir) Offer(context.Context, time.Time, exemplar.Value, []attrib
 
 // Collect leaves dest without capacity: the SDK makes the point's exemplar
 // slice as long as dest's capacity, and nil costs nothing. (The buffer
-// dropped here is the SDK's pooled one; it is made again once per
-// collection by the next instrument that keeps exemplars.)
+// dropped here is the SDK's pooled one; the first point of the next
+// instrument that keeps exemplars makes it again, once per collection.)
 func (emptyReservoir) Collect(dest *[]exemplar.Exemplar) { *dest = nil }
 
 // markTracer gives a measurement an exemplar: mark puts a sampled span of
