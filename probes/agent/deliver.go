@@ -95,7 +95,7 @@ func (t trouble) cause() string {
 
 func (e *outageExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	at := e.now()
-	f := &flight{}
+	f := &flight{keep: e.queue != nil}
 	err := e.Exporter.Export(withFlight(ctx, f), rm)
 	if e.silent.Load() {
 		return nil
@@ -113,7 +113,7 @@ func (e *outageExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 		t, msg := diagnose(err, &f.answer)
 		points := countPoints(rm)
 		queued := false
-		if t == troubleUnreachable && e.queue != nil && f.body != nil {
+		if t == troubleUnreachable && f.body != nil {
 			queued = e.enqueue(at, points, f.body)
 		}
 		e.failure(t, msg, err, points, queued)

@@ -142,6 +142,10 @@ type answer struct {
 // headers, retries and error handling as fresh data.
 type flight struct {
 	answer answer // HTTP only
+	// keep says to take body: only an uplink with a queue has a use for
+	// it, and taking it is a second serialized copy of every request (for
+	// gRPC a second marshalling too).
+	keep bool
 	// body is the serialized ExportMetricsServiceRequest as first sent.
 	body []byte
 	// replay, when set, is a queued request to send instead of the one
@@ -173,7 +177,7 @@ func flightInterceptor(ctx context.Context, method string, req, reply any, cc *g
 				return status.Errorf(codes.InvalidArgument, "queued request unreadable: %v", err)
 			}
 			req = r
-		} else if m, ok := req.(proto.Message); ok && f.body == nil {
+		} else if m, ok := req.(proto.Message); ok && f.keep && f.body == nil {
 			b, err := proto.Marshal(m)
 			if err != nil {
 				return err
@@ -202,7 +206,7 @@ func (t flightTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.Clone(req.Context())
 		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(f.replay)), int64(len(f.replay))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(f.replay)), nil }
-	case f.body == nil && req.GetBody != nil:
+	case f.keep && f.body == nil && req.GetBody != nil:
 		// GetBody is a fresh reader on the exporter's buffer: the body
 		// being sent is left alone.
 		rc, err := req.GetBody()

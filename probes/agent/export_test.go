@@ -28,6 +28,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -577,5 +578,28 @@ func TestDiagnose(t *testing.T) {
 				t.Errorf("diagnose = %s, %q; want %s, containing %q", got.what(), msg, tc.want.what(), tc.msg)
 			}
 		})
+	}
+}
+
+// TestFlightKeepsBodyOnlyForAQueue: the serialized request is taken (for
+// gRPC, marshalled a second time) only when the uplink has a queue to put
+// it in; without one it was a copy of every request for nothing.
+func TestFlightKeepsBodyOnlyForAQueue(t *testing.T) {
+	req := &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{SchemaUrl: "x"}}}
+	want, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoked := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	for _, keep := range []bool{false, true} {
+		f := &flight{keep: keep}
+		if err := flightInterceptor(withFlight(context.Background(), f), "/export", req, nil, nil, invoked); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.body != nil; got != keep {
+			t.Errorf("keep %v: body taken %v", keep, got)
+		} else if keep && string(f.body) != string(want) {
+			t.Errorf("keep: body %x; want %x", f.body, want)
+		}
 	}
 }

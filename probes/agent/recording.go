@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"sync"
+	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -26,6 +28,10 @@ const nativeMaxScale = 8
 // what mark marks carries one.
 func recordingOptions(r config.Recording) []sdkmetric.Option {
 	opts := []sdkmetric.Option{sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter)}
+	for _, name := range unmarked {
+		opts = append(opts, sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: name},
+			sdkmetric.Stream{ExemplarReservoirProviderSelector: noExemplars})))
+	}
 	if !r.Exponential() {
 		return opts // the instrument's own explicit buckets, as always
 	}
@@ -42,6 +48,35 @@ func recordingOptions(r config.Recording) []sdkmetric.Option {
 		},
 	})))
 }
+
+// unmarked are the instruments recorded only with context.Background(),
+// never with mark's context: the trace-based filter lets none of their
+// measurements through, so they never carry an exemplar.
+var unmarked = []string{
+	metricmodel.Attempts, metricmodel.Duplicates, metricmodel.Reordered,
+	metricmodel.Jitter, metricmodel.JitterPairs, metricmodel.HTTPStatus,
+	metricmodel.CertExpiry, metricmodel.Lateness, metricmodel.RoundsInFlight,
+}
+
+// noExemplars gives the unmarked instruments a reservoir that holds nothing
+// and hands back no buffer. With the SDK's own (empty) reservoir every
+// collection gave every point of a cumulative sum a new exemplar slice as
+// long as the SDK's pooled buffer — 29 exemplars, about 3 KB, once the
+// latency histogram's bucket-aligned reservoir has used it: 15 MB of empty
+// slices per export at 1,000 targets (docs/BENCHMARKS.md, "Probe footprint").
+func noExemplars(sdkmetric.Aggregation) exemplar.ReservoirProvider {
+	return func(attribute.Set) exemplar.Reservoir { return emptyReservoir{} }
+}
+
+type emptyReservoir struct{}
+
+func (emptyReservoir) Offer(context.Context, time.Time, exemplar.Value, []attribute.KeyValue) {}
+
+// Collect leaves dest without capacity: the SDK makes the point's exemplar
+// slice as long as dest's capacity, and nil costs nothing. (The buffer
+// dropped here is the SDK's pooled one; the first point of the next
+// instrument that keeps exemplars makes it again, once per collection.)
+func (emptyReservoir) Collect(dest *[]exemplar.Exemplar) { *dest = nil }
 
 // markTracer gives a measurement an exemplar: mark puts a sampled span of
 // its own in the context the measurement is recorded with. The spans are

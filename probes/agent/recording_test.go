@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
@@ -158,6 +163,72 @@ func TestRecordingClassicByDefault(t *testing.T) {
 		m := metricsByName(rm)
 		if m[metricmodel.LatencyNative] != nil || m[metricmodel.Latency].GetHistogram() == nil {
 			t.Errorf("%s: default recording must send the classic histogram only: %v", carrier, m)
+		}
+	}
+}
+
+// TestUnmarkedInstrumentsCostNoExemplarSlices: an instrument never recorded
+// with mark's context gets no exemplar slice at all, where the SDK's empty
+// reservoir gave every point of a cumulative sum a 29-exemplar one at every
+// collection (15 MB per export at 1,000 targets); the marked ones keep
+// their exemplars. Each collection is into a fresh ResourceMetrics, as the
+// PeriodicReader's is.
+func TestUnmarkedInstrumentsCostNoExemplarSlices(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	opts := append(recordingOptions(config.Recording{Histograms: config.HistogramsClassic}), sdkmetric.WithReader(reader))
+	provider := sdkmetric.NewMeterProvider(opts...)
+	defer provider.Shutdown(context.Background())
+	inst, err := newInstruments(provider.Meter(metricmodel.ScopeName), "Manila")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	at := metric.WithAttributes(attribute.String(metricmodel.AttrTarget, "davao"))
+	for range 2 {
+		slow, _ := mark("slow probe")
+		inst.latency.Record(slow, 250, at)
+		failed, _ := mark("probe failure")
+		inst.failures.Add(failed, 1, at)
+		inst.attempts.Add(bg, 5, at)
+		inst.jitter.Add(bg, 0.5, at)
+		inst.lateness.Record(bg, 0.001, inst.here)
+
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(bg, &rm); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for _, m := range rm.ScopeMetrics[0].Metrics {
+			var caps, lens []int
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					caps, lens = append(caps, cap(p.Exemplars)), append(lens, len(p.Exemplars))
+				}
+			case metricdata.Sum[float64]:
+				for _, p := range d.DataPoints {
+					caps, lens = append(caps, cap(p.Exemplars)), append(lens, len(p.Exemplars))
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					caps, lens = append(caps, cap(p.Exemplars)), append(lens, len(p.Exemplars))
+				}
+			}
+			for i := range caps {
+				seen[m.Name]++
+				marked := m.Name == metricmodel.Latency || m.Name == metricmodel.Failures
+				if marked && lens[i] == 0 {
+					t.Errorf("%s: a marked measurement lost its exemplar", m.Name)
+				}
+				if !marked && caps[i] != 0 {
+					t.Errorf("%s: an exemplar slice of capacity %d for an instrument that never has one", m.Name, caps[i])
+				}
+			}
+		}
+		for _, name := range []string{metricmodel.Latency, metricmodel.Failures, metricmodel.Attempts, metricmodel.Jitter, metricmodel.Lateness} {
+			if seen[name] == 0 {
+				t.Errorf("%s: no point collected", name)
+			}
 		}
 	}
 }
