@@ -417,7 +417,13 @@ func (e *env) compareMetadataEndpoints(t *testing.T, ctx context.Context, prom *
 		label string
 		match []string
 	}{
-		{"__name__", nil},
+		// Recording rules' outputs (names with a colon) are left out: the two
+		// rule managers start their groups at different moments, so near the
+		// window's start one may have evaluated a group the other has not yet
+		// (CI saw path:latency_slo_errors:* only in Bantay once); their
+		// values are compared by the {__name__=~"path:.+"} series above and
+		// the queries.
+		{"__name__", []string{`{__name__=~"[^:]+"}`}},
 		{"src_city", nil},
 		{"dst_city", []string{`bantay_probe_attempts_total{src_city=~"Manila|Davao"}`}},
 		{"carrier", []string{`bantay_probe_attempts_total{src_city="Manila"}`}},
