@@ -53,6 +53,9 @@ func Start(t testing.TB) *Thanos {
 		"--grpc-address="+th.receiveGRPC,
 		"--http-address="+th.receiveHTTP,
 		"--remote-write.address="+th.remoteWrite,
+		// Its replication server defaults to 0.0.0.0:19391: on loopback
+		// and a free port, so two receives on one machine do not collide.
+		"--receive.capnproto-address="+testenv.FreeAddr(t),
 		`--label=receive_replica="0"`,
 		// The collectors' out-of-order window: a probe's queued backlog
 		// sent after an outage is accepted here as by the collector.
