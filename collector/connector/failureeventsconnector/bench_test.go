@@ -3,6 +3,7 @@ package failureeventsconnector
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,4 +52,35 @@ func BenchmarkConsumeMetrics(b *testing.B) {
 		_ = c.ConsumeMetrics(context.Background(), batches[i%len(batches)])
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1200, "ns/point")
+}
+
+// BenchmarkConsumeMetricsParallel is many probes' exports arriving at once,
+// as the OTLP receiver hands them over from concurrent requests: one probe
+// per export (its attempts and six failure series), each goroutine its own
+// probes.
+func BenchmarkConsumeMetricsParallel(b *testing.B) {
+	c, err := NewFactory().CreateMetricsToLogs(context.Background(), connectortest.NewNopSettings(metadata.Type),
+		createDefaultConfig(), &consumertest.LogsSink{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	exports := make([]pmetric.Metrics, 1024)
+	for p := range exports {
+		md := pmetric.NewMetrics()
+		for _, reason := range []string{"timeout", "refused", "dns", "tls", "http_status", "other"} {
+			s := dvoTimeout
+			s.probe = fmt.Sprintf("p-%04d", p)
+			s.reason = reason
+			appendFailures(md, s, t0, 0)
+		}
+		exports[p] = md
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_ = c.ConsumeMetrics(context.Background(), exports[next.Add(1)%int64(len(exports))])
+		}
+	})
 }

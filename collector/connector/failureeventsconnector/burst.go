@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -78,6 +79,9 @@ type folder struct {
 	count func(result string)
 
 	streams map[string]*stream
+	// budget bounds the streams of every folder sharing it (max_streams
+	// counts the connector's streams, whichever shard holds them).
+	budget *streamBudget
 	// probes maps a probe (service.instance.id) to the data time it was
 	// first seen, so that a failure series appearing later (the first
 	// failure of a reason) counts from zero instead of being taken for a
@@ -94,23 +98,59 @@ type probeSeen struct {
 
 type kv struct{ k, v string }
 
-func newFolder(cfg *Config, emit func(events.Event), count func(string)) *folder {
-	return &folder{cfg: cfg, emit: emit, count: count, streams: map[string]*stream{}, probes: map[string]probeSeen{}}
+// streamBudget counts streams against max_streams across folders.
+type streamBudget struct {
+	n   atomic.Int64
+	max int64
+}
+
+func newStreamBudget(max int) *streamBudget { return &streamBudget{max: int64(max)} }
+
+// take reserves one stream, or says the budget is spent.
+func (b *streamBudget) take() bool {
+	for {
+		n := b.n.Load()
+		if n >= b.max {
+			return false
+		}
+		if b.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (b *streamBudget) give() { b.n.Add(-1) }
+
+// newFolder folds for one shard; budget is shared with the other shards'
+// folders (nil: a budget of the folder's own).
+func newFolder(cfg *Config, emit func(events.Event), count func(string), budget *streamBudget) *folder {
+	if budget == nil {
+		budget = newStreamBudget(cfg.MaxStreams)
+	}
+	return &folder{cfg: cfg, emit: emit, count: count, streams: map[string]*stream{}, budget: budget, probes: map[string]probeSeen{}}
 }
 
 // consume folds every bantay.probe.failures point of md. Attempts points
 // only tell it which probes are already known.
 func (f *folder) consume(md pmetric.Metrics, now time.Time) {
 	for instance, m := range pmetricwalk.Metrics(md) {
-		if m.Type() != pmetric.MetricTypeSum {
-			continue
-		}
-		switch m.Name() {
-		case metricmodel.Failures:
-			f.failures(instance, m.Sum(), now)
-		case metricmodel.Attempts:
-			f.attempts(instance, m.Sum(), now)
-		}
+		f.metric(instance, m, now)
+	}
+}
+
+// folds tells whether the folder reads m at all.
+func folds(m pmetric.Metric) bool {
+	return m.Type() == pmetric.MetricTypeSum && (m.Name() == metricmodel.Failures || m.Name() == metricmodel.Attempts)
+}
+
+// metric folds one metric of the probe instance.
+func (f *folder) metric(instance string, m pmetric.Metric, now time.Time) {
+	switch {
+	case !folds(m):
+	case m.Name() == metricmodel.Failures:
+		f.failures(instance, m.Sum(), now)
+	default:
+		f.attempts(instance, m.Sum(), now)
 	}
 }
 
@@ -203,7 +243,7 @@ func (f *folder) point(instance string, attrs pcommon.Map, startNs, tsNs int64, 
 
 	st, ok := f.streams[string(f.key)]
 	if !ok {
-		if len(f.streams) >= f.cfg.MaxStreams {
+		if !f.budget.take() {
 			f.count(resStreamLim)
 			return
 		}
@@ -328,6 +368,7 @@ func (f *folder) tick(now time.Time) {
 				f.close(st, false)
 			}
 			delete(f.streams, k)
+			f.budget.give()
 		}
 	}
 	for p, s := range f.probes {

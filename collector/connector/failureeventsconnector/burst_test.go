@@ -83,7 +83,7 @@ func newHarness(t *testing.T, mutate ...func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, counts: map[string]int{}, now: t0}
-	h.f = newFolder(cfg, func(e events.Event) { h.got = append(h.got, e) }, func(r string) { h.counts[r]++ })
+	h.f = newFolder(cfg, func(e events.Event) { h.got = append(h.got, e) }, func(r string) { h.counts[r]++ }, nil)
 	return h
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/bantay-noc/bantay/collector/connector/failureeventsconnector/internal/metadata"
 	"github.com/bantay-noc/bantay/internal/events"
 	"github.com/bantay-noc/bantay/internal/logthrottle"
+	"github.com/bantay-noc/bantay/internal/metricmodel/pmetricwalk"
 )
 
 // Reasons an event is dropped (bantay_failure_events_dropped{reason}).
@@ -24,20 +25,21 @@ const (
 	dropConsumerError = "consumer_error"
 )
 
-// failureEvents is the connector: ConsumeMetrics folds points under a
-// mutex (no I/O, O(points)) and returns nil; finished bursts go through a
-// bounded channel to a goroutine that batches them into log records and
-// hands them to the logs pipeline.
+// failureEvents is the connector: ConsumeMetrics folds points (no I/O,
+// O(points)) and returns nil; finished bursts go through a bounded channel
+// to a goroutine that batches them into log records and hands them to the
+// logs pipeline. The folding state is split by probe into shards, each with
+// its own lock, so that concurrent exports of different probes do not wait
+// for each other: with one lock, a trace at 200,000 series put 92 % of the
+// collector's mutex wait here.
 type failureEvents struct {
 	cfg  *Config
 	next consumer.Logs
 	now  func() time.Time
 
+	// mu guards started and stopped.
 	mu     sync.Mutex
-	folder *folder
-	// pointCounts collects one ConsumeMetrics call's results, so the
-	// counter is updated once per result and call, not once per point.
-	pointCounts map[string]int64
+	shards [numShards]shard
 
 	queue chan events.Event
 	// held is what run had batched but not yet handed on when it
@@ -58,6 +60,29 @@ type failureEvents struct {
 
 var _ connector.Metrics = (*failureEvents)(nil)
 
+// numShards is how many folders the streams are spread over, by probe:
+// well above the exports a 2- to 8-core collector runs at once.
+const numShards = 16
+
+// shard is one folder and the results of its points not yet counted.
+type shard struct {
+	mu     sync.Mutex
+	folder *folder
+	// counts collects results while the shard is held, so the counter
+	// is updated once per result and hold, not once per point.
+	counts  map[string]int64
+	stopped bool // after Shutdown emitted its open bursts
+}
+
+// shardOf is the shard of a probe instance (FNV-1a).
+func (c *failureEvents) shardOf(instance string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(instance); i++ {
+		h = (h ^ uint32(instance[i])) * 16777619
+	}
+	return &c.shards[h%numShards]
+}
+
 func newConnector(cfg *Config, set connector.Settings, next consumer.Logs) (*failureEvents, error) {
 	c := &failureEvents{
 		cfg:      cfg,
@@ -75,8 +100,12 @@ func newConnector(cfg *Config, set connector.Settings, next consumer.Logs) (*fai
 	}
 	c.pointsC, c.emittedC = tel.FailureEventsPoints, tel.FailureEventsEmitted
 	c.droppedC, c.streamsG = tel.FailureEventsDropped, tel.FailureEventsStreams
-	c.pointCounts = map[string]int64{}
-	c.folder = newFolder(cfg, c.enqueue, c.countPoint)
+	budget := newStreamBudget(cfg.MaxStreams)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.counts = map[string]int64{}
+		s.folder = newFolder(cfg, c.enqueue, func(result string) { c.countPoint(s, result) }, budget)
+	}
 	return c, nil
 }
 
@@ -102,17 +131,36 @@ func (c *failureEvents) Start(_ context.Context, _ component.Host) error {
 // acknowledgement to the probe) must never wait on or fail for them.
 func (c *failureEvents) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
 	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return nil
+	// A probe's metrics come together in its resource: hold its shard
+	// across them rather than taking the lock per metric.
+	var held *shard
+	for instance, m := range pmetricwalk.Metrics(md) {
+		if !folds(m) {
+			continue
+		}
+		if s := c.shardOf(instance); s != held {
+			c.release(held)
+			held = s
+			held.mu.Lock()
+		}
+		if !held.stopped {
+			held.folder.metric(instance, m, now)
+		}
 	}
-	c.folder.consume(md, now)
-	for result, n := range c.pointCounts {
+	c.release(held)
+	return nil
+}
+
+// release counts the held shard's results and unlocks it.
+func (c *failureEvents) release(s *shard) {
+	if s == nil {
+		return
+	}
+	for result, n := range s.counts {
 		c.pointsC.Add(context.Background(), n, c.attrs, metric.WithAttributes(attribute.String("result", result)))
 	}
-	clear(c.pointCounts)
-	return nil
+	clear(s.counts)
+	s.mu.Unlock()
 }
 
 // enqueue is the folder's emit: never blocks; a full queue drops.
@@ -126,9 +174,9 @@ func (c *failureEvents) enqueue(e events.Event) {
 	}
 }
 
-// countPoint runs under c.mu (from the folder).
-func (c *failureEvents) countPoint(result string) {
-	c.pointCounts[result]++
+// countPoint runs under s.mu (from s's folder).
+func (c *failureEvents) countPoint(s *shard, result string) {
+	s.counts[result]++
 	switch result {
 	case resInvalid:
 		c.warnings.Warn(resInvalid, "bantay.probe.failures point without probe, target or reason, or with a negative or non-finite value; ignored (is citytag before this connector?)")
@@ -153,10 +201,14 @@ func (c *failureEvents) run() {
 				batch = c.send(context.Background(), batch)
 			}
 		case <-ticker.C:
-			c.mu.Lock()
-			c.folder.tick(c.now())
-			n := len(c.folder.streams)
-			c.mu.Unlock()
+			now, n := c.now(), 0
+			for i := range c.shards {
+				s := &c.shards[i]
+				s.mu.Lock()
+				s.folder.tick(now)
+				n += len(s.folder.streams)
+				c.release(s)
+			}
 			c.streamsG.Record(context.Background(), int64(n), c.attrs)
 			batch = c.drain(context.Background(), batch)
 		case <-c.stop:
@@ -220,9 +272,13 @@ func (c *failureEvents) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	c.mu.Lock()
-	c.folder.closeAll()
-	c.mu.Unlock()
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.stopped = true
+		s.folder.closeAll()
+		c.release(s)
+	}
 	batch := c.held
 	if batch == nil {
 		batch = make([]events.Event, 0, c.cfg.MaxBatch)

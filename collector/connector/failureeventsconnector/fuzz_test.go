@@ -27,7 +27,7 @@ func FuzzFold(f *testing.F) {
 		cfg.MaxStreams = 4
 		cfg.MaxBurst = time.Minute
 		var got []events.Event
-		fo := newFolder(cfg, func(e events.Event) { got = append(got, e) }, func(string) {})
+		fo := newFolder(cfg, func(e events.Event) { got = append(got, e) }, func(string) {}, nil)
 		targets := []string{"203.0.113.7:443", "", "198.51.100.1:53"}
 		reasons := []string{"timeout", "refused", ""}
 		now := t0
