@@ -314,6 +314,35 @@ func groupTargets(lsets []labels.Labels) ([]*target, error) {
 	return out, nil
 }
 
+// TargetSeries is what the store holds for one probe target on one uplink,
+// in the probe's shape (metricmodel.SeriesPerTarget series), each with the
+// target's labels (target and path labels, no __name__): for benchmarks and
+// tests that need a fleet's history without running a fleet first.
+func TargetSeries(target labels.Labels) []labels.Labels {
+	with := func(name string, extra ...string) labels.Labels {
+		b := labels.NewBuilder(target).Set(model.MetricNameLabel, name)
+		for i := 0; i < len(extra); i += 2 {
+			b.Set(extra[i], extra[i+1])
+		}
+		return b.Labels()
+	}
+	out := make([]labels.Labels, 0, metricmodel.SeriesPerTarget)
+	for _, le := range metricmodel.LatencyBounds {
+		out = append(out, with("network_latency_milliseconds_bucket", "le", strconv.FormatFloat(le, 'f', -1, 64)))
+	}
+	out = append(out, with("network_latency_milliseconds_bucket", "le", "+Inf"),
+		with("network_latency_milliseconds_sum"), with("network_latency_milliseconds_count"),
+		with("bantay_probe_attempts_total"))
+	for _, r := range metricmodel.FailureReasons {
+		out = append(out, with("bantay_probe_failures_total", "reason", r))
+	}
+	for _, name := range []string{"bantay_probe_duplicates_total", "bantay_probe_reordered_total",
+		"bantay_probe_jitter_milliseconds_total", "bantay_probe_jitter_pairs_total"} {
+		out = append(out, with(name))
+	}
+	return out
+}
+
 // Compact compacts the blocks in dir as a TSDB whose largest block range is
 // maxBlock does (Prometheus's is a tenth of its retention), so that the
 // history is laid out as days of running would have left it.

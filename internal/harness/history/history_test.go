@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,40 +14,18 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/tsdb"
-
-	"github.com/bantay-noc/bantay/internal/metricmodel"
 )
 
 // probeSeries is the store's series of n targets on one uplink, in the
-// probe's shape (metricmodel.SeriesPerTarget each) plus the uplink's
-// target_info.
+// probe's shape, plus the uplink's target_info.
 func probeSeries(n int) []labels.Labels {
-	var out []labels.Labels
 	base := map[string]string{"job": "bantay-probe", "instance": "mnl-01", "src_city": "Manila", "carrier": "Globe",
 		"network_type": "5g", "probe": "mnl-01", "region": "NCR", "island_group": "Luzon", "method": "udp"}
-	with := func(name string, extra ...string) labels.Labels {
-		b := labels.NewBuilder(labels.FromMap(base)).Set(model.MetricNameLabel, name)
-		for i := 0; i < len(extra); i += 2 {
-			b.Set(extra[i], extra[i+1])
-		}
-		return b.Labels()
-	}
-	out = append(out, with("target_info"))
+	info := labels.NewBuilder(labels.FromMap(base)).Set(model.MetricNameLabel, "target_info").Labels()
+	out := []labels.Labels{info}
 	for i := range n {
-		t := []string{"target", fmt.Sprintf("udp-davao-%d", i), "dst_city", "Davao"}
-		for _, le := range metricmodel.LatencyBounds {
-			out = append(out, with("network_latency_milliseconds_bucket", append(t, "le", strconv.FormatFloat(le, 'f', -1, 64))...))
-		}
-		out = append(out, with("network_latency_milliseconds_bucket", append(t, "le", "+Inf")...),
-			with("network_latency_milliseconds_sum", t...), with("network_latency_milliseconds_count", t...),
-			with("bantay_probe_attempts_total", t...))
-		for _, r := range metricmodel.FailureReasons {
-			out = append(out, with("bantay_probe_failures_total", append(t, "reason", r)...))
-		}
-		for _, name := range []string{"bantay_probe_duplicates_total", "bantay_probe_reordered_total",
-			"bantay_probe_jitter_milliseconds_total", "bantay_probe_jitter_pairs_total"} {
-			out = append(out, with(name, t...))
-		}
+		target := labels.NewBuilder(labels.FromMap(base)).Set("target", fmt.Sprintf("udp-davao-%d", i)).Set("dst_city", "Davao").Labels()
+		out = append(out, TargetSeries(target)...)
 	}
 	return out
 }
