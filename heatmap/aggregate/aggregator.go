@@ -144,9 +144,9 @@ type stream struct {
 
 // cell is one (src, dst, carrier, network type) path.
 type cell struct {
-	key      pathstate.CellKey
-	id       string
-	ring     *ring
+	key  pathstate.CellKey
+	id   string
+	ring *ring
 	// native holds the native (exponential) buckets of the samples that
 	// have them, in the NativeBounds layout; nil until the cell's first
 	// native point. Its counters are unused: attempts, failures and jitter
