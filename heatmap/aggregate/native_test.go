@@ -188,3 +188,53 @@ func TestBadNativePointIsCounted(t *testing.T) {
 		t.Error("a bad point made a cell")
 	}
 }
+
+// TestNativeBacklogFillsTheOutage is TestBacklogFillsTheOutage for a probe
+// recording native histograms, alone and beside its classic twin: the
+// backlog goes to the slots it was measured in, in both rings, and the
+// drill-down (native, since every sample has native buckets) and the
+// windows count each observation once.
+func TestNativeBacklogFillsTheOutage(t *testing.T) {
+	for _, twin := range []bool{false, true} {
+		a, _ := testAggregator(t, nil)
+		start := t0.Add(-time.Second)
+		send := func(slot int, n uint64) {
+			if twin {
+				a.Observe(hist("lat", pathMD, start, slotAt(slot), []uint64{0, n, 0, 0}, 15*float64(n)))
+			}
+			a.Observe(nativePoint("nat", pathMD, start, slotAt(slot), &Exponential{Scale: 3, Offset: 31, Counts: []uint64{n}}, 15*float64(n), twin))
+			a.Observe(counter(KindAttempts, "att", pathMD, start, slotAt(slot), float64(n)))
+		}
+		send(1, 1)
+		send(2, 2)
+		send(7, 7) // back: slots 3-6 are in this increase
+		for s := 3; s <= 6; s++ {
+			send(s, uint64(s)) // the backlog
+		}
+		now := slotAt(8)
+		_, dr, _ := a.Drilldown(pathMD.ID(), now, 0)
+		if len(dr.Bounds) != NativeBuckets {
+			t.Fatalf("twin %v: drill-down in the layout of %d bounds, want native", twin, len(dr.Bounds))
+		}
+		wantSlots(t, columnsBySlot(t, a, now), map[int][3]float64{1: {1, 1, 0}, 3: {1, 1, 2 + btof(twin)}, 6: {1, 1, 2 + btof(twin)}, 7: {1, 1, 0}})
+		changed, _, _ := a.Collect(now)
+		v := viewOf(t, changed, pathMD.ID())
+		if w := v.Wins[len(v.Wins)-1]; w.Count != 7 || w.P50 != round3(nativeQuantile(0.5, onlyIn(cellBucket(15), 7), 7)) {
+			t.Errorf("twin %v: last window %d observations p50 %g, want 7 in the native bucket of 15 ms (14.67, 16]", twin, w.Count, w.P50)
+		}
+	}
+}
+
+func btof(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// onlyIn is a native layout's counts with n in bucket k.
+func onlyIn(k int, n uint64) []uint64 {
+	c := make([]uint64, NativeBuckets+1)
+	c[k] = n
+	return c
+}
