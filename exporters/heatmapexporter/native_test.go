@@ -224,7 +224,7 @@ func TestNativeCellsEqualHistogramQuantileOnTheStoredNativeSeries(t *testing.T) 
 		t.Fatal(err)
 	}
 	probes := []*sdkProbe{
-		newSDKProbe(t, "mnl-01", "Manila", true, true, 28), // recording.histograms: both
+		newSDKProbe(t, "mnl-01", "Manila", true, true, 28),  // recording.histograms: both
 		newSDKProbe(t, "mnl-02", "Manila", false, true, 35), // exponential
 		newSDKProbe(t, "bag-01", "Baguio", true, false, 22), // classic
 	}

@@ -61,8 +61,8 @@ type ring struct {
 	head    int64 // absolute slot number of the newest slot; 0 before any data
 	advance int64 // advances since the last exact recomputation of the sums
 
-	counts []uint16               // n × nb
-	used   []uint64               // bit per slot position: holds data (lets moves skip empty slots)
+	counts []uint16 // n × nb
+	used   []uint64 // bit per slot position: holds data (lets moves skip empty slots)
 	// lo and hi are, per slot position, the buckets [lo, hi) that can hold
 	// counts (addHistogram widens them; empty: 0, 0), so moving past,
 	// summing and reading a slot skip the rest: a slot of a native ring
