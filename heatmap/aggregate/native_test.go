@@ -238,3 +238,16 @@ func onlyIn(k int, n uint64) []uint64 {
 	c[k] = n
 	return c
 }
+
+func TestNativeDeltaPointsAreAddedAsTheyAre(t *testing.T) {
+	a, _ := testAggregator(t, nil)
+	for i := range 2 {
+		p := nativePoint("n", pathMD, time.Time{}, t0.Add(time.Duration(i)*15*time.Second), expOf(6, 20, 30), 50, false)
+		p.Delta = true
+		a.Observe(p)
+	}
+	changed, _, _ := a.Collect(t0.Add(16 * time.Second))
+	if w := viewOf(t, changed, pathMD.ID()).Wins[0]; w.Count != 4 || w.Mean != 25 {
+		t.Errorf("count %d mean %g, want 4 and 25", w.Count, w.Mean)
+	}
+}
