@@ -38,7 +38,11 @@ type scratch struct {
 	key    []byte
 	bounds []float64
 	counts []uint64
+	exp    aggregate.Exponential
 	point  aggregate.Point
+	// classic holds the probes of this push that send network.latency as
+	// a classic histogram: their native points are twins.
+	classic map[string]struct{}
 }
 
 func newExporter(cfg *Config, set exporter.Settings) *heatmapExporter {
@@ -79,13 +83,28 @@ func (e *heatmapExporter) pushMetrics(_ context.Context, md pmetric.Metrics) err
 	}
 	s := e.pool.Get().(*scratch)
 	defer e.pool.Put(s)
+	if s.classic == nil {
+		s.classic = map[string]struct{}{}
+	}
+	clear(s.classic)
 	for instance, m := range pmetricwalk.Metrics(md) {
-		if m.Name() == metricmodel.Latency {
-			if m.Type() == pmetric.MetricTypeHistogram {
-				e.histograms(s, instance, m.Histogram())
+		if m.Name() == metricmodel.Latency && m.Type() == pmetric.MetricTypeHistogram {
+			s.classic[instance] = struct{}{}
+		}
+	}
+	for instance, m := range pmetricwalk.Metrics(md) {
+		switch {
+		case m.Name() == metricmodel.Latency && m.Type() == pmetric.MetricTypeHistogram:
+			e.histograms(s, instance, m.Histogram())
+		case m.Name() == metricmodel.LatencyNative && m.Type() == pmetric.MetricTypeExponentialHistogram:
+			// A probe with recording.histograms: both sends every
+			// measurement in both forms, in one export.
+			_, twin := s.classic[instance]
+			e.exponentials(s, instance, m.ExponentialHistogram(), twin)
+		case m.Type() == pmetric.MetricTypeSum:
+			if kind, ok := counterKinds[m.Name()]; ok {
+				e.counters(s, instance, kind, m.Sum())
 			}
-		} else if kind, ok := counterKinds[m.Name()]; ok && m.Type() == pmetric.MetricTypeSum {
-			e.counters(s, instance, kind, m.Sum())
 		}
 	}
 	return nil
@@ -138,6 +157,42 @@ func (e *heatmapExporter) histograms(s *scratch, instance string, h pmetric.Hist
 		}
 		p := &s.point
 		p.Bounds, p.Counts, p.Delta = s.bounds, s.counts, delta
+		p.Sum = math.NaN()
+		if dp.HasSum() {
+			p.Sum = dp.Sum()
+		}
+		if dp.StartTimestamp() != 0 {
+			p.Start = dp.StartTimestamp().AsTime()
+		}
+		p.Time = dp.Timestamp().AsTime()
+		e.hm.Observe(p)
+	}
+}
+
+// exponentials hands every native latency point (but the http phases) to
+// the heatmap; twin says the same measurements came as classic points too.
+func (e *heatmapExporter) exponentials(s *scratch, instance string, h pmetric.ExponentialHistogram, twin bool) {
+	delta := h.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+	dps := h.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		if dp.Flags().NoRecordedValue() {
+			continue
+		}
+		if _, phase := dp.Attributes().Get(metricmodel.AttrPhase); phase {
+			continue // as for the classic form: the cell shows the total
+		}
+		s.identify(aggregate.KindLatencyNative, instance, dp.Attributes())
+		pos := dp.Positive()
+		s.counts = s.counts[:0]
+		for j := 0; j < pos.BucketCounts().Len(); j++ {
+			s.counts = append(s.counts, pos.BucketCounts().At(j))
+		}
+		// Negative buckets are not read: a latency is not negative, and
+		// citytag rejects a histogram whose minimum is.
+		s.exp = aggregate.Exponential{Scale: dp.Scale(), ZeroCount: dp.ZeroCount(), Offset: pos.Offset(), Counts: s.counts}
+		p := &s.point
+		p.Exp, p.Twin, p.Delta = &s.exp, twin, delta
 		p.Sum = math.NaN()
 		if dp.HasSum() {
 			p.Sum = dp.Sum()

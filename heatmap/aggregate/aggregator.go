@@ -39,6 +39,10 @@ const (
 	// KindJitterPairs is bantay.probe.jitter.pairs, the number of those
 	// differences (bantay_probe_jitter_pairs_total).
 	KindJitterPairs
+	// KindLatencyNative is network.latency.native, the same measurements as
+	// KindLatency in a base-2 exponential histogram
+	// (network_latency_native_milliseconds, a native histogram).
+	KindLatencyNative
 )
 
 // String returns the metric's short name used in the heatmap's own metrics.
@@ -54,6 +58,8 @@ func (k Kind) String() string {
 		return "jitter"
 	case KindJitterPairs:
 		return "jitter_pairs"
+	case KindLatencyNative:
+		return "latency_native"
 	}
 	return "unknown"
 }
@@ -78,6 +84,13 @@ type Point struct {
 	Bounds []float64
 	Counts []uint64
 	Sum    float64
+	// Exp and Sum are the histogram of KindLatencyNative.
+	Exp *Exponential
+	// Twin marks a KindLatencyNative point whose measurements also arrive
+	// as a KindLatency stream (the probe's recording.histograms: both):
+	// only the cell's native ring takes them, so no sample counts twice.
+	// Without a twin they are also folded into the cell's classic buckets.
+	Twin bool
 	// Delta marks a point with delta temporality: its values are added as
 	// they are, without stream state (so a retried delta point cannot be
 	// recognised; the collector pipeline runs deltatocumulative first).
@@ -123,7 +136,7 @@ type stream struct {
 	cell   *cell
 	kind   Kind
 	series cumulative.Series
-	counts []uint64  // histogram: last cumulative count per cell bucket
+	counts []uint64  // histogram: last cumulative count per cell bucket (classic or native layout)
 	sum    float64   // histogram: last cumulative sum
 	value  float64   // counter: last cumulative value
 	fill   *backfill // after a gap: where a backlog's points go (late.go)
@@ -131,9 +144,14 @@ type stream struct {
 
 // cell is one (src, dst, carrier, network type) path.
 type cell struct {
-	key      pathstate.CellKey
-	id       string
-	ring     *ring
+	key  pathstate.CellKey
+	id   string
+	ring *ring
+	// native holds the native (exponential) buckets of the samples that
+	// have them, in the NativeBounds layout; nil until the cell's first
+	// native point. Its counters are unused: attempts, failures and jitter
+	// are in ring.
+	native   *ring
 	lastSeen int64               // ms
 	interval cumulative.Interval // learnt spacing of points of one stream
 	health   health
@@ -198,6 +216,11 @@ type Aggregator struct {
 	scratch  []uint64
 	scratch2 []uint64
 	baseline []uint64 // judge's: the history without the events window
+	// The same three for the native layout.
+	nscratch, nscratch2, nbaseline []uint64
+	// nativeToClassic is the classic bucket that holds each native
+	// bucket's upper bound (toClassic).
+	nativeToClassic []int
 	// scratchView is where collect computes a cell's numbers before it
 	// knows whether they changed.
 	scratchView View
@@ -237,6 +260,16 @@ func New(cfg Config) (*Aggregator, error) {
 	a.scratch = make([]uint64, a.nb)
 	a.scratch2 = make([]uint64, a.nb)
 	a.baseline = make([]uint64, a.nb)
+	a.nscratch = make([]uint64, NativeBuckets+1)
+	a.nscratch2 = make([]uint64, NativeBuckets+1)
+	a.nbaseline = make([]uint64, NativeBuckets+1)
+	a.nativeToClassic = make([]int, NativeBuckets+1)
+	for i := range a.nativeToClassic {
+		a.nativeToClassic[i] = len(a.bounds) // +Inf
+		if i < NativeBuckets {
+			a.nativeToClassic[i] = sort.SearchFloat64s(a.bounds, NativeBounds[i])
+		}
+	}
 	a.scratchView.Wins = make([]Stats, len(cfg.Windows))
 	return a, nil
 }
@@ -324,7 +357,8 @@ func (a *Aggregator) observeLocked(p *Point) {
 		a.count(p.Kind, resBadLabels)
 		return
 	}
-	if p.Kind == KindLatency && !a.fold(a.scratch, p.Bounds, p.Counts) {
+	if p.Kind == KindLatency && !a.fold(a.scratch, p.Bounds, p.Counts) ||
+		p.Kind == KindLatencyNative && (p.Exp == nil || !foldNative(a.nscratch, p.Exp)) {
 		a.count(p.Kind, resBadBuckets)
 		return
 	}
@@ -339,8 +373,8 @@ func (a *Aggregator) observeLocked(p *Point) {
 			return
 		}
 		st = &stream{kind: p.Kind}
-		if p.Kind == KindLatency {
-			st.counts = make([]uint64, a.nb)
+		if cur, _ := a.buffers(p.Kind); cur != nil {
+			st.counts = make([]uint64, len(cur))
 		}
 		a.streams[string(p.Stream)] = st
 		a.m.streams.Set(float64(len(a.streams)))
@@ -389,14 +423,14 @@ func (a *Aggregator) observeLocked(p *Point) {
 		result, apply = resTooOld, false
 	}
 	switch p.Kind {
-	case KindLatency:
+	case KindLatency, KindLatencyNative:
+		cur, d := a.buffers(p.Kind)
 		if apply {
-			d := a.scratch2
 			for i := range d {
 				if full {
-					d[i] = a.scratch[i]
+					d[i] = cur[i]
 				} else {
-					d[i] = a.scratch[i] - st.counts[i]
+					d[i] = cur[i] - st.counts[i]
 				}
 			}
 			sum := p.Sum
@@ -406,14 +440,12 @@ func (a *Aggregator) observeLocked(p *Point) {
 			if math.IsNaN(sum) || sum < 0 {
 				sum = 0
 			}
-			if cl := c.ring.addHistogram(slot, d, sum); cl > 0 {
-				a.m.clamped.Add(float64(cl))
-			}
+			a.addLatency(c, p, slot, d, sum)
 			if gap > gapFactor*spacing {
 				a.openBackfill(st, prevStartNs, prevNs, slot, startNs, tMs*int64(time.Millisecond), d, sum, 0)
 			}
 		}
-		copy(st.counts, a.scratch)
+		copy(st.counts, cur)
 		st.sum = p.Sum
 	default:
 		if ctr, ok := counterOf(p.Kind); ok && apply {
@@ -451,14 +483,13 @@ func (a *Aggregator) observeDelta(p *Point) {
 		return
 	}
 	switch p.Kind {
-	case KindLatency:
+	case KindLatency, KindLatencyNative:
 		sum := p.Sum
 		if math.IsNaN(sum) || sum < 0 {
 			sum = 0
 		}
-		if cl := c.ring.addHistogram(slot, a.scratch, sum); cl > 0 {
-			a.m.clamped.Add(float64(cl))
-		}
+		cur, _ := a.buffers(p.Kind)
+		a.addLatency(c, p, slot, cur, sum)
 	default:
 		if ctr, ok := counterOf(p.Kind); ok && p.Value > 0 && !math.IsInf(p.Value, 0) {
 			c.ring.addCounter(slot, ctr, p.Value)
@@ -470,10 +501,74 @@ func (a *Aggregator) observeDelta(p *Point) {
 	a.count(p.Kind, resAccepted)
 }
 
+// buffers are the layout's buffers of a histogram kind: the point's
+// cumulative counts as observeLocked folded them, and room for its delta.
+// Nil for a counter.
+func (a *Aggregator) buffers(k Kind) (cur, d []uint64) {
+	switch k {
+	case KindLatency:
+		return a.scratch, a.scratch2
+	case KindLatencyNative:
+		return a.nscratch, a.nscratch2
+	}
+	return nil, nil
+}
+
+// addLatency adds a histogram delta d of p's kind to slot s of cell c. A
+// classic one goes to the classic ring; a native one to the native ring
+// and, unless a classic twin carries the same measurements, also folded to
+// the classic ring: so the classic ring counts every sample of the cell
+// once, and a window whose native count equals its classic count has a
+// native form of every sample (Aggregator.stats). Caller holds a.mu; for a
+// native point it may use a.scratch.
+func (a *Aggregator) addLatency(c *cell, p *Point, s int64, d []uint64, sum float64) {
+	if p.Kind == KindLatencyNative {
+		if c.native == nil {
+			c.native = newRing(NativeBuckets+1, c.ring.n, a.winSlots)
+		}
+		if !c.native.inRing(s) {
+			return // the classic ring took it (inRing); its native form left the history
+		}
+		if cl := c.native.addHistogram(s, d, sum); cl > 0 {
+			a.m.clamped.Add(float64(cl))
+		}
+		if p.Twin {
+			return
+		}
+		d = a.toClassic(d)
+	}
+	if cl := c.ring.addHistogram(s, d, sum); cl > 0 {
+		a.m.clamped.Add(float64(cl))
+	}
+}
+
+// toClassic folds native bucket counts into the classic layout (each native
+// bucket into the classic bucket that holds its upper bound), in a.scratch.
+func (a *Aggregator) toClassic(d []uint64) []uint64 {
+	clear(a.scratch)
+	for i, n := range d {
+		a.scratch[a.nativeToClassic[i]] += n
+	}
+	return a.scratch
+}
+
+// takeLatency removes what addLatency added to slot s (a backlog point's
+// share of its recovery slot; late.go).
+func (a *Aggregator) takeLatency(c *cell, p *Point, s int64, d []uint64, sum float64) {
+	if p.Kind == KindLatencyNative {
+		c.native.takeHistogram(s, d, sum)
+		if p.Twin {
+			return
+		}
+		d = a.toClassic(d)
+	}
+	c.ring.takeHistogram(s, d, sum)
+}
+
 // decreased reports whether any cumulative value went down (a reset).
 func (a *Aggregator) decreased(st *stream, p *Point) bool {
-	if p.Kind == KindLatency {
-		for i, v := range a.scratch {
+	if cur, _ := a.buffers(p.Kind); cur != nil {
+		for i, v := range cur {
 			if v < st.counts[i] {
 				return true
 			}
@@ -483,14 +578,55 @@ func (a *Aggregator) decreased(st *stream, p *Point) bool {
 	return p.Value < st.value
 }
 
-func (a *Aggregator) stats(w *window) Stats {
+// allNative reports whether native window nw (nil: the cell has none)
+// holds a native form of each of the count samples of its classic twin
+// window. The classic ring counts every sample once and the native ring
+// those that have a native form (addLatency), so equal counts mean all.
+func allNative(nw *window, count uint64) bool {
+	return nw != nil && count > 0 && nw.count() == count
+}
+
+// nativeWindow is the cell's native window i, nil without a native ring.
+func (c *cell) nativeWindow(i int) *window {
+	if c.native == nil {
+		return nil
+	}
+	return &c.native.wins[i]
+}
+
+// quantile is the q-quantile of total samples in bucket counts of the
+// native layout (native) or the classic one.
+func (a *Aggregator) quantile(q float64, counts []uint64, total uint64, native bool) float64 {
+	if native {
+		return nativeQuantile(q, counts, total)
+	}
+	return bucketQuantileN(q, a.bounds, counts, total)
+}
+
+// quantileOf is quantile with the total counted.
+func (a *Aggregator) quantileOf(q float64, counts []uint64, native bool) float64 {
+	var total uint64
+	for _, n := range counts {
+		total += n
+	}
+	return a.quantile(q, counts, total, native)
+}
+
+// stats are window w's numbers, the latency ones from its native twin nw
+// where that holds every sample: the finer distribution.
+func (a *Aggregator) stats(w, nw *window) Stats {
 	s := Stats{Count: w.count(), Attempts: w.ctr[ctrAttempts], Failures: w.ctr[ctrFailures]}
-	s.P50 = round3(bucketQuantileN(0.5, a.bounds, w.counts, s.Count))
-	s.P90 = round3(bucketQuantileN(0.9, a.bounds, w.counts, s.Count))
-	s.P99 = round3(bucketQuantileN(0.99, a.bounds, w.counts, s.Count))
+	native := allNative(nw, s.Count)
+	counts, sum := w.counts, w.sum
+	if native {
+		counts, sum = nw.counts, nw.sum
+	}
+	s.P50 = round3(a.quantile(0.5, counts, s.Count, native))
+	s.P90 = round3(a.quantile(0.9, counts, s.Count, native))
+	s.P99 = round3(a.quantile(0.99, counts, s.Count, native))
 	s.Mean = math.NaN()
 	if s.Count > 0 {
-		s.Mean = round3(w.sum / float64(s.Count))
+		s.Mean = round3(sum / float64(s.Count))
 	}
 	s.Attempts = math.Round(s.Attempts*1000) / 1000
 	s.Failures = math.Round(s.Failures*1000) / 1000
@@ -545,17 +681,27 @@ func (a *Aggregator) Collect(now time.Time) (changed []Changed, removed []string
 			continue
 		}
 		c.ring.moveTo(cur)
+		if c.native != nil {
+			c.native.moveTo(cur)
+		}
 		// Compute into a reused view; only a changed cell gets a new
 		// immutable one, so a quiet tick allocates nothing per cell.
 		v := &a.scratchView
 		*v = View{ID: c.id, Key: c.key, LastSeen: c.lastSeen, Wins: v.Wins[:len(a.cfg.Windows)]}
 		for i := range a.cfg.Windows {
-			v.Wins[i] = a.stats(&c.ring.wins[i])
+			v.Wins[i] = a.stats(&c.ring.wins[i], c.nativeWindow(i))
 		}
-		hist := &c.ring.wins[len(c.ring.wins)-1]
-		v.BaseP50 = round3(bucketQuantile(0.5, a.bounds, hist.counts))
+		hi := len(c.ring.wins) - 1
+		hist, nhist := &c.ring.wins[hi], c.nativeWindow(hi)
+		histCount := hist.count()
+		histNative := allNative(nhist, histCount)
+		histCounts := hist.counts
+		if histNative {
+			histCounts = nhist.counts
+		}
+		v.BaseP50 = round3(a.quantile(0.5, histCounts, histCount, histNative))
 		v.Stale = nowMs-c.lastSeen > a.staleAfterMs(c)
-		if ev, ok := a.judge(c, v, now, nowMs, hist); ok {
+		if ev, ok := a.judge(c, v, now, nowMs, histNative); ok {
 			events = append(events, ev)
 		}
 		switch {
@@ -600,21 +746,27 @@ func (a *Aggregator) Collect(now time.Time) (changed []Changed, removed []string
 	return changed, removed, events
 }
 
-// judge updates the cell's stale flag and degraded hysteresis.
-func (a *Aggregator) judge(c *cell, v *View, now time.Time, nowMs int64, hist *window) (pathstate.Event, bool) {
-	ew := &c.ring.wins[a.evWin]
+// judge updates the cell's stale flag and degraded hysteresis. native: the
+// whole history has native buckets, so both p95s come from them (the two
+// sides of the comparison from one layout).
+func (a *Aggregator) judge(c *cell, v *View, now time.Time, nowMs int64, native bool) (pathstate.Event, bool) {
+	r, base := c.ring, a.baseline
+	if native {
+		r, base = c.native, a.nbaseline
+	}
+	hist, ew := &r.wins[len(r.wins)-1], &r.wins[a.evWin]
 	ws := v.Wins[a.evWin]
 	// The baseline is the path's past: the history without the window being
 	// judged. With the window in it, a path younger than the history
 	// compared a slowdown mostly with itself, and a latency incident on a
 	// fresh collector (or a demo a few minutes old) never turned the cell red.
 	for i, n := range hist.counts {
-		a.baseline[i] = n - ew.counts[i]
+		base[i] = n - ew.counts[i]
 	}
 	ev := pathstate.Event{
 		Time: now, Cell: c.key, Window: a.cfg.Events.Window,
-		P95After:  round3(bucketQuantile(0.95, a.bounds, ew.counts)),
-		P95Before: round3(bucketQuantile(0.95, a.bounds, a.baseline)),
+		P95After:  round3(a.quantileOf(0.95, ew.counts, native)),
+		P95Before: round3(a.quantileOf(0.95, base, native)),
 		Loss:      ws.Loss, Samples: ws.Count, LastSeen: time.UnixMilli(c.lastSeen),
 	}
 	if v.Stale != c.health.stale {
@@ -658,32 +810,59 @@ type Column struct {
 	Late uint32
 }
 
+// Drill is a cell's drill-down matrix: its columns' buckets are over Bounds.
+type Drill struct {
+	// Bounds are the upper bounds of the columns' buckets: NativeBounds
+	// when every sample of the cell's history has native buckets (the
+	// finer distribution), else the configured classic bounds.
+	Bounds  []float64
+	Columns []Column
+}
+
 // Drilldown returns the cell's view and its newest `n` columns (n <= 0: the
 // whole history), oldest first, brought to time now.
-func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column, bool) {
+func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, Drill, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c, ok := a.byID[id]
 	if !ok {
-		return nil, nil, false
+		return nil, Drill{}, false
 	}
 	cur := a.slotOf(now.UnixMilli())
 	c.ring.moveTo(cur)
+	r := c.ring
+	if c.native != nil {
+		c.native.moveTo(cur)
+		hi := len(c.ring.wins) - 1
+		if allNative(&c.native.wins[hi], c.ring.wins[hi].count()) {
+			r = c.native
+		}
+	}
+	native := r == c.native
+	d := Drill{Bounds: a.bounds}
+	if native {
+		d.Bounds = NativeBounds
+	}
 	total := int(c.ring.n)
 	if n <= 0 || n > total {
 		n = total
 	}
-	cols := make([]Column, n)
-	for i := range cols {
+	d.Columns = make([]Column, n)
+	for i := range d.Columns {
 		s := cur - int64(n-1-i)
-		col := Column{T: s * a.resMs, Counts: make([]uint64, a.nb)}
-		sum, ctr := c.ring.slot(s, col.Counts)
+		col := Column{T: s * a.resMs, Counts: make([]uint64, r.nb)}
+		sum, ctr := c.ring.slot(s, a.scratch)
+		if native {
+			sum, _ = r.slot(s, col.Counts)
+		} else {
+			copy(col.Counts, a.scratch)
+		}
 		att, fail := ctr[ctrAttempts], ctr[ctrFailures]
 		for _, x := range col.Counts {
 			col.Count += x
 		}
 		col.Attempts, col.Failures = float64(float32(att)), float64(float32(fail))
-		col.P50 = round3(bucketQuantile(0.5, a.bounds, col.Counts))
+		col.P50 = round3(a.quantile(0.5, col.Counts, col.Count, native))
 		col.Mean, col.Loss = math.NaN(), math.NaN()
 		if col.Count > 0 {
 			col.Mean = round3(sum / float64(col.Count))
@@ -695,10 +874,9 @@ func (a *Aggregator) Drilldown(id string, now time.Time, n int) (*View, []Column
 		}
 		col.Jitter = jitter(ctr)
 		col.Late = c.lateIn(s)
-		cols[i] = col
+		d.Columns[i] = col
 	}
-	v := c.view
-	return v, cols, true
+	return c.view, d, true
 }
 
 // CellCount returns the number of cells.

@@ -364,7 +364,8 @@ func TestJitterPerWindowAndColumn(t *testing.T) {
 	if !near(w.Jitter, round3(20.0/7)) || !near(w.Loss, round6(1.0/15)) {
 		t.Errorf("1m window: jitter %g loss %g, want %g and %g", w.Jitter, w.Loss, round3(20.0/7), round6(1.0/15))
 	}
-	_, cols, ok := a.Drilldown(pathMD.ID(), t2.Add(time.Second), 3)
+	_, drill, ok := a.Drilldown(pathMD.ID(), t2.Add(time.Second), 3)
+	cols := drill.Columns
 	if !ok {
 		t.Fatal("no drilldown")
 	}

@@ -20,33 +20,58 @@ func benchKeys(n int) []pathstate.CellKey {
 }
 
 // BenchmarkObserve measures one cumulative histogram point through delta
-// tracking into its cell (1,000 streams, default bounds).
+// tracking into its cell (1,000 streams, default bounds, each point moving
+// its cell to a new slot): histograms=classic a classic point,
+// histograms=exponential a native one without a classic twin (the most
+// work: the native ring, then folded into the classic one). Compare with
+// benchstat -col /histograms.
 func BenchmarkObserve(b *testing.B) {
+	b.Run("histograms=classic", func(b *testing.B) {
+		benchObserve(b, KindLatency, func(p *Point, counts []uint64) { p.Bounds, p.Counts = DefaultBounds, counts }, len(DefaultBounds)+1)
+	})
+	b.Run("histograms=exponential", func(b *testing.B) {
+		// Scale 5 from 2^(128/32) = 16 ms, 32 buckets: 16 to 32 ms.
+		benchObserve(b, KindLatencyNative, func(p *Point, counts []uint64) {
+			p.Exp = &Exponential{Scale: 5, Offset: 128, Counts: counts}
+		}, 32)
+	})
+}
+
+func benchObserve(b *testing.B, kind Kind, set func(*Point, []uint64), buckets int) {
 	h, _ := testAggregator(b, func(c *Config) { c.Bounds = DefaultBounds })
 	keys := benchKeys(1000)
 	streams := make([][]byte, len(keys))
-	counts := make([][]uint64, len(keys))
-	for i, k := range keys {
-		streams[i] = AppendStreamKey(nil, KindLatency, "probe-"+strconv.Itoa(i), []Label{{Name: "target", Value: k.DstCity}})
-		counts[i] = make([]uint64, len(DefaultBounds)+1)
-	}
+	points := make([]Point, len(keys))
 	start := t0.Add(-10 * time.Second)
-	p := Point{Kind: KindLatency, Bounds: DefaultBounds, Start: start}
-	// Create the cells and streams first: the loop measures steady state.
-	for s := range keys {
-		p.Stream, p.Cell, p.Counts, p.Time = streams[s], keys[s], counts[s], t0.Add(-15*time.Second)
-		h.Observe(&p)
+	for i, k := range keys {
+		streams[i] = AppendStreamKey(nil, kind, "probe-"+strconv.Itoa(i), []Label{{Name: "target", Value: k.DstCity}})
+		points[i] = Point{Kind: kind, Stream: streams[i], Cell: k, Start: start, Time: t0.Add(-30 * time.Second)}
+		set(&points[i], make([]uint64, buckets))
+		// Create the cells, their rings and the streams first (a base and
+		// one increase): the loop measures steady state.
+		h.Observe(&points[i])
+		points[i].Time = t0.Add(-15 * time.Second)
+		if p := &points[i]; p.Exp != nil {
+			p.Exp.Counts[0]++
+		} else {
+			p.Counts[8]++
+		}
+		h.Observe(&points[i])
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		s := i % len(keys)
 		round := i / len(keys)
-		counts[s][8+round%5] += 3
-		p.Stream, p.Cell, p.Counts = streams[s], keys[s], counts[s]
+		p := &points[s]
+		if p.Exp != nil {
+			p.Exp.Counts[(round%5)*4] += 3
+		} else {
+			p.Counts[8+round%5] += 3
+		}
 		p.Time = t0.Add(time.Duration(round) * 15 * time.Second)
 		p.Sum += 40
-		h.Observe(&p)
+		h.Observe(p)
 		i++
 	}
 }

@@ -51,8 +51,8 @@ func (a *Aggregator) openBackfill(st *stream, prevStartNs, prevNs, slot, startNs
 	f := st.fill
 	if f == nil {
 		f = &backfill{}
-		if st.kind == KindLatency {
-			f.counts, f.lumpCounts = make([]uint64, a.nb), make([]uint64, a.nb)
+		if st.counts != nil { // a histogram
+			f.counts, f.lumpCounts = make([]uint64, len(st.counts)), make([]uint64, len(st.counts))
 		}
 		st.fill = f
 	}
@@ -66,7 +66,7 @@ func (a *Aggregator) openBackfill(st *stream, prevStartNs, prevNs, slot, startNs
 // backfillPoint adds an out-of-order point of st to the slot it was
 // measured in, if it lies between the stream's backfill cursor and the
 // recovery point; false leaves it out of order. Caller holds a.mu and has
-// folded a histogram into a.scratch.
+// folded a histogram into its layout's buffer (buffers).
 func (a *Aggregator) backfillPoint(st *stream, c *cell, p *Point, startNs, tNs int64) bool {
 	f := st.fill
 	if f == nil || tNs <= f.tNs || tNs >= f.lumpTNs {
@@ -81,20 +81,20 @@ func (a *Aggregator) backfillPoint(st *stream, c *cell, p *Point, startNs, tNs i
 	whole := startNs != 0 && f.startNs != 0 && startNs != f.startNs
 	takeLump := startNs == f.lumpStartNs && c.ring.inRing(f.lumpSlot)
 	switch p.Kind {
-	case KindLatency:
-		d := a.scratch2
+	case KindLatency, KindLatencyNative:
+		cur, d := a.buffers(p.Kind)
 		for i := range d {
 			switch {
 			case whole:
-				d[i] = a.scratch[i]
-			case a.scratch[i] < f.counts[i]:
+				d[i] = cur[i]
+			case cur[i] < f.counts[i]:
 				whole = true // went down: a reset
 			default:
-				d[i] = a.scratch[i] - f.counts[i]
+				d[i] = cur[i] - f.counts[i]
 			}
 		}
 		if whole {
-			copy(d, a.scratch)
+			copy(d, cur)
 		}
 		sum := p.Sum
 		if !whole {
@@ -110,12 +110,10 @@ func (a *Aggregator) backfillPoint(st *stream, c *cell, p *Point, startNs, tNs i
 			}
 			sum = min(sum, f.lumpSum)
 			f.lumpSum -= sum
-			c.ring.takeHistogram(f.lumpSlot, d, sum)
+			a.takeLatency(c, p, f.lumpSlot, d, sum)
 		}
-		if cl := c.ring.addHistogram(slot, d, sum); cl > 0 {
-			a.m.clamped.Add(float64(cl))
-		}
-		copy(f.counts, a.scratch)
+		a.addLatency(c, p, slot, d, sum)
+		copy(f.counts, cur)
 		f.sum = p.Sum
 	default:
 		ctr, ok := counterOf(p.Kind)

@@ -12,12 +12,12 @@ func slotAt(i int) time.Time { return t0.Add(time.Duration(i)*15*time.Second + 7
 // after t0.
 func columnsBySlot(t *testing.T, a *Aggregator, now time.Time) map[int]Column {
 	t.Helper()
-	_, cols, ok := a.Drilldown(pathMD.ID(), now, 0)
+	_, drill, ok := a.Drilldown(pathMD.ID(), now, 0)
 	if !ok {
 		t.Fatal("no cell")
 	}
 	out := map[int]Column{}
-	for _, c := range cols {
+	for _, c := range drill.Columns {
 		if c.T >= t0.UnixMilli() {
 			out[int((c.T-t0.UnixMilli())/15000)] = c
 		}

@@ -48,7 +48,7 @@ func newMetrics() *metrics {
 			Help: "Cumulative streams whose last value is tracked for deltas.",
 		}),
 	}
-	for _, k := range []Kind{KindLatency, KindAttempts, KindFailures, KindJitter, KindJitterPairs} {
+	for _, k := range []Kind{KindLatency, KindLatencyNative, KindAttempts, KindFailures, KindJitter, KindJitterPairs} {
 		m.points[k] = map[string]prometheus.Counter{}
 		for _, r := range pointResults {
 			m.points[k][r] = pointsVec.WithLabelValues(k.String(), r)

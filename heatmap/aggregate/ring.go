@@ -61,8 +61,14 @@ type ring struct {
 	head    int64 // absolute slot number of the newest slot; 0 before any data
 	advance int64 // advances since the last exact recomputation of the sums
 
-	counts []uint16               // n × nb
-	used   []uint64               // bit per slot position: holds data (lets moves skip empty slots)
+	counts []uint16 // n × nb
+	used   []uint64 // bit per slot position: holds data (lets moves skip empty slots)
+	// lo and hi are, per slot position, the buckets [lo, hi) that can hold
+	// counts (addHistogram widens them; empty: 0, 0), so moving past,
+	// summing and reading a slot skip the rest: a slot of a native ring
+	// holds a few of its 161 buckets (bucket counts fit a byte: at most 65
+	// classic, 161 native).
+	lo, hi []uint8
 	sums   []float32              // n
 	ctr    [numCounters][]float32 // n each
 
@@ -75,6 +81,8 @@ func newRing(nb int, nslots int64, windowSlots []int64) *ring {
 		n:      nslots,
 		counts: make([]uint16, int64(nb)*nslots),
 		used:   make([]uint64, (nslots+63)/64),
+		lo:     make([]uint8, nslots),
+		hi:     make([]uint8, nslots),
 		sums:   make([]float32, nslots),
 	}
 	for c := range r.ctr {
@@ -107,6 +115,8 @@ func (r *ring) moveTo(slot int64) {
 		// Everything in the ring is older than the whole history.
 		clear(r.counts)
 		clear(r.used)
+		clear(r.lo)
+		clear(r.hi)
 		clear(r.sums)
 		for c := range r.ctr {
 			clear(r.ctr[c])
@@ -125,7 +135,9 @@ func (r *ring) moveTo(slot int64) {
 			r.subtract(w, s-w.slots)
 		}
 		if p := r.pos(s); r.isUsed(p) {
-			clear(r.counts[p*int64(r.nb) : (p+1)*int64(r.nb)])
+			base := p * int64(r.nb)
+			clear(r.counts[base+int64(r.lo[p]) : base+int64(r.hi[p])])
+			r.lo[p], r.hi[p] = 0, 0
 			r.sums[p] = 0
 			for c := range r.ctr {
 				r.ctr[c][p] = 0
@@ -153,7 +165,7 @@ func (r *ring) subtract(w *window, s int64) {
 		return
 	}
 	base := p * int64(r.nb)
-	for b := 0; b < r.nb; b++ {
+	for b := int(r.lo[p]); b < int(r.hi[p]); b++ {
 		w.counts[b] -= uint64(r.counts[base+int64(b)])
 	}
 	w.sum -= float64(r.sums[p])
@@ -177,7 +189,7 @@ func (r *ring) recompute() {
 			}
 			p := r.pos(s)
 			base := p * int64(r.nb)
-			for b := 0; b < r.nb; b++ {
+			for b := int(r.lo[p]); b < int(r.hi[p]); b++ {
 				w.counts[b] += uint64(r.counts[base+int64(b)])
 			}
 			w.sum += float64(r.sums[p])
@@ -222,6 +234,11 @@ func (r *ring) addHistogram(s int64, counts []uint64, sum float64) (clamped uint
 			clamped += d - add
 		}
 		r.counts[base+int64(b)] = uint16(cur + add)
+		if r.lo[p] == r.hi[p] {
+			r.lo[p], r.hi[p] = uint8(b), uint8(b+1)
+		} else {
+			r.lo[p], r.hi[p] = min(r.lo[p], uint8(b)), max(r.hi[p], uint8(b+1))
+		}
 		for i := range r.wins {
 			w := &r.wins[i]
 			if s > r.head-w.slots {
@@ -258,7 +275,7 @@ func (r *ring) slot(s int64, dst []uint64) (sum float64, ctr [numCounters]float6
 	}
 	p := r.pos(s)
 	base := p * int64(r.nb)
-	for b := 0; b < r.nb; b++ {
+	for b := int(r.lo[p]); b < int(r.hi[p]); b++ {
 		dst[b] = uint64(r.counts[base+int64(b)])
 	}
 	for c := range r.ctr {
@@ -269,7 +286,7 @@ func (r *ring) slot(s int64, dst []uint64) (sum float64, ctr [numCounters]float6
 
 // memBytes is the ring's heap footprint, for the documented per-cell cost.
 func (r *ring) memBytes() int {
-	n := len(r.counts)*2 + len(r.used)*8 + len(r.sums)*4
+	n := len(r.counts)*2 + len(r.used)*8 + len(r.lo) + len(r.hi) + len(r.sums)*4
 	for _, c := range r.ctr {
 		n += len(c) * 4
 	}

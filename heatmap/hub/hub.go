@@ -40,6 +40,11 @@ type drill struct {
 	watchers map[*client]struct{}
 	full     *frame // the full drill-down at fullSeq, for resyncs
 	fullSeq  uint64
+	// bounds are the bucket bounds of the columns the watchers last got:
+	// a cell's drill-down changes layout when its samples come to have
+	// native buckets (or cease to), and a drilldown_update carries none,
+	// so the watchers are sent a full drilldown then (aggregate.Drill).
+	bounds []float64
 }
 
 // Hub owns the last broadcast state of every cell and fans it out. Lock
@@ -266,11 +271,19 @@ func (h *Hub) Broadcast(now time.Time) []pathstate.Event {
 			if _, ok := touched[id]; !ok && n == 0 {
 				continue
 			}
-			v, cols, ok := h.agg.Drilldown(id, now, max(2, n))
+			v, dr, ok := h.agg.Drilldown(id, now, max(2, n))
 			if !ok || v == nil {
 				continue
 			}
-			f := newFrame("drilldown_update", h.drillFrame(nil, "drilldown_update", "", v, cols, false))
+			var f *frame
+			if slices.Equal(dr.Bounds, d.bounds) {
+				f = newFrame("drilldown_update", h.drillFrame(nil, "drilldown_update", "", v, dr, false))
+			} else if data, ok := h.fullDrill(id, ""); ok {
+				f = newFrame("drilldown", data)
+				d.bounds = dr.Bounds
+			} else {
+				continue
+			}
 			h.m.encoded.Inc()
 			for c := range d.watchers {
 				c.enqueue(f)
@@ -477,7 +490,7 @@ func (h *Hub) groupSnapshot(g *group) *frame {
 }
 
 // drillFrame renders a drilldown or drilldown_update frame.
-func (h *Hub) drillFrame(b []byte, typ, ref string, v *aggregate.View, cols []aggregate.Column, full bool) []byte {
+func (h *Hub) drillFrame(b []byte, typ, ref string, v *aggregate.View, dr aggregate.Drill, full bool) []byte {
 	b = wire.AppendHead(b, typ)
 	if ref != "" {
 		b = append(b, `,"ref":`...)
@@ -491,14 +504,14 @@ func (h *Hub) drillFrame(b []byte, typ, ref string, v *aggregate.View, cols []ag
 		b = append(b, `,"resolution_ms":`...)
 		b = strconv.AppendInt(b, h.acfg.Resolution.Milliseconds(), 10)
 		b = append(b, `,"bounds":`...)
-		b = wire.AppendFloats(b, h.acfg.Bounds)
+		b = wire.AppendFloats(b, dr.Bounds)
 	}
 	b = append(b, `,"columns":[`...)
-	for i := range cols {
+	for i := range dr.Columns {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = wire.AppendColumn(b, &cols[i])
+		b = wire.AppendColumn(b, &dr.Columns[i])
 	}
 	return append(b, "]}"...)
 }
@@ -506,11 +519,17 @@ func (h *Hub) drillFrame(b []byte, typ, ref string, v *aggregate.View, cols []ag
 // fullDrill renders the complete drill-down of a cell; false if unknown.
 // Caller holds h.mu.
 func (h *Hub) fullDrill(id, ref string) ([]byte, bool) {
-	v, cols, ok := h.agg.Drilldown(id, time.UnixMilli(h.nowMs), 0)
+	data, _, ok := h.fullDrillBounds(id, ref)
+	return data, ok
+}
+
+// fullDrillBounds is fullDrill with the bounds of its columns.
+func (h *Hub) fullDrillBounds(id, ref string) ([]byte, []float64, bool) {
+	v, dr, ok := h.agg.Drilldown(id, time.UnixMilli(h.nowMs), 0)
 	if !ok || v == nil {
-		return nil, false
+		return nil, nil, false
 	}
-	return h.drillFrame(nil, "drilldown", ref, v, cols, true), true
+	return h.drillFrame(nil, "drilldown", ref, v, dr, true), dr.Bounds, true
 }
 
 // join puts a client into the group for sub and queues the snapshot. The
@@ -595,15 +614,25 @@ func (h *Hub) stopDrill(c *client) {
 func (h *Hub) startDrill(c *client, id, ref string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	data, ok := h.fullDrill(id, ref)
+	data, bounds, ok := h.fullDrillBounds(id, ref)
 	if !ok {
 		return false
 	}
 	h.stopDrill(c)
 	d, ok := h.drills[id]
 	if !ok {
-		d = &drill{watchers: map[*client]struct{}{}}
+		d = &drill{watchers: map[*client]struct{}{}, bounds: bounds}
 		h.drills[id] = d
+	}
+	if !slices.Equal(bounds, d.bounds) {
+		// The layout changed since the others opened it: they get it anew.
+		if others, ok := h.fullDrill(id, ""); ok {
+			f := newFrame("drilldown", others)
+			for o := range d.watchers {
+				o.enqueue(f)
+			}
+		}
+		d.bounds = bounds
 	}
 	d.watchers[c] = struct{}{}
 	c.drill = id

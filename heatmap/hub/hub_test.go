@@ -90,6 +90,7 @@ type wireFrame struct {
 	Message string            `json:"message"`
 	Cells   []json.RawMessage `json:"cells"`
 	Removed []string          `json:"removed"`
+	Bounds  []float64         `json:"bounds"`
 	Cities  []struct {
 		Name        string   `json:"name"`
 		Region      string   `json:"region"`
@@ -279,6 +280,47 @@ func TestDrilldownAndLiveUpdates(t *testing.T) {
 	}
 	if e := next(t, c); e.Type != "error" || e.Code != wire.CodeUnknownCell || !strings.Contains(e.Message, "Nowhere") {
 		t.Fatalf("got %+v, want unknown_cell", e)
+	}
+}
+
+// A watched drill-down whose cell changes bucket layout (a probe with only
+// classic buckets joins a path whose samples all had native ones) is sent
+// whole again with the new bounds: an update carries none, and columns in
+// one layout drawn over the other's bounds would be nonsense.
+func TestDrilldownIsResentWhenTheCellsLayoutChanges(t *testing.T) {
+	h := newTestHeatmap(t, nil)
+	start := t0.Add(-time.Hour)
+	native := func(at time.Time, n uint64) {
+		h.Observe(&aggregate.Point{Kind: aggregate.KindLatencyNative, Stream: []byte("n"), Cell: globeMD, Start: start, Time: at,
+			Exp: &aggregate.Exponential{Scale: 3, Offset: 34, Counts: []uint64{n}}, Sum: 20 * float64(n)})
+	}
+	native(t0, 1)
+	native(t0.Add(15*time.Second), 3)
+	h.tick(t0.Add(16 * time.Second))
+	c := dial(t, serve(t, h), "", nil)
+	next(t, c) // snapshot
+	if err := c.WriteJSON(map[string]any{"type": "drilldown", "cell": globeMD.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	if d := next(t, c); d.Type != "drilldown" || len(d.Bounds) != aggregate.NativeBuckets {
+		t.Fatalf("got %s with %d bounds, want the native layout's %d", d.Type, len(d.Bounds), aggregate.NativeBuckets)
+	}
+	classic := make([]uint64, len(aggregate.DefaultBounds)+1)
+	h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: []byte("c"), Cell: globeMD, Start: start, Time: t0.Add(15 * time.Second),
+		Bounds: aggregate.DefaultBounds, Counts: slices.Clone(classic), Sum: 0})
+	classic[9] = 2
+	h.Observe(&aggregate.Point{Kind: aggregate.KindLatency, Stream: []byte("c"), Cell: globeMD, Start: start, Time: t0.Add(30 * time.Second),
+		Bounds: aggregate.DefaultBounds, Counts: classic, Sum: 36})
+	h.tick(t0.Add(31 * time.Second))
+	for {
+		u := next(t, c)
+		if u.Type == "delta" {
+			continue
+		}
+		if u.Type != "drilldown" || len(u.Bounds) != len(aggregate.DefaultBounds) || len(u.Columns) != 240 || u.Columns[239].Count != 2 {
+			t.Fatalf("got %s with %d bounds and %d columns, want the whole drill-down in the classic layout", u.Type, len(u.Bounds), len(u.Columns))
+		}
+		break
 	}
 }
 

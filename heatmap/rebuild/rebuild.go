@@ -59,7 +59,8 @@ type Result struct {
 
 // Run refills agg from the store: it reads the last History (plus a
 // little before, for the first delta) of network_latency_milliseconds
-// _bucket and _sum (the totals: no http phases), bantay_probe_attempts_total,
+// _bucket and _sum and the native network_latency_native_milliseconds
+// (the totals: no http phases), bantay_probe_attempts_total,
 // bantay_probe_failures_total and the jitter counters as of now and feeds them through the same
 // delta logic as live data (Observe), so the next live point continues
 // each stream's deltas where the store left off.
@@ -151,6 +152,11 @@ func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, no
 		for _, hs := range hists {
 			key = rebuildHistogram(agg, hs, key)
 		}
+		var n int
+		n, err = readNative(ctx, querier, agg, func(lset labels.Labels) bool { return hists[lset.String()] != nil })
+		res.Samples += n
+	}
+	if err == nil {
 		err = read(seriesAttempts, func(lset labels.Labels, s []sample) error {
 			key = rebuildCounter(agg, aggregate.KindAttempts, lset, s, key)
 			return nil
