@@ -43,6 +43,10 @@ type Options struct {
 	// request (0: none), so that a load running through a whole fault test
 	// stays light and its head series few.
 	Pause time.Duration
+	// OnAnswer, if set, is told of every answer: when its request was sent,
+	// how long the answer took, and the error (nil: acknowledged). The
+	// workers call it concurrently.
+	OnAnswer func(sent time.Time, took time.Duration, err error)
 }
 
 // Result is what a run sent and what the collector said.
@@ -101,8 +105,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					targets[i] = fmt.Sprintf("load-w%d-r%d-p%d", w, seq, i)
 				}
 				reqCtx, reqCancel := context.WithTimeout(ctx, o.Timeout)
-				_, err := client.Export(reqCtx, pmetricotlp.NewExportRequestFromMetrics(o.Batch(targets, time.Now())))
+				sent := time.Now()
+				_, err := client.Export(reqCtx, pmetricotlp.NewExportRequestFromMetrics(o.Batch(targets, sent)))
 				reqCancel()
+				if o.OnAnswer != nil {
+					o.OnAnswer(sent, time.Since(sent), err)
+				}
 				mu.Lock()
 				res.Requests++
 				if err == nil {
