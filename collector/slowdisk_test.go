@@ -81,9 +81,10 @@ type slowDiskPhase struct {
 	// slowerThan is a bucket bound some commits of the phase must exceed.
 	slowerThan float64
 
-	start   time.Time
-	acked   otlpload.Lags // answer times of acknowledged requests
-	refused map[codes.Code]int
+	start    time.Time
+	acked    otlpload.Lags // answer times of acknowledged requests
+	refused  map[codes.Code]int
+	timedOut int // requests the sender gave up on (the probe's export timeout)
 	commits commitHistogram
 	ready   int           // /-/ready in the middle of the phase
 	query   time.Duration // a query over everything stored, meanwhile
@@ -129,9 +130,13 @@ func TestSlowDiskIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
 			return phases[0]
 		}
 	)
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
 	load := in.load()
 	load.Workers, load.PointsPerRequest, load.Pause = 6, 10, 200*time.Millisecond
-	load.MaxRequests, load.Duration, load.Timeout = 5000, 2*time.Minute, 30*time.Second
+	// The probe's default export timeout: a probe gives up on a request
+	// not answered by then, keeps its data and sends it again later.
+	load.MaxRequests, load.Duration, load.Timeout = 5000, 2*time.Minute, 10*time.Second
 	load.OnAnswer = func(sent time.Time, took time.Duration, err error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -141,12 +146,12 @@ func TestSlowDiskIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
 			p.acked.Add(took)
 		case p == phases[len(phases)-1] && sent.Before(p.start.Add(settle)):
 			unsettled[status.Code(err)]++
+		case status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil:
+			p.timedOut++
 		default:
 			p.refused[status.Code(err)]++
 		}
 	}
-	ctx, stopLoad := context.WithCancel(context.Background())
-	defer stopLoad()
 	done := make(chan otlpload.Result, 1)
 	go func() {
 		res, err := otlpload.Run(ctx, load)
@@ -190,14 +195,17 @@ func TestSlowDiskIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
 	seen := 0
 	for _, p := range phases {
 		lat := p.acked.Summary()
-		t.Logf("%-9s acked %4d requests, answer p50 %.3f s p99 %.3f s max %.3f s; refused %v; commits %d, p99 ≤ %g s, mean %.3f s; ready %d; query %v",
-			p.name, lat.Samples, lat.P50, lat.P99, lat.Max, p.refused, p.commits.count, p.commits.p99(),
+		t.Logf("%-9s acked %4d requests, answer p50 %.3f s p99 %.3f s max %.3f s; refused %v; timed out %d; commits %d, p99 ≤ %g s, mean %.3f s; ready %d; query %v",
+			p.name, lat.Samples, lat.P50, lat.P99, lat.Max, p.refused, p.timedOut, p.commits.count, p.commits.p99(),
 			p.commits.sum/float64(max(p.commits.count, 1)), p.ready, p.query.Round(time.Millisecond))
 		if lat.Samples == 0 {
 			t.Errorf("%s: nothing acknowledged", p.name)
 		}
 		if p.ready != http.StatusOK {
 			t.Errorf("%s: /-/ready answered %d: a slow disk still writes, so the store stays ready", p.name, p.ready)
+		}
+		if p.delay == 0 && p.timedOut > 0 {
+			t.Errorf("%s: %d requests unanswered within the probe's %v timeout on a fast disk", p.name, p.timedOut, load.Timeout)
 		}
 		if p.slowerThan > 0 && p.commits.above(p.slowerThan) == 0 {
 			t.Errorf("%s: no commit slower than %g s in bantay_store_commit_duration_seconds", p.name, p.slowerThan)

@@ -71,8 +71,8 @@ func (r Result) AckedPointsPerSecond() float64 {
 
 // Run sends load until MaxRequests, Duration or ctx ends it. A worker whose
 // request fails with a connection error stops (the collector is gone);
-// refusals are counted and the worker backs off briefly and goes on, as a
-// probe would.
+// refusals and timeouts are counted and the worker backs off briefly and
+// goes on, as a probe would.
 func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Workers <= 0 || o.PointsPerRequest <= 0 || o.MaxRequests <= 0 || o.Duration <= 0 {
 		return Result{}, errors.New("otlpload: workers, points per request, max requests and duration must be positive")
@@ -121,7 +121,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				mu.Unlock()
 				if err != nil {
 					switch status.Code(err) {
-					case codes.ResourceExhausted, codes.Unavailable:
+					case codes.ResourceExhausted, codes.Unavailable, codes.DeadlineExceeded:
+						// A request that timed out (Timeout) is retried
+						// by a probe too; the run's own end stops the loop.
 						if isConnErr(err) {
 							return
 						}
