@@ -85,9 +85,9 @@ type slowDiskPhase struct {
 	acked    otlpload.Lags // answer times of acknowledged requests
 	refused  map[codes.Code]int
 	timedOut int // requests the sender gave up on (the probe's export timeout)
-	commits commitHistogram
-	ready   int           // /-/ready in the middle of the phase
-	query   time.Duration // a query over everything stored, meanwhile
+	commits  commitHistogram
+	ready    int           // /-/ready in the middle of the phase
+	query    time.Duration // a query over everything stored, meanwhile
 }
 
 // TestSlowDiskIsRefusedRetryablyAndNothingAckedIsLost runs the real
