@@ -32,7 +32,6 @@ type FS struct {
 	// Backing is the directory the files really live in.
 	Backing string
 
-	server *fuse.Server
 	delay  atomic.Int64 // time.Duration
 	writes atomic.Int64
 	fsyncs atomic.Int64
@@ -78,7 +77,6 @@ func Mount(t testing.TB) *FS {
 	if err != nil {
 		testenv.Unavailable(t, "mount FUSE at %s: %v", f.Dir, err)
 	}
-	f.server = server
 	t.Cleanup(func() {
 		f.SetDelay(0) // let requests in flight finish
 		if err := server.Unmount(); err != nil {
