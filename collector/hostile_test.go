@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -307,6 +308,25 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 // labels (joined with "/").
 func scrapeCounter(t *testing.T, addr, name string, labels ...string) map[string]float64 {
 	t.Helper()
+	out := map[string]float64{}
+	for _, m := range scrapeFamily(t, addr, name).GetMetric() {
+		var key []string
+		for _, l := range labels {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == l {
+					key = append(key, lp.GetValue())
+				}
+			}
+		}
+		out[strings.Join(key, "/")] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return out
+}
+
+// scrapeFamily reads one metric family from the collector's telemetry (or
+// the bantay extension's /metrics, by addr); nil when it is not there.
+func scrapeFamily(t *testing.T, addr, name string) *dto.MetricFamily {
+	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -323,19 +343,7 @@ func scrapeCounter(t *testing.T, addr, name string, labels ...string) map[string
 	if !ok {
 		fam = families[name+"_total"]
 	}
-	out := map[string]float64{}
-	for _, m := range fam.GetMetric() {
-		var key []string
-		for _, l := range labels {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == l {
-					key = append(key, lp.GetValue())
-				}
-			}
-		}
-		out[strings.Join(key, "/")] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return out
+	return fam
 }
 
 // hostileGRPCCase is a raw OTLP/gRPC message (not a valid request, so it

@@ -525,6 +525,16 @@ func collectorHealthDashboard() *dashboard.DashboardBuilder {
 			Height(8).
 			Span(12)).
 		WithPanel(timeseries.NewPanelBuilder().
+			Title("WAL commit time (p99) and share of time spent committing").
+			Description("Every acknowledgement waits for its commit to the write-ahead log, and commits are written one at a time. A healthy disk commits in about a millisecond; a slow one shows here first, before the store refuses requests for overload (append slots all busy). The share is what the BantayStoreWALSlow alert watches. See its runbook.").
+			Datasource(promDS()).
+			WithTarget(prom(`histogram_quantile(0.99, sum by (instance, le) (rate(bantay_store_commit_duration_seconds_bucket{`+inst+`}[$__rate_interval])))`, "p99 commit: {{instance}}")).
+			WithTarget(prom(`sum by (instance) (rate(bantay_store_commit_duration_seconds_sum{`+inst+`}[$__rate_interval]))`, "share committing: {{instance}}")).
+			Unit("s").
+			Min(0).
+			Height(8).
+			Span(12)).
+		WithPanel(timeseries.NewPanelBuilder().
 			Title("Rule group evaluation time").
 			Datasource(promDS()).
 			WithTarget(prom(`max by (rule_group) (prometheus_rule_group_last_duration_seconds{`+inst+`})`, "{{rule_group}}")).

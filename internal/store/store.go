@@ -173,6 +173,7 @@ type Store struct {
 	warnings        *prometheus.CounterVec
 	writableGauge   prometheus.Gauge
 	commitFailures  *prometheus.CounterVec
+	commitDuration  prometheus.Histogram
 	reopens         *prometheus.CounterVec
 	appendPaths     *prometheus.CounterVec
 }
@@ -251,6 +252,13 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 			Name: "bantay_store_commit_failures_total",
 			Help: "Commits to the TSDB WAL that failed, by cause (no_space: the disk is full; io: any other write error).",
 		}, []string{"cause"}),
+		// A slow disk shows here first: refusals (overloaded) follow only
+		// once slow commits have held every append slot for append_wait.
+		commitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bantay_store_commit_duration_seconds",
+			Help:    "Time of each commit to the TSDB WAL (the write the acknowledgement waits for), not counting the wait for the commit before it.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 		reopens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bantay_store_reopens_total",
 			Help: "Reopens of the TSDB (WAL repair) after a failed write, by result.",
@@ -281,7 +289,7 @@ func Open(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Store, e
 		Help: "OTLP streams (resource, scope, metric and point attributes) whose series labels and references the store has cached.",
 	}, func() float64 { return float64(s.series.entries()) })
 	for _, c := range []prometheus.Collector{s.appendedSamples, s.rejectedSamples, s.refusedRequests, s.warnings,
-		s.writableGauge, s.commitFailures, s.reopens, s.appendPaths, cachedStreams} {
+		s.writableGauge, s.commitFailures, s.commitDuration, s.reopens, s.appendPaths, cachedStreams} {
 		if err := reg.Register(c); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("register store metrics: %w", err)

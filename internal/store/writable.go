@@ -64,7 +64,10 @@ func (s *Store) gate(gen uint64, app storage.AppenderTransaction) func() error {
 		if !s.writable.Load() {
 			return refuse(errUnwritable)
 		}
-		if err := app.Commit(); err != nil {
+		start := time.Now()
+		err := app.Commit()
+		s.commitDuration.Observe(time.Since(start).Seconds())
+		if err != nil {
 			s.commitFailed(err)
 			return err
 		}

@@ -99,7 +99,8 @@ func StoredByProbe(ctx context.Context, q promv1.API, from, to time.Time) (map[s
 	return stored, nil
 }
 
-// Lags are freshness samples: how long after its sample time a point was seen.
+// Lags are duration samples: how long after its sample time a point was
+// seen (freshness), or how long an answer took.
 type Lags struct {
 	mu     sync.Mutex
 	lags   []time.Duration
@@ -109,7 +110,8 @@ type Lags struct {
 // maxLags bounds the samples kept.
 const maxLags = 100_000
 
-func (l *Lags) add(d time.Duration) {
+// Add records one sample (beyond maxLags, none).
+func (l *Lags) Add(d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.lags) < maxLags {
@@ -223,7 +225,7 @@ func (f *APIFreshness) await(ctx context.Context, a acked) {
 	for {
 		if v, _, _, err := f.API.Query(ctx, query, time.Now()); err == nil {
 			if vec, ok := v.(model.Vector); ok && len(vec) == 1 && model.Time(float64(vec[0].Value)*1000+0.5) >= want {
-				f.add(time.Since(a.sample))
+				f.Add(time.Since(a.sample))
 				return
 			}
 		}

@@ -43,6 +43,10 @@ type Options struct {
 	// request (0: none), so that a load running through a whole fault test
 	// stays light and its head series few.
 	Pause time.Duration
+	// OnAnswer, if set, is told of every answer: when its request was sent,
+	// how long the answer took, and the error (nil: acknowledged). The
+	// workers call it concurrently.
+	OnAnswer func(sent time.Time, took time.Duration, err error)
 }
 
 // Result is what a run sent and what the collector said.
@@ -67,8 +71,8 @@ func (r Result) AckedPointsPerSecond() float64 {
 
 // Run sends load until MaxRequests, Duration or ctx ends it. A worker whose
 // request fails with a connection error stops (the collector is gone);
-// refusals are counted and the worker backs off briefly and goes on, as a
-// probe would.
+// refusals and timeouts are counted and the worker backs off briefly and
+// goes on, as a probe would.
 func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Workers <= 0 || o.PointsPerRequest <= 0 || o.MaxRequests <= 0 || o.Duration <= 0 {
 		return Result{}, errors.New("otlpload: workers, points per request, max requests and duration must be positive")
@@ -101,8 +105,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					targets[i] = fmt.Sprintf("load-w%d-r%d-p%d", w, seq, i)
 				}
 				reqCtx, reqCancel := context.WithTimeout(ctx, o.Timeout)
-				_, err := client.Export(reqCtx, pmetricotlp.NewExportRequestFromMetrics(o.Batch(targets, time.Now())))
+				sent := time.Now()
+				_, err := client.Export(reqCtx, pmetricotlp.NewExportRequestFromMetrics(o.Batch(targets, sent)))
 				reqCancel()
+				if o.OnAnswer != nil {
+					o.OnAnswer(sent, time.Since(sent), err)
+				}
 				mu.Lock()
 				res.Requests++
 				if err == nil {
@@ -113,7 +121,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				mu.Unlock()
 				if err != nil {
 					switch status.Code(err) {
-					case codes.ResourceExhausted, codes.Unavailable:
+					case codes.ResourceExhausted, codes.Unavailable, codes.DeadlineExceeded:
+						// A request that timed out (Timeout) is retried
+						// by a probe too; the run's own end stops the loop.
 						if isConnErr(err) {
 							return
 						}

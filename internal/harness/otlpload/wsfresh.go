@@ -72,7 +72,7 @@ func (f *WSFreshness) Read(ctx context.Context, conn *websocket.Conn) error {
 		for _, c := range fr.Cells {
 			if c.LastSeen > seen[c.ID] {
 				if !first {
-					f.add(arrived.Sub(time.UnixMilli(c.LastSeen)))
+					f.Add(arrived.Sub(time.UnixMilli(c.LastSeen)))
 				}
 				seen[c.ID] = c.LastSeen
 			}
