@@ -219,6 +219,14 @@ func demoCollectorSeries(start time.Time, interval time.Duration, n int) []Serie
 		self("bantay_store_writable"),
 		self("bantay_store_commit_failures_total", "cause", "no_space"),
 	}
+	// WAL commits, one a second: nine in ten within 5 ms, the rest within 50 ms.
+	commits := []Series{
+		self("bantay_store_commit_duration_seconds_bucket", "le", "0.005"),
+		self("bantay_store_commit_duration_seconds_bucket", "le", "0.05"),
+		self("bantay_store_commit_duration_seconds_bucket", "le", "+Inf"),
+		self("bantay_store_commit_duration_seconds_count"),
+		self("bantay_store_commit_duration_seconds_sum"),
+	}
 	for step := range n {
 		t := start.Add(time.Duration(step) * interval)
 		f := float64(step)
@@ -227,6 +235,10 @@ func demoCollectorSeries(start time.Time, interval time.Duration, n int) []Serie
 		for i := range ss {
 			ss[i].Samples = append(ss[i].Samples, Sample{t, vals[i]})
 		}
+		secs := f * interval.Seconds()
+		for i, v := range []float64{0.9 * secs, secs, secs, secs, 0.006 * secs} {
+			commits[i].Samples = append(commits[i].Samples, Sample{t, v})
+		}
 	}
-	return ss
+	return append(ss, commits...)
 }
