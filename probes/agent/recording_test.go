@@ -14,7 +14,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
@@ -259,5 +261,101 @@ func testExemplarSlices(t *testing.T, form string) {
 				t.Errorf("%s: no point collected", name)
 			}
 		}
+	}
+}
+
+// TestReservoirsChangeNothingExported: the agent's reservoirs
+// (noExemplars, exactExemplars) change what a point's slices cost, not what
+// is exported. The same measurements — marked and unmarked, on every
+// instrument, over two collections — recorded through the agent's
+// recording options and through the SDK's own reservoirs collect to the
+// same points, exemplars included.
+func TestReservoirsChangeNothingExported(t *testing.T) {
+	sdkDefaults := map[string][]sdkmetric.Option{
+		config.HistogramsClassic: {sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter)},
+		config.HistogramsBoth: {
+			sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter),
+			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: metricmodel.Latency}, sdkmetric.Stream{
+				Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: metricmodel.LatencyBounds},
+			})),
+			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: metricmodel.Latency}, sdkmetric.Stream{
+				Name: metricmodel.LatencyNative,
+				Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{
+					MaxSize: metricmodel.LatencyNativeMaxBuckets, MaxScale: nativeMaxScale,
+				},
+			})),
+		},
+	}
+	for form, sdkOpts := range sdkDefaults {
+		t.Run(form, func(t *testing.T) {
+			type side struct {
+				reader *sdkmetric.ManualReader
+				inst   *instruments
+			}
+			open := func(opts []sdkmetric.Option) side {
+				reader := sdkmetric.NewManualReader()
+				provider := sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithReader(reader))...)
+				t.Cleanup(func() { provider.Shutdown(context.Background()) })
+				inst, err := newInstruments(provider.Meter(metricmodel.ScopeName), "Manila")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return side{reader, inst}
+			}
+			agent, sdk := open(recordingOptions(config.Recording{Histograms: form})), open(sdkOpts)
+			bg := context.Background()
+			for round := range 2 {
+				slow, _ := mark("slow probe")
+				failed, _ := mark("probe failure")
+				for _, s := range []side{agent, sdk} {
+					for i, target := range []string{"davao", "baguio", "cebu"} {
+						at := metric.WithAttributes(attribute.String(metricmodel.AttrTarget, target))
+						for k := range 5 {
+							ctx := bg
+							if i == 0 && k == 4 {
+								ctx = slow // one marked answer a round, as mark's slowest
+							}
+							s.inst.latency.Record(ctx, float64(1+i+k*round), at)
+						}
+						if i == 1 {
+							s.inst.failures.Add(failed, 2, at)
+						}
+						s.inst.attempts.Add(bg, 5, at)
+						s.inst.duplicates.Add(bg, int64(round), at)
+						s.inst.jitter.Add(bg, 0.25*float64(i), at)
+						s.inst.jitterPairs.Add(bg, 4, at)
+						s.inst.statusCode.Record(bg, 200, at)
+						s.inst.lateness.Record(bg, 0.001*float64(i), s.inst.here)
+					}
+				}
+				var got, want metricdata.ResourceMetrics
+				if err := agent.reader.Collect(bg, &got); err != nil {
+					t.Fatal(err)
+				}
+				if err := sdk.reader.Collect(bg, &want); err != nil {
+					t.Fatal(err)
+				}
+				if len(got.ScopeMetrics) != 1 || len(want.ScopeMetrics) != 1 {
+					t.Fatalf("scopes: agent %d, SDK %d", len(got.ScopeMetrics), len(want.ScopeMetrics))
+				}
+				exemplars := 0
+				for _, m := range got.ScopeMetrics[0].Metrics {
+					switch d := m.Data.(type) {
+					case metricdata.Histogram[float64]:
+						for _, p := range d.DataPoints {
+							exemplars += len(p.Exemplars)
+						}
+					case metricdata.Sum[int64]:
+						for _, p := range d.DataPoints {
+							exemplars += len(p.Exemplars)
+						}
+					}
+				}
+				if exemplars == 0 {
+					t.Fatal("no exemplar collected: the comparison would not cover them")
+				}
+				metricdatatest.AssertEqual(t, want.ScopeMetrics[0], got.ScopeMetrics[0], metricdatatest.IgnoreTimestamp())
+			}
+		})
 	}
 }
