@@ -45,6 +45,8 @@ type Agent struct {
 	// reflector answers other sites (nil without reflector.listen).
 	mesh      *mesh
 	reflector *reflector.Reflector
+	// memory is the soft memory limit kept for the process (LimitMemory).
+	memory memoryLimit
 
 	runOnce sync.Once
 }
@@ -346,10 +348,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	for _, u := range a.uplink {
 		jobs += len(u.jobs)
 	}
+	a.raiseMemoryLimit(nil, 0)
 	a.logger.Info("probe running", "city", a.cfg.Probe.City,
 		"uplinks", len(a.uplink), "targets", len(a.cfg.Targets), "schedules", jobs,
 		"collector", a.cfg.Collector.Endpoint, "protocol", a.cfg.Collector.Protocol,
-		"queue", a.cfg.Queue.Dir, "metrics", a.cfg.Metrics.Listen, "mesh", a.cfg.Mesh.Collector)
+		"queue", a.cfg.Queue.Dir, "metrics", a.cfg.Metrics.Listen, "mesh", a.cfg.Mesh.Collector,
+		"memory_limit", memoryLimitText())
 	for _, u := range a.uplink {
 		if q := u.exporter.queue; q != nil {
 			if s := q.Stats(); s.Requests > 0 {

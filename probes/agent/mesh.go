@@ -343,6 +343,7 @@ func (m *mesh) start(ctx context.Context, t config.Target) error {
 		}
 		jobs[i] = newJob(t, p, u.inst, u.logger.With("target", t.Name))
 	}
+	m.a.raiseMemoryLimit(&t, len(jobs))
 	tctx, cancel := context.WithCancel(ctx)
 	mt := &meshTarget{target: t, cancel: cancel}
 	for _, j := range jobs {

@@ -32,13 +32,18 @@ func recordingOptions(r config.Recording) []sdkmetric.Option {
 		opts = append(opts, sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: name},
 			sdkmetric.Stream{ExemplarReservoirProviderSelector: noExemplars})))
 	}
-	if !r.Exponential() {
-		return opts // the instrument's own explicit buckets, as always
-	}
+	opts = append(opts, sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: metricmodel.Failures},
+		sdkmetric.Stream{ExemplarReservoirProviderSelector: exactExemplars})))
 	latency := sdkmetric.Instrument{Name: metricmodel.Latency}
+	if !r.Exponential() {
+		// The instrument's own explicit buckets, as always.
+		return append(opts, sdkmetric.WithView(sdkmetric.NewView(latency,
+			sdkmetric.Stream{ExemplarReservoirProviderSelector: exactExemplars})))
+	}
 	if r.Classic() {
 		opts = append(opts, sdkmetric.WithView(sdkmetric.NewView(latency, sdkmetric.Stream{
-			Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: metricmodel.LatencyBounds},
+			Aggregation:                       sdkmetric.AggregationExplicitBucketHistogram{Boundaries: metricmodel.LatencyBounds},
+			ExemplarReservoirProviderSelector: exactExemplars,
 		})))
 	}
 	return append(opts, sdkmetric.WithView(sdkmetric.NewView(latency, sdkmetric.Stream{
@@ -46,6 +51,7 @@ func recordingOptions(r config.Recording) []sdkmetric.Option {
 		Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{
 			MaxSize: metricmodel.LatencyNativeMaxBuckets, MaxScale: nativeMaxScale,
 		},
+		ExemplarReservoirProviderSelector: exactExemplars,
 	})))
 }
 
@@ -74,9 +80,54 @@ func (emptyReservoir) Offer(context.Context, time.Time, exemplar.Value, []attrib
 
 // Collect leaves dest without capacity: the SDK makes the point's exemplar
 // slice as long as dest's capacity, and nil costs nothing. (The buffer
-// dropped here is the SDK's pooled one; the first point of the next
-// instrument that keeps exemplars makes it again, once per collection.)
+// dropped here is the SDK's pooled one; the instruments that keep
+// exemplars collect into one of their own, exactExemplars.)
 func (emptyReservoir) Collect(dest *[]exemplar.Exemplar) { *dest = nil }
+
+// exactExemplars is the SDK's own reservoir for the instruments that carry
+// exemplars (the latency histograms and the failures counter), handing each
+// point an exemplar slice exactly as long as what it holds: none, most of
+// the time. The SDK makes a point's slice as long as the capacity of the
+// buffer the reservoir collected into, and the latency histogram's
+// bucket-aligned reservoir grows that buffer to one slot per bucket: 29
+// exemplars, about 3 KB, for every histogram point of every collection —
+// 3 MB of garbage per export at 1,000 targets, holding nothing
+// (docs/BENCHMARKS.md, "Probe footprint"). The reservoir collects into a
+// buffer of its own instead, kept per instrument rather than per series, so
+// holding it costs one buffer, not one per target.
+func exactExemplars(agg sdkmetric.Aggregation) exemplar.ReservoirProvider {
+	sdk := sdkmetric.DefaultExemplarReservoirProviderSelector(agg)
+	buf := &exemplarBuffer{}
+	return func(attrs attribute.Set) exemplar.Reservoir { return exactReservoir{sdk(attrs), buf} }
+}
+
+// exemplarBuffer is what an instrument's reservoirs collect into; mu makes
+// collections of two readers (OTLP and /metrics) take turns.
+type exemplarBuffer struct {
+	mu  sync.Mutex
+	buf []exemplar.Exemplar
+}
+
+type exactReservoir struct {
+	exemplar.Reservoir
+	shared *exemplarBuffer
+}
+
+// Collect gives dest exactly the held exemplars (nil for none), collected
+// through the shared buffer, which is then cleared so it keeps no
+// attributes or trace ids alive.
+func (r exactReservoir) Collect(dest *[]exemplar.Exemplar) {
+	b := r.shared
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r.Reservoir.Collect(&b.buf)
+	if len(b.buf) == 0 {
+		*dest = nil
+		return
+	}
+	*dest = append(make([]exemplar.Exemplar, 0, len(b.buf)), b.buf...)
+	clear(b.buf)
+}
 
 // markTracer gives a measurement an exemplar: mark puts a sampled span of
 // its own in the context the measurement is recorded with. The spans are

@@ -14,7 +14,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
@@ -167,15 +169,24 @@ func TestRecordingClassicByDefault(t *testing.T) {
 	}
 }
 
-// TestUnmarkedInstrumentsCostNoExemplarSlices: an instrument never recorded
-// with mark's context gets no exemplar slice at all, where the SDK's empty
-// reservoir gave every point of a cumulative sum a 29-exemplar one at every
-// collection (15 MB per export at 1,000 targets); the marked ones keep
-// their exemplars. Each collection is into a fresh ResourceMetrics, as the
-// PeriodicReader's is.
-func TestUnmarkedInstrumentsCostNoExemplarSlices(t *testing.T) {
+// TestExemplarSlicesHoldWhatTheyCarry: no point gets an exemplar slice
+// longer than the exemplars it carries. An instrument never recorded with
+// mark's context gets none at all, where the SDK's empty reservoir gave
+// every point of a cumulative sum a 29-exemplar one at every collection
+// (15 MB per export at 1,000 targets); the latency histograms and the
+// failures counter keep their exemplars, in slices exactly as long, where
+// the SDK gave every histogram point 29 slots, marked or not (3 MB per
+// export). Each collection is into a fresh ResourceMetrics, as the
+// PeriodicReader's is; every histogram form is covered.
+func TestExemplarSlicesHoldWhatTheyCarry(t *testing.T) {
+	for _, form := range []string{config.HistogramsClassic, config.HistogramsExponential, config.HistogramsBoth} {
+		t.Run(form, func(t *testing.T) { testExemplarSlices(t, form) })
+	}
+}
+
+func testExemplarSlices(t *testing.T, form string) {
 	reader := sdkmetric.NewManualReader()
-	opts := append(recordingOptions(config.Recording{Histograms: config.HistogramsClassic}), sdkmetric.WithReader(reader))
+	opts := append(recordingOptions(config.Recording{Histograms: form}), sdkmetric.WithReader(reader))
 	provider := sdkmetric.NewMeterProvider(opts...)
 	defer provider.Shutdown(context.Background())
 	inst, err := newInstruments(provider.Meter(metricmodel.ScopeName), "Manila")
@@ -183,14 +194,18 @@ func TestUnmarkedInstrumentsCostNoExemplarSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	bg := context.Background()
-	at := metric.WithAttributes(attribute.String(metricmodel.AttrTarget, "davao"))
+	davao := metric.WithAttributes(attribute.String(metricmodel.AttrTarget, "davao"))
+	// A healthy target: its latency and failures are never marked.
+	baguio := metric.WithAttributes(attribute.String(metricmodel.AttrTarget, "baguio"))
 	for range 2 {
 		slow, _ := mark("slow probe")
-		inst.latency.Record(slow, 250, at)
+		inst.latency.Record(slow, 250, davao)
 		failed, _ := mark("probe failure")
-		inst.failures.Add(failed, 1, at)
-		inst.attempts.Add(bg, 5, at)
-		inst.jitter.Add(bg, 0.5, at)
+		inst.failures.Add(failed, 1, davao)
+		inst.latency.Record(bg, 0.2, baguio)
+		inst.failures.Add(bg, 0, baguio)
+		inst.attempts.Add(bg, 5, davao)
+		inst.jitter.Add(bg, 0.5, davao)
 		inst.lateness.Record(bg, 0.001, inst.here)
 
 		var rm metricdata.ResourceMetrics
@@ -199,36 +214,148 @@ func TestUnmarkedInstrumentsCostNoExemplarSlices(t *testing.T) {
 		}
 		seen := map[string]int{}
 		for _, m := range rm.ScopeMetrics[0].Metrics {
-			var caps, lens []int
+			type slice struct {
+				target    string
+				len, cap_ int
+			}
+			var got []slice
+			target := func(s attribute.Set) string { v, _ := s.Value(metricmodel.AttrTarget); return v.AsString() }
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
 				for _, p := range d.DataPoints {
-					caps, lens = append(caps, cap(p.Exemplars)), append(lens, len(p.Exemplars))
+					got = append(got, slice{target(p.Attributes), len(p.Exemplars), cap(p.Exemplars)})
 				}
 			case metricdata.Sum[float64]:
 				for _, p := range d.DataPoints {
-					caps, lens = append(caps, cap(p.Exemplars)), append(lens, len(p.Exemplars))
+					got = append(got, slice{target(p.Attributes), len(p.Exemplars), cap(p.Exemplars)})
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
-					caps, lens = append(caps, cap(p.Exemplars)), append(lens, len(p.Exemplars))
+					got = append(got, slice{target(p.Attributes), len(p.Exemplars), cap(p.Exemplars)})
+				}
+			case metricdata.ExponentialHistogram[float64]:
+				for _, p := range d.DataPoints {
+					got = append(got, slice{target(p.Attributes), len(p.Exemplars), cap(p.Exemplars)})
 				}
 			}
-			for i := range caps {
+			for _, g := range got {
 				seen[m.Name]++
-				marked := m.Name == metricmodel.Latency || m.Name == metricmodel.Failures
-				if marked && lens[i] == 0 {
-					t.Errorf("%s: a marked measurement lost its exemplar", m.Name)
+				marked := (m.Name == metricmodel.Latency || m.Name == metricmodel.LatencyNative || m.Name == metricmodel.Failures) && g.target == "davao"
+				if marked && g.len == 0 {
+					t.Errorf("%s{%s}: a marked measurement lost its exemplar", m.Name, g.target)
 				}
-				if !marked && caps[i] != 0 {
-					t.Errorf("%s: an exemplar slice of capacity %d for an instrument that never has one", m.Name, caps[i])
+				if g.cap_ != g.len {
+					t.Errorf("%s{%s}: an exemplar slice of capacity %d for %d exemplars", m.Name, g.target, g.cap_, g.len)
 				}
 			}
 		}
-		for _, name := range []string{metricmodel.Latency, metricmodel.Failures, metricmodel.Attempts, metricmodel.Jitter, metricmodel.Lateness} {
+		want := []string{metricmodel.Failures, metricmodel.Attempts, metricmodel.Jitter, metricmodel.Lateness}
+		if form != config.HistogramsExponential {
+			want = append(want, metricmodel.Latency)
+		}
+		if form != config.HistogramsClassic {
+			want = append(want, metricmodel.LatencyNative)
+		}
+		for _, name := range want {
 			if seen[name] == 0 {
 				t.Errorf("%s: no point collected", name)
 			}
 		}
+	}
+}
+
+// TestReservoirsChangeNothingExported: the agent's reservoirs
+// (noExemplars, exactExemplars) change what a point's slices cost, not what
+// is exported. The same measurements — marked and unmarked, on every
+// instrument, over two collections — recorded through the agent's
+// recording options and through the SDK's own reservoirs collect to the
+// same points, exemplars included.
+func TestReservoirsChangeNothingExported(t *testing.T) {
+	sdkDefaults := map[string][]sdkmetric.Option{
+		config.HistogramsClassic: {sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter)},
+		config.HistogramsBoth: {
+			sdkmetric.WithExemplarFilter(exemplar.TraceBasedFilter),
+			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: metricmodel.Latency}, sdkmetric.Stream{
+				Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: metricmodel.LatencyBounds},
+			})),
+			sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: metricmodel.Latency}, sdkmetric.Stream{
+				Name: metricmodel.LatencyNative,
+				Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{
+					MaxSize: metricmodel.LatencyNativeMaxBuckets, MaxScale: nativeMaxScale,
+				},
+			})),
+		},
+	}
+	for form, sdkOpts := range sdkDefaults {
+		t.Run(form, func(t *testing.T) {
+			type side struct {
+				reader *sdkmetric.ManualReader
+				inst   *instruments
+			}
+			open := func(opts []sdkmetric.Option) side {
+				reader := sdkmetric.NewManualReader()
+				provider := sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithReader(reader))...)
+				t.Cleanup(func() { provider.Shutdown(context.Background()) })
+				inst, err := newInstruments(provider.Meter(metricmodel.ScopeName), "Manila")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return side{reader, inst}
+			}
+			agent, sdk := open(recordingOptions(config.Recording{Histograms: form})), open(sdkOpts)
+			bg := context.Background()
+			for round := range 2 {
+				slow, _ := mark("slow probe")
+				failed, _ := mark("probe failure")
+				for _, s := range []side{agent, sdk} {
+					for i, target := range []string{"davao", "baguio", "cebu"} {
+						at := metric.WithAttributes(attribute.String(metricmodel.AttrTarget, target))
+						for k := range 5 {
+							ctx := bg
+							if i == 0 && k == 4 {
+								ctx = slow // one marked answer a round, as mark's slowest
+							}
+							s.inst.latency.Record(ctx, float64(1+i+k*round), at)
+						}
+						if i == 1 {
+							s.inst.failures.Add(failed, 2, at)
+						}
+						s.inst.attempts.Add(bg, 5, at)
+						s.inst.duplicates.Add(bg, int64(round), at)
+						s.inst.jitter.Add(bg, 0.25*float64(i), at)
+						s.inst.jitterPairs.Add(bg, 4, at)
+						s.inst.statusCode.Record(bg, 200, at)
+						s.inst.lateness.Record(bg, 0.001*float64(i), s.inst.here)
+					}
+				}
+				var got, want metricdata.ResourceMetrics
+				if err := agent.reader.Collect(bg, &got); err != nil {
+					t.Fatal(err)
+				}
+				if err := sdk.reader.Collect(bg, &want); err != nil {
+					t.Fatal(err)
+				}
+				if len(got.ScopeMetrics) != 1 || len(want.ScopeMetrics) != 1 {
+					t.Fatalf("scopes: agent %d, SDK %d", len(got.ScopeMetrics), len(want.ScopeMetrics))
+				}
+				exemplars := 0
+				for _, m := range got.ScopeMetrics[0].Metrics {
+					switch d := m.Data.(type) {
+					case metricdata.Histogram[float64]:
+						for _, p := range d.DataPoints {
+							exemplars += len(p.Exemplars)
+						}
+					case metricdata.Sum[int64]:
+						for _, p := range d.DataPoints {
+							exemplars += len(p.Exemplars)
+						}
+					}
+				}
+				if exemplars == 0 {
+					t.Fatal("no exemplar collected: the comparison would not cover them")
+				}
+				metricdatatest.AssertEqual(t, want.ScopeMetrics[0], got.ScopeMetrics[0], metricdatatest.IgnoreTimestamp())
+			}
+		})
 	}
 }

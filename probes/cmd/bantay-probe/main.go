@@ -124,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "bantay-probe:", err)
 			return 1
 		}
+		if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+			a.LimitMemory()
+		}
 		if err := a.Run(ctx); err != nil {
 			msg := "stopped with undelivered data"
 			if cfg.Queue.Dir == "" {

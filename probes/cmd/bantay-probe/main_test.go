@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +232,58 @@ targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t
 	}
 	if strings.Contains(stderr.String(), "undelivered") {
 		t.Errorf("queued data reported as undelivered:\n%s", stderr.String())
+	}
+}
+
+// TestRunSetsMemoryLimitUnlessGOMEMLIMIT: run sets the probe's own soft
+// memory limit, sized to its schedules, and says so; an operator's
+// GOMEMLIMIT (here as the runtime would have read it at start) is left as
+// it is.
+func TestRunSetsMemoryLimitUnlessGOMEMLIMIT(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
+	os.WriteFile(cfgPath, []byte(`
+probe: {id: mnl-01, city: Manila}
+collector: {endpoint: "`+testenv.FreeAddr(t)+`", tls: {insecure: true}, timeout: 200ms}
+uplinks: [{name: globe-5g, carrier: Globe, network_type: 5g}]
+targets: [{name: t, dst_city: Davao, method: tcp, address: "`+testenv.FreeAddr(t)+`"}]
+`), 0o600)
+	running := func() string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		stderr := &syncBuffer{}
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, []string{"run", "--config", cfgPath}, io.Discard, stderr) }()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "probe running"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no start logged:\n%s", stderr.String())
+			}
+		}
+		cancel()
+		<-done
+		return stderr.String()
+	}
+
+	t.Setenv("GOMEMLIMIT", "")
+	os.Unsetenv("GOMEMLIMIT")
+	debug.SetMemoryLimit(math.MaxInt64)
+	log := running()
+	if l := debug.SetMemoryLimit(-1); l == math.MaxInt64 || l > 64<<20 {
+		t.Errorf("without GOMEMLIMIT the limit is %d, want the probe's own (one target: about 20 MiB)", l)
+	}
+	if !regexp.MustCompile(`memory_limit="[0-9.]+ MiB"`).MatchString(log) {
+		t.Errorf("the limit is not logged at start:\n%s", log)
+	}
+
+	os.Setenv("GOMEMLIMIT", "123MiB")
+	debug.SetMemoryLimit(123 << 20)
+	log = running()
+	if l := debug.SetMemoryLimit(-1); l != 123<<20 {
+		t.Errorf("with GOMEMLIMIT=123MiB the limit became %d", l)
+	}
+	if !strings.Contains(log, `memory_limit="123.0 MiB"`) {
+		t.Errorf("the operator's limit is not logged at start:\n%s", log)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -360,6 +361,13 @@ func report(out io.Writer, o options, in reportInput) {
 	mib := func(b float64) float64 { return b / (1 << 20) }
 	fmt.Fprintf(out, "CPU: %.2f s in %.0f s = %.2f %% of one core\n", in.cpu, in.wall.Seconds(), 100*in.cpu/in.wall.Seconds())
 	fmt.Fprintf(out, "RSS: mean %.1f MiB, max %.1f MiB (%d samples); VmHWM %.1f MiB\n", mib(sum/float64(max(len(in.rss), 1))), mib(peak), len(in.rss), mib(float64(in.hwm)))
+	if m := memoryLimit.FindStringSubmatch(in.log); m != nil {
+		whose := "the probe's own"
+		if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+			whose = "GOMEMLIMIT=" + v
+		}
+		fmt.Fprintf(out, "memory limit: %s (%s)\n", m[1], whose)
+	}
 	b, a := in.before, in.after
 	span := a.at.Sub(b.at).Seconds()
 	runs := a.lateCount - b.lateCount
@@ -382,6 +390,10 @@ func report(out io.Writer, o options, in reportInput) {
 		}
 	}
 }
+
+// memoryLimit finds the soft memory limit in the probe's start line
+// (memory_limit="43.4 MiB", or none).
+var memoryLimit = regexp.MustCompile(`memory_limit="?([^"\s]+(?: MiB)?)"?`)
 
 // p99 names the bucket of the window's lateness histogram that holds its
 // 99th percentile ("≤ 1 ms"), from the counts of two cumulative exports.

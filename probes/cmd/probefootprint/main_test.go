@@ -40,7 +40,7 @@ func TestFootprint(t *testing.T) {
 	if d := attempts - 5*runs; runs == 0 || d < -2*5*5 || d > 2*5*5 || m[3] != "0" {
 		t.Errorf("%d runs, %d attempts, %s failures; want rounds of 5 and no failure", runs, attempts, m[3])
 	}
-	for _, want := range []string{"% of one core", "RSS: mean", "lateness: mean"} {
+	for _, want := range []string{"% of one core", "RSS: mean", "memory limit: ", "lateness: mean"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
