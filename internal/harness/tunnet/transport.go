@@ -17,7 +17,8 @@ const (
 type Transport struct {
 	Proto    byte // 6 or 17
 	Src, Dst netip.AddrPort
-	Flags    byte // TCP only
+	Flags    byte   // TCP only
+	Seq      uint32 // TCP only: the first payload byte's sequence number
 	Payload  []byte
 }
 
@@ -40,7 +41,7 @@ func ParseTransport(pkt []byte) (Transport, bool) {
 		if len(seg) < 20 || int(seg[12]>>4)*4 < 20 || len(seg) < int(seg[12]>>4)*4 {
 			return Transport{}, false
 		}
-		off, tr.Flags = int(seg[12]>>4)*4, seg[13]
+		off, tr.Flags, tr.Seq = int(seg[12]>>4)*4, seg[13], binary.BigEndian.Uint32(seg[4:8])
 	case 17:
 		if len(seg) < 8 {
 			return Transport{}, false
