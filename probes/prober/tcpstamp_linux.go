@@ -82,14 +82,25 @@ func stampTCP(conn net.Conn) net.Conn {
 	return &stampedTCP{Conn: conn, raw: raw, handshake: handshake, oob: make([]byte, 128), eoob: make([]byte, 256), sent: map[uint32]time.Time{}}
 }
 
+// Write counts the write before it is made: on a fast path the answer
+// can be read, and the trace marked, before the write returns.
 func (c *stampedTCP) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.mu.Lock()
-	c.written += uint32(n)
-	if n > 0 {
-		c.keys = append(c.keys, c.written-1)
+	if len(b) == 0 {
+		return c.Conn.Write(b)
 	}
+	c.mu.Lock()
+	c.written += uint32(len(b))
+	c.keys = append(c.keys, c.written-1)
 	c.mu.Unlock()
+	n, err := c.Conn.Write(b)
+	if n < len(b) {
+		// Failed part way (the probe fails with it): what was sent ends
+		// before the key said.
+		c.mu.Lock()
+		c.written -= uint32(len(b) - n)
+		c.keys[len(c.keys)-1] = c.written - 1
+		c.mu.Unlock()
+	}
 	return n, err
 }
 
@@ -152,8 +163,13 @@ func (c *stampedTCP) readSent(fd int) {
 		if !ok {
 			continue
 		}
+		// The first is the write's: a retransmission of its segment is
+		// stamped again under the same key, and the phase began when
+		// the bytes first left.
 		c.mu.Lock()
-		c.sent[uint32(key)] = at
+		if _, ok := c.sent[uint32(key)]; !ok {
+			c.sent[uint32(key)] = at
+		}
 		c.mu.Unlock()
 	}
 }
