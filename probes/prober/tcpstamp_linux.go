@@ -48,8 +48,8 @@ func rawConn(conn net.Conn) (syscall.RawConn, bool) {
 // of each write (SO_TIMESTAMPING with OPT_ID, which on TCP keys a
 // timestamp by the offset of the write's last byte; it comes back on the
 // socket's error queue when that byte's segment reaches the driver) and
-// the receive timestamp of the last segment each read returned
-// (SO_TIMESTAMPNS on recvmsg).
+// the receive timestamps of the first and the last segment each read
+// returned (SO_TIMESTAMPNS on recvmsg).
 type stampedTCP struct {
 	net.Conn
 	raw       syscall.RawConn
@@ -59,8 +59,8 @@ type stampedTCP struct {
 	mu      sync.Mutex
 	written uint32   // bytes written since the timestamps were enabled
 	keys    []uint32 // each write's last byte's offset
-	// sent are the transmit timestamps read, by key: the reader may read
-	// one before the writer's Write has returned and added its key.
+	// sent are the transmit timestamps read from the error queue, by
+	// key, the first of each (see readSent).
 	sent map[uint32]time.Time
 	// readFirst and lastRead are the arrival of the first and the last
 	// segment the last read returned.

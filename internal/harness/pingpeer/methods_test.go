@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -553,4 +554,72 @@ func startDNSServer(t *testing.T) uint16 {
 	<-started
 	t.Cleanup(func() { srv.Shutdown() })
 	return uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// TestWirePhases: the wire's phases of a plain and a TLS connection from
+// the client's packets, the line's copies and a retransmission ignored.
+func TestWirePhases(t *testing.T) {
+	server := remote(8443)
+	at := func(ms float64) time.Time { return time.Unix(0, 0).Add(time.Duration(ms * float64(time.Millisecond))) }
+	// seg is one packet of the client 198.18.2.1:40000 ↔ server, out or
+	// in, with a payload of n bytes at sequence number seq.
+	seg := func(ms float64, out bool, flags byte, seq uint32, n int) tunnet.Frame {
+		pkt := make([]byte, 40+n)
+		pkt[0], pkt[9] = 0x45, 6
+		binary.BigEndian.PutUint16(pkt[2:4], uint16(len(pkt)))
+		client, srv := netip.AddrPortFrom(lineLocal, 40000), server
+		src, dst := client, srv
+		if !out {
+			src, dst = srv, client
+		}
+		copy(pkt[12:16], src.Addr().AsSlice())
+		copy(pkt[16:20], dst.Addr().AsSlice())
+		binary.BigEndian.PutUint16(pkt[20:22], src.Port())
+		binary.BigEndian.PutUint16(pkt[22:24], dst.Port())
+		binary.BigEndian.PutUint32(pkt[24:28], seq)
+		pkt[32], pkt[33] = 5<<4, flags
+		return tunnet.Frame{At: at(ms), Out: out, Packet: pkt}
+	}
+	const syn, ack, psh = tunnet.FlagSYN, tunnet.FlagACK, tunnet.FlagACK | 0x08
+	lineCopy := seg(5, true, syn, 1, 0)
+	copy(lineCopy.Packet[16:20], linePeer.AsSlice()) // the server's side of the line: not the client's
+	plain := []tunnet.Frame{
+		seg(0, true, syn, 100, 0), lineCopy, seg(10, false, syn|ack, 900, 0), seg(10.1, true, ack, 101, 0),
+		seg(10.2, true, psh, 101, 80), seg(20.2, false, ack, 901, 0),
+		seg(26, false, psh, 901, 60), seg(28.5, false, psh, 961, 9),
+		seg(40, false, psh, 961, 9), // the tail again, retransmitted
+		seg(41, true, psh|tunnet.FlagFIN, 181, 0),
+	}
+	tls := []tunnet.Frame{
+		seg(0, true, syn, 100, 0), seg(10, false, syn|ack, 900, 0),
+		seg(10.3, true, psh, 101, 1448), seg(10.31, true, psh, 1549, 300), // the ClientHello
+		seg(23, false, psh, 901, 1448), seg(23.01, false, psh, 2349, 500), // the server's flight
+		seg(23.5, true, psh, 1849, 64), seg(23.6, true, psh, 1913, 130), // Finished, the request
+		seg(25, false, psh, 901, 1448), // the flight's first segment again
+		seg(39, false, psh, 2849, 100), seg(41, false, psh, 2949, 30),
+		seg(42, true, psh, 2043, 24), // the client's close_notify
+	}
+	for _, c := range []struct {
+		name   string
+		frames []tunnet.Frame
+		tls    bool
+		want   map[string]time.Duration
+	}{
+		{"plain", plain, false, map[string]time.Duration{"connect": 10 * time.Millisecond, "processing": 15800 * time.Microsecond, "transfer": 2500 * time.Microsecond}},
+		{"tls", tls, true, map[string]time.Duration{"connect": 10 * time.Millisecond, "tls": 12700 * time.Microsecond, "processing": 15400 * time.Microsecond, "transfer": 2 * time.Millisecond}},
+	} {
+		conns := connections(c.frames, server)
+		if len(conns) != 1 {
+			t.Fatalf("%s: %d connections, want 1", c.name, len(conns))
+		}
+		got, ok := conns[0].httpPhases(c.tls)
+		if !ok || len(got) != len(c.want) {
+			t.Fatalf("%s: phases %v, %v; want %v", c.name, got, ok, c.want)
+		}
+		for ph, d := range c.want {
+			if (got[ph] - d).Abs() > time.Microsecond {
+				t.Errorf("%s: %s %v, want %v", c.name, ph, got[ph], d)
+			}
+		}
+	}
 }
