@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,13 +200,13 @@ func pingThroughTUN(t *testing.T, dev, prefix, mode string) {
 }
 
 // connectThroughDelayLine measures TCP connects to a "remote" host whose
-// SYNs (and every other packet towards it) a delay line holds back: the
+// SYNs (and every other packet towards it) tunnet's delay line holds back: the
 // handshake is the kernel's on both ends, the delay the test's.
 func connectThroughDelayLine(t *testing.T) {
 	t.Helper()
 	const delay = 50 * time.Millisecond
 	dev := tunnet.OpenTUN(t, "bantay2", "198.18.2.1/23")
-	delayLine{delay: delay, local: [4]byte{198, 18, 2, 1}, remote: [4]byte{198, 18, 2, 2}, peer: [4]byte{198, 18, 3, 2}}.start(t, dev)
+	tunnet.NewDelayLine(t, dev, netip.MustParseAddr("198.18.2.1"), netip.MustParseAddr("198.18.2.2"), netip.MustParseAddr("198.18.3.2"), delay)
 	_, port, _ := net.SplitHostPort(closingListener(t, "198.18.2.1:0"))
 	r, _ := TakeRound(context.Background(), NewTCP("198.18.2.2:"+port, Options{}), RoundSpec{Count: 5, Interval: 20 * time.Millisecond, Timeout: 2 * time.Second})
 	if r.Sent != 5 || r.Received() != 5 {

@@ -109,27 +109,12 @@ func (s *sendStamps) read(fd int) {
 		if err != nil {
 			return
 		}
-		msgs, err := unix.ParseSocketControlMessage(s.oob[:oobn])
-		if err != nil {
+		at, key, ok := sendStamp(s.oob[:oobn])
+		if !ok {
 			continue
 		}
-		var at time.Time
-		key := -1
-		for _, m := range msgs {
-			switch {
-			case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPING && len(m.Data) >= int(unsafe.Sizeof(unix.ScmTimestamping{})):
-				ts := (*unix.ScmTimestamping)(unsafe.Pointer(&m.Data[0]))
-				at = time.Unix(ts.Ts[0].Unix())
-			case (m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR || m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR) &&
-				len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
-				ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
-				if ee.Errno == uint32(unix.ENOMSG) && ee.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING {
-					key = int(ee.Data)
-				}
-			}
-		}
 		s.mu.Lock()
-		if key >= 0 && key < len(s.order) && !at.IsZero() {
+		if key < len(s.order) {
 			s.at[s.order[key]] = at
 		}
 		s.mu.Unlock()
@@ -150,4 +135,29 @@ func kernelTime(oob []byte) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// sendStamp reads one SCM_TIMESTAMPING message from the error queue: the
+// software timestamp and its OPT_ID key.
+func sendStamp(oob []byte) (time.Time, int, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, 0, false
+	}
+	var at time.Time
+	key := -1
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPING && len(m.Data) >= int(unsafe.Sizeof(unix.ScmTimestamping{})):
+			ts := (*unix.ScmTimestamping)(unsafe.Pointer(&m.Data[0]))
+			at = time.Unix(ts.Ts[0].Unix())
+		case (m.Header.Level == unix.SOL_IP && m.Header.Type == unix.IP_RECVERR || m.Header.Level == unix.SOL_IPV6 && m.Header.Type == unix.IPV6_RECVERR) &&
+			len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
+			ee := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+			if ee.Errno == uint32(unix.ENOMSG) && ee.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING {
+				key = int(ee.Data)
+			}
+		}
+	}
+	return at, key, key >= 0 && !at.IsZero()
 }

@@ -5,10 +5,15 @@
 // target (as SmokePing does) and summarises it, for the daemon and for
 // `bantay-probe measure` alike.
 //
-// Latencies come from the monotonic clock (time.Since on a time.Now taken
-// just before the measured operation), so wall-clock steps from NTP never
-// show up as latency. Every dial binds to the uplink's source address when
-// one is given, which is what makes a probe with two SIMs measure each SIM.
+// On Linux latencies are the kernel's: send and receive timestamps of the
+// packets (icmp, udp, dns, http's phases) and TCP_INFO's handshake RTT
+// (tcp, http's connect), so the probe's own work and scheduling are not in
+// them (docs/probe.md, "How each RTT is timed"). Each is used only where it
+// agrees with the monotonic clock (time.Since on a time.Now taken just
+// before the measured operation), which is the latency elsewhere, so
+// wall-clock steps from NTP never show up as latency. Every dial binds to
+// the uplink's source address when one is given, which is what makes a
+// probe with two SIMs measure each SIM.
 package prober
 
 import (

@@ -4,7 +4,6 @@ package prober
 
 import (
 	"encoding/binary"
-	"os"
 	"testing"
 	"time"
 
@@ -47,42 +46,6 @@ func (r tunResponder) start(t *testing.T, name, local string) {
 			return hostUnreachable(pkt), r.delay, 1
 		}
 		return reply, r.delay, 1
-	}, nil)
-}
-
-// delayLine makes a remote host out of this one for TCP and UDP: the
-// kernel's packets to remote (through the TUN device) come back, after
-// delay, as packets from the fake peer to local, so the local stack's
-// listener answers them; its answers to peer come back, undelayed, as
-// packets from remote. A connect to remote therefore takes delay plus
-// loopback time, with the kernel's own TCP on both ends: a user-space
-// netem for one direction.
-type delayLine struct {
-	delay               time.Duration
-	local, remote, peer [4]byte
-}
-
-func (d delayLine) start(t *testing.T, dev *os.File) {
-	t.Helper()
-	tunnet.Serve(t, dev, func(pkt []byte) ([]byte, time.Duration, int) {
-		if len(pkt) < 20 || pkt[0]>>4 != 4 || [4]byte(pkt[12:16]) != d.local {
-			return nil, 0, 0
-		}
-		var wait time.Duration
-		switch [4]byte(pkt[16:20]) {
-		case d.remote: // outbound: arrives at the listener from peer
-			copy(pkt[12:16], d.peer[:])
-			wait = d.delay
-		case d.peer: // the listener's answer: arrives from remote
-			copy(pkt[12:16], d.remote[:])
-		default:
-			return nil, 0, 0
-		}
-		copy(pkt[16:20], d.local[:])
-		if !tunnet.FixChecksums(pkt) {
-			return nil, 0, 0
-		}
-		return pkt, wait, 1
 	}, nil)
 }
 

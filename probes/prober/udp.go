@@ -61,29 +61,46 @@ func (p *UDP) openRound(ctx context.Context, count int) (roundConn, error) {
 	}
 	last := p.seq.Add(uint64(count))
 	r := &udpRound{
-		conn:    conn,
-		probeID: p.opts.ProbeID,
-		first:   last - uint64(count) + 1,
-		sentAt:  make([]int64, count),
-		buf:     make([]byte, echo.MaxLen+1),
+		datagram: datagram{conn: conn, buf: make([]byte, echo.MaxLen+1)},
+		probeID:  p.opts.ProbeID,
+		first:    last - uint64(count) + 1,
+		sentAt:   make([]int64, count),
 	}
 	r.timestamps(count)
 	return r, nil
 }
 
+// datagram is a connected datagram socket (udp, dns) that reads the
+// kernel's send and receive timestamps where the platform has them
+// (udp_linux.go).
+type datagram struct {
+	conn net.Conn
+	buf  []byte
+	// raw, oob and stamps read kernel timestamps; raw is nil without
+	// them, stamps nil without send timestamps.
+	raw    syscall.RawConn
+	oob    []byte
+	stamps *sendStamps
+}
+
+// write sends b as probe i.
+func (d *datagram) write(i int, b []byte) error {
+	d.stamps.sending(i)
+	_, err := d.conn.Write(b)
+	if err != nil {
+		d.stamps.failed()
+	}
+	return err
+}
+
+func (d *datagram) close() error { return d.conn.Close() }
+
 type udpRound struct {
-	conn    net.Conn
+	datagram
 	probeID string
 	first   uint64
 	mu      sync.Mutex
 	sentAt  []int64 // each probe's SentUnixNano, to match its reply
-	buf     []byte
-	// raw, oob and stamps read kernel timestamps where the platform has
-	// them (udp_linux.go); raw is nil elsewhere, stamps nil without send
-	// timestamps.
-	raw    syscall.RawConn
-	oob    []byte
-	stamps *sendStamps
 }
 
 func (u *udpRound) send(i int) error {
@@ -97,11 +114,7 @@ func (u *udpRound) send(i int) error {
 	if err != nil {
 		return err
 	}
-	u.stamps.sending(i)
-	if _, err = u.conn.Write(out); err != nil {
-		u.stamps.failed()
-	}
-	return err
+	return u.write(i, out)
 }
 
 func (u *udpRound) recv() (int, time.Time, time.Time, time.Time, error) {
@@ -124,5 +137,3 @@ func (u *udpRound) recv() (int, time.Time, time.Time, time.Time, error) {
 		}
 	}
 }
-
-func (u *udpRound) close() error { return u.conn.Close() }

@@ -11,10 +11,10 @@ type sendStamps struct{}
 func (*sendStamps) sending(int)      {}
 func (*sendStamps) failed()          {}
 func (*sendStamps) of(int) time.Time { return time.Time{} }
-func (u *udpRound) timestamps(int)   {}
+func (d *datagram) timestamps(int)   {}
 
 // read reads one datagram with the monotonic clock at once after it.
-func (u *udpRound) read() (int, time.Time, time.Time, error) {
-	n, err := u.conn.Read(u.buf)
+func (d *datagram) read() (int, time.Time, time.Time, error) {
+	n, err := d.conn.Read(d.buf)
 	return n, time.Now(), time.Time{}, err
 }

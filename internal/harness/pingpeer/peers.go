@@ -1,7 +1,9 @@
-// Package pingpeer runs the ping tools Bantay's icmp prober is compared
-// with — Debian's fping and prometheus-blackbox-exporter — against a target
-// and returns what each measured, one RTT per answered packet, so that all
-// of them can be held against the same ground truth (internal/harness/tunnet).
+// Package pingpeer runs the tools Bantay's probers are compared with —
+// Debian's fping and prometheus-blackbox-exporter — against a target and
+// returns what each measured, one sample per answered probe, so that all of
+// them can be held against the same ground truth (internal/harness/tunnet):
+// icmp against fping and blackbox's icmp module, tcp, http (each phase) and
+// dns against blackbox's tcp, http and dns modules.
 package pingpeer
 
 import (
@@ -84,20 +86,42 @@ func parseFping(line string, count int) (Measured, error) {
 	return m, nil
 }
 
-// Blackbox is a running prometheus-blackbox-exporter with one module,
-// "icmp" (IPv4 echo), on a 127.0.0.1 port.
+// Blackbox is a running prometheus-blackbox-exporter on a 127.0.0.1 port
+// with four modules, all IPv4 only: "icmp" (echo), "tcp" (tcp_connect),
+// "http" (GET, certificates not verified, as the prober's
+// insecure_skip_verify) and "dns" (UDP, an A query for BlackboxQueryName).
 type Blackbox struct {
 	url string
 }
 
-// StartBlackbox starts bin with a config the harness writes (the icmp
-// module, with timeout) on 127.0.0.1 and waits until it answers; it is
-// stopped when the test ends.
+// BlackboxQueryName is the name the dns module asks for.
+const BlackboxQueryName = "www.bantay.test"
+
+// StartBlackbox starts bin with a config the harness writes (the four
+// modules, each with timeout) on 127.0.0.1 and waits until it answers; it
+// is stopped when the test ends.
 func StartBlackbox(t testing.TB, bin string, timeout time.Duration) *Blackbox {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "blackbox.yml")
-	body := fmt.Sprintf("modules:\n  icmp:\n    prober: icmp\n    timeout: %s\n    icmp:\n      preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n", timeout)
+	body := fmt.Sprintf(`modules:
+  icmp:
+    prober: icmp
+    timeout: %[1]s
+    icmp: {preferred_ip_protocol: ip4, ip_protocol_fallback: false}
+  tcp:
+    prober: tcp
+    timeout: %[1]s
+    tcp: {preferred_ip_protocol: ip4, ip_protocol_fallback: false}
+  http:
+    prober: http
+    timeout: %[1]s
+    http: {preferred_ip_protocol: ip4, ip_protocol_fallback: false, tls_config: {insecure_skip_verify: true}}
+  dns:
+    prober: dns
+    timeout: %[1]s
+    dns: {preferred_ip_protocol: ip4, ip_protocol_fallback: false, transport_protocol: udp, query_name: %[2]s, query_type: A}
+`, timeout, BlackboxQueryName)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -132,17 +156,38 @@ func StartBlackbox(t testing.TB, bin string, timeout time.Duration) *Blackbox {
 	return nil
 }
 
-// Measure takes count probes of target through /probe, one started every
-// period (as fping and the prober pace theirs; a probe slower than period
-// overlaps the next, as Prometheus's scrapes of many targets do). Each is
-// one echo request: it answers with its round trip
+// Measure takes count probes of target with the icmp module, one started
+// every period (as fping and the prober pace theirs). Each is one echo
+// request: it answers with its round trip
 // (probe_icmp_duration_seconds{phase="rtt"}) or fails (probe_success 0),
 // which is a lost packet. RTTs are in the order the probes were started.
 func (b *Blackbox) Measure(ctx context.Context, target string, count int, period time.Duration) (Measured, error) {
+	answers, lost, err := b.Series(ctx, "icmp", target, count, period)
+	m := Measured{Lost: lost}
+	if err != nil {
+		return m, err
+	}
+	for _, a := range answers {
+		rtt, ok := Gauge(a, "probe_icmp_duration_seconds", "rtt")
+		if !ok {
+			return m, fmt.Errorf("blackbox icmp %s: no probe_icmp_duration_seconds{phase=\"rtt\"}", target)
+		}
+		m.RTTs = append(m.RTTs, rtt)
+	}
+	return m, nil
+}
+
+// Series takes count probes of target with module through /probe, one
+// started every period (a probe slower than period overlaps the next, as
+// Prometheus's scrapes of many targets do), and returns the metric
+// families of the successful ones in the order they were started, and how
+// many failed (probe_success 0). Blackbox gives one sample per probe, so a
+// distribution is count scrapes.
+func (b *Blackbox) Series(ctx context.Context, module, target string, count int, period time.Duration) ([]map[string]*dto.MetricFamily, int, error) {
 	type outcome struct {
-		rtt time.Duration
-		ok  bool
-		err error
+		families map[string]*dto.MetricFamily
+		ok       bool
+		err      error
 	}
 	outcomes := make([]outcome, count)
 	var wg sync.WaitGroup
@@ -150,56 +195,57 @@ func (b *Blackbox) Measure(ctx context.Context, target string, count int, period
 	for i := range count {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * period)))
 		wg.Go(func() {
-			rtt, ok, err := b.probe(ctx, target)
-			outcomes[i] = outcome{rtt, ok, err}
+			f, ok, err := b.probe(ctx, module, target)
+			outcomes[i] = outcome{f, ok, err}
 		})
 	}
 	wg.Wait()
-	var m Measured
+	var answers []map[string]*dto.MetricFamily
+	lost := 0
 	for _, o := range outcomes {
 		switch {
 		case o.err != nil:
-			return m, o.err
+			return nil, 0, o.err
 		case o.ok:
-			m.RTTs = append(m.RTTs, o.rtt)
+			answers = append(answers, o.families)
 		default:
-			m.Lost++
+			lost++
 		}
 	}
-	return m, nil
+	return answers, lost, nil
 }
 
-func (b *Blackbox) probe(ctx context.Context, target string) (time.Duration, bool, error) {
-	u := b.url + "/probe?" + url.Values{"module": {"icmp"}, "target": {target}}.Encode()
+func (b *Blackbox) probe(ctx context.Context, module, target string) (map[string]*dto.MetricFamily, bool, error) {
+	u := b.url + "/probe?" + url.Values{"module": {module}, "target": {target}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, false, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, false, fmt.Errorf("blackbox %s: %s", u, resp.Status)
+		return nil, false, fmt.Errorf("blackbox %s: %s", u, resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, false, fmt.Errorf("blackbox %s: %v", u, err)
+		return nil, false, fmt.Errorf("blackbox %s: %v", u, err)
 	}
 	success, ok := gauge(families["probe_success"], "")
 	if !ok {
-		return 0, false, fmt.Errorf("blackbox %s: no probe_success", u)
+		return nil, false, fmt.Errorf("blackbox %s: no probe_success", u)
 	}
-	if success != 1 {
-		return 0, false, nil
-	}
-	rtt, ok := gauge(families["probe_icmp_duration_seconds"], "rtt")
-	if !ok {
-		return 0, false, fmt.Errorf("blackbox %s: no probe_icmp_duration_seconds{phase=\"rtt\"}", u)
-	}
-	return time.Duration(rtt * float64(time.Second)), true, nil
+	return families, success == 1, nil
+}
+
+// Gauge is the gauge name{phase=phase} of one probe's families ("" for a
+// series without a phase), in seconds, as a duration.
+func Gauge(families map[string]*dto.MetricFamily, name, phase string) (time.Duration, bool) {
+	v, ok := gauge(families[name], phase)
+	return time.Duration(v * float64(time.Second)), ok
 }
 
 // gauge is the value of the family's series whose phase label is phase

@@ -69,12 +69,20 @@ func Listen(t testing.TB, ifindex int) *Capture {
 	return &Capture{fd: fd, buf: make([]byte, 65535), oob: make([]byte, 128)}
 }
 
-// Drain returns the echo packets captured since the last Drain, in the
+// Frame is one IPv4 packet that crossed the device: when the kernel
+// stamped it, whether it was leaving (Out) or arriving, and its bytes.
+type Frame struct {
+	At     time.Time
+	Out    bool
+	Packet []byte
+}
+
+// DrainFrames returns the packets captured since the last drain, in the
 // order they crossed the device. Every packet of a measurement that has
 // ended is already queued: the kernel hands a packet to the capture before
 // it delivers it to the prober's socket.
-func (c *Capture) Drain() ([]Echo, error) {
-	var out []Echo
+func (c *Capture) DrainFrames() ([]Frame, error) {
+	var out []Frame
 	for {
 		n, oobn, _, from, err := unix.Recvmsg(c.fd, c.buf, c.oob, unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EAGAIN) {
@@ -91,11 +99,22 @@ func (c *Capture) Drain() ([]Echo, error) {
 		if err != nil {
 			return out, err
 		}
-		if e, ok := parseEcho(c.buf[:n]); ok {
-			e.At, e.Out = at, ll.Pkttype == unix.PACKET_OUTGOING
+		out = append(out, Frame{At: at, Out: ll.Pkttype == unix.PACKET_OUTGOING, Packet: append([]byte(nil), c.buf[:n]...)})
+	}
+}
+
+// Drain returns the echo packets (ICMP echo, Bantay's UDP echo) captured
+// since the last drain, in the order they crossed the device.
+func (c *Capture) Drain() ([]Echo, error) {
+	frames, err := c.DrainFrames()
+	var out []Echo
+	for _, f := range frames {
+		if e, ok := parseEcho(f.Packet); ok {
+			e.At, e.Out = f.At, f.Out
 			out = append(out, e)
 		}
 	}
+	return out, err
 }
 
 // Trips pairs each request in echoes with the first reply of the same

@@ -91,9 +91,9 @@ func OpenTUN(t testing.TB, name, cidr string) *os.File {
 }
 
 // Serve hands every packet read from dev to handle (a copy it may keep)
-// and writes what it returns back to dev, copies times, after wait, until
-// the test ends. writing, when not nil, is told each reply just before it
-// is written.
+// and writes what it returns back to dev, copies times, after wait (at
+// once and in order when wait is 0), until the test ends. writing, when
+// not nil, is told each reply just before it is written.
 func Serve(t testing.TB, dev *os.File, handle func(pkt []byte) (out []byte, wait time.Duration, copies int), writing func(out []byte)) {
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -112,6 +112,15 @@ func Serve(t testing.TB, dev *os.File, handle func(pkt []byte) (out []byte, wait
 			}
 			out, wait, copies := handle(append([]byte(nil), buf[:k]...))
 			if copies == 0 {
+				continue
+			}
+			if wait <= 0 {
+				if writing != nil {
+					writing(out)
+				}
+				for range copies {
+					dev.Write(out)
+				}
 				continue
 			}
 			wg.Add(1)
