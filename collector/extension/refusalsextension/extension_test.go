@@ -106,7 +106,13 @@ func TestCountsWhatTheReceiverRefuses(t *testing.T) {
 	assert.Equal(t, codes.InvalidArgument, export(good), "the pipeline's refusal")
 	refuse = false
 	assert.Equal(t, codes.OK, export(good))
-	assert.Equal(t, codes.Internal, export([]byte("\x0a\xff\xff\xff\xff\x0fnot a protobuf")))
+	// Not INTERNAL, grpc-go's own answer to a message that does not decode.
+	for _, body := range [][]byte{[]byte("\x0a\xff\xff\xff\xff\x0fnot a protobuf"), good[:len(good)/2]} {
+		err := otlpload.ExportRaw(context.Background(), conn, body)
+		assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+		assert.Contains(t, status.Convert(err).Message(), "malformed OTLP protobuf: ")
+	}
+	assert.Equal(t, codes.OK, export(good), "a good request after the undecodable ones")
 	assert.Equal(t, codes.ResourceExhausted, export(make([]byte, 8<<20)))
 
 	m, err := tel.GetMetric("bantay_otlp_refused_requests")
@@ -119,7 +125,7 @@ func TestCountsWhatTheReceiverRefuses(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int64{
 		"http/malformed_protobuf": 1, "http/malformed_json": 1, "http/content_type": 1, "http/too_large": 1,
-		"grpc/malformed_protobuf": 1, "grpc/too_large": 1,
+		"grpc/malformed_protobuf": 2, "grpc/too_large": 1,
 	}, got)
 }
 
