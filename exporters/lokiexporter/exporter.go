@@ -219,7 +219,7 @@ func (e *lokiExporter) emit(ctx context.Context, sums []suppression) error {
 	for i := range sums {
 		e.summaryRecord(&sums[i], lrs.AppendEmpty())
 	}
-	return e.Logs.ConsumeLogs(ctx, ld)
+	return e.offer(ctx, ld)
 }
 
 // summaryRecord fills lr with the one entry that stands for a source's
@@ -261,12 +261,11 @@ func windowText(d time.Duration) string {
 }
 
 // ConsumeLogs applies the per-source rate limit and hands what passes to
-// exporterhelper's queue. It returns at once: the queue never blocks, and
-// what does not fit is dropped and counted by exporterhelper
-// (otelcol_exporter_enqueue_failed_log_records).
+// exporterhelper's queue (offer). It returns at once: the queue never
+// blocks, and the events that do not fit are dropped and counted.
 func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	if e.limiter == nil {
-		return e.Logs.ConsumeLogs(ctx, ld)
+		return e.offer(ctx, ld)
 	}
 	now := e.now()
 	type verdict struct {
@@ -311,7 +310,7 @@ func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 		e.tel.suppressed(ctx, int64(refused))
 	}
 	if refused == 0 && summaries == 0 {
-		return e.Logs.ConsumeLogs(ctx, ld)
+		return e.offer(ctx, ld)
 	}
 
 	// Rebuild the batch without the refused records, with each summary
@@ -346,5 +345,66 @@ func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	if out.LogRecordCount() == 0 {
 		return nil
 	}
-	return e.Logs.ConsumeLogs(ctx, out)
+	return e.offer(ctx, out)
+}
+
+// offer hands ld to exporterhelper's queue without waiting for room. The
+// queue counts events but refuses a request larger than its free room
+// whole, so a batch of 100 events would be dropped where 99 fitted; a batch
+// that does not fit whole is therefore offered again one event at a time,
+// in order: every event that fits is queued, and only the others are
+// dropped, counted in bantay_loki_queue_full_events. (exporterhelper's
+// otelcol_exporter_enqueue_failed_log_records counts refused offers: the
+// whole batch once, then each event that did not fit.) The error, when
+// events were dropped, is exporterhelper.ErrQueueIsFull saying how many.
+func (e *lokiExporter) offer(ctx context.Context, ld plog.Logs) error {
+	err := e.Logs.ConsumeLogs(ctx, ld)
+	n := ld.LogRecordCount()
+	if !errors.Is(err, exporterhelper.ErrQueueIsFull) {
+		return err
+	}
+	if n == 1 {
+		e.tel.queueFull(ctx, 1)
+		return err
+	}
+	var dropped int
+	var errs []error
+	eachRecord(ld, func(one plog.Logs) {
+		switch err := e.Logs.ConsumeLogs(ctx, one); {
+		case errors.Is(err, exporterhelper.ErrQueueIsFull):
+			dropped++
+		case err != nil:
+			errs = append(errs, err) // only with wait_for_result: the push failed
+		}
+	})
+	if dropped > 0 {
+		e.tel.queueFull(ctx, int64(dropped))
+		errs = append(errs, fmt.Errorf("%w: %d of %d events dropped", exporterhelper.ErrQueueIsFull, dropped, n))
+	}
+	return errors.Join(errs...)
+}
+
+// eachRecord calls f with each log record of ld in a batch of its own,
+// with its resource and scope.
+func eachRecord(ld plog.Logs, f func(plog.Logs)) {
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sl := sls.At(j)
+			lrs := sl.LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				one := plog.NewLogs()
+				orl := one.ResourceLogs().AppendEmpty()
+				rl.Resource().CopyTo(orl.Resource())
+				orl.SetSchemaUrl(rl.SchemaUrl())
+				osl := orl.ScopeLogs().AppendEmpty()
+				sl.Scope().CopyTo(osl.Scope())
+				osl.SetSchemaUrl(sl.SchemaUrl())
+				lrs.At(k).CopyTo(osl.LogRecords().AppendEmpty())
+				f(one)
+			}
+		}
+	}
 }
