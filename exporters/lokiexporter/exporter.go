@@ -156,8 +156,11 @@ type lokiExporter struct {
 	keyAttr string
 	// summaryAttrs are the label attributes copied onto summaries.
 	summaryAttrs []string
-	tel          *telemetry
-	now          func() time.Time
+	// queueEvents is the queue's capacity when it counts events (its
+	// sizer is items), else 0: offer splits a batch only then.
+	queueEvents int64
+	tel         *telemetry
+	now         func() time.Time
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -350,22 +353,28 @@ func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 
 // offer hands ld to exporterhelper's queue without waiting for room. The
 // queue counts events but refuses a request larger than its free room
-// whole, so a batch of 100 events would be dropped where 99 fitted; a batch
-// that does not fit whole is therefore offered again one event at a time,
-// in order: every event that fits is queued, and only the others are
-// dropped, counted in bantay_loki_queue_full_events. (exporterhelper's
+// whole (ErrQueueIsFull), or larger than its capacity for good, so a batch
+// of 100 events would be dropped where 99 fitted. A batch that does not
+// fit whole is therefore offered one event at a time, in order: every
+// event that fits is queued, and only the others are dropped, counted in
+// bantay_loki_queue_full_events. (exporterhelper's
 // otelcol_exporter_enqueue_failed_log_records counts refused offers: the
 // whole batch once, then each event that did not fit.) The error, when
 // events were dropped, is exporterhelper.ErrQueueIsFull saying how many.
+// A queue that counts requests or bytes takes each batch whole or not at
+// all: events one at a time would each take a request's room.
 func (e *lokiExporter) offer(ctx context.Context, ld plog.Logs) error {
-	err := e.Logs.ConsumeLogs(ctx, ld)
 	n := ld.LogRecordCount()
-	if !errors.Is(err, exporterhelper.ErrQueueIsFull) {
-		return err
-	}
-	if n == 1 {
-		e.tel.queueFull(ctx, 1)
-		return err
+	whole := e.queueEvents == 0 || n <= 1
+	if whole || int64(n) <= e.queueEvents {
+		err := e.Logs.ConsumeLogs(ctx, ld)
+		if !errors.Is(err, exporterhelper.ErrQueueIsFull) {
+			return err
+		}
+		if whole {
+			e.tel.queueFull(ctx, int64(n))
+			return err
+		}
 	}
 	var dropped int
 	var errs []error

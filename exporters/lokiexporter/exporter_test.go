@@ -628,6 +628,44 @@ func TestABatchLargerThanTheFreeRoomQueuesWhatFits(t *testing.T) {
 	}
 }
 
+// TestABatchLargerThanTheWholeQueueQueuesWhatFits: a batch over the
+// queue's capacity is refused by exporterhelper for good, not as full;
+// the exporter queues what fits of it all the same.
+func TestABatchLargerThanTheWholeQueueQueuesWhatFits(t *testing.T) {
+	release := make(chan struct{})
+	sink := newSink(t)
+	sink.respond = func(_ int, w http.ResponseWriter) {
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}
+	cfg := testConfig(sink.URL)
+	q := cfg.QueueConfig.Get()
+	q.WaitForResult = false
+	q.QueueSize = 10
+	q.NumConsumers = 1
+	cfg.RateLimit.Enabled = false
+	exp, tt := startExporter(t, cfg)
+
+	ld, lrs := newLogs()
+	for i := range 15 {
+		event(lrs, t0.Add(time.Duration(i)*time.Millisecond), "probe_failure", "mnl-01", "Manila", "Globe", strconv.Itoa(i))
+	}
+	err := exp.ConsumeLogs(context.Background(), ld)
+	if !errors.Is(err, exporterhelper.ErrQueueIsFull) || !strings.Contains(err.Error(), "5 of 15 events dropped") {
+		t.Errorf("a batch of 15 into a queue of 10: error %v, want ErrQueueIsFull naming 5 of 15 dropped", err)
+	}
+	if n := counter(t, tt, "bantay_loki_queue_full_events"); n != 5 {
+		t.Errorf("bantay_loki_queue_full_events = %d, want 5", n)
+	}
+	close(release)
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, entries := sink.entries(t); len(entries) != 10 {
+		t.Errorf("delivered %d, want the 10 that fitted", len(entries))
+	}
+}
+
 func TestUnusableLabelValueIsCountedAndKept(t *testing.T) {
 	sink := newSink(t)
 	exp, tt := startExporter(t, testConfig(sink.URL))
