@@ -355,11 +355,13 @@ func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 // queue counts events but refuses a request larger than its free room
 // whole (ErrQueueIsFull), or larger than its capacity for good, so a batch
 // of 100 events would be dropped where 99 fitted. A batch that does not
-// fit whole is therefore offered one event at a time, in order: every
-// event that fits is queued, and only the others are dropped, counted in
-// bantay_loki_queue_full_events. (exporterhelper's
-// otelcol_exporter_enqueue_failed_log_records counts refused offers: the
-// whole batch once, then each event that did not fit.) The error, when
+// fit whole is therefore offered one event at a time, in order, until one
+// does not fit: the events before it are queued, it and the rest are
+// dropped, counted in bantay_loki_queue_full_events. (Offering the rest
+// too would rarely find room freed within those microseconds, and each
+// refused offer is an error line in exporterhelper's log and counts in its
+// otelcol_exporter_enqueue_failed_log_records, which so counts the whole
+// batch once and then the first event that did not fit.) The error, when
 // events were dropped, is exporterhelper.ErrQueueIsFull saying how many.
 // A queue that counts requests or bytes takes each batch whole or not at
 // all: events one at a time would each take a request's room.
@@ -376,17 +378,21 @@ func (e *lokiExporter) offer(ctx context.Context, ld plog.Logs) error {
 			return err
 		}
 	}
-	var dropped int
+	var offered int
 	var errs []error
-	eachRecord(ld, func(one plog.Logs) {
+	full := false
+	eachRecord(ld, func(one plog.Logs) bool {
+		offered++
 		switch err := e.Logs.ConsumeLogs(ctx, one); {
 		case errors.Is(err, exporterhelper.ErrQueueIsFull):
-			dropped++
+			full = true
 		case err != nil:
 			errs = append(errs, err) // only with wait_for_result: the push failed
 		}
+		return !full
 	})
-	if dropped > 0 {
+	if full {
+		dropped := n - offered + 1
 		e.tel.queueFull(ctx, int64(dropped))
 		errs = append(errs, fmt.Errorf("%w: %d of %d events dropped", exporterhelper.ErrQueueIsFull, dropped, n))
 	}
@@ -394,8 +400,8 @@ func (e *lokiExporter) offer(ctx context.Context, ld plog.Logs) error {
 }
 
 // eachRecord calls f with each log record of ld in a batch of its own,
-// with its resource and scope.
-func eachRecord(ld plog.Logs, f func(plog.Logs)) {
+// with its resource and scope, until f returns false.
+func eachRecord(ld plog.Logs, f func(plog.Logs) bool) {
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
@@ -412,7 +418,9 @@ func eachRecord(ld plog.Logs, f func(plog.Logs)) {
 				sl.Scope().CopyTo(osl.Scope())
 				osl.SetSchemaUrl(sl.SchemaUrl())
 				lrs.At(k).CopyTo(osl.LogRecords().AppendEmpty())
-				f(one)
+				if !f(one) {
+					return
+				}
 			}
 		}
 	}
