@@ -154,11 +154,11 @@ receivers:
     protocols:
       grpc: {endpoint: %[4]s}
       http: {endpoint: %[8]s}
-  # One event per request, so that the 2-event queue, which the events
-  # reach within microseconds of each other, drops a predictable number:
-  # the queue takes what fits of a larger batch (lokiexporter's
-  # TestVictoriaLogsDownABatchQueuesWhatFits), but a batch of the load's
-  # path events would crowd out the reload events this test counts.
+  # One event per request, spaced as they happen: batched (flush_interval
+  # 2s), the start's event and the test's two reloads reached the 2-event
+  # queue in one batch of 3, of which it took 2, so the test's second
+  # reload was dropped before the outage. The queue taking what fits of a
+  # batch is proven at the exporter (TestVictoriaLogsDownABatchQueuesWhatFits).
   bantay_events: {flush_interval: 100ms, max_batch: 1}
 processors:
   citytag:
