@@ -278,8 +278,8 @@ func TestHostileInputIsRefusedAndAWellBehavedProbeLosesNothing(t *testing.T) {
 		err := otlpload.ExportRaw(ctx, conn, tc.body, opts...)
 		st := status.Convert(err)
 		t.Logf("%-40s gRPC  %v %.160q (peak RSS %d MiB)", tc.name, st.Code(), st.Message(), peakRSS(t, cmd.Process.Pid)>>20)
-		if st.Code() != tc.want {
-			t.Errorf("%s over gRPC: answered %v %q, want %v", tc.name, st.Code(), st.Message(), tc.want)
+		if st.Code() != tc.want || !strings.Contains(st.Message(), tc.message) {
+			t.Errorf("%s over gRPC: answered %v %q, want %v %q", tc.name, st.Code(), st.Message(), tc.want, tc.message)
 		}
 		wantRefused["grpc/"+tc.refused]++
 	}
@@ -353,19 +353,20 @@ type hostileGRPCCase struct {
 	body    []byte
 	gzip    bool
 	want    codes.Code
+	message string // what the status message must contain
 	refused string
 }
 
-// hostileGRPCCorpus is what grpc-go refuses before the receiver sees a
-// request: INTERNAL for an undecodable message is grpc-go's own answer
-// (rpc_util.go), given before any interceptor, which no OTLP exporter
-// retries; RESOURCE_EXHAUSTED without RetryInfo for one over the receiver's
-// 4 MiB max_recv_msg_size_mib, which none retries either.
+// hostileGRPCCorpus is what is refused before the receiver sees a request:
+// INVALID_ARGUMENT naming the decoding error for an undecodable message
+// (the refusals extension's codec and interceptor; grpc-go alone answers
+// INTERNAL); RESOURCE_EXHAUSTED without RetryInfo for one over the
+// receiver's 4 MiB max_recv_msg_size_mib, which no OTLP exporter retries.
 func hostileGRPCCorpus() []hostileGRPCCase {
 	good := protobuf(latency(3, nil))
 	return []hostileGRPCCase{
-		{name: "malformed protobuf", body: []byte("\x0a\xff\xff\xff\xff\x0fnot a protobuf"), want: codes.Internal, refused: "malformed_protobuf"},
-		{name: "truncated protobuf", body: good[:len(good)/2], want: codes.Internal, refused: "malformed_protobuf"},
+		{name: "malformed protobuf", body: []byte("\x0a\xff\xff\xff\xff\x0fnot a protobuf"), want: codes.InvalidArgument, message: "malformed OTLP protobuf: ", refused: "malformed_protobuf"},
+		{name: "truncated protobuf", body: good[:len(good)/2], want: codes.InvalidArgument, message: "malformed OTLP protobuf: ", refused: "malformed_protobuf"},
 		{name: "16 MiB message", body: make([]byte, 16<<20), want: codes.ResourceExhausted, refused: "too_large"},
 		{name: "gzip of 64 MiB of zeros", body: make([]byte, 64<<20), gzip: true, want: codes.ResourceExhausted, refused: "too_large"},
 	}

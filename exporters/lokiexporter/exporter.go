@@ -156,8 +156,11 @@ type lokiExporter struct {
 	keyAttr string
 	// summaryAttrs are the label attributes copied onto summaries.
 	summaryAttrs []string
-	tel          *telemetry
-	now          func() time.Time
+	// queueEvents is the queue's capacity when it counts events (its
+	// sizer is items), else 0: offer splits a batch only then.
+	queueEvents int64
+	tel         *telemetry
+	now         func() time.Time
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -219,7 +222,7 @@ func (e *lokiExporter) emit(ctx context.Context, sums []suppression) error {
 	for i := range sums {
 		e.summaryRecord(&sums[i], lrs.AppendEmpty())
 	}
-	return e.Logs.ConsumeLogs(ctx, ld)
+	return e.offer(ctx, ld)
 }
 
 // summaryRecord fills lr with the one entry that stands for a source's
@@ -261,12 +264,11 @@ func windowText(d time.Duration) string {
 }
 
 // ConsumeLogs applies the per-source rate limit and hands what passes to
-// exporterhelper's queue. It returns at once: the queue never blocks, and
-// what does not fit is dropped and counted by exporterhelper
-// (otelcol_exporter_enqueue_failed_log_records).
+// exporterhelper's queue (offer). It returns at once: the queue never
+// blocks, and the events that do not fit are dropped and counted.
 func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	if e.limiter == nil {
-		return e.Logs.ConsumeLogs(ctx, ld)
+		return e.offer(ctx, ld)
 	}
 	now := e.now()
 	type verdict struct {
@@ -311,7 +313,7 @@ func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 		e.tel.suppressed(ctx, int64(refused))
 	}
 	if refused == 0 && summaries == 0 {
-		return e.Logs.ConsumeLogs(ctx, ld)
+		return e.offer(ctx, ld)
 	}
 
 	// Rebuild the batch without the refused records, with each summary
@@ -346,5 +348,80 @@ func (e *lokiExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	if out.LogRecordCount() == 0 {
 		return nil
 	}
-	return e.Logs.ConsumeLogs(ctx, out)
+	return e.offer(ctx, out)
+}
+
+// offer hands ld to exporterhelper's queue without waiting for room. The
+// queue counts events but refuses a request larger than its free room
+// whole (ErrQueueIsFull), or larger than its capacity for good, so a batch
+// of 100 events would be dropped where 99 fitted. A batch that does not
+// fit whole is therefore offered one event at a time, in order, until one
+// does not fit: the events before it are queued, it and the rest are
+// dropped, counted in bantay_loki_queue_full_events. (Offering the rest
+// too would rarely find room freed within those microseconds, and each
+// refused offer is an error line in exporterhelper's log and counts in its
+// otelcol_exporter_enqueue_failed_log_records, which so counts the whole
+// batch once and then the first event that did not fit.) The error, when
+// events were dropped, is exporterhelper.ErrQueueIsFull saying how many.
+// A queue that counts requests or bytes takes each batch whole or not at
+// all: events one at a time would each take a request's room.
+func (e *lokiExporter) offer(ctx context.Context, ld plog.Logs) error {
+	n := ld.LogRecordCount()
+	whole := e.queueEvents == 0 || n <= 1
+	if whole || int64(n) <= e.queueEvents {
+		err := e.Logs.ConsumeLogs(ctx, ld)
+		if !errors.Is(err, exporterhelper.ErrQueueIsFull) {
+			return err
+		}
+		if whole {
+			e.tel.queueFull(ctx, int64(n))
+			return err
+		}
+	}
+	var offered int
+	var errs []error
+	full := false
+	eachRecord(ld, func(one plog.Logs) bool {
+		offered++
+		switch err := e.Logs.ConsumeLogs(ctx, one); {
+		case errors.Is(err, exporterhelper.ErrQueueIsFull):
+			full = true
+		case err != nil:
+			errs = append(errs, err) // only with wait_for_result: the push failed
+		}
+		return !full
+	})
+	if full {
+		dropped := n - offered + 1
+		e.tel.queueFull(ctx, int64(dropped))
+		errs = append(errs, fmt.Errorf("%w: %d of %d events dropped", exporterhelper.ErrQueueIsFull, dropped, n))
+	}
+	return errors.Join(errs...)
+}
+
+// eachRecord calls f with each log record of ld in a batch of its own,
+// with its resource and scope, until f returns false.
+func eachRecord(ld plog.Logs, f func(plog.Logs) bool) {
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sl := sls.At(j)
+			lrs := sl.LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				one := plog.NewLogs()
+				orl := one.ResourceLogs().AppendEmpty()
+				rl.Resource().CopyTo(orl.Resource())
+				orl.SetSchemaUrl(rl.SchemaUrl())
+				osl := orl.ScopeLogs().AppendEmpty()
+				sl.Scope().CopyTo(osl.Scope())
+				osl.SetSchemaUrl(sl.SchemaUrl())
+				lrs.At(k).CopyTo(osl.LogRecords().AppendEmpty())
+				if !f(one) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/bantay-noc/bantay/exporters/lokiexporter/internal/metadata"
@@ -566,6 +569,100 @@ func TestQueueOverflowIsCountedAndNeverBlocks(t *testing.T) {
 	}
 	if _, entries := sink.entries(t); len(entries) != accepted {
 		t.Errorf("delivered %d, want every accepted event (%d)", len(entries), accepted)
+	}
+}
+
+// TestABatchLargerThanTheFreeRoomQueuesWhatFits: the queue counts events
+// and refuses a request larger than its free room whole; the exporter then
+// queues, one by one, the events of the batch that fit, drops only the
+// others and counts exactly those.
+func TestABatchLargerThanTheFreeRoomQueuesWhatFits(t *testing.T) {
+	release := make(chan struct{})
+	sink := newSink(t)
+	sink.respond = func(_ int, w http.ResponseWriter) {
+		<-release // Loki hangs: nothing leaves the queue
+		w.WriteHeader(http.StatusNoContent)
+	}
+	cfg := testConfig(sink.URL)
+	q := cfg.QueueConfig.Get()
+	q.WaitForResult = false
+	q.QueueSize = 10
+	q.NumConsumers = 1
+	cfg.RateLimit.Enabled = false
+	exp, tt := startExporter(t, cfg)
+
+	batch := func(first, n int) plog.Logs {
+		ld, lrs := newLogs()
+		for i := first; i < first+n; i++ {
+			event(lrs, t0.Add(time.Duration(i)*time.Millisecond), "probe_failure", "mnl-01", "Manila", "Globe", strconv.Itoa(i))
+		}
+		return ld
+	}
+	if err := exp.ConsumeLogs(context.Background(), batch(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	// 6 of these 10 fit.
+	err := exp.ConsumeLogs(context.Background(), batch(4, 10))
+	if !errors.Is(err, exporterhelper.ErrQueueIsFull) || !strings.Contains(err.Error(), "4 of 10 events dropped") {
+		t.Errorf("a batch 4 events over the free room: error %v, want ErrQueueIsFull naming 4 of 10 dropped", err)
+	}
+	// Nothing fits now: the whole batch is dropped, and said so.
+	err = exp.ConsumeLogs(context.Background(), batch(14, 3))
+	if !errors.Is(err, exporterhelper.ErrQueueIsFull) || !strings.Contains(err.Error(), "3 of 3 events dropped") {
+		t.Errorf("a batch into a full queue: error %v, want ErrQueueIsFull naming 3 of 3 dropped", err)
+	}
+	if n := counter(t, tt, "bantay_loki_queue_full_events"); n != 7 {
+		t.Errorf("bantay_loki_queue_full_events = %d, want 7", n)
+	}
+	close(release)
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	_, entries := sink.entries(t)
+	for _, e := range entries {
+		got = append(got, lineOf(t, e)["message"].(string))
+	}
+	if want := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want the first 10 events, in order", got)
+	}
+}
+
+// TestABatchLargerThanTheWholeQueueQueuesWhatFits: a batch over the
+// queue's capacity is refused by exporterhelper for good, not as full;
+// the exporter queues what fits of it all the same.
+func TestABatchLargerThanTheWholeQueueQueuesWhatFits(t *testing.T) {
+	release := make(chan struct{})
+	sink := newSink(t)
+	sink.respond = func(_ int, w http.ResponseWriter) {
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	}
+	cfg := testConfig(sink.URL)
+	q := cfg.QueueConfig.Get()
+	q.WaitForResult = false
+	q.QueueSize = 10
+	q.NumConsumers = 1
+	cfg.RateLimit.Enabled = false
+	exp, tt := startExporter(t, cfg)
+
+	ld, lrs := newLogs()
+	for i := range 15 {
+		event(lrs, t0.Add(time.Duration(i)*time.Millisecond), "probe_failure", "mnl-01", "Manila", "Globe", strconv.Itoa(i))
+	}
+	err := exp.ConsumeLogs(context.Background(), ld)
+	if !errors.Is(err, exporterhelper.ErrQueueIsFull) || !strings.Contains(err.Error(), "5 of 15 events dropped") {
+		t.Errorf("a batch of 15 into a queue of 10: error %v, want ErrQueueIsFull naming 5 of 15 dropped", err)
+	}
+	if n := counter(t, tt, "bantay_loki_queue_full_events"); n != 5 {
+		t.Errorf("bantay_loki_queue_full_events = %d, want 5", n)
+	}
+	close(release)
+	if err := exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, entries := sink.entries(t); len(entries) != 10 {
+		t.Errorf("delivered %d, want the 10 that fitted", len(entries))
 	}
 }
 

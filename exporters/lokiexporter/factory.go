@@ -93,6 +93,9 @@ func createLogs(ctx context.Context, set exporter.Settings, c component.Config) 
 		return nil, err
 	}
 	e := &lokiExporter{Logs: inner, logger: set.Logger, tel: tel, now: time.Now}
+	if q := cfg.QueueConfig.Get(); q != nil && q.Sizer == exporterhelper.RequestSizerTypeItems {
+		e.queueEvents = q.QueueSize
+	}
 	if cfg.RateLimit.Enabled {
 		e.limiter = newLimiter(cfg.RateLimit)
 		e.keyAttr = cfg.RateLimit.Key

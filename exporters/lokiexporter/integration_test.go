@@ -482,3 +482,93 @@ func failureCounters(n int, start, at time.Time, value int64) pmetric.Metrics {
 	}
 	return md
 }
+
+// TestVictoriaLogsDownABatchQueuesWhatFits: with the receiver down,
+// nothing leaves the queue, and the producer hands over batches of 100
+// events (the bantay_events receiver's max_batch). The third batch fits
+// only half: that half is queued, the rest dropped and counted. After the
+// restart everything queued arrives: delivered + dropped = published, and
+// dropped is the least the queue bound allows (published - queue_size).
+func TestVictoriaLogsDownABatchQueuesWhatFits(t *testing.T) {
+	const (
+		batches, perBatch = 3, 100
+		published         = batches * perBatch
+		queueSize         = 250
+	)
+	vl := victorialogs.Start(t)
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.Endpoint = vl.PushURL()
+	cfg.QueueConfig.Get().QueueSize = queueSize
+	cfg.BackOffConfig.InitialInterval = 100 * time.Millisecond
+	cfg.BackOffConfig.MaxInterval = time.Second
+	cfg.BackOffConfig.MaxElapsedTime = 5 * time.Minute
+	cfg.RateLimit.Enabled = false
+	exp, tt := startExporter(t, cfg)
+
+	vl.Stop(t)
+	base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	var errs []error
+	for b := range batches {
+		ld := plog.NewLogs()
+		lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+		for i := range perBatch {
+			seq := b*perBatch + i
+			lr := lrs.AppendEmpty()
+			lr.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(seq) * time.Millisecond)))
+			lr.Body().SetStr("queue fit " + strconv.Itoa(seq))
+			lr.Attributes().PutStr("service", "bantay")
+			lr.Attributes().PutStr("event.kind", "probe_failure")
+			lr.Attributes().PutStr("queue_fit_run", "1")
+			lr.Attributes().PutInt("seq", int64(seq))
+		}
+		if err := exp.ConsumeLogs(context.Background(), ld); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], exporterhelper.ErrQueueIsFull) {
+		t.Errorf("errors %v, want one ErrQueueIsFull (the third batch)", errs)
+	}
+	dropped := counter(t, tt, "bantay_loki_queue_full_events")
+	t.Logf("dropped %d of %d; enqueue_failed_log_records %d; error %v", dropped, published, counter(t, tt, "otelcol_exporter_enqueue_failed_log_records"), errs)
+
+	vl.Restart(t)
+	t.Logf("VictoriaLogs restarted")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var got map[int64]int
+	for {
+		rows, err := vl.Query(ctx, `queue_fit_run:=1 | fields seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[int64]int{}
+		for _, r := range rows {
+			s, _ := r["seq"].(string)
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("bad seq %q in %v", s, r)
+			}
+			got[n]++
+		}
+		if int64(len(got))+dropped >= published {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after restart %d delivered and %d dropped of %d published", len(got), dropped, published)
+		case <-time.After(time.Second):
+		}
+	}
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+	if delivered := int64(len(got)); delivered+dropped != published || dropped != published-queueSize {
+		t.Errorf("delivered %d + dropped %d, want %d + %d = %d published", delivered, dropped, queueSize, published-queueSize, published)
+	}
+	// What fitted is the first queue_size events, in the order handed over.
+	for seq := range int64(queueSize) {
+		if got[seq] == 0 {
+			t.Errorf("event %d, which fitted, was not delivered", seq)
+		}
+	}
+}

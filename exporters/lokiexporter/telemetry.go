@@ -21,6 +21,7 @@ type telemetry struct {
 	suppressedC metric.Int64Counter
 	invalidC    metric.Int64Counter
 	rejectedC   metric.Int64Counter
+	queueFullC  metric.Int64Counter
 	warnings    *logthrottle.Logger // at most once a minute per label and reason
 }
 
@@ -34,11 +35,16 @@ func newTelemetry(set exporter.Settings) (*telemetry, error) {
 		return nil, err
 	}
 	t.suppressedC, t.invalidC, t.rejectedC = tel.LokiSuppressedEvents, tel.LokiInvalidLabelValues, tel.LokiRejectedPushes
+	t.queueFullC = tel.LokiQueueFullEvents
 	return t, nil
 }
 
 func (t *telemetry) suppressed(ctx context.Context, n int64) {
 	t.suppressedC.Add(ctx, n, t.attrs)
+}
+
+func (t *telemetry) queueFull(ctx context.Context, n int64) {
+	t.queueFullC.Add(ctx, n, t.attrs)
 }
 
 func (t *telemetry) rejected(ctx context.Context, status int) {

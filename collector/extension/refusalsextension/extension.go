@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bantay-noc/bantay/collector/extension/refusalsextension/internal/metadata"
+	"github.com/bantay-noc/bantay/internal/otlpcodec"
 	"github.com/bantay-noc/bantay/internal/otlperror"
 )
 
@@ -30,7 +31,7 @@ const (
 	reasonMethod            = "method"             // HTTP 405: not POST
 	reasonTooLarge          = "too_large"          // over the receiver's body or message size limit (after decompression too)
 	reasonBadBody           = "bad_body"           // the body could not be read: broken compression, cut short
-	reasonMalformedProtobuf = "malformed_protobuf" // not an OTLP protobuf message (gRPC answers INTERNAL: grpc-go's own code, before any interceptor)
+	reasonMalformedProtobuf = "malformed_protobuf" // not an OTLP protobuf message
 	reasonMalformedJSON     = "malformed_json"     // not OTLP JSON
 	reasonUnimplemented     = "unimplemented"      // gRPC: unknown method or compression
 	reasonOther             = "other"              // any other 4xx the receiver answered itself
@@ -150,31 +151,68 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// GetGRPCServerOptions adds a stats handler: grpc-go refuses an
-// undecodable or oversized message before any interceptor runs, so only a
-// stats handler sees those calls end, without a received message.
+// GetGRPCServerOptions gives the server three things. grpc-go decodes a
+// message before any interceptor runs, and answers a message that does not
+// decode with INTERNAL, which reads as a server fault; so the server's
+// codec (otlpcodec) keeps a decoding error instead of returning it, the
+// stats handler takes it as the message is received (stats.InPayload), and
+// an interceptor refuses the call with INVALID_ARGUMENT before the OTLP
+// handler runs. The stats handler also sees the calls grpc-go refuses
+// itself (oversized, unknown compression or method) end, without a
+// received message.
 func (c *counter) GetGRPCServerOptions(context.Context) ([]grpc.ServerOption, error) {
-	return []grpc.ServerOption{grpc.StatsHandler(grpcStats{c})}, nil
+	codec := otlpcodec.New()
+	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(codec),
+		grpc.StatsHandler(grpcStats{c: c, codec: codec}),
+		grpc.ChainUnaryInterceptor(c.refuseUndecodable),
+	}, nil
 }
 
-type grpcStats struct{ c *counter }
+// refuseUndecodable answers a call whose message did not decode.
+func (c *counter) refuseUndecodable(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if st, ok := ctx.Value(rpcKey{}).(*rpcState); ok {
+		if err := st.undecodable.Load(); err != nil {
+			c.add(ctx, "grpc", reasonMalformedProtobuf)
+			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP protobuf: %v", *err)
+		}
+	}
+	return handler(ctx, req)
+}
+
+type grpcStats struct {
+	c     *counter
+	codec *otlpcodec.Codec
+}
 
 type rpcKey struct{}
 
+// rpcState is what the stats handler learns of one call.
+type rpcState struct {
+	received    atomic.Bool           // a message was received (decoded or not)
+	undecodable atomic.Pointer[error] // the message did not decode: why
+}
+
 func (grpcStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
-	return context.WithValue(ctx, rpcKey{}, new(atomic.Bool))
+	return context.WithValue(ctx, rpcKey{}, new(rpcState))
 }
 
 func (g grpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	received, ok := ctx.Value(rpcKey{}).(*atomic.Bool)
+	st, ok := ctx.Value(rpcKey{}).(*rpcState)
 	if !ok {
 		return
 	}
 	switch s := s.(type) {
 	case *stats.InPayload:
-		received.Store(true)
+		st.received.Store(true)
+		// Taken here, for every message, so that the codec keeps none:
+		// an interceptor before refuseUndecodable (probeauth's) may answer
+		// the call first.
+		if err := g.codec.Failure(s.Payload); err != nil {
+			st.undecodable.Store(&err)
+		}
 	case *stats.End:
-		if s.Error == nil || received.Load() {
+		if s.Error == nil || st.received.Load() {
 			return // answered, or refused by an interceptor or the pipeline
 		}
 		if reason := grpcReason(status.Code(s.Error)); reason != "" {
@@ -188,7 +226,9 @@ func (g grpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 func grpcReason(code codes.Code) string {
 	switch code {
 	case codes.Internal:
-		return reasonMalformedProtobuf
+		// Not a message that failed to decode (refuseUndecodable answers
+		// those): a compressed one that failed to decompress.
+		return reasonBadBody
 	case codes.ResourceExhausted:
 		return reasonTooLarge
 	case codes.Unimplemented:

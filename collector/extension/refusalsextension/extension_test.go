@@ -3,6 +3,7 @@ package refusalsextension
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,6 +23,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	grpcgzip "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/status"
 
 	"github.com/bantay-noc/bantay/collector/extension/refusalsextension/internal/metadata"
@@ -106,7 +109,22 @@ func TestCountsWhatTheReceiverRefuses(t *testing.T) {
 	assert.Equal(t, codes.InvalidArgument, export(good), "the pipeline's refusal")
 	refuse = false
 	assert.Equal(t, codes.OK, export(good))
-	assert.Equal(t, codes.Internal, export([]byte("\x0a\xff\xff\xff\xff\x0fnot a protobuf")))
+	// Not INTERNAL, grpc-go's own answer to a message that does not decode.
+	for _, body := range [][]byte{[]byte("\x0a\xff\xff\xff\xff\x0fnot a protobuf"), good[:len(good)/2]} {
+		err := otlpload.ExportRaw(context.Background(), conn, body)
+		assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+		assert.Contains(t, status.Convert(err).Message(), "malformed OTLP protobuf: ")
+	}
+	assert.Equal(t, codes.OK, export(good), "a good request after the undecodable ones")
+	// A message flagged gzip that is not: grpc-go's decompressor answers
+	// INTERNAL before any codec, counted as bad_body.
+	// (The registry is the process's: the server decompresses with the real
+	// gzip, the client "compresses" with nothing.)
+	realGzip := encoding.GetCompressor(grpcgzip.Name)
+	encoding.RegisterCompressor(lyingGzip{realGzip})
+	err = otlpload.ExportRaw(context.Background(), conn, good, grpc.UseCompressor(grpcgzip.Name))
+	encoding.RegisterCompressor(realGzip)
+	assert.Equal(t, codes.Internal, status.Code(err), "%v", err)
 	assert.Equal(t, codes.ResourceExhausted, export(make([]byte, 8<<20)))
 
 	m, err := tel.GetMetric("bantay_otlp_refused_requests")
@@ -119,9 +137,18 @@ func TestCountsWhatTheReceiverRefuses(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int64{
 		"http/malformed_protobuf": 1, "http/malformed_json": 1, "http/content_type": 1, "http/too_large": 1,
-		"grpc/malformed_protobuf": 1, "grpc/too_large": 1,
+		"grpc/malformed_protobuf": 2, "grpc/too_large": 1, "grpc/bad_body": 1,
 	}, got)
 }
+
+// lyingGzip is gzip that sends its input as it is.
+type lyingGzip struct{ encoding.Compressor }
+
+func (lyingGzip) Compress(w io.Writer) (io.WriteCloser, error) { return nopCloser{w}, nil }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 func TestHTTPReason(t *testing.T) {
 	for _, tc := range []struct {

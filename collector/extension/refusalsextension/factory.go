@@ -3,9 +3,12 @@
 // [{id: refusals}]`), it counts the requests the receiver itself refuses
 // before any pipeline component sees them — undecodable protobuf or JSON,
 // a wrong content type, a body over the size limit, a broken compressed
-// body — by transport and reason, in bantay_otlp_refused_requests. What
-// the pipeline refuses is counted there (citytag by point, the store by
-// request), what probeauth refuses by probeauth.
+// body — by transport and reason, in bantay_otlp_refused_requests. On the
+// gRPC server it also answers an undecodable message itself, with
+// INVALID_ARGUMENT where grpc-go would answer INTERNAL (see
+// GetGRPCServerOptions). What the pipeline refuses is counted there
+// (citytag by point, the store by request), what probeauth refuses by
+// probeauth.
 package refusalsextension
 
 //go:generate mdatagen metadata.yaml

@@ -193,15 +193,19 @@ func (r *eventsReceiver) run() {
 
 // send hands one batch to the logs pipeline. A refusal (the loki
 // exporter's queue is full) is counted by obsreport
-// (otelcol_receiver_refused_log_records) and logged at most once a minute;
-// it is not retried: retrying is the exporter's job, and a retry loop here
-// would hold back every event behind it.
+// (otelcol_receiver_refused_log_records, the whole batch) and logged at
+// most once a minute; it is not retried: retrying is the exporter's job,
+// and a retry loop here would hold back every event behind it. Nor is the
+// batch split here to fit a queue's free room: the pipeline fans out (to
+// the heatmap too), so a part sent again would reach the other exporters
+// twice. The loki exporter queues what fits of a batch itself, and its
+// error says how many events it dropped.
 func (r *eventsReceiver) send(batch []events.Event) []events.Event {
 	ctx := r.obsrep.StartLogsOp(context.Background())
 	err := r.next.ConsumeLogs(ctx, events.ToLogs(batch))
 	r.obsrep.EndLogsOp(ctx, format, len(batch), err)
 	if err != nil {
-		r.warnings.Warn("consume", "logs pipeline refused events; dropped", zap.Int("events", len(batch)), zap.Error(err))
+		r.warnings.Warn("consume", "logs pipeline refused events of a batch", zap.Int("batch", len(batch)), zap.Error(err))
 	}
 	return batch[:0]
 }

@@ -27,6 +27,7 @@ type TelemetryBuilder struct {
 	mu                     sync.Mutex
 	registrations          []metric.Registration
 	LokiInvalidLabelValues metric.Int64Counter
+	LokiQueueFullEvents    metric.Int64Counter
 	LokiRejectedPushes     metric.Int64Counter
 	LokiSuppressedEvents   metric.Int64Counter
 }
@@ -64,6 +65,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"bantay_loki_invalid_label_values",
 		metric.WithDescription("Attribute values not usable as Loki label values (kept in structured metadata instead), by label and reason. [Alpha]"),
 		metric.WithUnit("{value}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.LokiQueueFullEvents, err = builder.meter.Int64Counter(
+		"bantay_loki_queue_full_events",
+		metric.WithDescription("Events dropped because the sending queue had no room for them (what fitted of a batch was queued). [Alpha]"),
+		metric.WithUnit("{event}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.LokiRejectedPushes, err = builder.meter.Int64Counter(

@@ -20,9 +20,13 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.LokiInvalidLabelValues.Add(context.Background(), 1)
+	tb.LokiQueueFullEvents.Add(context.Background(), 1)
 	tb.LokiRejectedPushes.Add(context.Background(), 1)
 	tb.LokiSuppressedEvents.Add(context.Background(), 1)
 	AssertEqualLokiInvalidLabelValues(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualLokiQueueFullEvents(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualLokiRejectedPushes(t, testTel,
