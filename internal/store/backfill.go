@@ -126,23 +126,34 @@ func newRemoteBackfill(db *DB, dir string, lowestSent func() int64, reg promethe
 			b.samples.WithLabelValues(reason, result)
 		}
 	}
+	b.tailStart = timestamp.FromTime(b.now().Add(tailStartSlack))
 	resume, err := b.mark.read()
-	if err != nil {
+	switch {
+	case err != nil:
 		// A resume point that cannot be read is resumed from as far back as
 		// the backfill goes: duplicates cost bandwidth, a gap loses data.
 		resume = timestamp.FromTime(b.now().Add(-backfillMaxAge))
 		logger.Error("remote-write resume point unreadable; backfilling the longest range", "err", err, "from", timestamp.Time(resume))
 		b.mark.failures.Inc()
+	case resume == 0:
+		// A first start: what the TSDB holds from before is not resumed,
+		// but from now on it is, even if the collector dies before remote
+		// write ships anything (late samples hold the point back).
+		resume = timestamp.FromTime(b.now())
+		if err := b.mark.write(resume); err != nil {
+			logger.Error("writing the remote-write resume point", "err", err)
+			b.mark.failures.Inc()
+		}
+		b.persisted = resume
 	}
-	b.persisted = resume
-	b.tailStart = timestamp.FromTime(b.now().Add(tailStartSlack))
-	if resume > 0 {
+	if b.persisted == 0 {
 		b.restart = &timeRange{mint: max(resume, timestamp.FromTime(b.now().Add(-backfillMaxAge))), maxt: b.tailStart}
+		b.persisted = resume
 	}
 	cs := []prometheus.Collector{b.samples, b.mark.failures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "bantay_remote_write_watermark_age_seconds",
-			Help: "How far the remote-write resume point on disk is behind now: every acknowledged sample older than this has reached every remote. Grows while a remote is slow or down; 0 before the first is written.",
+			Help: "How far the remote-write resume point on disk is behind now: every acknowledged sample older than this has reached every remote. Grows while a remote is slow or down; 0 without remote_write.",
 		}, b.watermarkAge),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "bantay_remote_write_backfill_pending_series",
@@ -160,7 +171,7 @@ func newRemoteBackfill(db *DB, dir string, lowestSent func() int64, reg promethe
 func (b *remoteBackfill) watermarkAge() float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.persisted == 0 {
+	if b.persisted == 0 || len(b.remotes) == 0 {
 		return 0
 	}
 	return b.now().Sub(timestamp.Time(b.persisted)).Seconds()

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/common/model"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
@@ -123,7 +123,9 @@ func (b *remoteBackfill) read(ctx context.Context, rng timeRange, only labels.La
 	matchers := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")}
 	if !only.IsEmpty() {
 		matchers = matchers[:0]
-		only.Range(func(l labels.Label) { matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value)) })
+		only.Range(func(l labels.Label) {
+			matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+		})
 	}
 	set := q.Select(ctx, false, &storage.SelectHints{Start: rng.mint, End: rng.maxt}, matchers...)
 	var (
