@@ -127,6 +127,7 @@ func newRemoteBackfill(db *DB, dir string, lowestSent func() int64, reg promethe
 		}
 	}
 	b.tailStart = timestamp.FromTime(b.now().Add(tailStartSlack))
+	b.mark.removeStale()
 	resume, err := b.mark.read()
 	switch {
 	case err != nil:

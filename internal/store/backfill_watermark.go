@@ -35,11 +35,6 @@ func (w *watermarkFile) path() string { return filepath.Join(w.dir, watermarkFil
 // read is 0 when there is no file (a first start, or remote write never
 // shipped anything), and an error naming the file when it cannot be used.
 func (w *watermarkFile) read() (int64, error) {
-	// A temporary file a kill left behind before its rename.
-	stale, _ := filepath.Glob(w.path() + ".*")
-	for _, f := range stale {
-		_ = os.Remove(f)
-	}
 	raw, err := os.ReadFile(w.path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
@@ -55,6 +50,16 @@ func (w *watermarkFile) read() (int64, error) {
 		return 0, fmt.Errorf("%s: resume_unix_ms must be a positive time, got %d", w.path(), m.ResumeMillis)
 	}
 	return m.ResumeMillis, nil
+}
+
+// removeStale removes the temporary files a kill left behind before their
+// rename; only the store that owns the folder (and holds the TSDB's lock)
+// may, at start, as another writer's may be in flight.
+func (w *watermarkFile) removeStale() {
+	stale, _ := filepath.Glob(w.path() + ".*")
+	for _, f := range stale {
+		_ = os.Remove(f)
+	}
 }
 
 func (w *watermarkFile) write(resume int64) error {
