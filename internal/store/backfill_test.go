@@ -98,7 +98,13 @@ remote_write:
 	var lost []string
 	// Bounded by ctx: remote write and the backfill ship on their own schedule.
 	if !waitFor(ctx, func() bool { lost = missing(t, ctx, remote, want); return len(lost) == 0 }) {
-		t.Fatalf("%d of %d acknowledged samples not in the remote, first %v\nrestarted store's log:\n%s", len(lost), len(want), lost[:min(10, len(lost))], modbuild.Tail(second.log.String(), 4000))
+		// Counted again with a context of its own: the last poll's may have
+		// ended in the middle of its query.
+		count, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		lost = missing(t, count, remote, want)
+		t.Fatalf("%d of %d acknowledged samples not in the remote, first %v\nrestarted store's remote-write log:\n%s",
+			len(lost), len(want), lost[:min(10, len(lost))], modbuild.Tail(remoteLog(second.log.String()), 4000))
 	}
 	require.Contains(t, second.log.String(), "remote-write backfill after restart done")
 	require.NotContains(t, second.log.String(), "refused a request for good", "duplicates are taken as no-ops")
@@ -226,6 +232,17 @@ func missing(t *testing.T, ctx context.Context, remote *promtest.Client, acked [
 		}
 	}
 	return lost
+}
+
+// remoteLog is the lines of a child's log about remote write.
+func remoteLog(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "remote") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // waitFor polls cond every 200 ms until it holds or ctx ends.
