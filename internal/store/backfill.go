@@ -42,11 +42,15 @@ const (
 	// now − backfillMaxAge. Receivers refuse samples older than their
 	// out-of-order window anyway (Thanos's --tsdb.out-of-order.time-window).
 	backfillMaxAge = 2 * time.Hour
-	// backfillWindow is how much sample time one TSDB query reads. The
-	// samples are copied out and the querier closed before they are sent,
-	// so a slow remote never holds the TSDB's read lock (which a reopen
-	// after a full disk waits for); a window is held in memory meanwhile.
-	backfillWindow = 10 * time.Second
+	// A TSDB query of every series reads a window of sample time sized to
+	// hold about backfillWindowSamples samples (from backfillMinWindow to
+	// backfillMaxWindow, adapted after each read). The samples are copied
+	// out and the querier closed before they are sent, so a slow remote
+	// never holds the TSDB's read lock (which a reopen after a full disk
+	// waits for); the copy is what the backfill holds in memory.
+	backfillWindowSamples = 50_000
+	backfillMinWindow     = 100 * time.Millisecond
+	backfillMaxWindow     = time.Minute
 	// backfillRate bounds what the backfill sends, in samples per second
 	// over all remotes, so that a restart after a long lag does not starve
 	// the live WAL tail of the remote's capacity.
@@ -218,7 +222,7 @@ func (b *remoteBackfill) run(ctx context.Context) {
 }
 
 // sendRestart sends the range between the resume point and the tail's
-// start, window by window, moving the resume point as each is sent.
+// start, moving the resume point as each window is sent.
 func (b *remoteBackfill) sendRestart(ctx context.Context) {
 	b.mu.Lock()
 	r := b.restart
@@ -228,23 +232,39 @@ func (b *remoteBackfill) sendRestart(ctx context.Context) {
 	}
 	start := b.now()
 	b.logger.Info("remote-write backfill after restart", "from", timestamp.Time(r.mint), "to", timestamp.Time(r.maxt))
-	var sent int
-	for mint := r.mint; mint <= r.maxt; mint += backfillWindow.Milliseconds() {
-		maxt := min(mint+backfillWindow.Milliseconds()-1, r.maxt)
-		n, err := b.sendRange(ctx, reasonRestart, timeRange{mint, maxt}, labels.EmptyLabels())
-		sent += n
-		if err != nil { // only ctx ends a range; the resume point stays at mint
-			return
-		}
+	sent, err := b.sendWindows(ctx, reasonRestart, *r, func(next int64) {
 		b.mu.Lock()
-		b.restart.mint = maxt + 1
+		b.restart.mint = next
 		b.mu.Unlock()
 		b.persist()
+	})
+	if err != nil { // only ctx ends it; the resume point stays where it got to
+		return
 	}
 	b.mu.Lock()
 	b.restart = nil
 	b.mu.Unlock()
 	b.logger.Info("remote-write backfill after restart done", "samples", sent, "took", b.now().Sub(start))
+}
+
+// sendWindows sends every series over rng, one window of sample time at a
+// time, calling sent with the start of what is left after each.
+func (b *remoteBackfill) sendWindows(ctx context.Context, reason string, rng timeRange, sent func(next int64)) (int, error) {
+	window, total := time.Second.Milliseconds(), 0
+	for mint := rng.mint; mint <= rng.maxt; {
+		maxt := min(mint+window-1, rng.maxt)
+		n, err := b.sendRange(ctx, reason, timeRange{mint, maxt}, labels.EmptyLabels())
+		total += n
+		if err != nil {
+			return total, err
+		}
+		mint = maxt + 1
+		sent(mint)
+		// The next window holds about backfillWindowSamples if the
+		// samples are as dense as in this one.
+		window = max(backfillMinWindow.Milliseconds(), min(backfillMaxWindow.Milliseconds(), window*backfillWindowSamples/max(int64(n), 1)))
+	}
+	return total, nil
 }
 
 // sendLate sends the late samples gathered since the last pass.
@@ -256,7 +276,7 @@ func (b *remoteBackfill) sendLate(ctx context.Context) {
 	b.mu.Unlock()
 	defer func() { b.mu.Lock(); b.sendingMin = math.MaxInt64; b.mu.Unlock() }()
 	if all != nil {
-		if _, err := b.sendRange(ctx, reasonLate, *all, labels.EmptyLabels()); err != nil {
+		if _, err := b.sendWindows(ctx, reasonLate, *all, func(int64) {}); err != nil {
 			return
 		}
 	}

@@ -137,9 +137,7 @@ func (b *remoteBackfill) read(ctx context.Context, rng timeRange, only labels.La
 		if !only.IsEmpty() && !labels.Equal(s.Labels(), only) {
 			continue // a series with more labels than the late one
 		}
-		// Copied: a block's labels may point into its mmapped index,
-		// which the querier's Close releases.
-		rs := readSeries{labels: s.Labels().Copy()}
+		var rs readSeries
 		it = s.Iterator(it)
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 			switch vt {
@@ -158,6 +156,9 @@ func (b *remoteBackfill) read(ctx context.Context, rng timeRange, only labels.La
 			return nil, err
 		}
 		if len(rs.samples)+len(rs.histograms) > 0 {
+			// Copied: a block's labels may point into its mmapped index,
+			// which the querier's Close releases.
+			rs.labels = s.Labels().Copy()
 			out = append(out, rs)
 		}
 	}
