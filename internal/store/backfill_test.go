@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,11 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bantay-noc/bantay/internal/harness/modbuild"
@@ -326,4 +329,86 @@ func TestUnreadableResumePointBackfillsTheLongestRange(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(b.mark.failures))
 	require.NotNil(t, b.restart)
 	require.InDelta(t, time.Now().Add(-backfillMaxAge).UnixMilli(), b.restart.mint, 5000)
+}
+
+// The backfill labels a series as the remote's queue does (external labels
+// the series lacks, then write_relabel_configs) and keeps to the remote's
+// max_samples_per_send.
+func TestBackfillLabelsAndBatchesAsTheQueue(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		requests []*prompb.WriteRequest
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		compressed, err := io.ReadAll(r.Body)
+		if err == nil {
+			var raw []byte
+			if raw, err = snappy.Decode(nil, compressed); err == nil {
+				req := &prompb.WriteRequest{}
+				if err = req.Unmarshal(raw); err == nil {
+					mu.Lock()
+					requests = append(requests, req)
+					mu.Unlock()
+					return
+				}
+			}
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}))
+	defer receiver.Close()
+
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer s.Close()
+	now := time.Now().Truncate(time.Second)
+	var ts []time.Time
+	for i := range 5 {
+		ts = append(ts, now.Add(time.Duration(i-5)*time.Second))
+	}
+	require.NoError(t, s.AppendMetrics(context.Background(), gaugeSamples("bantay.keep", ts)))
+	require.NoError(t, s.AppendMetrics(context.Background(), gaugeSamples("bantay.drop", ts[:2])))
+
+	b, err := newRemoteBackfill(s.db, dir, func() int64 { return 0 }, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	cfg, err := config.Load(fmt.Sprintf(`global:
+  external_labels: {bantay_shard: s1, instance: not-this-one}
+remote_write:
+  - url: %s
+    queue_config: {max_samples_per_send: 2}
+    write_relabel_configs:
+      - {source_labels: [__name__], regex: bantay_drop, action: drop}
+`, receiver.URL), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, b.applyConfig(cfg))
+	n, err := b.sendRange(context.Background(), reasonRestart, timeRange{ts[0].UnixMilli(), now.UnixMilli()}, labels.EmptyLabels())
+	require.NoError(t, err)
+	require.Equal(t, 7, n, "read: both series")
+
+	mu.Lock()
+	defer mu.Unlock()
+	var (
+		got []int64
+		sb  labels.ScratchBuilder
+	)
+	for _, req := range requests {
+		perRequest := 0
+		for _, series := range req.Timeseries {
+			l := series.ToLabels(&sb, nil)
+			require.Equal(t, "bantay_keep", l.Get(model.MetricNameLabel))
+			require.Equal(t, "s1", l.Get("bantay_shard"), "an external label the series lacks is added")
+			require.Equal(t, "mnl-01", l.Get("instance"), "the series' own label wins over an external one")
+			for _, smp := range series.Samples {
+				got = append(got, smp.Timestamp)
+			}
+			perRequest += len(series.Samples)
+		}
+		require.LessOrEqual(t, perRequest, 2, "max_samples_per_send")
+	}
+	var want []int64
+	for _, at := range ts {
+		want = append(want, at.UnixMilli())
+	}
+	require.Equal(t, want, got)
+	require.Equal(t, 5.0, testutil.ToFloat64(b.samples.WithLabelValues(reasonRestart, resultSent)))
+	require.Equal(t, 2.0, testutil.ToFloat64(b.samples.WithLabelValues(reasonRestart, resultDropped)))
 }
