@@ -93,7 +93,8 @@ type remoteBackfill struct {
 	remotes    []*backfillRemote
 	restart    *timeRange // what the restart backfill still owes; nil once sent, or with no resume point
 	late       map[uint64]*lateSeries
-	lateAll    *timeRange // late samples beyond maxLateSeries: every series in this range
+	maxLate    int        // maxLateSeries; smaller in tests
+	lateAll    *timeRange // late samples beyond maxLate series: every series in this range
 	lateMin    int64      // the oldest late sample waiting
 	sendingMin int64      // the oldest late sample of the pass being sent
 	persisted  int64      // the resume point on disk, 0 for none
@@ -118,6 +119,7 @@ func newRemoteBackfill(db *DB, dir string, lowestSent func() int64, reg promethe
 		limiter:    rate.NewLimiter(backfillRate, maxBackfillBatch),
 		now:        time.Now,
 		late:       map[uint64]*lateSeries{},
+		maxLate:    maxLateSeries,
 		lateMin:    math.MaxInt64,
 		sendingMin: math.MaxInt64,
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -374,12 +376,12 @@ func (l *lateBatch) committed() {
 			ls.rng.widen(s.t)
 			continue
 		}
-		if len(b.late) < maxLateSeries && b.late[h] == nil {
+		if len(b.late) < b.maxLate && b.late[h] == nil {
 			b.late[h] = &lateSeries{labels: s.labels, rng: timeRange{s.t, s.t}}
 			continue
 		}
 		if b.lateAll == nil {
-			b.logger.Warn("late samples of more series than the backfill remembers one by one; sending every series over their range", "series", maxLateSeries)
+			b.logger.Warn("late samples of more series than the backfill remembers one by one; sending every series over their range", "series", b.maxLate)
 			b.lateAll = &timeRange{s.t, s.t}
 		}
 		b.lateAll.widen(s.t)

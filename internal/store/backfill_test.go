@@ -335,28 +335,7 @@ func TestUnreadableResumePointBackfillsTheLongestRange(t *testing.T) {
 // the series lacks, then write_relabel_configs) and keeps to the remote's
 // max_samples_per_send.
 func TestBackfillLabelsAndBatchesAsTheQueue(t *testing.T) {
-	var (
-		mu       sync.Mutex
-		requests []*prompb.WriteRequest
-	)
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		compressed, err := io.ReadAll(r.Body)
-		if err == nil {
-			var raw []byte
-			if raw, err = snappy.Decode(nil, compressed); err == nil {
-				req := &prompb.WriteRequest{}
-				if err = req.Unmarshal(raw); err == nil {
-					mu.Lock()
-					requests = append(requests, req)
-					mu.Unlock()
-					return
-				}
-			}
-		}
-		http.Error(w, err.Error(), http.StatusBadRequest)
-	}))
-	defer receiver.Close()
-
+	receiver, received := decodingReceiver(t)
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	defer s.Close()
@@ -377,20 +356,18 @@ remote_write:
     queue_config: {max_samples_per_send: 2}
     write_relabel_configs:
       - {source_labels: [__name__], regex: bantay_drop, action: drop}
-`, receiver.URL), slog.New(slog.DiscardHandler))
+`, receiver), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, b.applyConfig(cfg))
 	n, err := b.sendRange(context.Background(), reasonRestart, timeRange{ts[0].UnixMilli(), now.UnixMilli()}, labels.EmptyLabels())
 	require.NoError(t, err)
 	require.Equal(t, 7, n, "read: both series")
 
-	mu.Lock()
-	defer mu.Unlock()
 	var (
 		got []int64
 		sb  labels.ScratchBuilder
 	)
-	for _, req := range requests {
+	for _, req := range received() {
 		perRequest := 0
 		for _, series := range req.Timeseries {
 			l := series.ToLabels(&sb, nil)
@@ -411,4 +388,78 @@ remote_write:
 	require.Equal(t, want, got)
 	require.Equal(t, 5.0, testutil.ToFloat64(b.samples.WithLabelValues(reasonRestart, resultSent)))
 	require.Equal(t, 2.0, testutil.ToFloat64(b.samples.WithLabelValues(reasonRestart, resultDropped)))
+}
+
+// decodingReceiver is a remote-write endpoint that keeps every request it
+// decodes, and answers 400 naming what it could not.
+func decodingReceiver(t *testing.T) (url string, received func() []*prompb.WriteRequest) {
+	var (
+		mu       sync.Mutex
+		requests []*prompb.WriteRequest
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		compressed, err := io.ReadAll(r.Body)
+		if err == nil {
+			var raw []byte
+			if raw, err = snappy.Decode(nil, compressed); err == nil {
+				req := &prompb.WriteRequest{}
+				if err = req.Unmarshal(raw); err == nil {
+					mu.Lock()
+					requests = append(requests, req)
+					mu.Unlock()
+					return
+				}
+			}
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []*prompb.WriteRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*prompb.WriteRequest(nil), requests...)
+	}
+}
+
+// Late samples of more series than the backfill remembers one by one widen
+// one range that is sent for every series, and hold the resume point.
+func TestLateSamplesBeyondTheSeriesBoundAreSentForEverySeries(t *testing.T) {
+	receiver, received := decodingReceiver(t)
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer s.Close()
+	late := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	for _, name := range []string{"bantay.first", "bantay.second", "bantay.third"} {
+		require.NoError(t, s.AppendMetrics(context.Background(), gaugeSamples(name, []time.Time{late})))
+	}
+	b, err := newRemoteBackfill(s.db, dir, func() int64 { return time.Now().UnixMilli() }, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	cfg, err := config.Load(fmt.Sprintf("remote_write: [{url: %q}]\n", receiver), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, b.applyConfig(cfg))
+	b.maxLate = 1
+	l := b.newBatch()
+	for _, name := range []string{"bantay_first", "bantay_second"} {
+		l.observe(labels.FromStrings(model.MetricNameLabel, name, "instance", "mnl-01", "job", "bantay-probe"), late.UnixMilli())
+	}
+	l.committed()
+	require.Len(t, b.late, 1)
+	require.Equal(t, &timeRange{late.UnixMilli(), late.UnixMilli()}, b.lateAll)
+	r, ok := b.resumePoint()
+	require.True(t, ok)
+	require.Equal(t, late.UnixMilli(), r)
+
+	b.sendLate(context.Background())
+	names := map[string]bool{}
+	var sb labels.ScratchBuilder
+	for _, req := range received() {
+		for _, series := range req.Timeseries {
+			names[series.ToLabels(&sb, nil).Get(model.MetricNameLabel)] = true
+		}
+	}
+	require.Equal(t, map[string]bool{"bantay_first": true, "bantay_second": true, "bantay_third": true}, names,
+		"every series over the range, the third (never late) too")
+	r, ok = b.resumePoint()
+	require.True(t, ok)
+	require.Greater(t, r, late.UnixMilli(), "sent: the point moves on")
 }
