@@ -48,6 +48,7 @@ type Server struct {
 	notifier       *notifier.Manager
 	rules          *rules.Manager
 	remote         *remote.Storage
+	backfill       *remoteBackfill
 
 	reloads *prometheus.CounterVec
 	lastOK  prometheus.Gauge
@@ -109,10 +110,14 @@ func NewServer(s *Store, configFile string, externalURL *url.URL, reg prometheus
 	})
 	// Remote write tails the TSDB's WAL, like Prometheus's: ingestion never
 	// waits for the remote store. Like Prometheus's, after a restart it sends
-	// only samples newer than the start, so what was not yet shipped when the
-	// collector crashed stays local (docs/SCALING.md, the crash gap).
+	// only samples newer than the start; the backfill sends the rest
+	// (backfill.go, docs/SCALING.md).
 	p.remote = remote.NewStorage(logger.With("component", "remote"), reg, func() (int64, error) { return s.db.StartTime() },
 		s.cfg.Dir, time.Minute, nil, false)
+	if p.backfill, err = newRemoteBackfill(s.db, s.cfg.Dir, p.remote.LowestSentTimestamp, reg, logger.With("component", "remote backfill")); err != nil {
+		cancel()
+		return nil, fmt.Errorf("remote-write backfill: %w", err)
+	}
 
 	if err := p.Reload(); err != nil {
 		p.Stop()
@@ -123,6 +128,8 @@ func NewServer(s *Store, configFile string, externalURL *url.URL, reg prometheus
 	p.wg.Go(func() { _ = p.scrape.Run(p.discoverScrape.SyncCh()) })
 	p.wg.Go(func() { p.notifier.Run(p.discoverNotify.SyncCh()) })
 	p.wg.Go(p.rules.Run)
+	p.wg.Go(func() { p.backfill.run(ctx) })
+	s.backfill.Store(p.backfill)
 	return p, nil
 }
 
@@ -178,7 +185,12 @@ func (p *Server) Reload() (err error) {
 		name  string
 		apply func() error
 	}{
-		{"remote_write", func() error { return p.remote.ApplyConfig(cfg) }},
+		{"remote_write", func() error {
+			if err := p.remote.ApplyConfig(cfg); err != nil {
+				return err
+			}
+			return p.backfill.applyConfig(cfg)
+		}},
 		{"scrape", func() error { return p.scrape.ApplyConfig(cfg) }},
 		{"scrape discovery", func() error {
 			c := make(map[string]discovery.Configs, len(scrapeConfigs))
@@ -240,6 +252,7 @@ func (p *Server) APIDeps() APIDeps {
 // Stop stops rule evaluation first (so no new alerts), then sends what the
 // notifier has queued, stops scraping and discovery, and flushes remote write.
 func (p *Server) Stop() {
+	p.store.backfill.Store(nil)
 	p.rules.Stop()
 	p.notifier.Stop()
 	p.scrape.Stop()

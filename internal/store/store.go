@@ -166,6 +166,7 @@ type Store struct {
 	metadata   metadataIndex
 	settings   otlptranslator.Settings
 	series     *seriesCache
+	backfill   atomic.Pointer[remoteBackfill] // the Server's, which takes late samples
 
 	appendedSamples prometheus.Counter
 	rejectedSamples *prometheus.CounterVec
@@ -374,7 +375,7 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 	defer func() { <-s.slots }()
 
 	gated := s.db.appenderV2(ctx)
-	app := &tolerantAppender{AppenderV2: gated, metadata: &s.metadata}
+	app := &tolerantAppender{AppenderV2: gated, metadata: &s.metadata, late: s.backfill.Load().newBatch()}
 	var (
 		annots  annotations.Annotations
 		convErr error
@@ -405,6 +406,7 @@ func (s *Store) AppendMetrics(ctx context.Context, md pmetric.Metrics) error {
 		s.refusedRequests.WithLabelValues("commit_failed").Inc()
 		return s.retryable(codes.Unavailable, "commit to TSDB: "+err.Error())
 	}
+	app.late.committed()
 	if rec != nil && convErr == nil && len(annots) == 0 {
 		s.series.learn(ctx, md, rec.recs, gated.gen)
 	}
@@ -461,6 +463,7 @@ func (s *Store) retryable(code codes.Code, msg string) error {
 type tolerantAppender struct {
 	storage.AppenderV2
 	metadata   *metadataIndex
+	late       *lateBatch
 	lastFamily string
 	appended   int
 	rejected   map[string]int
@@ -471,6 +474,7 @@ func (a *tolerantAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t
 	r, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 	if err == nil || isPartial(err) { // partial: the sample is written, an exemplar is not
 		a.appended++
+		a.late.observe(ls, t)
 		if opts.MetricFamilyName != a.lastFamily {
 			a.lastFamily = opts.MetricFamilyName
 			a.metadata.observe(opts.MetricFamilyName, opts.Metadata)

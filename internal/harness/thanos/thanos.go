@@ -58,7 +58,10 @@ func Start(t testing.TB) *Thanos {
 		"--receive.capnproto-address="+testenv.FreeAddr(t),
 		`--label=receive_replica="0"`,
 		// The collectors' out-of-order window: a probe's queued backlog
-		// sent after an outage is accepted here as by the collector.
+		// sent after an outage, and what a restarted collector's
+		// remote-write backfill sends from before its restart, are accepted
+		// here as by the collector (a deployment requirement,
+		// docs/SCALING.md).
 		"--tsdb.out-of-order.time-window=30m",
 		"--log.level=warn")
 	th.query = start(t, bin, th.queryHTTP, "query",
