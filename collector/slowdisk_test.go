@@ -210,7 +210,11 @@ func TestSlowDiskIsRefusedRetryablyAndNothingAckedIsLost(t *testing.T) {
 		t.Logf("%-9s acked %4d requests, answer p50 %.3f s p99 %.3f s max %.3f s; refused %v; timed out %d; commits %d, p99 ≤ %g s, mean %.3f s, share of time %.2f; ready %d; query %v",
 			p.name, lat.Samples, lat.P50, lat.P99, lat.Max, p.refused, p.timedOut, p.commits.count, p.commits.p99(),
 			p.commits.sum/float64(max(p.commits.count, 1)), share, p.ready, p.query.Round(time.Millisecond))
-		if lat.Samples == 0 {
+		// At 2 s a write, a commit of new series takes 6–8 s and waits
+		// behind others, so it may outlast the probe's 10 s timeout: that
+		// phase may acknowledge nothing (CI saw none in one run, two in
+		// another), as long as what it refuses is refused retryably.
+		if lat.Samples == 0 && p.delay < time.Second {
 			t.Errorf("%s: nothing acknowledged", p.name)
 		}
 		if p.ready != http.StatusOK {
