@@ -51,6 +51,10 @@ type restart struct {
 	// HeadSeriesS to the head holding the series it held before the stop.
 	ReadyS      float64 `json:"ready_s"`
 	HeadSeriesS float64 `json:"head_series_s"`
+	// RebuiltS is the time from the launch to the end of the heatmap's
+	// rebuild from the store (bantay_heatmap_rebuilding 0), which runs
+	// after ready; Bantay only.
+	RebuiltS float64 `json:"rebuilt_s,omitempty"`
 }
 
 func restartCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -102,8 +106,12 @@ func restartCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, res := range results {
 		fmt.Fprintf(stdout, "%s, %d head series:\n", res.Side, res.HeadSeries)
 		for _, s := range res.Restarts {
-			fmt.Fprintf(stdout, "  %-40s WAL %5d MiB  stop %6.2f s  ready %6.2f s  all series in the head %6.2f s\n",
+			fmt.Fprintf(stdout, "  %-40s WAL %5d MiB  stop %6.2f s  ready %6.2f s  all series in the head %6.2f s",
 				s.How, s.WALBytes>>20, s.StopS, s.ReadyS, s.HeadSeriesS)
+			if s.RebuiltS > 0 {
+				fmt.Fprintf(stdout, "  heatmap rebuilt %6.2f s", s.RebuiltS)
+			}
+			fmt.Fprintln(stdout)
 		}
 	}
 	if r.jsonPath != "" {
@@ -183,7 +191,10 @@ func (r *restartFlags) bantay(ctx context.Context, dir string, fleet []otlpload.
 		if rs.HeadSeriesS, err = metrics(b).awaitSeries(ctx, res.HeadSeries, launched); err != nil {
 			return res, fmt.Errorf("%s: %w", how, err)
 		}
-		fmt.Fprintf(log, "bantay: %s: ready after %.2f s\n", how, rs.ReadyS)
+		if rs.RebuiltS, err = metrics(b).awaitRebuilt(ctx, launched); err != nil {
+			return res, fmt.Errorf("%s: %w", how, err)
+		}
+		fmt.Fprintf(log, "bantay: %s: ready after %.2f s, heatmap rebuilt after %.2f s\n", how, rs.ReadyS, rs.RebuiltS)
 		res.Restarts = append(res.Restarts, rs)
 		if strings.HasPrefix(how, "kill") {
 			// More WAL after the replay, as a collector that ran on would have.
@@ -325,6 +336,12 @@ func stopProcess(p *os.Process) error {
 type metricsEndpoint struct{ url, token string }
 
 func (m metricsEndpoint) headSeries(ctx context.Context) (int64, error) {
+	v, err := m.sample(ctx, "prometheus_tsdb_head_series")
+	return int64(v), err
+}
+
+// sample reads the value of an unlabelled sample (a gauge) from the page.
+func (m metricsEndpoint) sample(ctx context.Context, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
 	if err != nil {
 		return 0, err
@@ -343,15 +360,33 @@ func (m metricsEndpoint) headSeries(ctx context.Context) (int64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "prometheus_tsdb_head_series "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return int64(f), err
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("%s: no prometheus_tsdb_head_series", m.url)
+	return 0, fmt.Errorf("%s: no %s", m.url, name)
+}
+
+// awaitRebuilt polls until the heatmap's rebuild has ended
+// (bantay_heatmap_rebuilding 0), every 50 ms for at most 10 minutes, and
+// returns how long after launched that was.
+func (m metricsEndpoint) awaitRebuilt(ctx context.Context, launched time.Time) (float64, error) {
+	var lastErr error
+	for range 12_000 {
+		v, err := m.sample(ctx, "bantay_heatmap_rebuilding")
+		if err == nil && v == 0 {
+			return time.Since(launched).Seconds(), nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("the heatmap was still rebuilding after 10 minutes (%v)", lastErr)
 }
 
 // awaitSeries polls until the head holds want series (the WAL replayed or
