@@ -154,6 +154,7 @@ func (h *Heatmap) startRebuild(q storage.Queryable, now time.Time) error {
 		h.hold.Release(h.agg.Observe)
 		return err
 	}
+	h.hub.SetRebuilding(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancelRebuild = cancel
 	h.wg.Go(func() {
@@ -170,6 +171,7 @@ func (h *Heatmap) readRebuild(ctx context.Context, fenced *rebuild.Fenced) {
 	res, err := fenced.Read(ctx)
 	h.m.rebuildPoints.Add(float64(res.Samples))
 	replayed, dropped := h.hold.Release(h.agg.Observe)
+	h.hub.SetRebuilding(false)
 	args := []any{"duration", time.Since(began).Round(time.Millisecond), "cells", h.agg.CellCount(),
 		"samples", res.Samples, "from", res.From.UTC(), "to", res.To.UTC(),
 		"live_points_replayed", replayed, "live_points_dropped", dropped}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -77,10 +78,27 @@ func TestNoBroadcastWhileRebuilding(t *testing.T) {
 	feed(h, globeMD, now.Add(-15*time.Second), 10)
 	feed(h, globeMD, now, 20)
 	h.tick(now)
-	if snap := snapshot(t, h); !h.Rebuilding() || !strings.Contains(snap, `"seq":0,`) || strings.Contains(snap, globeMD.ID()) {
+	if snap := snapshot(t, h); !h.Rebuilding() || !strings.Contains(snap, `"seq":0,`) || strings.Contains(snap, globeMD.ID()) ||
+		!strings.Contains(snap, `"rebuilding":true`) {
 		t.Fatalf("rebuilding %v; a tick ran during the rebuild, or the live points reached the cells: %s", h.Rebuilding(), snap)
 	}
+	// A page open during the rebuild is told, and told when it ends.
+	srv := httptest.NewServer(h.Handler())
+	defer srv.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+hub.PathWS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(time.Minute)) // failsafe only
+	if _, first, err := ws.ReadMessage(); err != nil || !strings.Contains(string(first), `"rebuilding":true`) {
+		t.Fatalf("first frame during the rebuild: %s (%v)", first, err)
+	}
 	close(gate)
+	if _, next, err := ws.ReadMessage(); err != nil || !strings.Contains(string(next), `"type":"delta"`) ||
+		!strings.Contains(string(next), `"rebuilding":false`) || !strings.Contains(string(next), globeMD.ID()) {
+		t.Fatalf("the frame after the rebuild: %s (%v), want a delta with the cell and rebuilding false", next, err)
+	}
 	for i := 0; i < 3000 && h.Rebuilding(); i++ { // bounded by count
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -88,8 +106,8 @@ func TestNoBroadcastWhileRebuilding(t *testing.T) {
 		t.Fatal("the rebuild did not end")
 	}
 	// The rebuild's own tick, not the hourly one.
-	if snap := snapshot(t, h); !strings.Contains(snap, `"count":10`) {
-		t.Errorf("after the rebuild the snapshot lacks the held points' 10 answers: %s", snap)
+	if snap := snapshot(t, h); !strings.Contains(snap, `"count":10`) || !strings.Contains(snap, `"rebuilding":false`) {
+		t.Errorf("after the rebuild the snapshot lacks the held points' 10 answers, or says it rebuilds: %s", snap)
 	}
 }
 
