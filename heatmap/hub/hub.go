@@ -76,15 +76,15 @@ type Hub struct {
 	metaSig  string
 	// metaDue: meta was rebuilt outside a tick (a new gazetteer); the next
 	// delta carries it.
-	metaDue  bool
+	metaDue bool
 	// rebuilding: the cells are being refilled from the store (SetRebuilding).
 	rebuilding bool
-	groups   map[string]*group
-	clients  map[*client]struct{}
-	drills   map[string]*drill
-	closed   bool
-	cityRank map[string]int
-	feed     feedRing // the last events, for snapshots (feed.go)
+	groups     map[string]*group
+	clients    map[*client]struct{}
+	drills     map[string]*drill
+	closed     bool
+	cityRank   map[string]int
+	feed       feedRing // the last events, for snapshots (feed.go)
 }
 
 // New validates cfg (zero fields take defaults) and returns a hub that
