@@ -3,9 +3,9 @@
 // staleness, path state changes), the websocket hub and its HTTP handlers
 // (heatmap/hub), speaking heatmap/wire's protocol, refilled at start from
 // the store (heatmap/rebuild) in the background while live points are held.
-// Heatmap runs the broadcast loop and hands
-// path state changes (heatmap/pathstate) to subscribers
-// (docs/heatmap.md, docs/websocket-protocol.md).
+// Heatmap runs the broadcast loop and hands path state changes
+// (heatmap/pathstate) to subscribers (docs/heatmap.md,
+// docs/websocket-protocol.md).
 //
 // It does not depend on the collector: the heatmap exporter feeds it
 // cumulative points (Observe), and StartRebuild refills it from the TSDB.

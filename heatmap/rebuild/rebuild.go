@@ -1,5 +1,8 @@
 // Package rebuild refills the heatmap's aggregation from the Prometheus
-// TSDB at start, so a collector restart does not blank the wall.
+// TSDB at start, so a collector restart does not blank the wall. The
+// collector is ready meanwhile: Begin fences the store at the start, Read
+// refills from it, and Hold keeps the live points that arrive meanwhile
+// until Read is done (docs/heatmap.md, "Rebuild after a restart").
 package rebuild
 
 import (
