@@ -51,6 +51,11 @@ type restart struct {
 	// HeadSeriesS to the head holding the series it held before the stop.
 	ReadyS      float64 `json:"ready_s"`
 	HeadSeriesS float64 `json:"head_series_s"`
+	// HeadSeriesAfter is what the head held then: fewer than before the
+	// stop when the replay could not restore some (after a kill -9, series
+	// records in the WAL's last, unwritten page; the TSDB logs "Unknown
+	// series references").
+	HeadSeriesAfter int64 `json:"head_series_after"`
 	// RebuiltS is the time from the launch to the end of the heatmap's
 	// rebuild from the store (bantay_heatmap_rebuilding 0), which runs
 	// after ready; Bantay only.
@@ -108,6 +113,9 @@ func restartCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		for _, s := range res.Restarts {
 			fmt.Fprintf(stdout, "  %-40s WAL %5d MiB  stop %6.2f s  ready %6.2f s  all series in the head %6.2f s",
 				s.How, s.WALBytes>>20, s.StopS, s.ReadyS, s.HeadSeriesS)
+			if s.HeadSeriesAfter < res.HeadSeries {
+				fmt.Fprintf(stdout, " (%d series not restored)", res.HeadSeries-s.HeadSeriesAfter)
+			}
 			if s.RebuiltS > 0 {
 				fmt.Fprintf(stdout, "  heatmap rebuilt %6.2f s", s.RebuiltS)
 			}
@@ -188,7 +196,7 @@ func (r *restartFlags) bantay(ctx context.Context, dir string, fleet []otlpload.
 			return res, fmt.Errorf("%s: %w (log %s)", how, err, b.logPath)
 		}
 		rs.ReadyS = ready.Seconds()
-		if rs.HeadSeriesS, err = metrics(b).awaitSeries(ctx, res.HeadSeries, launched); err != nil {
+		if rs.HeadSeriesS, rs.HeadSeriesAfter, err = metrics(b).awaitSeries(ctx, res.HeadSeries, launched); err != nil {
 			return res, fmt.Errorf("%s: %w", how, err)
 		}
 		if rs.RebuiltS, err = metrics(b).awaitRebuilt(ctx, launched); err != nil {
@@ -290,7 +298,7 @@ func (r *restartFlags) peer(ctx context.Context, dir string, fleet []otlpload.Pr
 			return res, err
 		}
 		rs.ReadyS = ready.Seconds()
-		if rs.HeadSeriesS, err = m.awaitSeries(ctx, res.HeadSeries, launched); err != nil {
+		if rs.HeadSeriesS, rs.HeadSeriesAfter, err = m.awaitSeries(ctx, res.HeadSeries, launched); err != nil {
 			return res, fmt.Errorf("%s: %w", step.how, err)
 		}
 		fmt.Fprintf(log, "prometheus: %s: ready after %.2f s\n", step.how, rs.ReadyS)
@@ -390,23 +398,31 @@ func (m metricsEndpoint) awaitRebuilt(ctx context.Context, launched time.Time) (
 }
 
 // awaitSeries polls until the head holds want series (the WAL replayed or
-// the snapshot loaded), every 50 ms for at most 10 minutes, and returns how
-// long after launched that was.
-func (m metricsEndpoint) awaitSeries(ctx context.Context, want int64, launched time.Time) (float64, error) {
+// the snapshot loaded), or holds a steady number for 10 s (the replay could
+// not restore them all: the start is over all the same), every 50 ms for
+// at most 10 minutes. It returns how long after launched the head reached
+// the number it holds, and that number.
+func (m metricsEndpoint) awaitSeries(ctx context.Context, want int64, launched time.Time) (float64, int64, error) {
 	var last int64
 	var lastErr error
+	var reached time.Time // when the head first held last
 	for range 12_000 {
 		n, err := m.headSeries(ctx)
-		if err == nil && n >= want {
-			return time.Since(launched).Seconds(), nil
+		switch {
+		case err == nil && n >= want:
+			return time.Since(launched).Seconds(), n, nil
+		case err == nil && n > 0 && n == last && time.Since(reached) >= 10*time.Second:
+			return reached.Sub(launched).Seconds(), n, nil
+		case err == nil && n != last:
+			last, reached = n, time.Now()
 		}
-		last, lastErr = n, err
+		lastErr = err
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return 0, 0, ctx.Err()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("head has %d of %d series after 10 minutes (%v)", last, want, lastErr)
+	return 0, 0, fmt.Errorf("head has %d of %d series after 10 minutes (%v)", last, want, lastErr)
 }
 
 // settledSeries waits until the head's series count has not changed for
