@@ -5,6 +5,7 @@ import (
 
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
 	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/heatmap/rebuild"
 	"github.com/bantay-noc/bantay/internal/gazetteer"
 )
 
@@ -18,6 +19,8 @@ type Config struct {
 	Aggregation aggregate.Config `mapstructure:",squash"`
 	// Hub: the websocket protocol's limits, timeouts and access control.
 	Hub hub.Config `mapstructure:",squash"`
+	// Rebuild: what the rebuild after a start holds of the live points.
+	Rebuild rebuild.Config `mapstructure:",squash"`
 
 	// Gazetteer places cities on the wall (region, island group,
 	// coordinates, north-to-south order) and canonicalises carrier and
@@ -30,13 +33,14 @@ type Config struct {
 
 // DefaultConfig returns the configuration used for every zero field.
 func DefaultConfig() Config {
-	return Config{Aggregation: aggregate.DefaultConfig(), Hub: hub.DefaultConfig()}
+	return Config{Aggregation: aggregate.DefaultConfig(), Hub: hub.DefaultConfig(), Rebuild: rebuild.DefaultConfig()}
 }
 
 // withDefaults fills every zero field from DefaultConfig.
 func (c Config) withDefaults() Config {
 	c.Aggregation = c.Aggregation.WithDefaults()
 	c.Hub = c.Hub.WithDefaults()
+	c.Rebuild = c.Rebuild.WithDefaults()
 	if c.Gazetteer == nil {
 		c.Gazetteer = gazetteer.Default()
 	}
@@ -47,5 +51,5 @@ func (c Config) withDefaults() Config {
 // fields are valid: they take defaults.
 func (c Config) Validate() error {
 	_, winErr := c.Hub.DefaultWindowIn(c.Aggregation.WithDefaults().Windows)
-	return errors.Join(c.Aggregation.Validate(), winErr, c.Hub.Validate())
+	return errors.Join(c.Aggregation.Validate(), winErr, c.Hub.Validate(), c.Rebuild.Validate())
 }

@@ -2,12 +2,13 @@
 // aggregation (heatmap/aggregate: cells, windows, quantiles, loss,
 // staleness, path state changes), the websocket hub and its HTTP handlers
 // (heatmap/hub), speaking heatmap/wire's protocol, refilled at start from
-// the store (heatmap/rebuild). Heatmap runs the broadcast loop and hands
-// path state changes (heatmap/pathstate) to subscribers
-// (docs/heatmap.md, docs/websocket-protocol.md).
+// the store (heatmap/rebuild) in the background while live points are held.
+// Heatmap runs the broadcast loop and hands path state changes
+// (heatmap/pathstate) to subscribers (docs/heatmap.md,
+// docs/websocket-protocol.md).
 //
 // It does not depend on the collector: the heatmap exporter feeds it
-// cumulative points (Observe), and Rebuild refills it from the TSDB.
+// cumulative points (Observe), and StartRebuild refills it from the TSDB.
 package heatmap
 
 import (
@@ -40,13 +41,17 @@ type Heatmap struct {
 	m   *metrics
 	agg *aggregate.Aggregator
 	hub *hub.Hub
+	// hold keeps live points from agg while a rebuild reads the store.
+	hold *rebuild.Hold
 
 	mu      sync.Mutex
 	subs    []chan pathstate.Event
 	started bool
 	closed  bool
 	stop    chan struct{}
-	wg      sync.WaitGroup
+	// cancelRebuild stops a running rebuild (Close); nil when none ran.
+	cancelRebuild context.CancelFunc
+	wg            sync.WaitGroup
 }
 
 // New validates cfg (zero fields take defaults), registers the heatmap's
@@ -68,10 +73,11 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Heatmap, 
 	if err != nil {
 		return nil, fmt.Errorf("heatmap config: %w", err)
 	}
-	h := &Heatmap{cfg: cfg, log: logger, m: newMetrics(), agg: agg, hub: hb, stop: make(chan struct{})}
+	h := &Heatmap{cfg: cfg, log: logger, m: newMetrics(), agg: agg, hub: hb, hold: rebuild.NewHold(cfg.Rebuild),
+		stop: make(chan struct{})}
 	if reg != nil {
 		var errs []error
-		for _, c := range slices.Concat(agg.Collectors(), hb.Collectors(), h.m.collectors()) {
+		for _, c := range slices.Concat(agg.Collectors(), hb.Collectors(), h.hold.Collectors(), h.m.collectors()) {
 			if err := reg.Register(c); err != nil {
 				errs = append(errs, err)
 			}
@@ -107,28 +113,88 @@ func (h *Heatmap) SetGazetteer(g *gazetteer.Gazetteer) { h.hub.SetGazetteer(g) }
 
 // Observe feeds one cumulative data point. It is safe for concurrent use,
 // never blocks on clients, and counts every point it cannot use in
-// bantay_heatmap_points_total{result!="accepted"}.
-func (h *Heatmap) Observe(p *aggregate.Point) { h.agg.Observe(p) }
+// bantay_heatmap_points_total{result!="accepted"}. While a rebuild runs the
+// point is held and applied after it (StartRebuild).
+func (h *Heatmap) Observe(p *aggregate.Point) {
+	if !h.hold.Offer(p) {
+		h.agg.Observe(p)
+	}
+}
 
 // PublishEvents shows events in every client's feed (hub.PublishEvents).
 func (h *Heatmap) PublishEvents(items []wire.FeedEvent) { h.hub.PublishEvents(items) }
 
-// Rebuild refills the cells from the store (rebuild.Run) as of now, so a
-// collector restart does not blank the wall. Call it before live points
-// arrive.
-func (h *Heatmap) Rebuild(ctx context.Context, q storage.Queryable) error {
-	return h.rebuild(ctx, q, time.Now())
+// StartRebuild refills the cells from the store (heatmap/rebuild) as of
+// now, so a collector restart does not blank the wall, without keeping the
+// collector from accepting data meanwhile: it fences the store at once (the
+// rebuild reads what the store held now, up to now) and reads it in the
+// background. Points given to Observe meanwhile are held (up to
+// rebuild_hold_points) and applied after the stored ones, in the order they
+// came, so each counts once, after the history it continues. No broadcast
+// runs while it reads (a half-read cell would be judged stale or degraded
+// for nothing); the first one after it sends every cell. It fails only if
+// the store cannot be opened for reading; a failure while reading is logged
+// and the wall fills from live data. Call it before live points arrive.
+func (h *Heatmap) StartRebuild(q storage.Queryable) error {
+	return h.startRebuild(q, time.Now())
 }
 
-func (h *Heatmap) rebuild(ctx context.Context, q storage.Queryable, now time.Time) error {
-	res, err := rebuild.Run(ctx, q, h.agg, now)
-	h.m.rebuildPoints.Add(float64(res.Samples))
+func (h *Heatmap) startRebuild(q storage.Queryable, now time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		return errors.New("heatmap: rebuild after close")
+	case h.cancelRebuild != nil:
+		return errors.New("heatmap: rebuild started twice")
+	}
+	h.hold.Begin() // before the fence: no live point may slip between
+	fenced, err := rebuild.Begin(q, h.agg, now)
 	if err != nil {
+		h.hold.Release(h.agg.Observe)
 		return err
 	}
-	h.log.Info("heatmap rebuilt from the store", "cells", h.agg.CellCount(), "from", res.From.UTC(), "to", res.To.UTC())
+	h.hub.SetRebuilding(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancelRebuild = cancel
+	h.wg.Go(func() {
+		defer cancel()
+		h.readRebuild(ctx, fenced)
+	})
 	return nil
 }
+
+// readRebuild reads the fenced store, applies the held live points, says
+// how it went and broadcasts the result.
+func (h *Heatmap) readRebuild(ctx context.Context, fenced *rebuild.Fenced) {
+	began := time.Now()
+	res, err := fenced.Read(ctx)
+	h.m.rebuildPoints.Add(float64(res.Samples))
+	replayed, dropped := h.hold.Release(h.agg.Observe)
+	h.hub.SetRebuilding(false)
+	args := []any{"duration", time.Since(began).Round(time.Millisecond), "cells", h.agg.CellCount(),
+		"samples", res.Samples, "from", res.From.UTC(), "to", res.To.UTC(),
+		"live_points_replayed", replayed, "live_points_dropped", dropped}
+	switch {
+	case ctx.Err() != nil:
+		h.log.Info("heatmap rebuild stopped: the heatmap closed", args...)
+	case err != nil:
+		h.log.Warn("heatmap rebuild from the store failed; it fills from live data", append(args, "error", err)...)
+	default:
+		h.log.Info("heatmap rebuilt from the store", args...)
+	}
+	h.mu.Lock()
+	started := h.started
+	h.mu.Unlock()
+	if started {
+		// Pages opened during the rebuild get the cells now.
+		h.tick(time.Now())
+	}
+}
+
+// Rebuilding reports whether a rebuild is reading the store (live points
+// are held meanwhile).
+func (h *Heatmap) Rebuilding() bool { return h.hold.Active() }
 
 // Start begins the broadcast loop (one tick per BroadcastInterval). The
 // context is only for the start itself; Close stops the loop.
@@ -146,8 +212,8 @@ func (h *Heatmap) Start(_ context.Context) error {
 	h.wg.Add(1)
 	h.mu.Unlock()
 	// The first tick synchronously (and outside h.mu, which event dispatch
-	// takes), so a wall opened right after a restart and Rebuild sees the
-	// cells at once.
+	// takes), so a wall opened right after a start sees the cells at once
+	// (during a rebuild, tick does nothing: the rebuild's end ticks).
 	h.tick(time.Now())
 	go func() {
 		defer h.wg.Done()
@@ -167,6 +233,9 @@ func (h *Heatmap) Start(_ context.Context) error {
 
 // tick runs one broadcast and hands its events to the subscribers.
 func (h *Heatmap) tick(now time.Time) {
+	if h.hold.Active() {
+		return
+	}
 	events := h.hub.Broadcast(now)
 	if len(events) == 0 {
 		return
@@ -231,6 +300,9 @@ func (h *Heatmap) Close() error {
 		return nil
 	}
 	h.closed = true
+	if h.cancelRebuild != nil {
+		h.cancelRebuild()
+	}
 	close(h.stop)
 	for _, ch := range h.subs {
 		close(ch)

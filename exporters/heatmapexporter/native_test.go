@@ -317,8 +317,13 @@ func TestNativeCellsEqualHistogramQuantileOnTheStoredNativeSeries(t *testing.T) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hm2.Close() })
-	if err := hm2.Rebuild(context.Background(), st.DB()); err != nil {
+	if err := hm2.StartRebuild(st.DB()); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); hm2.Rebuilding(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the rebuild did not end within a minute")
+		}
 	}
 	if err := hm2.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -77,17 +77,19 @@ type Hub struct {
 	views    map[string]*aggregate.View
 	ids      []string // sorted keys of views
 	idsDirty bool
-	meta     []byte // `"carriers":[...],"network_types":[...],"cities":[...]`
+	meta     []byte // `"carriers":[...],"network_types":[...],"cities":[...],"rebuilding":…`
 	metaSig  string
 	// metaDue: meta was rebuilt outside a tick (a new gazetteer); the next
 	// delta carries it.
-	metaDue  bool
-	groups   map[string]*group
-	clients  map[*client]struct{}
-	drills   map[string]*drill
-	closed   bool
-	cityRank map[string]int
-	feed     feedRing // the last events, for snapshots (feed.go)
+	metaDue bool
+	// rebuilding: the cells are being refilled from the store (SetRebuilding).
+	rebuilding bool
+	groups     map[string]*group
+	clients    map[*client]struct{}
+	drills     map[string]*drill
+	closed     bool
+	cityRank   map[string]int
+	feed       feedRing // the last events, for snapshots (feed.go)
 }
 
 // New validates cfg (zero fields take defaults) and returns a hub that
@@ -363,6 +365,24 @@ func (h *Hub) sets() (cities, carriers, nts []string) {
 	return cities, carriers, nts
 }
 
+// SetRebuilding says whether the cells are being refilled from the store
+// after a start (the collector is ready; the wall fills in when it is
+// done). Snapshots from now on carry it, and the next tick sends it in a
+// delta, as new cities are sent.
+func (h *Hub) SetRebuilding(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rebuilding == on {
+		return
+	}
+	h.rebuilding = on
+	h.meta = h.buildMeta()
+	h.metaDue = true
+	for _, gr := range h.groups {
+		gr.snap = nil // cached snapshots carry the old meta
+	}
+}
+
 func (h *Hub) buildMeta() []byte {
 	gaz := h.parser.Gazetteer()
 	cities, carriers, nts := h.sets()
@@ -399,7 +419,8 @@ func (h *Hub) buildMeta() []byte {
 		}
 		b = append(b, '}')
 	}
-	return append(b, ']')
+	b = append(b, `],"rebuilding":`...)
+	return strconv.AppendBool(b, h.rebuilding)
 }
 
 // appendWindow renders "window":{"name","from","to"} for window wi at the

@@ -1,5 +1,8 @@
 // Package rebuild refills the heatmap's aggregation from the Prometheus
-// TSDB at start, so a collector restart does not blank the wall.
+// TSDB at start, so a collector restart does not blank the wall. The
+// collector is ready meanwhile: Begin fences the store at the start, Read
+// refills from it, and Hold keeps the live points that arrive meanwhile
+// until Read is done (docs/heatmap.md, "Rebuild after a restart").
 package rebuild
 
 import (
@@ -57,26 +60,50 @@ type Result struct {
 	From, To time.Time
 }
 
-// Run refills agg from the store: it reads the last History (plus a
-// little before, for the first delta) of network_latency_milliseconds
-// _bucket and _sum and the native network_latency_native_milliseconds
-// (the totals: no http phases), bantay_probe_attempts_total,
-// bantay_probe_failures_total and the jitter counters as of now and feeds them through the same
-// delta logic as live data (Observe), so the next live point continues
-// each stream's deltas where the store left off.
-//
-// Call it before live points arrive (the collector's extension starts
-// before its pipelines): a stream that already has a newer live point
-// ignores older stored samples as out of order.
+// Run refills agg from the store as of now: Begin, then Read.
 func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, now time.Time) (Result, error) {
+	f, err := Begin(q, agg, now)
+	if err != nil {
+		return Result{}, err
+	}
+	return f.Read(ctx)
+}
+
+// Fenced is a rebuild whose view of the store was fixed when it began: Begin
+// opened the querier, so samples appended in order after it (the live
+// exports of a collector that is already ready) are not read, and its time
+// range ends at the instant it began. Read does the work, once.
+type Fenced struct {
+	querier storage.Querier
+	agg     *aggregate.Aggregator
+	res     Result
+}
+
+// Begin opens the store as of now for a rebuild of agg: the last History
+// (plus a little before, for the first delta) up to now. It is cheap; Read
+// is the long part. Points that arrive while Read runs must be kept from
+// agg until it returns (Hold), then applied: a stream that already has a
+// newer live point ignores older stored samples as out of order.
+func Begin(q storage.Queryable, agg *aggregate.Aggregator, now time.Time) (*Fenced, error) {
 	cfg := agg.Config()
 	margin := 2 * max(cfg.ProbeInterval, cfg.Resolution)
 	res := Result{From: now.Add(-cfg.History - margin), To: now}
-	mint, maxt := res.From.UnixMilli(), res.To.UnixMilli()
-	querier, err := q.Querier(mint, maxt)
+	querier, err := q.Querier(res.From.UnixMilli(), res.To.UnixMilli())
 	if err != nil {
-		return res, fmt.Errorf("heatmap rebuild: open querier: %w", err)
+		return nil, fmt.Errorf("heatmap rebuild: open querier: %w", err)
 	}
+	return &Fenced{querier: querier, agg: agg, res: res}, nil
+}
+
+// Read refills the aggregation: it reads network_latency_milliseconds
+// _bucket and _sum and the native network_latency_native_milliseconds (the
+// totals: no http phases), bantay_probe_attempts_total,
+// bantay_probe_failures_total and the jitter counters in the fenced range and
+// feeds them through the same delta logic as live data (Observe), so the
+// next live point continues each stream's deltas where the store left off.
+// It closes the querier.
+func (f *Fenced) Read(ctx context.Context) (Result, error) {
+	querier, agg, res := f.querier, f.agg, f.res
 	defer querier.Close()
 
 	hists := map[string]*histSeries{}
@@ -117,7 +144,7 @@ func Run(ctx context.Context, q storage.Queryable, agg *aggregate.Aggregator, no
 		return nil
 	}
 
-	err = read(seriesBucket, func(lset labels.Labels, s []sample) error {
+	err := read(seriesBucket, func(lset labels.Labels, s []sample) error {
 		le, err := strconv.ParseFloat(lset.Get(labels.BucketLabel), 64)
 		if err != nil {
 			return nil // not a valid bucket series; nothing to rebuild from it

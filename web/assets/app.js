@@ -55,6 +55,7 @@ const state = {
   cells: new Map(),
   lastUpdate: 0, // client time of the last snapshot/delta
   dataTime: 0, // server time of the last snapshot/delta
+  rebuilding: false, // the collector is refilling the cells from its store after a start
   frames: 0,
   pendingSub: "",
   drill: null,
@@ -590,6 +591,7 @@ function onFrame(f) {
 }
 
 function dataFrame(f) {
+  if (typeof f.rebuilding === "boolean") state.rebuilding = f.rebuilding;
   state.frames++;
   state.lastUpdate = Date.now();
   state.dataTime = f.time || state.dataTime;
@@ -640,7 +642,7 @@ function tickStatus() {
   $("app").dataset.conn = s.state;
   let text;
   switch (s.state) {
-    case "live": text = "Live"; break;
+    case "live": text = state.rebuilding ? "Live — rebuilding the last hour from the store…" : "Live"; break;
     case "connecting": text = s.attempt ? `Connecting (try ${s.attempt + 1})` : "Connecting…"; break;
     case "reconnecting": text = `Reconnecting in ${Math.max(0, Math.ceil((s.retryAt - now) / 1000))} s`; break;
     default: text = "Offline — waiting for network";

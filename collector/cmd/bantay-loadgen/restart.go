@@ -51,6 +51,15 @@ type restart struct {
 	// HeadSeriesS to the head holding the series it held before the stop.
 	ReadyS      float64 `json:"ready_s"`
 	HeadSeriesS float64 `json:"head_series_s"`
+	// HeadSeriesAfter is what the head held then: fewer than before the
+	// stop when the replay could not restore some (after a kill -9, series
+	// records in the WAL's last, unwritten page; the TSDB logs "Unknown
+	// series references").
+	HeadSeriesAfter int64 `json:"head_series_after"`
+	// RebuiltS is the time from the launch to the end of the heatmap's
+	// rebuild from the store (bantay_heatmap_rebuilding 0), which runs
+	// after ready; Bantay only.
+	RebuiltS float64 `json:"rebuilt_s,omitempty"`
 }
 
 func restartCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -102,8 +111,15 @@ func restartCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, res := range results {
 		fmt.Fprintf(stdout, "%s, %d head series:\n", res.Side, res.HeadSeries)
 		for _, s := range res.Restarts {
-			fmt.Fprintf(stdout, "  %-40s WAL %5d MiB  stop %6.2f s  ready %6.2f s  all series in the head %6.2f s\n",
+			fmt.Fprintf(stdout, "  %-40s WAL %5d MiB  stop %6.2f s  ready %6.2f s  all series in the head %6.2f s",
 				s.How, s.WALBytes>>20, s.StopS, s.ReadyS, s.HeadSeriesS)
+			if s.HeadSeriesAfter < res.HeadSeries {
+				fmt.Fprintf(stdout, " (%d series not restored)", res.HeadSeries-s.HeadSeriesAfter)
+			}
+			if s.RebuiltS > 0 {
+				fmt.Fprintf(stdout, "  heatmap rebuilt %6.2f s", s.RebuiltS)
+			}
+			fmt.Fprintln(stdout)
 		}
 	}
 	if r.jsonPath != "" {
@@ -180,10 +196,13 @@ func (r *restartFlags) bantay(ctx context.Context, dir string, fleet []otlpload.
 			return res, fmt.Errorf("%s: %w (log %s)", how, err, b.logPath)
 		}
 		rs.ReadyS = ready.Seconds()
-		if rs.HeadSeriesS, err = metrics(b).awaitSeries(ctx, res.HeadSeries, launched); err != nil {
+		if rs.HeadSeriesS, rs.HeadSeriesAfter, err = metrics(b).awaitSeries(ctx, res.HeadSeries, launched); err != nil {
 			return res, fmt.Errorf("%s: %w", how, err)
 		}
-		fmt.Fprintf(log, "bantay: %s: ready after %.2f s\n", how, rs.ReadyS)
+		if rs.RebuiltS, err = metrics(b).awaitRebuilt(ctx, launched); err != nil {
+			return res, fmt.Errorf("%s: %w", how, err)
+		}
+		fmt.Fprintf(log, "bantay: %s: ready after %.2f s, heatmap rebuilt after %.2f s\n", how, rs.ReadyS, rs.RebuiltS)
 		res.Restarts = append(res.Restarts, rs)
 		if strings.HasPrefix(how, "kill") {
 			// More WAL after the replay, as a collector that ran on would have.
@@ -279,7 +298,7 @@ func (r *restartFlags) peer(ctx context.Context, dir string, fleet []otlpload.Pr
 			return res, err
 		}
 		rs.ReadyS = ready.Seconds()
-		if rs.HeadSeriesS, err = m.awaitSeries(ctx, res.HeadSeries, launched); err != nil {
+		if rs.HeadSeriesS, rs.HeadSeriesAfter, err = m.awaitSeries(ctx, res.HeadSeries, launched); err != nil {
 			return res, fmt.Errorf("%s: %w", step.how, err)
 		}
 		fmt.Fprintf(log, "prometheus: %s: ready after %.2f s\n", step.how, rs.ReadyS)
@@ -325,6 +344,12 @@ func stopProcess(p *os.Process) error {
 type metricsEndpoint struct{ url, token string }
 
 func (m metricsEndpoint) headSeries(ctx context.Context) (int64, error) {
+	v, err := m.sample(ctx, "prometheus_tsdb_head_series")
+	return int64(v), err
+}
+
+// sample reads the value of an unlabelled sample (a gauge) from the page.
+func (m metricsEndpoint) sample(ctx context.Context, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
 	if err != nil {
 		return 0, err
@@ -343,35 +368,61 @@ func (m metricsEndpoint) headSeries(ctx context.Context) (int64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "prometheus_tsdb_head_series "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return int64(f), err
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(v, 64)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("%s: no prometheus_tsdb_head_series", m.url)
+	return 0, fmt.Errorf("%s: no %s", m.url, name)
 }
 
-// awaitSeries polls until the head holds want series (the WAL replayed or
-// the snapshot loaded), every 50 ms for at most 10 minutes, and returns how
-// long after launched that was.
-func (m metricsEndpoint) awaitSeries(ctx context.Context, want int64, launched time.Time) (float64, error) {
-	var last int64
+// awaitRebuilt polls until the heatmap's rebuild has ended
+// (bantay_heatmap_rebuilding 0), every 50 ms for at most 10 minutes, and
+// returns how long after launched that was.
+func (m metricsEndpoint) awaitRebuilt(ctx context.Context, launched time.Time) (float64, error) {
 	var lastErr error
 	for range 12_000 {
-		n, err := m.headSeries(ctx)
-		if err == nil && n >= want {
+		v, err := m.sample(ctx, "bantay_heatmap_rebuilding")
+		if err == nil && v == 0 {
 			return time.Since(launched).Seconds(), nil
 		}
-		last, lastErr = n, err
+		lastErr = err
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("head has %d of %d series after 10 minutes (%v)", last, want, lastErr)
+	return 0, fmt.Errorf("the heatmap was still rebuilding after 10 minutes (%v)", lastErr)
+}
+
+// awaitSeries polls until the head holds want series (the WAL replayed or
+// the snapshot loaded), or holds a steady number for 10 s (the replay could
+// not restore them all: the start is over all the same), every 50 ms for
+// at most 10 minutes. It returns how long after launched the head reached
+// the number it holds, and that number.
+func (m metricsEndpoint) awaitSeries(ctx context.Context, want int64, launched time.Time) (float64, int64, error) {
+	var last int64
+	var lastErr error
+	var reached time.Time // when the head first held last
+	for range 12_000 {
+		n, err := m.headSeries(ctx)
+		switch {
+		case err == nil && n >= want:
+			return time.Since(launched).Seconds(), n, nil
+		case err == nil && n > 0 && n == last && time.Since(reached) >= 10*time.Second:
+			return reached.Sub(launched).Seconds(), n, nil
+		case err == nil && n != last:
+			last, reached = n, time.Now()
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, 0, fmt.Errorf("head has %d of %d series after 10 minutes (%v)", last, want, lastErr)
 }
 
 // settledSeries waits until the head's series count has not changed for

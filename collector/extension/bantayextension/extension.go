@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensioncapabilities"
@@ -68,6 +69,10 @@ type Server struct {
 	// before receivers, so without it /-/ready would say yes while the OTLP
 	// ports are still closed and a probe or load balancer would be refused.
 	ready atomic.Bool
+
+	// rebuildFrom is what the heatmap rebuilds from, given the store; nil
+	// means the store itself. Tests slow the rebuild through it.
+	rebuildFrom func(storage.Queryable) storage.Queryable
 }
 
 var _ extensioncapabilities.PipelineWatcher = (*Server)(nil)
@@ -162,8 +167,10 @@ func sameCity(a, b gazetteer.City) bool {
 		a.Latitude == b.Latitude && a.Longitude == b.Longitude && slices.Equal(a.Aliases, b.Aliases)
 }
 
-// Start opens the store (replaying its WAL), rebuilds the heatmap from it so
-// a restart does not blank the wall, and starts serving.
+// Start opens the store (replaying its WAL), starts the heatmap's rebuild
+// from it so a restart does not blank the wall, and starts serving. The
+// rebuild runs in the background (heatmap.StartRebuild): the collector is
+// ready, and stores what it is sent, while the wall fills in.
 func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 	defer func() {
 		if err != nil {
@@ -185,7 +192,11 @@ func (s *Server) Start(ctx context.Context, host component.Host) (err error) {
 	s.heatmap = hm
 	s.applyGazetteerLocked()
 	s.gmu.Unlock()
-	if err = s.heatmap.Rebuild(ctx, s.store.DB()); err != nil {
+	var history storage.Queryable = s.store.DB()
+	if s.rebuildFrom != nil {
+		history = s.rebuildFrom(history)
+	}
+	if err = s.heatmap.StartRebuild(history); err != nil {
 		// A wall that starts empty is better than no collector: log and go on.
 		s.set.Logger.Warn("heatmap rebuild from the TSDB failed; it fills from live data", zap.Error(err))
 	}

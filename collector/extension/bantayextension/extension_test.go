@@ -36,6 +36,10 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, 5*time.Minute, cfg.Query.LookbackDelta, "defaults survive a partial query block")
 	assert.Equal(t, "/etc/bantay/prometheus.yml", cfg.PrometheusConfig)
 	assert.Equal(t, component.MustNewIDWithName("probeauth", "edge"), cfg.Mesh.Authenticator)
+	assert.Equal(t, 250000, cfg.Heatmap.Rebuild.HoldPoints, "in the flat heatmap section")
+	assert.Equal(t, 5*time.Minute, cfg.Heatmap.Aggregation.Windows[1], "defaults survive a partial heatmap block")
+	_, err = load(t, "bad_hold")
+	assert.ErrorContains(t, err, "heatmap: rebuild_hold_points: must not be negative, got -1")
 
 	_, err = load(t, "bad_retention")
 	assert.ErrorContains(t, err, "retention: 5m0s is shorter than the 1h minimum")
