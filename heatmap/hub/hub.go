@@ -466,7 +466,7 @@ func (h *Hub) snapshot(b []byte, sub wire.Subscription, ref string) []byte {
 	b = strconv.AppendInt(b, h.cfg.BroadcastInterval.Milliseconds(), 10)
 	b = append(b, `,"resolution_ms":`...)
 	b = strconv.AppendInt(b, h.acfg.Resolution.Milliseconds(), 10)
-	b = append(b, `,"wire.Subscription":{"carriers":`...)
+	b = append(b, `,"subscription":{"carriers":`...)
 	b = wire.AppendStrings(b, sub.Carriers)
 	b = append(b, `,"network_types":`...)
 	b = wire.AppendStrings(b, sub.NetworkTypes)

@@ -109,6 +109,12 @@ type wireFrame struct {
 		Name     string `json:"name"`
 		From, To int64
 	} `json:"window"`
+	Subscription *struct {
+		Carriers     []string `json:"carriers"`
+		NetworkTypes []string `json:"network_types"`
+		Window       string   `json:"window"`
+		Statistic    string   `json:"statistic"`
+	} `json:"subscription"`
 }
 
 type wireCell struct {
@@ -219,6 +225,10 @@ func TestSubscriptionFiltersAndStatistic(t *testing.T) {
 	s := next(t, c)
 	if s.Type != "snapshot" || s.Ref != "s1" || s.Window.Name != "1m" {
 		t.Fatalf("subscribe answer %s ref %q window %q", s.Type, s.Ref, s.Window.Name)
+	}
+	// The snapshot echoes the subscription it answers (docs/websocket-protocol.md).
+	if sub := s.Subscription; sub == nil || !slices.Equal(sub.Carriers, []string{"Smart"}) || sub.Window != "1m" || sub.Statistic != "p90" {
+		t.Fatalf("snapshot's subscription %+v: want carriers [Smart], window 1m, statistic p90", sub)
 	}
 	cs := cells(t, s)
 	sm, ok := cs[smartCM.ID()]
