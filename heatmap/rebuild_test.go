@@ -8,38 +8,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/bantay-noc/bantay/heatmap/hub"
+	"github.com/bantay-noc/bantay/internal/harness/stalledstore"
 )
-
-// stalledQueryable is a store whose Selects wait until gate is closed or
-// the rebuild is cancelled.
-type stalledQueryable struct {
-	storage.Queryable
-	gate <-chan struct{}
-}
-
-func (s stalledQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	q, err := s.Queryable.Querier(mint, maxt)
-	return stalledQuerier{Querier: q, gate: s.gate}, err
-}
-
-type stalledQuerier struct {
-	storage.Querier
-	gate <-chan struct{}
-}
-
-func (s stalledQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	select {
-	case <-s.gate:
-		return s.Querier.Select(ctx, sorted, hints, ms...)
-	case <-ctx.Done():
-		return storage.ErrSeriesSet(ctx.Err())
-	}
-}
 
 func openTSDB(t *testing.T) *tsdb.DB {
 	t.Helper()
@@ -65,7 +38,7 @@ func snapshot(t *testing.T, h *Heatmap) string {
 func TestNoBroadcastWhileRebuilding(t *testing.T) {
 	h := newTestHeatmap(t, func(c *Config) { c.Hub.BroadcastInterval = time.Hour })
 	gate := make(chan struct{})
-	if err := h.StartRebuild(stalledQueryable{Queryable: openTSDB(t), gate: gate}); err != nil {
+	if err := h.StartRebuild(stalledstore.Queryable{Queryable: openTSDB(t), Gate: gate}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.StartRebuild(openTSDB(t)); err == nil {
@@ -117,7 +90,7 @@ func TestCloseStopsARebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.StartRebuild(stalledQueryable{Queryable: openTSDB(t), gate: make(chan struct{})}); err != nil {
+	if err := h.StartRebuild(stalledstore.Queryable{Queryable: openTSDB(t), Gate: make(chan struct{})}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Close(); err != nil {

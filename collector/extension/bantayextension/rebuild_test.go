@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,30 +23,9 @@ import (
 	"github.com/bantay-noc/bantay/heatmap/aggregate"
 	"github.com/bantay-noc/bantay/heatmap/pathstate"
 	"github.com/bantay-noc/bantay/internal/harness/hosttest"
+	"github.com/bantay-noc/bantay/internal/harness/stalledstore"
 	"github.com/bantay-noc/bantay/internal/harness/testenv"
 )
-
-// waitingQueryable is the store behind a slow rebuild: every Select waits
-// until gate is closed.
-type waitingQueryable struct {
-	storage.Queryable
-	gate <-chan struct{}
-}
-
-func (w waitingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	q, err := w.Queryable.Querier(mint, maxt)
-	return waitingQuerier{Querier: q, gate: w.gate}, err
-}
-
-type waitingQuerier struct {
-	storage.Querier
-	gate <-chan struct{}
-}
-
-func (w waitingQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	<-w.gate
-	return w.Querier.Select(ctx, sorted, hints, ms...)
-}
 
 var mnlDvo = pathstate.CellKey{SrcCity: "Manila", DstCity: "Davao", Carrier: "Globe", NetworkType: "5g"}
 
@@ -111,7 +89,7 @@ func TestReadyWhileTheHeatmapRebuilds(t *testing.T) {
 
 	srv = newServer()
 	gate := make(chan struct{})
-	srv.rebuildFrom = func(q storage.Queryable) storage.Queryable { return waitingQueryable{Queryable: q, gate: gate} }
+	srv.rebuildFrom = func(q storage.Queryable) storage.Queryable { return stalledstore.Queryable{Queryable: q, Gate: gate} }
 	started := make(chan error, 1)
 	go func() { started <- srv.Start(ctx, componenttest.NewNopHost()) }()
 	select {
