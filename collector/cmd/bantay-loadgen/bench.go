@@ -29,6 +29,7 @@ type benchFlags struct {
 	prometheus string
 	workDir    string
 	cpuProfile string
+	memProfile string
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,6 +50,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&b.prometheus, "prometheus", "/usr/bin/prometheus", "the peer's Prometheus (Debian's 2.42)")
 	fs.StringVar(&b.workDir, "dir", "", "working directory for configs, data and logs (default: a new temporary one, removed after)")
 	fs.StringVar(&b.cpuProfile, "cpuprofile", "", "run Bantay's collector in a bantay-loadgen process that writes its CPU profile here (adds the profiler's cost)")
+	fs.StringVar(&b.memProfile, "memprofile", "", "run Bantay's collector in a bantay-loadgen process that writes a heap profile here when the run ends (before the collector stops)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -286,12 +288,12 @@ func (b *benchFlags) start(ctx context.Context, name, dir string, log io.Writer)
 	}
 	var bin string
 	var args []string
-	if b.cpuProfile != "" {
+	if b.cpuProfile != "" || b.memProfile != "" {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		bin, args = self, []string{"collector", "-cpuprofile", b.cpuProfile}
+		bin, args = self, []string{"collector", "-cpuprofile", b.cpuProfile, "-memprofile", b.memProfile}
 	} else if bin, err = buildCollector(ctx, dir); err != nil {
 		return nil, err
 	}
